@@ -1,0 +1,1 @@
+//! Chat templates from the GGUF (`tokenizer.chat_template`), rendered with minijinja.
