@@ -1,6 +1,6 @@
 //! A bounds-checked little-endian reader over a byte slice, reporting offsets in its errors.
 
-use crate::error::{GgufError, Result};
+use crate::error::{short, GgufError, Result};
 
 /// Reads little-endian fields from a byte slice; every read is bounds-checked.
 #[derive(Clone)]
@@ -72,13 +72,13 @@ impl<'a> Cursor<'a> {
     pub(crate) fn read_utf8(&mut self, what: &str) -> Result<String> {
         let at = self.offset();
         let b = self.read_string(what)?;
-        String::from_utf8(b.to_vec()).map_err(|e| GgufError::BadKey {
-            key: String::from_utf8_lossy(b).into_owned(),
-            offset: at,
-            reason: format!(
-                "{what} is not valid UTF-8 (byte {})",
-                e.utf8_error().valid_up_to()
-            ),
-        })
+        match std::str::from_utf8(b) {
+            Ok(s) => Ok(s.to_string()),
+            Err(e) => Err(GgufError::BadKey {
+                key: short(&String::from_utf8_lossy(&b[..b.len().min(120)])),
+                offset: at,
+                reason: format!("{what} is not valid UTF-8 (byte {})", e.valid_up_to()),
+            }),
+        }
     }
 }

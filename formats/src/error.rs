@@ -118,3 +118,13 @@ pub enum GgufError {
     #[error("cannot write GGUF: {0}")]
     InvalidWrite(String),
 }
+
+/// A name or key as shown in an error message: at most 80 characters, so that a corrupt length
+/// never turns into a megabyte-long message.
+pub(crate) fn short(s: &str) -> String {
+    const MAX: usize = 80;
+    match s.char_indices().nth(MAX) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+    }
+}

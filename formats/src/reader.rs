@@ -11,7 +11,7 @@ use std::fs::File;
 use std::path::Path;
 
 use crate::cursor::Cursor;
-use crate::error::{GgufError, Result};
+use crate::error::{short, GgufError, Result};
 use crate::ggml_type::GgmlType;
 use crate::metadata::{MetadataArray, MetadataValue, StringArray, ValueType};
 
@@ -394,22 +394,28 @@ fn parse(bytes: &[u8]) -> Result<Parsed> {
         });
     }
 
-    let mut metadata = Vec::with_capacity(n_kv as usize);
-    let mut key_index = HashMap::with_capacity(n_kv as usize);
+    // Reserve no more than the file could back, whatever the header claims.
+    let kv_cap = bounded_capacity::<(String, MetadataValue)>(n_kv, bytes.len());
+    let mut metadata = Vec::with_capacity(kv_cap);
+    let mut key_index = HashMap::with_capacity(kv_cap);
     for _ in 0..n_kv {
         let at = c.offset();
         let key = c.read_utf8("metadata key")?;
+        let shown = short(&key);
         if key_index.contains_key(&key) {
-            return Err(GgufError::DuplicateKey { key, offset: at });
+            return Err(GgufError::DuplicateKey {
+                key: shown,
+                offset: at,
+            });
         }
         let type_at = c.offset();
         let type_id = c.read_u32("metadata value type")?;
         let ty = ValueType::from_id(type_id).ok_or_else(|| GgufError::BadValueType {
-            key: key.clone(),
+            key: shown.clone(),
             type_id,
             offset: type_at,
         })?;
-        let value = read_value(&mut c, ty, &key)?;
+        let value = read_value(&mut c, ty, &shown)?;
         key_index.insert(key.clone(), metadata.len());
         metadata.push((key, value));
     }
@@ -429,8 +435,9 @@ fn parse(bytes: &[u8]) -> Result<Parsed> {
         }
     };
 
-    let mut tensors = Vec::with_capacity(n_tensors as usize);
-    let mut tensor_index = HashMap::with_capacity(n_tensors as usize);
+    let tensor_cap = bounded_capacity::<(TensorInfo, u64)>(n_tensors, bytes.len());
+    let mut tensors = Vec::with_capacity(tensor_cap);
+    let mut tensor_index = HashMap::with_capacity(tensor_cap);
     for _ in 0..n_tensors {
         let info = read_tensor_info(&mut c)?;
         if tensor_index.contains_key(&info.0.name) {
@@ -491,9 +498,16 @@ fn parse(bytes: &[u8]) -> Result<Parsed> {
     })
 }
 
+/// How many `T`s to reserve for `n` claimed items so that the reservation stays well below
+/// `file_len` bytes; the collection still grows past it for items actually parsed.
+fn bounded_capacity<T>(n: u64, file_len: usize) -> usize {
+    let budget = file_len / 4 / std::mem::size_of::<T>().max(1);
+    (n as usize).min(budget)
+}
+
 fn bad_tensor(name: &str, offset: u64, reason: impl Into<String>) -> GgufError {
     GgufError::BadTensor {
-        tensor: name.to_string(),
+        tensor: short(name),
         offset,
         reason: reason.into(),
     }

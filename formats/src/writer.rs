@@ -192,7 +192,10 @@ impl<'a> GgufWriter<'a> {
             w.put(&offset.to_le_bytes())?;
             offset += align_up(t.data.len() as u64, alignment).expect("size fits");
         }
-        w.pad(alignment)?;
+        // Vocab-only files (no tensors) end right after the header, as llama.cpp writes them.
+        if !self.tensors.is_empty() {
+            w.pad(alignment)?;
+        }
         for t in &self.tensors {
             w.put(&t.data)?;
             w.pad(alignment)?;
