@@ -1,0 +1,353 @@
+//! Token sampling: greedy, temperature, top-k, typical-p, top-p, min-p, repetition /
+//! frequency / presence penalties, seeded RNG — llama.cpp's `llama-cli` samplers, in its
+//! default order.
+//!
+//! ```
+//! use nanorun::sampler::{Sampler, SamplingParams};
+//! let mut s = Sampler::new(SamplingParams { seed: Some(42), ..Default::default() }).unwrap();
+//! let logits = [0.1, 3.0, 2.5, -1.0];
+//! let token = s.sample(&logits);
+//! s.accept(token); // feeds the repetition penalties
+//! assert!(token == 1 || token == 2);
+//! ```
+//!
+//! Tokens that should count for the penalties but were not sampled (the prompt, as llama.cpp
+//! does it) are passed to [`Sampler::accept`] too. After the first call a sampler allocates
+//! nothing more (its scratch buffers are kept), except when a window of `repeat_last_n = -1`
+//! grows.
+
+mod params;
+mod rng;
+
+pub use params::{SamplingError, SamplingParams};
+pub use rng::Xoshiro256;
+
+use std::cmp::Ordering;
+use std::collections::VecDeque;
+
+/// One candidate token during sampling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Candidate {
+    id: u32,
+    logit: f32,
+}
+
+/// Highest logit first, then lowest id: a total order, so unstable sorts are deterministic.
+fn by_logit_desc(a: &Candidate, b: &Candidate) -> Ordering {
+    b.logit.total_cmp(&a.logit).then(a.id.cmp(&b.id))
+}
+
+/// A stateful sampler: parameters, the random generator and the penalty window.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    params: SamplingParams,
+    seed: u64,
+    rng: Xoshiro256,
+    /// Tokens in the penalty window, oldest first.
+    history: VecDeque<u32>,
+    /// Occurrences of each token id in `history`.
+    counts: Vec<u32>,
+    /// Candidates of the current call (scratch).
+    cands: Vec<Candidate>,
+    /// Probabilities or scores parallel to `cands` (scratch).
+    probs: Vec<f32>,
+    /// Candidates reordered by the typical-p step (scratch).
+    reordered: Vec<Candidate>,
+}
+
+impl Sampler {
+    /// A sampler for these parameters, after checking them.
+    pub fn new(params: SamplingParams) -> Result<Sampler, SamplingError> {
+        params.validate()?;
+        let seed = params.seed.unwrap_or_else(rng::random_seed);
+        let window = usize::try_from(params.repeat_last_n).unwrap_or(0);
+        Ok(Sampler {
+            seed,
+            rng: Xoshiro256::new(seed),
+            history: VecDeque::with_capacity(window.min(1 << 16) + 1),
+            counts: Vec::new(),
+            cands: Vec::new(),
+            probs: Vec::new(),
+            reordered: Vec::new(),
+            params,
+        })
+    }
+
+    /// The parameters in use.
+    pub fn params(&self) -> &SamplingParams {
+        &self.params
+    }
+
+    /// The seed in use (the one drawn at random when none was given).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Forgets the penalty window and restarts the random stream from the seed.
+    pub fn reset(&mut self) {
+        self.history.clear();
+        self.counts.iter_mut().for_each(|c| *c = 0);
+        self.rng = Xoshiro256::new(self.seed);
+    }
+
+    /// Records a token (sampled, or from the prompt) for the penalties.
+    pub fn accept(&mut self, token: u32) {
+        let limit = match self.params.repeat_last_n {
+            0 => return,
+            -1 => usize::MAX,
+            n => n as usize,
+        };
+        let idx = token as usize;
+        if idx >= self.counts.len() {
+            self.counts.resize(idx + 1, 0);
+        }
+        self.counts[idx] += 1;
+        self.history.push_back(token);
+        while self.history.len() > limit {
+            if let Some(old) = self.history.pop_front() {
+                self.counts[old as usize] -= 1;
+            }
+        }
+    }
+
+    /// Picks the next token from one row of logits (one per vocabulary entry).
+    ///
+    /// NaN logits count as −∞ (never picked unless every logit is unusable, in which case the
+    /// lowest id is returned).
+    ///
+    /// # Panics
+    /// If `logits` is empty: a model always yields a full row. Use
+    /// [`try_sample`](Self::try_sample) where the row comes from elsewhere.
+    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        match self.try_sample(logits) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Like [`sample`](Self::sample), with an error instead of a panic for an empty row.
+    pub fn try_sample(&mut self, logits: &[f32]) -> Result<u32, SamplingError> {
+        if logits.is_empty() {
+            return Err(SamplingError::EmptyLogits);
+        }
+        if self.counts.len() < logits.len() {
+            // Warm-up: size the per-token counters once for the whole vocabulary.
+            self.counts.resize(logits.len(), 0);
+        }
+        if self.params.is_greedy() {
+            return Ok(self.greedy(logits));
+        }
+        self.load_candidates(logits);
+        self.top_k();
+        self.typical();
+        self.top_p();
+        self.min_p();
+        self.temperature();
+        Ok(self.draw())
+    }
+
+    /// Logit of token `id` after the penalties, with NaN mapped to −∞.
+    #[inline]
+    fn penalised(&self, id: usize, logit: f32, penalties: bool) -> f32 {
+        let mut l = if logit.is_nan() {
+            f32::NEG_INFINITY
+        } else {
+            logit
+        };
+        if penalties {
+            let count = self.counts[id];
+            if count > 0 {
+                let p = &self.params;
+                // llama.cpp: divide positive logits, multiply the others.
+                if l <= 0.0 {
+                    l *= p.repeat_penalty;
+                } else {
+                    l /= p.repeat_penalty;
+                }
+                l -= count as f32 * p.frequency_penalty + p.presence_penalty;
+            }
+        }
+        l
+    }
+
+    /// Temperature 0: the highest penalised logit, ties to the lowest id.
+    fn greedy(&self, logits: &[f32]) -> u32 {
+        let penalties = self.params.penalties_active();
+        let mut best = 0usize;
+        let mut best_logit = f32::NEG_INFINITY;
+        for (i, &l) in logits.iter().enumerate() {
+            let l = self.penalised(i, l, penalties);
+            if l > best_logit {
+                best = i;
+                best_logit = l;
+            }
+        }
+        best as u32
+    }
+
+    fn load_candidates(&mut self, logits: &[f32]) {
+        let penalties = self.params.penalties_active();
+        let mut cands = std::mem::take(&mut self.cands);
+        cands.clear();
+        cands.extend(logits.iter().enumerate().map(|(i, &l)| Candidate {
+            id: i as u32,
+            logit: self.penalised(i, l, penalties),
+        }));
+        self.cands = cands;
+    }
+
+    fn top_k(&mut self) {
+        let k = self.params.top_k as usize;
+        if k == 0 || k >= self.cands.len() {
+            return;
+        }
+        // Keep at least `min_keep`, as llama.cpp does.
+        let k = k.max(self.params.min_keep).min(self.cands.len());
+        if k < self.cands.len() {
+            self.cands.select_nth_unstable_by(k - 1, by_logit_desc);
+            self.cands.truncate(k);
+        }
+    }
+
+    /// Softmax of the candidates' logits into `probs` (same order). Returns false when no
+    /// candidate has a finite logit.
+    fn softmax(&mut self) -> bool {
+        let max = self
+            .cands
+            .iter()
+            .map(|c| c.logit)
+            .fold(f32::NEG_INFINITY, f32::max);
+        self.probs.clear();
+        if max == f32::NEG_INFINITY {
+            self.probs.resize(self.cands.len(), 0.0);
+            return false;
+        }
+        let mut sum = 0.0f64;
+        for c in &self.cands {
+            let e = if max == f32::INFINITY {
+                // Infinite logits share all the mass.
+                if c.logit == f32::INFINITY {
+                    1.0
+                } else {
+                    0.0
+                }
+            } else {
+                (c.logit - max).exp()
+            };
+            sum += e as f64;
+            self.probs.push(e);
+        }
+        let inv = (1.0 / sum) as f32;
+        self.probs.iter_mut().for_each(|p| *p *= inv);
+        true
+    }
+
+    fn typical(&mut self) {
+        let p = self.params.typical_p;
+        if p >= 1.0 || self.cands.len() <= 1 || !self.softmax() {
+            return;
+        }
+        let entropy: f32 = self
+            .probs
+            .iter()
+            .filter(|&&q| q > 0.0)
+            .map(|&q| -q * q.ln())
+            .sum();
+        // Rank by |−log p − H| (closest to the expected surprise first). The scratch entries
+        // hold (index into `cands`, score) until they are replaced by the candidates kept.
+        self.reordered.clear();
+        for (i, &q) in self.probs.iter().enumerate() {
+            self.reordered.push(Candidate {
+                id: i as u32,
+                logit: (-q.ln() - entropy).abs(),
+            });
+        }
+        self.reordered
+            .sort_unstable_by(|a, b| a.logit.total_cmp(&b.logit).then(a.id.cmp(&b.id)));
+        let min_keep = self.params.min_keep;
+        let mut cum = 0.0f32;
+        let mut keep = self.reordered.len();
+        for (i, r) in self.reordered.iter().enumerate() {
+            cum += self.probs[r.id as usize];
+            if cum > p && (min_keep == 0 || i + 1 >= min_keep) {
+                keep = i + 1;
+                break;
+            }
+        }
+        self.reordered.truncate(keep);
+        for r in self.reordered.iter_mut() {
+            *r = self.cands[r.id as usize];
+        }
+        std::mem::swap(&mut self.cands, &mut self.reordered);
+    }
+
+    fn top_p(&mut self) {
+        let p = self.params.top_p;
+        if p >= 1.0 || self.cands.len() <= 1 {
+            return;
+        }
+        self.cands.sort_unstable_by(by_logit_desc);
+        if !self.softmax() {
+            return;
+        }
+        let mut cum = 0.0f32;
+        let mut keep = self.cands.len();
+        for (i, &q) in self.probs.iter().enumerate() {
+            cum += q;
+            if cum >= p && i + 1 >= self.params.min_keep {
+                keep = i + 1;
+                break;
+            }
+        }
+        self.cands.truncate(keep);
+    }
+
+    fn min_p(&mut self) {
+        let p = self.params.min_p;
+        if p <= 0.0 || self.cands.len() <= 1 {
+            return;
+        }
+        self.cands.sort_unstable_by(by_logit_desc);
+        // p_i >= p * p_max  <=>  logit_i >= logit_max + ln p.
+        let threshold = self.cands[0].logit + p.ln();
+        let keep = self.cands[1..]
+            .iter()
+            .position(|c| c.logit < threshold)
+            .map_or(self.cands.len(), |i| i + 1)
+            .max(self.params.min_keep.min(self.cands.len()));
+        self.cands.truncate(keep);
+    }
+
+    fn temperature(&mut self) {
+        let t = self.params.temperature;
+        if t != 1.0 {
+            let inv = 1.0 / t;
+            self.cands.iter_mut().for_each(|c| c.logit *= inv);
+        }
+    }
+
+    /// Draws one candidate in proportion to its softmax probability.
+    fn draw(&mut self) -> u32 {
+        if !self.softmax() {
+            // No finite logit anywhere: the lowest id.
+            return self.cands.iter().map(|c| c.id).min().unwrap_or(0);
+        }
+        let u = self.rng.next_f64() as f32;
+        let mut cum = 0.0f32;
+        let mut last = 0;
+        for (i, &q) in self.probs.iter().enumerate() {
+            if q > 0.0 {
+                cum += q;
+                last = i;
+                if u < cum {
+                    return self.cands[i].id;
+                }
+            }
+        }
+        // Rounding left `cum` a hair under 1: the last token with any mass.
+        self.cands[last].id
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,399 @@
+//! Unit tests of the sampler chain.
+
+use super::*;
+
+fn params(f: impl FnOnce(&mut SamplingParams)) -> SamplingParams {
+    let mut p = SamplingParams {
+        seed: Some(1234),
+        ..SamplingParams::default()
+    };
+    f(&mut p);
+    p
+}
+
+/// Plain temperature-1 sampling over the whole distribution.
+fn plain(seed: u64) -> SamplingParams {
+    params(|p| {
+        p.seed = Some(seed);
+        p.temperature = 1.0;
+        p.top_k = 0;
+        p.top_p = 1.0;
+        p.min_p = 0.0;
+    })
+}
+
+/// Logits whose softmax is exactly `probs`.
+fn logits_of(probs: &[f32]) -> Vec<f32> {
+    probs.iter().map(|p| p.ln()).collect()
+}
+
+fn frequencies(s: &mut Sampler, logits: &[f32], n: usize) -> Vec<f64> {
+    let mut counts = vec![0usize; logits.len()];
+    for _ in 0..n {
+        counts[s.sample(logits) as usize] += 1;
+    }
+    counts.iter().map(|&c| c as f64 / n as f64).collect()
+}
+
+/// A reproducible pseudo-random logits row.
+fn random_logits(seed: u64, n: usize) -> Vec<f32> {
+    let mut r = Xoshiro256::new(seed);
+    (0..n)
+        .map(|_| (r.next_f64() * 20.0 - 10.0) as f32)
+        .collect()
+}
+
+#[test]
+fn defaults_are_llama_cpp_defaults() {
+    let p = SamplingParams::default();
+    assert_eq!(
+        (p.temperature, p.top_k, p.top_p, p.min_p, p.typical_p),
+        (0.8, 40, 0.95, 0.05, 1.0)
+    );
+    assert_eq!((p.repeat_penalty, p.repeat_last_n), (1.0, 64));
+    assert_eq!((p.frequency_penalty, p.presence_penalty), (0.0, 0.0));
+    assert_eq!((p.min_keep, p.seed), (0, None));
+    assert!(p.validate().is_ok());
+    assert!(!p.penalties_active());
+}
+
+#[test]
+fn greedy_picks_argmax_and_lowest_id_on_ties() {
+    let mut s = Sampler::new(SamplingParams::greedy()).unwrap();
+    assert_eq!(s.sample(&[0.1, 2.0, -3.0, 1.9]), 1);
+    assert_eq!(s.sample(&[1.0, 5.0, 5.0, 5.0]), 1);
+    assert_eq!(s.sample(&[f32::NAN, -1.0, f32::NAN]), 1);
+    assert_eq!(s.sample(&[f32::NAN, f32::NAN]), 0);
+    assert_eq!(s.sample(&[f32::NEG_INFINITY, f32::INFINITY]), 1);
+    assert_eq!(s.try_sample(&[]), Err(SamplingError::EmptyLogits));
+}
+
+#[test]
+fn top_k_one_equals_greedy() {
+    let mut greedy = Sampler::new(SamplingParams::greedy()).unwrap();
+    for seed in 0..50 {
+        let logits = random_logits(seed, 1000);
+        let mut s = Sampler::new(params(|p| {
+            p.seed = Some(seed);
+            p.top_k = 1;
+            p.temperature = 1.5;
+        }))
+        .unwrap();
+        assert_eq!(s.sample(&logits), greedy.sample(&logits), "seed {seed}");
+    }
+}
+
+#[test]
+fn same_seed_same_tokens() {
+    let logits = random_logits(99, 500);
+    let run = |seed| {
+        let mut s = Sampler::new(params(|p| {
+            p.seed = Some(seed);
+            p.temperature = 2.0;
+            p.top_k = 0;
+            p.top_p = 1.0;
+            p.min_p = 0.0;
+            p.repeat_penalty = 1.1;
+        }))
+        .unwrap();
+        (0..200)
+            .map(|_| {
+                let t = s.sample(&logits);
+                s.accept(t);
+                t
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(5), run(5));
+    assert_ne!(run(5), run(6));
+    // reset() restarts the same stream.
+    let mut s = Sampler::new(plain(3)).unwrap();
+    let a: Vec<u32> = (0..20).map(|_| s.sample(&logits)).collect();
+    s.reset();
+    let b: Vec<u32> = (0..20).map(|_| s.sample(&logits)).collect();
+    assert_eq!(a, b);
+    assert_eq!(s.seed(), 3);
+}
+
+#[test]
+fn random_seed_is_reported() {
+    let a = Sampler::new(SamplingParams::default()).unwrap();
+    let b = Sampler::new(SamplingParams::default()).unwrap();
+    assert_ne!(a.seed(), b.seed());
+}
+
+#[test]
+fn frequencies_follow_softmax() {
+    let probs = [0.5, 0.25, 0.15, 0.1];
+    let mut s = Sampler::new(plain(42)).unwrap();
+    let f = frequencies(&mut s, &logits_of(&probs), 100_000);
+    for (got, want) in f.iter().zip(probs) {
+        // The standard error is at most 0.0016; a fixed seed makes this exact anyway.
+        assert!((got - want as f64).abs() < 0.01, "{f:?}");
+    }
+}
+
+#[test]
+fn temperature_sharpens_and_flattens() {
+    let probs = [0.6, 0.4];
+    let logits = logits_of(&probs);
+    // At temperature T the odds become (0.6/0.4)^(1/T).
+    for (t, odds) in [(0.5f32, 2.25f64), (2.0, 1.5f64.sqrt())] {
+        let mut s = Sampler::new(params(|p| {
+            p.temperature = t;
+            p.top_k = 0;
+            p.top_p = 1.0;
+            p.min_p = 0.0;
+        }))
+        .unwrap();
+        let f = frequencies(&mut s, &logits, 100_000);
+        let want = odds / (1.0 + odds);
+        assert!((f[0] - want).abs() < 0.01, "T={t}: {f:?} vs {want}");
+    }
+}
+
+#[test]
+fn top_k_top_p_min_p_truncate() {
+    let probs = [0.5, 0.3, 0.15, 0.05];
+    let logits = logits_of(&probs);
+    let only = |f: &[f64], kept: &[usize]| {
+        for (i, &x) in f.iter().enumerate() {
+            assert_eq!(x > 0.0, kept.contains(&i), "{f:?} should keep {kept:?}");
+        }
+    };
+    // top-k 2 keeps the two best, renormalised 5:3.
+    let mut s = Sampler::new(params(|p| {
+        p.temperature = 1.0;
+        p.top_k = 2;
+        p.top_p = 1.0;
+        p.min_p = 0.0;
+    }))
+    .unwrap();
+    let f = frequencies(&mut s, &logits, 50_000);
+    only(&f, &[0, 1]);
+    assert!((f[0] - 0.625).abs() < 0.01, "{f:?}");
+    // top-p 0.7: 0.5 < 0.7 <= 0.8, so tokens 0 and 1.
+    let mut s = Sampler::new(params(|p| {
+        p.temperature = 1.0;
+        p.top_k = 0;
+        p.top_p = 0.7;
+        p.min_p = 0.0;
+    }))
+    .unwrap();
+    only(&frequencies(&mut s, &logits, 20_000), &[0, 1]);
+    // top-p 0.8 keeps exactly tokens 0 and 1 too (cumulative >= p), 0.81 adds token 2.
+    let mut s = Sampler::new(params(|p| {
+        p.temperature = 1.0;
+        p.top_k = 0;
+        p.top_p = 0.81;
+        p.min_p = 0.0;
+    }))
+    .unwrap();
+    only(&frequencies(&mut s, &logits, 20_000), &[0, 1, 2]);
+    // min-p 0.2: threshold 0.1, so 0.05 goes.
+    let mut s = Sampler::new(params(|p| {
+        p.temperature = 1.0;
+        p.top_k = 0;
+        p.top_p = 1.0;
+        p.min_p = 0.2;
+    }))
+    .unwrap();
+    only(&frequencies(&mut s, &logits, 20_000), &[0, 1, 2]);
+    // min-p keeps at least min_keep.
+    let mut s = Sampler::new(params(|p| {
+        p.temperature = 1.0;
+        p.top_k = 0;
+        p.top_p = 1.0;
+        p.min_p = 0.9;
+        p.min_keep = 2;
+    }))
+    .unwrap();
+    only(&frequencies(&mut s, &logits, 20_000), &[0, 1]);
+}
+
+#[test]
+fn truncation_sees_logits_before_temperature() {
+    // llama.cpp order: min-p runs before temperature, so a huge temperature cannot bring
+    // back a token that min-p removed.
+    let logits = logits_of(&[0.7, 0.28, 0.02]);
+    let mut s = Sampler::new(params(|p| {
+        p.temperature = 100.0;
+        p.top_k = 0;
+        p.top_p = 1.0;
+        p.min_p = 0.05;
+    }))
+    .unwrap();
+    let f = frequencies(&mut s, &logits, 20_000);
+    assert_eq!(f[2], 0.0, "{f:?}");
+    assert!((f[0] - 0.5).abs() < 0.02, "{f:?}");
+}
+
+#[test]
+fn typical_keeps_the_typical_set() {
+    // One dominant token and a flat tail: the entropy is low, so the dominant token is the
+    // most "typical" and the rest is cut once mass exceeds typical_p.
+    let mut probs = vec![0.9f32];
+    probs.extend(std::iter::repeat_n(0.1 / 50.0, 50));
+    let logits = logits_of(&probs);
+    let mut s = Sampler::new(params(|p| {
+        p.temperature = 1.0;
+        p.top_k = 0;
+        p.top_p = 1.0;
+        p.min_p = 0.0;
+        p.typical_p = 0.5;
+    }))
+    .unwrap();
+    let f = frequencies(&mut s, &logits, 5_000);
+    assert_eq!(f[0], 1.0, "{f:?}");
+    // typical_p = 1 is off.
+    let mut s = Sampler::new(plain(9)).unwrap();
+    let f = frequencies(&mut s, &logits, 20_000);
+    assert!(f[0] < 0.95, "{f:?}");
+}
+
+#[test]
+fn penalties_as_llama_cpp_applies_them() {
+    let mut s = Sampler::new(params(|p| {
+        p.repeat_penalty = 2.0;
+        p.frequency_penalty = 0.5;
+        p.presence_penalty = 0.25;
+    }))
+    .unwrap();
+    s.sample(&[0.0; 4]); // warm-up sizes the counters
+    for t in [0, 1, 1] {
+        s.accept(t);
+    }
+    let l = |s: &Sampler, id: usize, logit: f32| s.penalised(id, logit, true);
+    // Token 0 seen once: 4 / 2 - 0.5 - 0.25.
+    assert_eq!(l(&s, 0, 4.0), 1.25);
+    // Token 1 seen twice, negative logit: -1 * 2 - 2 * 0.5 - 0.25.
+    assert_eq!(l(&s, 1, -1.0), -3.25);
+    // Unseen tokens are untouched.
+    assert_eq!(l(&s, 2, 4.0), 4.0);
+}
+
+#[test]
+fn repeat_penalty_changes_greedy_choice_within_window() {
+    let mut s = Sampler::new(params(|p| {
+        p.temperature = 0.0;
+        p.repeat_penalty = 1.5;
+        p.repeat_last_n = 2;
+    }))
+    .unwrap();
+    let logits = [3.0, 2.5, 0.0];
+    assert_eq!(s.sample(&logits), 0);
+    s.accept(0); // 3.0 / 1.5 = 2.0 < 2.5
+    assert_eq!(s.sample(&logits), 1);
+    s.accept(2);
+    s.accept(2); // token 0 has left the two-token window
+    assert_eq!(s.sample(&logits), 0);
+    // repeat_last_n = 0 turns penalties off.
+    let mut s = Sampler::new(params(|p| {
+        p.temperature = 0.0;
+        p.repeat_penalty = 1.5;
+        p.repeat_last_n = 0;
+    }))
+    .unwrap();
+    s.accept(0);
+    assert_eq!(s.sample(&logits), 0);
+    // -1: the whole history.
+    let mut s = Sampler::new(params(|p| {
+        p.temperature = 0.0;
+        p.repeat_penalty = 1.5;
+        p.repeat_last_n = -1;
+    }))
+    .unwrap();
+    s.accept(0);
+    for _ in 0..1000 {
+        s.accept(2);
+    }
+    assert_eq!(s.sample(&logits), 1);
+    // Tokens beyond the logits row are accepted without harm.
+    s.accept(1_000_000);
+    assert_eq!(s.sample(&logits), 1);
+}
+
+#[test]
+fn invalid_parameters_name_the_field() {
+    let cases: Vec<(SamplingParams, &str)> = vec![
+        (params(|p| p.temperature = -0.1), "temperature"),
+        (params(|p| p.temperature = f32::NAN), "temperature"),
+        (params(|p| p.top_p = 0.0), "top_p"),
+        (params(|p| p.top_p = 1.5), "top_p"),
+        (params(|p| p.min_p = -0.5), "min_p"),
+        (params(|p| p.min_p = 2.0), "min_p"),
+        (params(|p| p.typical_p = 0.0), "typical_p"),
+        (params(|p| p.repeat_penalty = 0.0), "repeat_penalty"),
+        (
+            params(|p| p.repeat_penalty = f32::INFINITY),
+            "repeat_penalty",
+        ),
+        (params(|p| p.repeat_last_n = -2), "repeat_last_n"),
+        (
+            params(|p| p.frequency_penalty = f32::NAN),
+            "frequency_penalty",
+        ),
+        (
+            params(|p| p.presence_penalty = f32::NEG_INFINITY),
+            "presence_penalty",
+        ),
+    ];
+    for (p, field) in cases {
+        let err = Sampler::new(p).unwrap_err();
+        match &err {
+            SamplingError::InvalidParam { field: f, .. } => assert_eq!(*f, field),
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains(field), "{err}");
+    }
+    let msg = Sampler::new(params(|p| p.top_p = 1.5))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        msg,
+        "invalid sampling parameter `top_p` (--top-p) = 1.5: must be in (0, 1] (1 = off)"
+    );
+}
+
+#[test]
+fn no_allocation_after_warm_up() {
+    let logits = random_logits(1, 4096);
+    let mut s = Sampler::new(params(|p| {
+        p.top_k = 0;
+        p.typical_p = 0.9;
+        p.repeat_penalty = 1.1;
+    }))
+    .unwrap();
+    let t = s.sample(&logits);
+    s.accept(t);
+    let ptrs = |s: &Sampler| {
+        (
+            s.cands.as_ptr() as usize ^ s.reordered.as_ptr() as usize,
+            s.probs.as_ptr(),
+            s.counts.as_ptr(),
+            s.cands.capacity() + s.reordered.capacity(),
+            s.probs.capacity(),
+            s.history.capacity(),
+        )
+    };
+    let before = ptrs(&s);
+    for _ in 0..100 {
+        let t = s.sample(&logits);
+        s.accept(t);
+    }
+    assert_eq!(ptrs(&s), before);
+}
+
+#[test]
+fn all_masked_logits_do_not_panic() {
+    let mut s = Sampler::new(plain(1)).unwrap();
+    assert_eq!(s.sample(&[f32::NEG_INFINITY; 3]), 0);
+    assert_eq!(s.sample(&[f32::NAN, f32::NEG_INFINITY, f32::NAN]), 0);
+    assert_eq!(s.sample(&[f32::NEG_INFINITY, f32::INFINITY, 0.0]), 1);
+    let mut s = Sampler::new(SamplingParams {
+        seed: Some(1),
+        ..SamplingParams::default()
+    })
+    .unwrap();
+    assert_eq!(s.sample(&[f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY]), 1);
+}
