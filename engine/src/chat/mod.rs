@@ -165,7 +165,7 @@ impl ChatTemplate {
         template.install_clock();
         template
             .env
-            .add_template_owned(TEMPLATE_NAME, source.to_string())
+            .add_template_owned(TEMPLATE_NAME, rewrite_generation_tags(source))
             .map_err(|e| ChatError::Syntax(describe(&e)))?;
         Ok(template)
     }
@@ -203,7 +203,10 @@ impl ChatTemplate {
 
     /// Like [`render`](Self::render), with extra template variables, as `transformers` passes
     /// keyword arguments of `apply_chat_template` through (`enable_thinking`, `tools`,
-    /// `documents`, `date_string`, …). An extra variable named like a standard one replaces it.
+    /// `documents`, `date_string`, …). An extra variable named like a standard one replaces it:
+    /// passing `messages` renders a conversation richer than [`ChatMessage`] allows (tool calls,
+    /// `reasoning_content`, content parts), built with [`TemplateValue::from_pairs`] or, from
+    /// JSON, [`TemplateValue::from_serialize`].
     pub fn render_with_vars(
         &self,
         messages: &[ChatMessage],
@@ -256,6 +259,52 @@ impl ChatTemplate {
                 }
             });
     }
+}
+
+/// `transformers` knows a `{% generation %}…{% endgeneration %}` block (it marks the assistant's
+/// tokens for training masks and renders its body unchanged). minijinja does not, so the tags
+/// become `{% if true %}` / `{% endif %}`, whitespace-control marks kept.
+fn rewrite_generation_tags(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(start) = rest.find("{%") {
+        out.push_str(&rest[..start]);
+        let tag = &rest[start + 2..];
+        let (mark, after_mark) = match tag.as_bytes().first() {
+            Some(b'-') | Some(b'+') => (&tag[..1], &tag[1..]),
+            _ => ("", tag),
+        };
+        let body = after_mark.trim_start();
+        let keyword = ["endgeneration", "generation"]
+            .into_iter()
+            .find(|k| body.starts_with(k));
+        let rewritten = keyword.and_then(|k| {
+            let tail = body[k.len()..].trim_start();
+            let (end_mark, tail) = match tail.as_bytes().first() {
+                Some(b'-') | Some(b'+') => (&tail[..1], &tail[1..]),
+                _ => ("", tail),
+            };
+            let tail = tail.strip_prefix("%}")?;
+            let stmt = if k == "generation" {
+                "if true"
+            } else {
+                "endif"
+            };
+            Some((format!("{{%{mark} {stmt} {end_mark}%}}"), tail))
+        });
+        match rewritten {
+            Some((tag, tail)) => {
+                out.push_str(&tag);
+                rest = tail;
+            }
+            None => {
+                out.push_str("{%");
+                rest = tag;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `raise_exception(message)`: always fails, carrying the message.

@@ -125,3 +125,40 @@ fn builtin_templates() {
         assert_eq!(BuiltinTemplate::from_name(b.name()), Some(b));
     }
 }
+
+#[test]
+fn generation_blocks_render_their_body() {
+    let src = "{% for m in messages %}\n{%- if m.role == 'assistant' %}\n{% generation %}\n{{ m.content }}\n{%- endgeneration %}\n{% endif %}\n{% endfor %}";
+    let out = render(src, &[ChatMessage::user("u"), ChatMessage::assistant("a")]).unwrap();
+    assert_eq!(out, "a");
+    assert_eq!(
+        rewrite_generation_tags("{%- generation -%}x{%+endgeneration%}{% generations %}"),
+        "{%- if true -%}x{%+ endif %}{% generations %}"
+    );
+}
+
+#[test]
+fn messages_can_be_replaced_by_richer_values() {
+    let t = ChatTemplate::new(
+        "{% for m in messages %}{{ m.role }}:{{ m.tool_calls[0].function.name }}{% endfor %}",
+    )
+    .unwrap();
+    let call = TemplateValue::from_pairs([(
+        "function",
+        TemplateValue::from_pairs([("name", "get_time")]),
+    )]);
+    let msg = TemplateValue::from_pairs([
+        ("role", TemplateValue::from("assistant")),
+        ("tool_calls", TemplateValue::from(vec![call])),
+    ]);
+    let out = t
+        .render_with_vars(
+            &[],
+            false,
+            "",
+            "",
+            &[("messages", TemplateValue::from(vec![msg]))],
+        )
+        .unwrap();
+    assert_eq!(out, "assistant:get_time");
+}

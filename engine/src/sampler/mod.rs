@@ -1,6 +1,6 @@
 //! Token sampling: greedy, temperature, top-k, typical-p, top-p, min-p, repetition /
 //! frequency / presence penalties, seeded RNG — llama.cpp's `llama-cli` samplers, in its
-//! default order.
+//! default order — and stop strings ([`StopStrings`]).
 //!
 //! ```
 //! use nanorun::sampler::{Sampler, SamplingParams};
@@ -18,9 +18,11 @@
 
 mod params;
 mod rng;
+mod stop;
 
 pub use params::{SamplingError, SamplingParams};
 pub use rng::Xoshiro256;
+pub use stop::StopStrings;
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
