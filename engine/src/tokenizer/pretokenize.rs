@@ -1,0 +1,353 @@
+//! BPE pre-tokenizers: split text into words before merges, as llama.cpp does for each
+//! `tokenizer.ggml.pre`. llama.cpp runs a list of regexes, each refining the pieces the previous
+//! one produced (unmatched gaps stay pieces too); the common regexes have hand-written splitters
+//! there, and the others run through `std::regex` on a text where every non-ASCII code point is
+//! collapsed to one byte per Unicode category. Every splitter here is written by hand against
+//! those semantics, over code points, and works on spans so that passes compose.
+
+use super::unicode::{flags, to_lower, Flags};
+
+/// Which pre-tokenizer a BPE vocabulary uses (llama.cpp's `llama_vocab_pre_type`, the subset
+/// implemented here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreTokenizer {
+    /// No or `default` pre: punctuation runs, GPT-2, digit runs, then triples of ASCII digits.
+    Default,
+    /// GPT-2's regex (`gpt-2`, `olmo`, `mpt`, `phi-2`, ...).
+    Gpt2,
+    /// Llama 3's regex: digits in groups of up to three (`llama-bpe`, `llama3`, `dbrx`, ...).
+    Llama3,
+    /// Qwen2's regex: Llama 3's with single digits (`qwen2`, `deepseek-r1-qwen`, `stablelm2`, ...).
+    Qwen2,
+    /// Every digit alone, then GPT-2's regex (`starcoder`, `smollm`, `refact`, `command-r`, ...).
+    StarCoder,
+}
+
+/// A run of code points `[start, end)`.
+type Span = (usize, usize);
+
+/// Splits `cpts` into word spans (lengths in code points, in order, covering everything).
+pub fn split(pre: PreTokenizer, cpts: &[u32]) -> Vec<Span> {
+    let all = vec![(0, cpts.len())];
+    match pre {
+        PreTokenizer::Gpt2 => refine(cpts, &all, gpt2),
+        PreTokenizer::Llama3 => refine(cpts, &all, |c, s, o| llama3(c, s, 3, o)),
+        PreTokenizer::Qwen2 => refine(cpts, &all, |c, s, o| llama3(c, s, 1, o)),
+        PreTokenizer::StarCoder => {
+            let digits = refine(cpts, &all, |c, s, o| {
+                class_pass(c, s, |cp| flags(cp).is_number(), false, o)
+            });
+            refine(cpts, &digits, gpt2)
+        }
+        PreTokenizer::Default => {
+            let is_punct = |cp: u32| {
+                flags(cp).is_punctuation()
+                    || matches!(cp, 0x24 | 0x2B | 0x3C..=0x3E | 0x5E | 0x7E | 0x7C)
+            };
+            let p = refine(cpts, &all, |c, s, o| class_pass(c, s, is_punct, true, o));
+            let p = refine(cpts, &p, gpt2);
+            let p = refine(cpts, &p, |c, s, o| {
+                class_pass(c, s, |cp| flags(cp).is_number(), true, o)
+            });
+            refine(cpts, &p, ascii_digit_triples)
+        }
+    }
+}
+
+fn refine(cpts: &[u32], spans: &[Span], f: impl Fn(&[u32], Span, &mut Vec<Span>)) -> Vec<Span> {
+    let mut out = Vec::with_capacity(spans.len());
+    for &s in spans {
+        if s.1 > s.0 {
+            f(cpts, s, &mut out);
+        }
+    }
+    out
+}
+
+/// A view of one span with llama.cpp's out-of-range conventions.
+struct View<'a> {
+    cpts: &'a [u32],
+    ini: usize,
+    end: usize,
+}
+
+const OUT_OF_RANGE: u32 = u32::MAX;
+
+impl View<'_> {
+    fn cpt(&self, pos: usize) -> u32 {
+        if self.ini <= pos && pos < self.end {
+            self.cpts[pos]
+        } else {
+            OUT_OF_RANGE
+        }
+    }
+    fn flags(&self, pos: usize) -> Flags {
+        if self.ini <= pos && pos < self.end {
+            flags(self.cpts[pos])
+        } else {
+            Flags::default()
+        }
+    }
+    /// Length of a contraction (`'s 't 'm 'd 're 've 'll`) starting at `pos`, or 0.
+    fn contraction(&self, pos: usize, lower: bool) -> usize {
+        if self.cpt(pos) != '\'' as u32 || pos + 1 >= self.end {
+            return 0;
+        }
+        let norm = |c: u32| {
+            if lower && c != OUT_OF_RANGE {
+                to_lower(c)
+            } else {
+                c
+            }
+        };
+        let is = |c: u32, ch: char| c == ch as u32;
+        let n1 = norm(self.cpt(pos + 1));
+        if is(n1, 's') || is(n1, 't') || is(n1, 'm') || is(n1, 'd') {
+            return 2;
+        }
+        if pos + 2 < self.end {
+            let n2 = norm(self.cpt(pos + 2));
+            if (is(n1, 'r') && is(n2, 'e'))
+                || (is(n1, 'v') && is(n2, 'e'))
+                || (is(n1, 'l') && is(n2, 'l'))
+            {
+                return 3;
+            }
+        }
+        0
+    }
+    /// Number of whitespace code points from `pos`.
+    fn whitespace_run(&self, pos: usize) -> usize {
+        let mut n = 0;
+        while self.flags(pos + n).is_whitespace() {
+            n += 1;
+        }
+        n
+    }
+}
+
+fn not_word(f: Flags) -> bool {
+    !(f.is_whitespace() || f.is_letter() || f.is_number())
+}
+
+/// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+fn gpt2(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
+    let v = View { cpts, ini, end };
+    let mut pos = ini;
+    while pos < end {
+        let start = pos;
+        let cpt = v.cpt(pos);
+        let c = v.contraction(pos, false);
+        if c > 0 {
+            pos += c;
+        } else {
+            let space = cpt == ' ' as u32;
+            let f2 = if space {
+                v.flags(pos + 1)
+            } else {
+                v.flags(pos)
+            };
+            if f2.is_letter() || f2.is_number() || (not_word(f2) && f2.any()) {
+                pos += space as usize;
+                let same = |f: Flags| {
+                    if f2.is_letter() {
+                        f.is_letter()
+                    } else if f2.is_number() {
+                        f.is_number()
+                    } else {
+                        not_word(f) && f.any()
+                    }
+                };
+                while same(v.flags(pos)) {
+                    pos += 1;
+                }
+            } else {
+                let n = v.whitespace_run(pos);
+                if n > 1 && v.cpt(pos + n) != OUT_OF_RANGE {
+                    pos += n - 1;
+                } else if n > 0 {
+                    pos += n;
+                } else {
+                    pos += 1;
+                }
+            }
+        }
+        out.push((start, pos));
+    }
+}
+
+/// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,G}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+/// with `G = group` (3 for Llama 3, 1 for Qwen2).
+fn llama3(cpts: &[u32], (ini, end): Span, group: usize, out: &mut Vec<Span>) {
+    let v = View { cpts, ini, end };
+    let is_nl = |c: u32| c == '\r' as u32 || c == '\n' as u32;
+    let mut pos = ini;
+    while pos < end {
+        let cpt = v.cpt(pos);
+        let f = v.flags(pos);
+        let c = v.contraction(pos, true);
+        if c > 0 {
+            out.push((pos, pos + c));
+            pos += c;
+            continue;
+        }
+        if !(is_nl(cpt) || f.is_number()) && (f.is_letter() || v.flags(pos + 1).is_letter()) {
+            let start = pos;
+            pos += 1;
+            while v.flags(pos).is_letter() {
+                pos += 1;
+            }
+            out.push((start, pos));
+            continue;
+        }
+        if f.is_number() {
+            let mut run_start = pos;
+            while v.flags(pos).is_number() {
+                pos += 1;
+                if pos - run_start >= group {
+                    out.push((run_start, pos));
+                    run_start = pos;
+                }
+            }
+            if pos > run_start {
+                out.push((run_start, pos));
+            }
+            continue;
+        }
+        let space = cpt == ' ' as u32;
+        let f2 = if space { v.flags(pos + 1) } else { f };
+        if not_word(f2) && f.any() {
+            let start = pos;
+            pos += space as usize;
+            let mut g = f2;
+            while not_word(g) && g.any() {
+                pos += 1;
+                g = v.flags(pos);
+            }
+            while is_nl(v.cpt(pos)) {
+                pos += 1;
+            }
+            out.push((start, pos));
+            continue;
+        }
+        let n = v.whitespace_run(pos);
+        let last_nl = (0..n).rev().find(|&k| is_nl(v.cpt(pos + k)));
+        let start = pos;
+        if let Some(k) = last_nl {
+            pos += k + 1;
+        } else if n > 1 && v.cpt(pos + n) != OUT_OF_RANGE {
+            pos += n - 1;
+        } else if n > 0 {
+            pos += n;
+        } else {
+            pos += 1;
+        }
+        out.push((start, pos));
+    }
+}
+
+/// A `std::regex` pass whose pattern is one character class, `[..]+` when `runs` or `[..]`
+/// otherwise: matches become pieces, and so do the gaps between them.
+fn class_pass(
+    cpts: &[u32],
+    (ini, end): Span,
+    pred: impl Fn(u32) -> bool,
+    runs: bool,
+    out: &mut Vec<Span>,
+) {
+    let mut pos = ini;
+    let mut gap = ini;
+    while pos < end {
+        if pred(cpts[pos]) {
+            if gap < pos {
+                out.push((gap, pos));
+            }
+            let start = pos;
+            pos += 1;
+            while runs && pos < end && pred(cpts[pos]) {
+                pos += 1;
+            }
+            out.push((start, pos));
+            gap = pos;
+        } else {
+            pos += 1;
+        }
+    }
+    if gap < end {
+        out.push((gap, end));
+    }
+}
+
+/// `[0-9][0-9][0-9]`, matches and gaps.
+fn ascii_digit_triples(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
+    let digit = |c: u32| (b'0' as u32..=b'9' as u32).contains(&c);
+    let mut pos = ini;
+    let mut gap = ini;
+    while pos < end {
+        if pos + 3 <= end && cpts[pos..pos + 3].iter().all(|&c| digit(c)) {
+            if gap < pos {
+                out.push((gap, pos));
+            }
+            out.push((pos, pos + 3));
+            pos += 3;
+            gap = pos;
+        } else {
+            pos += 1;
+        }
+    }
+    if gap < end {
+        out.push((gap, end));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(pre: PreTokenizer, s: &str) -> Vec<String> {
+        let cpts: Vec<u32> = s.chars().map(|c| c as u32).collect();
+        split(pre, &cpts)
+            .into_iter()
+            .map(|(a, b)| {
+                cpts[a..b]
+                    .iter()
+                    .map(|&c| char::from_u32(c).unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gpt2_words() {
+        assert_eq!(
+            words(PreTokenizer::Gpt2, "Hello world's  end!!  "),
+            ["Hello", " world", "'s", " ", " end", "!!", "  "]
+        );
+        assert_eq!(
+            words(PreTokenizer::Gpt2, "a 123\n\nb"),
+            ["a", " 123", "\n", "\n", "b"]
+        );
+    }
+
+    #[test]
+    fn llama3_words() {
+        assert_eq!(
+            words(PreTokenizer::Llama3, "I'M 12345 ok?\n\n  x"),
+            ["I", "'M", " ", "123", "45", " ok", "?\n\n", " ", " x"]
+        );
+        assert_eq!(words(PreTokenizer::Qwen2, "a12"), ["a", "1", "2"]);
+        assert_eq!(words(PreTokenizer::Llama3, "  \n x"), ["  \n", " x"]);
+    }
+
+    #[test]
+    fn default_and_starcoder_words() {
+        assert_eq!(
+            words(PreTokenizer::StarCoder, "ab 12"),
+            ["ab", " ", "1", "2"]
+        );
+        assert_eq!(
+            words(PreTokenizer::Default, "x 12345"),
+            ["x", " ", "123", "45"]
+        );
+    }
+}

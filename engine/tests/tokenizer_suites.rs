@@ -1,0 +1,197 @@
+//! llama.cpp's tokenizer suites (`ggml-vocab-*.gguf` with `.inp` / `.out`: inputs separated by
+//! `\n__ggml_vocab_test__\n`, one line of expected ids per input; tokenized with BOS off and
+//! special parsing off), and the prompt ids of the Gemma 3 270M golden runs (BOS on, specials
+//! parsed).
+//!
+//! The small suites live in `tests/data/vocab` (in the repo); the big ones (llama-bpe, qwen2)
+//! are read from `../shared/vocab` when it exists and skipped with a message otherwise. The
+//! golden test needs the real model in `models/` and skips without it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use nanorun::formats::Gguf;
+use nanorun::tokenizer::{StreamDecoder, Tokenizer};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read_suite(gguf: &Path) -> (Vec<Vec<u8>>, Vec<Vec<u32>>) {
+    let inp = std::fs::read(format!("{}.inp", gguf.display())).expect("read .inp");
+    let out = std::fs::read_to_string(format!("{}.out", gguf.display())).expect("read .out");
+    let sep = b"\n__ggml_vocab_test__\n";
+    let mut inputs = Vec::new();
+    let mut rest: &[u8] = &inp;
+    while let Some(p) = rest.windows(sep.len()).position(|w| w == sep) {
+        inputs.push(rest[..p].to_vec());
+        rest = &rest[p + sep.len()..];
+    }
+    let expected: Vec<Vec<u32>> = out
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .map(|x| x.parse().expect("id"))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        inputs.len(),
+        expected.len(),
+        "{}: .inp and .out disagree on the number of cases",
+        gguf.display()
+    );
+    (inputs, expected)
+}
+
+/// Runs one suite; returns (passed, total) and prints every failure.
+fn run_suite(gguf: &Path) -> (usize, usize) {
+    let g = Gguf::open(gguf).unwrap_or_else(|e| panic!("{}: {e}", gguf.display()));
+    let t0 = Instant::now();
+    let tok = Tokenizer::from_gguf(&g).unwrap_or_else(|e| panic!("{}: {e}", gguf.display()));
+    let built = t0.elapsed();
+    let (inputs, expected) = read_suite(gguf);
+    let mut passed = 0;
+    for (text, want) in inputs.iter().zip(&expected) {
+        let got = tok.encode_bytes(text, false, false);
+        if &got == want {
+            passed += 1;
+        } else {
+            eprintln!(
+                "{}: MISMATCH for {:?}\n  expected {:?}\n  got      {:?}",
+                gguf.file_name().unwrap().to_string_lossy(),
+                String::from_utf8_lossy(text),
+                want,
+                got
+            );
+        }
+        // Decoding must never fail on ids the encoder produced, and streaming must agree.
+        let bytes = tok.decode_bytes(&got, true).expect("decode");
+        let mut stream = StreamDecoder::new();
+        let mut streamed = String::new();
+        for &id in &got {
+            streamed.push_str(&stream.push(tok.token_to_piece(id, true).unwrap()));
+        }
+        streamed.push_str(&stream.finish());
+        if !tok.add_space_prefix()
+            && !matches!(
+                tok.kind(),
+                nanorun::tokenizer::TokenizerKind::Bpe | nanorun::tokenizer::TokenizerKind::Wpm
+            )
+        {
+            assert_eq!(streamed, String::from_utf8_lossy(&bytes));
+        }
+    }
+    eprintln!(
+        "{}: {passed}/{} cases identical to llama.cpp (tokenizer built in {built:?})",
+        gguf.file_name().unwrap().to_string_lossy(),
+        inputs.len()
+    );
+    (passed, inputs.len())
+}
+
+fn check_in_repo(name: &str) {
+    let path = repo_root()
+        .join("tests/data/vocab")
+        .join(format!("ggml-vocab-{name}.gguf"));
+    let (passed, total) = run_suite(&path);
+    assert_eq!(passed, total, "{name}: {passed}/{total} passed");
+}
+
+fn check_shared(name: &str) {
+    let dir = repo_root().join("../shared/vocab");
+    if !dir.is_dir() {
+        eprintln!("skipped {name}: ../shared/vocab not found");
+        return;
+    }
+    let (passed, total) = run_suite(&dir.join(format!("ggml-vocab-{name}.gguf")));
+    assert_eq!(passed, total, "{name}: {passed}/{total} passed");
+}
+
+#[test]
+fn suite_llama_spm() {
+    check_in_repo("llama-spm");
+}
+
+#[test]
+fn suite_phi_3() {
+    check_in_repo("phi-3");
+}
+
+#[test]
+fn suite_gpt_2() {
+    check_in_repo("gpt-2");
+}
+
+#[test]
+fn suite_bert_bge() {
+    check_in_repo("bert-bge");
+}
+
+#[test]
+fn suite_llama_bpe() {
+    check_shared("llama-bpe");
+}
+
+#[test]
+fn suite_qwen2() {
+    check_shared("qwen2");
+}
+
+/// The numbers after `"prompt_ids":[` in a golden JSON file.
+fn prompt_ids(json: &str) -> Vec<u32> {
+    let start = json.find("\"prompt_ids\"").expect("prompt_ids key");
+    let open = start + json[start..].find('[').expect("[");
+    let close = open + json[open..].find(']').expect("]");
+    json[open + 1..close]
+        .split(',')
+        .map(|x| x.trim().parse().expect("id"))
+        .collect()
+}
+
+#[test]
+fn gemma3_golden_prompt_ids() {
+    let model = repo_root().join("models/gemma-3-270m-q4_k_m.gguf");
+    if !model.is_file() {
+        eprintln!(
+            "skipped: {} not found (fetch the model to run this test)",
+            model.display()
+        );
+        return;
+    }
+    let g = Gguf::open(&model).expect("open model");
+    let t0 = Instant::now();
+    let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
+    eprintln!(
+        "gemma3 tokenizer ({} tokens) built in {:?}",
+        tok.n_vocab(),
+        t0.elapsed()
+    );
+    assert!(!tok.add_space_prefix());
+    let dir = repo_root().join("tests/data/golden");
+    let mut cases = 0;
+    for entry in std::fs::read_dir(&dir).expect("golden dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let json = std::fs::read_to_string(&path).expect("json");
+        let prompt = std::fs::read(path.with_extension("txt")).expect("txt");
+        let want = prompt_ids(&json);
+        let got = tok.encode_bytes(&prompt, true, true);
+        assert_eq!(got, want, "{}: prompt ids differ", path.display());
+        // Decoding the prompt (specials rendered) gives the text back after the BOS.
+        let text = tok.decode_bytes(&got[1..], true).expect("decode");
+        assert_eq!(
+            text,
+            prompt,
+            "{}: decode(encode(prompt)) differs",
+            path.display()
+        );
+        cases += 1;
+    }
+    assert!(cases >= 6, "expected the six golden prompts, found {cases}");
+    assert!(tok.is_eog(tok.eos().expect("eos")));
+    let eot = tok.token_id("<end_of_turn>").expect("<end_of_turn>");
+    assert!(tok.is_eog(eot));
+}
