@@ -34,6 +34,31 @@ struct Candidate {
     logit: f32,
 }
 
+/// Above this many candidates, top-p drops hopeless tokens before sorting.
+const TOP_P_PREFILTER_MIN: usize = 1024;
+
+/// The largest logit (−∞ for none).
+fn max_logit(cands: &[Candidate]) -> f32 {
+    cands
+        .iter()
+        .map(|c| c.logit)
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `exp(logit - max)`, with infinite logits sharing all the mass between them.
+#[inline]
+fn weight(logit: f32, max: f32) -> f32 {
+    if max == f32::INFINITY {
+        if logit == f32::INFINITY {
+            1.0
+        } else {
+            0.0
+        }
+    } else {
+        (logit - max).exp()
+    }
+}
+
 /// Highest logit first, then lowest id: a total order, so unstable sorts are deterministic.
 fn by_logit_desc(a: &Candidate, b: &Candidate) -> Ordering {
     b.logit.total_cmp(&a.logit).then(a.id.cmp(&b.id))
@@ -139,13 +164,18 @@ impl Sampler {
         if self.params.is_greedy() {
             return Ok(self.greedy(logits));
         }
+        self.truncate(logits);
+        Ok(self.draw())
+    }
+
+    /// Every step of the chain before the draw, leaving the survivors in `cands`.
+    fn truncate(&mut self, logits: &[f32]) {
         self.load_candidates(logits);
         self.top_k();
         self.typical();
         self.top_p();
         self.min_p();
         self.temperature();
-        Ok(self.draw())
     }
 
     /// Logit of token `id` after the penalties, with NaN mapped to −∞.
@@ -214,33 +244,19 @@ impl Sampler {
     /// Softmax of the candidates' logits into `probs` (same order). Returns false when no
     /// candidate has a finite logit.
     fn softmax(&mut self) -> bool {
-        let max = self
-            .cands
-            .iter()
-            .map(|c| c.logit)
-            .fold(f32::NEG_INFINITY, f32::max);
+        let max = max_logit(&self.cands);
         self.probs.clear();
         if max == f32::NEG_INFINITY {
             self.probs.resize(self.cands.len(), 0.0);
             return false;
         }
-        let mut sum = 0.0f64;
+        let mut sum = 0.0f32;
         for c in &self.cands {
-            let e = if max == f32::INFINITY {
-                // Infinite logits share all the mass.
-                if c.logit == f32::INFINITY {
-                    1.0
-                } else {
-                    0.0
-                }
-            } else {
-                (c.logit - max).exp()
-            };
-            sum += e as f64;
-            self.probs.push(e);
+            let w = weight(c.logit, max);
+            sum += w;
+            self.probs.push(w);
         }
-        let inv = (1.0 / sum) as f32;
-        self.probs.iter_mut().for_each(|p| *p *= inv);
+        self.probs.iter_mut().for_each(|p| *p /= sum);
         true
     }
 
@@ -267,11 +283,11 @@ impl Sampler {
         self.reordered
             .sort_unstable_by(|a, b| a.logit.total_cmp(&b.logit).then(a.id.cmp(&b.id)));
         let min_keep = self.params.min_keep;
-        let mut cum = 0.0f32;
+        let mut cum = 0.0f64;
         let mut keep = self.reordered.len();
         for (i, r) in self.reordered.iter().enumerate() {
-            cum += self.probs[r.id as usize];
-            if cum > p && (min_keep == 0 || i + 1 >= min_keep) {
+            cum += self.probs[r.id as usize] as f64;
+            if cum > p as f64 && (min_keep == 0 || i + 1 >= min_keep) {
                 keep = i + 1;
                 break;
             }
@@ -285,17 +301,37 @@ impl Sampler {
 
     fn top_p(&mut self) {
         let p = self.params.top_p;
-        if p >= 1.0 || self.cands.len() <= 1 {
+        let n = self.cands.len();
+        if p >= 1.0 || n <= 1 {
             return;
+        }
+        let max = max_logit(&self.cands);
+        if max == f32::NEG_INFINITY {
+            return;
+        }
+        // Sums in f64: over a whole vocabulary f32 drifts by more than a token's mass.
+        let sum: f64 = self.cands.iter().map(|c| weight(c.logit, max) as f64).sum();
+        if n > TOP_P_PREFILTER_MIN {
+            // A token with probability q is inside the nucleus only if the mass ranked above
+            // it is < p; everything below it weighs at most n·q, and all sums to 1, so
+            // q > (1 - p) / n. Dropping tokens under half that bound first (they would sort
+            // last anyway) spares sorting the whole vocabulary, without changing the result.
+            let floor = ((1.0 - p as f64) / (n as f64 + 1.0) * 0.5 * sum) as f32;
+            let kept = self
+                .cands
+                .iter()
+                .filter(|c| weight(c.logit, max) >= floor)
+                .count();
+            if kept >= self.params.min_keep.max(1) {
+                self.cands.retain(|c| weight(c.logit, max) >= floor);
+            }
         }
         self.cands.sort_unstable_by(by_logit_desc);
-        if !self.softmax() {
-            return;
-        }
-        let mut cum = 0.0f32;
+        let (p, inv) = (p as f64, 1.0 / sum);
+        let mut cum = 0.0f64;
         let mut keep = self.cands.len();
-        for (i, &q) in self.probs.iter().enumerate() {
-            cum += q;
+        for (i, c) in self.cands.iter().enumerate() {
+            cum += weight(c.logit, max) as f64 * inv;
             if cum >= p && i + 1 >= self.params.min_keep {
                 keep = i + 1;
                 break;
@@ -323,8 +359,7 @@ impl Sampler {
     fn temperature(&mut self) {
         let t = self.params.temperature;
         if t != 1.0 {
-            let inv = 1.0 / t;
-            self.cands.iter_mut().for_each(|c| c.logit *= inv);
+            self.cands.iter_mut().for_each(|c| c.logit /= t);
         }
     }
 

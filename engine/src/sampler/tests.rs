@@ -397,3 +397,148 @@ fn all_masked_logits_do_not_panic() {
     .unwrap();
     assert_eq!(s.sample(&[f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY]), 1);
 }
+
+/// The chain written the plain way, as llama.cpp's samplers do it: every step sorts and
+/// normalises the full candidate list. Returns the surviving (id, logit) pairs sorted by id.
+fn reference_chain(p: &SamplingParams, logits: &[f32]) -> Vec<(u32, f32)> {
+    let mut c: Vec<Candidate> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| Candidate {
+            id: i as u32,
+            logit: l,
+        })
+        .collect();
+    let probs = |c: &[Candidate]| {
+        let max = c.iter().map(|c| c.logit).fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f64> = c.iter().map(|c| ((c.logit - max) as f64).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        e.into_iter().map(|x| x / sum).collect::<Vec<f64>>()
+    };
+    c.sort_by(by_logit_desc);
+    if p.top_k > 0 {
+        c.truncate((p.top_k as usize).max(p.min_keep).min(c.len()));
+    }
+    if p.typical_p < 1.0 {
+        let q = probs(&c);
+        let h: f64 = q.iter().filter(|&&x| x > 0.0).map(|&x| -x * x.ln()).sum();
+        let mut idx: Vec<usize> = (0..c.len()).collect();
+        idx.sort_by(|&a, &b| {
+            let sa = (-q[a].ln() - h).abs();
+            let sb = (-q[b].ln() - h).abs();
+            sa.total_cmp(&sb).then(a.cmp(&b))
+        });
+        let mut cum = 0.0;
+        let mut keep = idx.len();
+        for (i, &j) in idx.iter().enumerate() {
+            cum += q[j];
+            if cum > p.typical_p as f64 && (p.min_keep == 0 || i + 1 >= p.min_keep) {
+                keep = i + 1;
+                break;
+            }
+        }
+        c = idx[..keep].iter().map(|&j| c[j]).collect();
+        c.sort_by(by_logit_desc);
+    }
+    if p.top_p < 1.0 {
+        let q = probs(&c);
+        let mut cum = 0.0;
+        let mut keep = c.len();
+        for (i, x) in q.iter().enumerate() {
+            cum += x;
+            if cum >= p.top_p as f64 && i + 1 >= p.min_keep {
+                keep = i + 1;
+                break;
+            }
+        }
+        c.truncate(keep);
+    }
+    if p.min_p > 0.0 {
+        let q = probs(&c);
+        let keep = q
+            .iter()
+            .enumerate()
+            .position(|(i, &x)| i > 0 && x < p.min_p as f64 * q[0] && i >= p.min_keep)
+            .unwrap_or(c.len());
+        c.truncate(keep);
+    }
+    let mut out: Vec<(u32, f32)> = c.iter().map(|c| (c.id, c.logit / p.temperature)).collect();
+    out.sort_by_key(|x| x.0);
+    out
+}
+
+#[test]
+fn chain_matches_the_plain_reference() {
+    let mut r = Xoshiro256::new(77);
+    let mut checked = 0;
+    for case in 0..300u64 {
+        let n = [5, 50, 3000, 40_000][case as usize % 4];
+        // Peaked and flat rows alike.
+        let spread = 1.0 + r.next_f64() * 30.0;
+        let logits: Vec<f32> = (0..n)
+            .map(|_| ((r.next_f64() - 0.5) * spread) as f32)
+            .collect();
+        let pick = |r: &mut Xoshiro256, options: &[f32]| {
+            options[(r.next_u64() % options.len() as u64) as usize]
+        };
+        let p = SamplingParams {
+            temperature: pick(&mut r, &[0.3, 0.8, 1.0, 1.7]),
+            top_k: [0, 1, 7, 40, 1000][(r.next_u64() % 5) as usize],
+            top_p: pick(&mut r, &[0.3, 0.9, 0.95, 1.0]),
+            min_p: pick(&mut r, &[0.0, 0.01, 0.05, 0.3]),
+            typical_p: pick(&mut r, &[0.5, 0.9, 1.0, 1.0]),
+            min_keep: [0, 0, 1, 3][(r.next_u64() % 4) as usize],
+            seed: Some(case),
+            ..SamplingParams::default()
+        };
+        let mut s = Sampler::new(p.clone()).unwrap();
+        s.truncate(&logits);
+        let mut got: Vec<(u32, f32)> = s.cands.iter().map(|c| (c.id, c.logit)).collect();
+        got.sort_by_key(|x| x.0);
+        let want = reference_chain(&p, &logits);
+        // Float rounding may move a token sitting exactly on a cumulative threshold; allow
+        // a one-token difference in size, and demand the rest be identical.
+        let ids = |v: &[(u32, f32)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+        if ids(&got) != ids(&want) {
+            assert!(
+                got.len().abs_diff(want.len()) <= 1,
+                "case {case} {p:?}: kept {} vs reference {}",
+                got.len(),
+                want.len()
+            );
+            continue;
+        }
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.1, w.1, "case {case}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 295, "only {checked} cases identical");
+}
+
+#[test]
+fn top_p_prefilter_keeps_the_nucleus() {
+    for (seed, spread) in [(1u64, 4.0f64), (2, 12.0), (3, 30.0)] {
+        let mut r = Xoshiro256::new(seed);
+        let logits: Vec<f32> = (0..100_000)
+            .map(|_| ((r.next_f64() - 0.5) * spread) as f32)
+            .collect();
+        for top_p in [0.5f32, 0.9, 0.99] {
+            let p = params(|p| {
+                p.top_k = 0;
+                p.min_p = 0.0;
+                p.top_p = top_p;
+                p.temperature = 1.0;
+            });
+            let mut s = Sampler::new(p.clone()).unwrap();
+            s.truncate(&logits);
+            let want = reference_chain(&p, &logits);
+            assert!(
+                s.cands.len().abs_diff(want.len()) <= 1,
+                "spread {spread} top_p {top_p}: {} vs {}",
+                s.cands.len(),
+                want.len()
+            );
+        }
+    }
+}
