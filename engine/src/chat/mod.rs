@@ -42,6 +42,10 @@ pub use minijinja::Value as TemplateValue;
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, Error, ErrorKind, Value};
+use nanorun_formats::Gguf;
+
+/// The GGUF metadata key of the default chat template.
+pub const GGUF_TEMPLATE_KEY: &str = "tokenizer.chat_template";
 
 /// Name under which the template is stored in its environment (shows up in error locations).
 const TEMPLATE_NAME: &str = "chat_template";
@@ -99,6 +103,14 @@ pub enum ChatError {
     Raised {
         /// The message the template passed to `raise_exception`.
         message: String,
+    },
+    /// The GGUF's template key holds something other than a UTF-8 string.
+    #[error("GGUF metadata `{key}` is not a usable chat template: {reason}")]
+    Metadata {
+        /// The metadata key (`tokenizer.chat_template` or a named variant).
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
     },
     /// Rendering failed for another reason (an undefined attribute, a type error, the
     /// execution budget ran out, …); the text says what and where.
@@ -168,6 +180,24 @@ impl ChatTemplate {
             .add_template_owned(TEMPLATE_NAME, rewrite_generation_tags(source))
             .map_err(|e| ChatError::Syntax(describe(&e)))?;
         Ok(template)
+    }
+
+    /// The template a GGUF file carries: `tokenizer.chat_template`, or with `name` the named
+    /// variant `tokenizer.chat_template.<name>` (e.g. `tool_use`). `Ok(None)` when the file
+    /// has none, so that the caller decides, and says, what to use instead.
+    pub fn from_gguf(gguf: &Gguf, name: Option<&str>) -> Result<Option<ChatTemplate>, ChatError> {
+        let key = match name {
+            Some(name) => format!("{GGUF_TEMPLATE_KEY}.{name}"),
+            None => GGUF_TEMPLATE_KEY.to_string(),
+        };
+        match gguf.get_opt_str(&key) {
+            Ok(Some(source)) => ChatTemplate::new(source).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(ChatError::Metadata {
+                key,
+                reason: e.to_string(),
+            }),
+        }
     }
 
     /// One of nanorun's built-in templates, for a GGUF that carries none.

@@ -162,3 +162,39 @@ fn messages_can_be_replaced_by_richer_values() {
         .unwrap();
     assert_eq!(out, "assistant:get_time");
 }
+
+#[test]
+fn templates_come_from_gguf_metadata() {
+    use nanorun_formats::{GgufWriter, MetadataValue};
+    let gguf = |f: &dyn Fn(&mut GgufWriter)| {
+        let mut w = GgufWriter::new();
+        w.set_str("general.architecture", "llama");
+        f(&mut w);
+        let mut bytes = Vec::new();
+        w.write_to(&mut bytes).unwrap();
+        nanorun_formats::Gguf::from_bytes(bytes).unwrap()
+    };
+    let g = gguf(&|w| {
+        w.set_str(
+            GGUF_TEMPLATE_KEY,
+            "{{ bos_token }}{{ messages[0].content }}",
+        );
+        w.set_str("tokenizer.chat_template.tool_use", "tools");
+    });
+    let t = ChatTemplate::from_gguf(&g, None).unwrap().unwrap();
+    assert_eq!(
+        t.render(&[ChatMessage::user("x")], false, "<s>", "")
+            .unwrap(),
+        "<s>x"
+    );
+    let t = ChatTemplate::from_gguf(&g, Some("tool_use"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.source(), "tools");
+    assert!(ChatTemplate::from_gguf(&g, Some("rag")).unwrap().is_none());
+    let none = gguf(&|_| {});
+    assert!(ChatTemplate::from_gguf(&none, None).unwrap().is_none());
+    let wrong = gguf(&|w| w.set(GGUF_TEMPLATE_KEY, MetadataValue::U32(3)));
+    let err = ChatTemplate::from_gguf(&wrong, None).unwrap_err();
+    assert!(err.to_string().contains(GGUF_TEMPLATE_KEY), "{err}");
+}
