@@ -34,6 +34,10 @@ struct Candidate {
     logit: f32,
 }
 
+/// Token ids at or above this are ignored by [`Sampler::accept`] (GGUF vocabularies are far
+/// smaller; this only bounds the counter table).
+const MAX_VOCAB: usize = 1 << 24;
+
 /// Above this many candidates, top-p drops hopeless tokens before sorting.
 const TOP_P_PREFILTER_MIN: usize = 1024;
 
@@ -117,7 +121,8 @@ impl Sampler {
         self.rng = Xoshiro256::new(self.seed);
     }
 
-    /// Records a token (sampled, or from the prompt) for the penalties.
+    /// Records a token (sampled, or from the prompt) for the penalties. Ids of 2²⁴ and above
+    /// are ignored.
     pub fn accept(&mut self, token: u32) {
         let limit = match self.params.repeat_last_n {
             0 => return,
@@ -126,6 +131,11 @@ impl Sampler {
         };
         let idx = token as usize;
         if idx >= self.counts.len() {
+            if idx >= MAX_VOCAB {
+                // No vocabulary is this large: such an id can never be sampled, so there is
+                // nothing to penalise (and no reason to allocate a counter table for it).
+                return;
+            }
             self.counts.resize(idx + 1, 0);
         }
         self.counts[idx] += 1;

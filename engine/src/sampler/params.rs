@@ -58,7 +58,7 @@ pub struct SamplingParams {
     pub presence_penalty: f32,
     /// Seed of the random generator (`--seed`); `None` (the default) picks a random one, which
     /// [`Sampler::seed`](super::Sampler::seed) reports. The same seed, parameters and logits
-    /// give the same tokens.
+    /// give the same tokens. (llama.cpp's `--seed -1`, i.e. `LLAMA_DEFAULT_SEED`, is `None`.)
     pub seed: Option<u64>,
 }
 

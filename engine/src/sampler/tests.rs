@@ -310,6 +310,7 @@ fn repeat_penalty_changes_greedy_choice_within_window() {
     assert_eq!(s.sample(&logits), 1);
     // Tokens beyond the logits row are accepted without harm.
     s.accept(1_000_000);
+    s.accept(u32::MAX);
     assert_eq!(s.sample(&logits), 1);
 }
 
