@@ -3,3 +3,39 @@
 //! Block types byte-for-byte as ggml lays them out, a scalar reference for every kernel
 //! (the oracle), and SIMD versions per ISA selected once at run time. This crate knows
 //! nothing of models; it depends only on `nanorun-formats` for the tensor type ids.
+//!
+//! # Map
+//! - [`quant`]: one module per type — the `#[repr(C)]` block struct and its scalar reference
+//!   kernels (dequantize, the reference quantizer, the dot product with its activation type).
+//! - [`TypeTraits`]: one table entry per type, as ggml's `type_traits_cpu` (block size, bytes,
+//!   `vec_dot_type`, row kernels). [`Kernels`] holds the table for one [`Isa`];
+//!   [`Kernels::active`] is the one `NANORUN_ISA` or detection picks.
+//! - `arch`: the SIMD versions (AVX2, AVX-512 VNNI, NEON dotprod).
+//! - [`matmul`]: `out[t][r] = W[r,:]·x[t,:]` over a quantized matrix, threaded by row ranges on
+//!   a [`ThreadPool`].
+//!
+//! # Numerics
+//! Dot products follow ggml: activations are quantized once per row (Q8_0 for Q4_0/Q5_0/Q8_0,
+//! Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F32 for float rows), each block's integer sum is
+//! exact, and scales are applied in f32. SIMD versions compute the same integer sums and differ
+//! from the scalar oracle only in the order of the f32 accumulation.
+
+pub mod arch;
+mod error;
+mod isa;
+mod kernels;
+pub mod matmul;
+pub mod quant;
+pub mod threads;
+mod traits;
+
+#[cfg(test)]
+mod testutil;
+
+pub use error::{KernelError, Result};
+pub use isa::Isa;
+pub use kernels::Kernels;
+pub use matmul::{matmul, MatmulScratch, QMatrix};
+pub use nanorun_formats::GgmlType;
+pub use threads::ThreadPool;
+pub use traits::{type_traits, DequantizeFn, QuantizeFn, TypeTraits, VecDotFn, SUPPORTED};

@@ -1,0 +1,28 @@
+//! SIMD versions of the row kernels, one file per ISA, under the same names as the scalar
+//! reference in `crate::quant`. [`install`] swaps them into a copy of the scalar table.
+
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64_neon;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_avx512;
+
+use crate::isa::Isa;
+use crate::traits::TypeTraits;
+
+/// Replace the entries of `table` that `isa` has SIMD kernels for. The caller has checked that
+/// the CPU supports `isa` (see `Kernels::for_isa`).
+pub(crate) fn install(isa: Isa, table: &mut [TypeTraits]) {
+    match isa {
+        Isa::Scalar => {}
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => x86_avx2::install(table),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => x86_avx512::install(table),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => aarch64_neon::install(table),
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
+}

@@ -1,0 +1,318 @@
+//! A persistent thread pool built for decode: many small parallel ops per token.
+//!
+//! - Workers live as long as the pool; an op allocates nothing.
+//! - Work is split into chunks handed out by an atomic counter, so a worker that lost its core
+//!   to another process simply takes fewer chunks — the op never waits for a sleeping worker
+//!   to wake up unless that worker already holds a chunk.
+//! - Waiting spins briefly (`spin`, 50 µs by default) and then parks on a condition variable:
+//!   never a long busy-spin (on a 2-core machine another process often holds a core).
+//!
+//! The calling thread takes part in every op, so `ThreadPool::new(n)` starts `n − 1` workers.
+
+use std::cell::UnsafeCell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+type JobFn = dyn Fn(usize) + Sync;
+
+struct Job {
+    f: *const JobFn,
+    n_chunks: usize,
+}
+
+struct Shared {
+    /// Bumped once per op (and at shutdown): what parked workers wait for.
+    epoch: AtomicU64,
+    /// The current op; written only while no worker can be inside an op (see `run`).
+    job: UnsafeCell<Job>,
+    /// True from publishing an op until its caller stops accepting helpers.
+    open: AtomicBool,
+    next: AtomicUsize,
+    done: AtomicUsize,
+    /// Workers currently inside an op (between checking `open` and leaving).
+    active: AtomicUsize,
+    shutdown: AtomicBool,
+    panicked: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
+    finished: Condvar,
+    sleepers: AtomicUsize,
+    caller_sleeping: AtomicBool,
+    spin: Duration,
+}
+
+// SAFETY: `job` is written only by the caller of `run` while `open` is false and no worker is
+// active (the previous op waited for `active == 0` after closing), and read by workers only
+// between `active += 1` + seeing `open` for the current epoch and `active -= 1`. The closure it
+// points to is `Sync`.
+unsafe impl Sync for Shared {}
+// SAFETY: as above; the raw pointer is only dereferenced under that protocol.
+unsafe impl Send for Shared {}
+
+/// A fixed set of worker threads that run closures over chunk indices.
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    handles: Vec<JoinHandle<()>>,
+    n_threads: usize,
+    run_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("n_threads", &self.n_threads)
+            .finish()
+    }
+}
+
+/// Spin until `ready()` or `budget` elapsed; true when ready.
+#[inline]
+fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> bool {
+    if ready() {
+        return true;
+    }
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+        if ready() {
+            return true;
+        }
+        if start.elapsed() >= budget {
+            return false;
+        }
+    }
+}
+
+impl ThreadPool {
+    /// A pool running ops on `n_threads` threads in all (the caller plus `n_threads − 1`
+    /// workers; 0 is treated as 1).
+    pub fn new(n_threads: usize) -> ThreadPool {
+        ThreadPool::with_spin(n_threads, Duration::from_micros(50))
+    }
+
+    /// As [`ThreadPool::new`], with the time a waiting thread spins before it parks.
+    pub fn with_spin(n_threads: usize, spin: Duration) -> ThreadPool {
+        let n_threads = n_threads.max(1);
+        let shared = Arc::new(Shared {
+            epoch: AtomicU64::new(0),
+            job: UnsafeCell::new(Job {
+                f: std::ptr::null::<fn(usize)>() as *const JobFn,
+                n_chunks: 0,
+            }),
+            open: AtomicBool::new(false),
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+            finished: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
+            caller_sleeping: AtomicBool::new(false),
+            spin,
+        });
+        let handles = (1..n_threads)
+            .map(|i| {
+                let s = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("nanorun-worker-{i}"))
+                    .spawn(move || worker(&s))
+                    .expect("spawning a thread-pool worker")
+            })
+            .collect();
+        ThreadPool {
+            shared,
+            handles,
+            n_threads,
+            run_lock: Mutex::new(()),
+        }
+    }
+
+    /// Threads taking part in an op (workers plus the caller).
+    pub fn n_threads(&self) -> usize {
+        self.n_threads
+    }
+
+    /// Run `f(i)` for every `i` in `0..n_chunks`, spread over the pool's threads; returns when
+    /// all have run. Each index runs exactly once. A panic in `f` is re-raised here after every
+    /// thread has left the op.
+    pub fn run<F: Fn(usize) + Sync>(&self, n_chunks: usize, f: F) {
+        if self.n_threads == 1 || n_chunks <= 1 {
+            (0..n_chunks).for_each(f);
+            return;
+        }
+        let _serial = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let s = &*self.shared;
+        let f_ref: &(dyn Fn(usize) + Sync + '_) = &f;
+        // SAFETY: erasing the closure's lifetime is sound because this function does not return
+        // (nor unwind, see `Close`) before every worker has left the op (`active == 0` after
+        // `open` is cleared), and workers touch the job only inside an op.
+        let f_ptr: *const JobFn =
+            unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static JobFn>(f_ref) };
+        // SAFETY: no worker is inside an op (the previous `run` waited for that), so nobody
+        // reads `job` while we write it.
+        unsafe { *s.job.get() = Job { f: f_ptr, n_chunks } };
+        s.next.store(0, SeqCst);
+        s.done.store(0, SeqCst);
+        s.open.store(true, SeqCst);
+        s.epoch.fetch_add(1, SeqCst);
+        if s.sleepers.load(SeqCst) > 0 {
+            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.wake.notify_all();
+        }
+        let close = Close(s);
+        loop {
+            let i = s.next.fetch_add(1, SeqCst);
+            if i >= n_chunks {
+                break;
+            }
+            f(i);
+            s.done.fetch_add(1, SeqCst);
+        }
+        wait_caller(s, || s.done.load(SeqCst) >= n_chunks);
+        drop(close);
+        if s.panicked.swap(false, SeqCst) {
+            resume_unwind(Box::new("a thread-pool worker panicked"));
+        }
+    }
+}
+
+/// Closes the current op and waits until no worker is inside it (also when unwinding).
+struct Close<'a>(&'a Shared);
+
+impl Drop for Close<'_> {
+    fn drop(&mut self) {
+        let s = self.0;
+        s.open.store(false, SeqCst);
+        wait_caller(s, || s.active.load(SeqCst) == 0);
+    }
+}
+
+fn wait_caller(s: &Shared, ready: impl Fn() -> bool) {
+    if spin_until(s.spin, &ready) {
+        return;
+    }
+    let mut g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+    s.caller_sleeping.store(true, SeqCst);
+    while !ready() {
+        g = s.finished.wait(g).unwrap_or_else(|e| e.into_inner());
+    }
+    s.caller_sleeping.store(false, SeqCst);
+}
+
+fn notify_caller(s: &Shared) {
+    if s.caller_sleeping.load(SeqCst) {
+        let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+        s.finished.notify_all();
+    }
+}
+
+fn worker(s: &Shared) {
+    let mut seen = 0u64;
+    loop {
+        if !spin_until(s.spin, || s.epoch.load(SeqCst) != seen) {
+            let mut g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.sleepers.fetch_add(1, SeqCst);
+            while s.epoch.load(SeqCst) == seen {
+                g = s.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
+            s.sleepers.fetch_sub(1, SeqCst);
+        }
+        seen = s.epoch.load(SeqCst);
+        if s.shutdown.load(SeqCst) {
+            return;
+        }
+        s.active.fetch_add(1, SeqCst);
+        if s.open.load(SeqCst) && s.epoch.load(SeqCst) == seen {
+            // SAFETY: the op is open and ours (same epoch) and we are counted in `active`, so
+            // the caller is still inside `run` and the closure is alive (see `Shared`).
+            let job = unsafe { &*s.job.get() };
+            let f = unsafe { &*job.f };
+            loop {
+                let i = s.next.fetch_add(1, SeqCst);
+                if i >= job.n_chunks {
+                    break;
+                }
+                if catch_unwind(AssertUnwindSafe(|| f(i))).is_err() {
+                    s.panicked.store(true, SeqCst);
+                }
+                s.done.fetch_add(1, SeqCst);
+            }
+        }
+        s.active.fetch_sub(1, SeqCst);
+        notify_caller(s);
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        let s = &*self.shared;
+        s.shutdown.store(true, SeqCst);
+        {
+            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.epoch.fetch_add(1, SeqCst);
+            s.wake.notify_all();
+        }
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn every_chunk_runs_exactly_once() {
+        for n_threads in [1, 2, 3, 5] {
+            let pool = ThreadPool::new(n_threads);
+            for n_chunks in [0, 1, 2, 7, 64, 1000] {
+                let hits: Vec<AtomicU32> = (0..n_chunks).map(|_| AtomicU32::new(0)).collect();
+                pool.run(n_chunks, |i| {
+                    hits[i].fetch_add(1, Relaxed);
+                });
+                assert!(
+                    hits.iter().all(|h| h.load(Relaxed) == 1),
+                    "{n_threads} threads, {n_chunks} chunks"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn many_small_ops_back_to_back_and_after_parking() {
+        let pool = ThreadPool::with_spin(3, Duration::from_micros(1));
+        let total = AtomicUsize::new(0);
+        for round in 0..2000 {
+            pool.run(4, |i| {
+                total.fetch_add(i + 1, Relaxed);
+            });
+            if round % 500 == 0 {
+                std::thread::sleep(Duration::from_millis(2)); // let the workers park
+            }
+        }
+        assert_eq!(total.load(Relaxed), 2000 * 10);
+    }
+
+    #[test]
+    fn a_panic_in_a_chunk_reaches_the_caller_and_the_pool_survives() {
+        let pool = ThreadPool::new(2);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            pool.run(16, |i| assert!(i != 5, "chunk 5"))
+        }));
+        assert!(r.is_err());
+        let count = AtomicUsize::new(0);
+        pool.run(16, |_| {
+            count.fetch_add(1, Relaxed);
+        });
+        assert_eq!(count.load(Relaxed), 16);
+    }
+}

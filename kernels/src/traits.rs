@@ -1,0 +1,380 @@
+//! One table entry per type, as ggml's `type_traits_cpu`: block size and bytes, the activation
+//! type its dot product pairs with, and the row kernels (dequantize, quantize, vec_dot).
+//!
+//! [`scalar_table`] holds the reference kernels; `crate::kernels` copies it per ISA and swaps in
+//! the SIMD versions. Adding a type means one module in `quant/` and one entry here.
+
+use bytemuck::Pod;
+use nanorun_formats::GgmlType;
+
+use crate::error::{KernelError, Result};
+use crate::quant;
+
+/// Dot product of one weight row with one activation row (of the weight type's
+/// `vec_dot_type`), both as raw bytes of whole blocks. The caller guarantees equal value counts
+/// and alignment (the checked wrappers on [`TypeTraits`] do).
+pub type VecDotFn = fn(w: &[u8], a: &[u8]) -> f32;
+/// Dequantize one row of blocks (bytes) into `out` (values).
+pub type DequantizeFn = fn(w: &[u8], out: &mut [f32]);
+/// Quantize `x` (values) into one row of blocks (bytes).
+pub type QuantizeFn = fn(x: &[f32], out: &mut [u8]);
+
+/// What the kernels need to know about one tensor type, and its row kernels.
+#[derive(Clone, Copy, Debug)]
+pub struct TypeTraits {
+    /// The type.
+    pub ty: GgmlType,
+    /// Values per block (1 for float rows).
+    pub block_size: usize,
+    /// Bytes per block.
+    pub block_bytes: usize,
+    /// Required alignment of a row's bytes (the block struct's alignment).
+    pub align: usize,
+    /// The type activations are quantized to before a dot product with this type.
+    pub vec_dot_type: GgmlType,
+    pub(crate) dequantize: DequantizeFn,
+    pub(crate) quantize: QuantizeFn,
+    pub(crate) vec_dot: VecDotFn,
+}
+
+impl TypeTraits {
+    /// Bytes of a row of `n` values, or an error when `n` is not a multiple of the block size.
+    pub fn row_bytes(&self, n: usize) -> Result<usize> {
+        if n % self.block_size != 0 {
+            return Err(KernelError::RowLength {
+                ty: self.ty,
+                n,
+                block: self.block_size,
+            });
+        }
+        Ok(n / self.block_size * self.block_bytes)
+    }
+
+    /// Check that `bytes` is a well-aligned row of exactly `n` values of this type.
+    pub(crate) fn check_row(&self, what: &'static str, bytes: &[u8], n: usize) -> Result<()> {
+        let expected = self.row_bytes(n)?;
+        if bytes.len() != expected {
+            return Err(KernelError::LengthMismatch {
+                what,
+                expected,
+                got: bytes.len(),
+            });
+        }
+        let addr = bytes.as_ptr() as usize;
+        if addr % self.align != 0 {
+            return Err(KernelError::Misaligned {
+                what,
+                ty: self.ty,
+                align: self.align,
+                addr,
+            });
+        }
+        Ok(())
+    }
+
+    /// Dequantize a row of `out.len()` values.
+    pub fn dequantize_row(&self, w: &[u8], out: &mut [f32]) -> Result<()> {
+        self.check_row("dequantize input", w, out.len())?;
+        (self.dequantize)(w, out);
+        Ok(())
+    }
+
+    /// Quantize `x` into a row of this type (the reference quantizer for weight types; the
+    /// activation quantizer, SIMD where available, for Q8_0 / Q8_1 / Q8_K).
+    pub fn quantize_row(&self, x: &[f32], out: &mut [u8]) -> Result<()> {
+        self.check_row("quantize output", out, x.len())?;
+        (self.quantize)(x, out);
+        Ok(())
+    }
+
+    /// Dot product of a weight row of this type with an activation row of `act`'s type (which
+    /// must be this type's `vec_dot_type`), both `n` values long.
+    pub fn vec_dot(&self, act: &TypeTraits, n: usize, w: &[u8], a: &[u8]) -> Result<f32> {
+        if act.ty != self.vec_dot_type {
+            return Err(KernelError::UnsupportedType(act.ty));
+        }
+        self.check_row("weight row", w, n)?;
+        act.check_row("activation row", a, n)?;
+        Ok((self.vec_dot)(w, a))
+    }
+
+    /// The raw dot-product kernel, for callers that validated sizes and alignment once for many
+    /// rows. It panics (never reads out of bounds) on misaligned or ragged input.
+    pub fn vec_dot_fn(&self) -> VecDotFn {
+        self.vec_dot
+    }
+
+    /// The raw dequantize kernel (see [`TypeTraits::vec_dot_fn`]).
+    pub fn dequantize_fn(&self) -> DequantizeFn {
+        self.dequantize
+    }
+
+    /// The raw quantize kernel (see [`TypeTraits::vec_dot_fn`]).
+    pub fn quantize_fn(&self) -> QuantizeFn {
+        self.quantize
+    }
+}
+
+#[inline]
+pub(crate) fn cast<T: Pod>(b: &[u8]) -> &[T] {
+    bytemuck::cast_slice(b)
+}
+
+#[inline]
+pub(crate) fn cast_mut<T: Pod>(b: &mut [u8]) -> &mut [T] {
+    bytemuck::cast_slice_mut(b)
+}
+
+#[inline]
+fn dot<W: Pod, A: Pod>(f: fn(&[W], &[A]) -> f32, w: &[u8], a: &[u8]) -> f32 {
+    f(cast(w), cast(a))
+}
+
+#[inline]
+fn deq<W: Pod>(f: fn(&[W], &mut [f32]), w: &[u8], out: &mut [f32]) {
+    f(cast(w), out)
+}
+
+#[inline]
+fn quant<W: Pod>(f: fn(&[f32], &mut [W]), x: &[f32], out: &mut [u8]) {
+    f(x, cast_mut(out))
+}
+
+const fn entry(
+    ty: GgmlType,
+    block_size: usize,
+    block_bytes: usize,
+    align: usize,
+    vec_dot_type: GgmlType,
+    kernels: (DequantizeFn, QuantizeFn, VecDotFn),
+) -> TypeTraits {
+    TypeTraits {
+        ty,
+        block_size,
+        block_bytes,
+        align,
+        vec_dot_type,
+        dequantize: kernels.0,
+        quantize: kernels.1,
+        vec_dot: kernels.2,
+    }
+}
+
+/// Every type the CPU kernels support, in table order.
+pub const SUPPORTED: [GgmlType; 15] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q8_1,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+    GgmlType::Q8_K,
+];
+
+/// Index of `ty` in [`SUPPORTED`] (and in every table), or `None`.
+pub fn slot(ty: GgmlType) -> Option<usize> {
+    SUPPORTED.iter().position(|&t| t == ty)
+}
+
+/// The scalar reference table, in [`SUPPORTED`] order.
+pub fn scalar_table() -> [TypeTraits; 15] {
+    use quant::*;
+    use GgmlType as T;
+    [
+        entry(
+            T::F32,
+            1,
+            4,
+            4,
+            T::F32,
+            (
+                |w, o| deq(float::dequantize_f32, w, o),
+                |x, o| quant(float::quantize_f32, x, o),
+                |w, a| dot(float::vec_dot_f32, w, a),
+            ),
+        ),
+        entry(
+            T::F16,
+            1,
+            2,
+            2,
+            T::F32,
+            (
+                |w, o| deq(float::dequantize_f16, w, o),
+                |x, o| quant(float::quantize_f16, x, o),
+                |w, a| dot(float::vec_dot_f16, w, a),
+            ),
+        ),
+        entry(
+            T::BF16,
+            1,
+            2,
+            2,
+            T::F32,
+            (
+                |w, o| deq(float::dequantize_bf16, w, o),
+                |x, o| quant(float::quantize_bf16, x, o),
+                |w, a| dot(float::vec_dot_bf16, w, a),
+            ),
+        ),
+        entry(
+            T::Q4_0,
+            32,
+            18,
+            2,
+            T::Q8_0,
+            (
+                |w, o| deq(q4_0::dequantize_row, w, o),
+                |x, o| quant(q4_0::quantize_row_ref, x, o),
+                |w, a| dot(q4_0::vec_dot, w, a),
+            ),
+        ),
+        entry(
+            T::Q4_1,
+            32,
+            20,
+            2,
+            T::Q8_1,
+            (
+                |w, o| deq(q4_1::dequantize_row, w, o),
+                |x, o| quant(q4_1::quantize_row_ref, x, o),
+                |w, a| dot(q4_1::vec_dot, w, a),
+            ),
+        ),
+        entry(
+            T::Q5_0,
+            32,
+            22,
+            2,
+            T::Q8_0,
+            (
+                |w, o| deq(q5_0::dequantize_row, w, o),
+                |x, o| quant(q5_0::quantize_row_ref, x, o),
+                |w, a| dot(q5_0::vec_dot, w, a),
+            ),
+        ),
+        entry(
+            T::Q5_1,
+            32,
+            24,
+            2,
+            T::Q8_1,
+            (
+                |w, o| deq(q5_1::dequantize_row, w, o),
+                |x, o| quant(q5_1::quantize_row_ref, x, o),
+                |w, a| dot(q5_1::vec_dot, w, a),
+            ),
+        ),
+        entry(
+            T::Q8_0,
+            32,
+            34,
+            2,
+            T::Q8_0,
+            (
+                |w, o| deq(q8_0::dequantize_row, w, o),
+                |x, o| quant(q8_0::quantize_row_ref, x, o),
+                |w, a| dot(q8_0::vec_dot, w, a),
+            ),
+        ),
+        entry(
+            T::Q8_1,
+            32,
+            36,
+            2,
+            T::Q8_1,
+            (
+                |w, o| deq(q8_1::dequantize_row, w, o),
+                |x, o| quant(q8_1::quantize_row_ref, x, o),
+                |w, a| dot(q8_1::vec_dot, w, a),
+            ),
+        ),
+        entry(
+            T::Q2_K,
+            256,
+            84,
+            2,
+            T::Q8_K,
+            (
+                |w, o| deq(q2_k::dequantize_row, w, o),
+                |x, o| quant(q2_k::quantize_row_ref, x, o),
+                |w, a| dot(q2_k::vec_dot, w, a),
+            ),
+        ),
+        entry(
+            T::Q3_K,
+            256,
+            110,
+            2,
+            T::Q8_K,
+            (
+                |w, o| deq(q3_k::dequantize_row, w, o),
+                |x, o| quant(q3_k::quantize_row_ref, x, o),
+                |w, a| dot(q3_k::vec_dot, w, a),
+            ),
+        ),
+        entry(
+            T::Q4_K,
+            256,
+            144,
+            2,
+            T::Q8_K,
+            (
+                |w, o| deq(q4_k::dequantize_row, w, o),
+                |x, o| quant(q4_k::quantize_row_ref, x, o),
+                |w, a| dot(q4_k::vec_dot, w, a),
+            ),
+        ),
+        entry(
+            T::Q5_K,
+            256,
+            176,
+            2,
+            T::Q8_K,
+            (
+                |w, o| deq(q5_k::dequantize_row, w, o),
+                |x, o| quant(q5_k::quantize_row_ref, x, o),
+                |w, a| dot(q5_k::vec_dot, w, a),
+            ),
+        ),
+        entry(
+            T::Q6_K,
+            256,
+            210,
+            2,
+            T::Q8_K,
+            (
+                |w, o| deq(q6_k::dequantize_row, w, o),
+                |x, o| quant(q6_k::quantize_row_ref, x, o),
+                |w, a| dot(q6_k::vec_dot, w, a),
+            ),
+        ),
+        entry(
+            T::Q8_K,
+            256,
+            292,
+            4,
+            T::Q8_K,
+            (
+                |w, o| deq(q8_k::dequantize_row, w, o),
+                |x, o| quant(q8_k::quantize_row_ref, x, o),
+                |w, a| dot(q8_k::vec_dot, w, a),
+            ),
+        ),
+    ]
+}
+
+/// The scalar (reference) traits of `ty`, or an error for unsupported types.
+pub fn type_traits(ty: GgmlType) -> Result<TypeTraits> {
+    slot(ty)
+        .map(|i| scalar_table()[i])
+        .ok_or(KernelError::UnsupportedType(ty))
+}
