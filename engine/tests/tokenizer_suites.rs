@@ -178,7 +178,15 @@ fn gemma3_golden_prompt_ids() {
         let json = std::fs::read_to_string(&path).expect("json");
         let prompt = std::fs::read(path.with_extension("txt")).expect("txt");
         let want = prompt_ids(&json);
+        let t1 = Instant::now();
         let got = tok.encode_bytes(&prompt, true, true);
+        eprintln!(
+            "{}: {} bytes -> {} ids in {:?}",
+            path.display(),
+            prompt.len(),
+            got.len(),
+            t1.elapsed()
+        );
         assert_eq!(got, want, "{}: prompt ids differ", path.display());
         // Decoding the prompt (specials rendered) gives the text back after the BOS.
         let text = tok.decode_bytes(&got[1..], true).expect("decode");
@@ -194,4 +202,160 @@ fn gemma3_golden_prompt_ids() {
     assert!(tok.is_eog(tok.eos().expect("eos")));
     let eot = tok.token_id("<end_of_turn>").expect("<end_of_turn>");
     assert!(tok.is_eog(eot));
+}
+
+/// A small deterministic generator (xorshift64*), so that failures reproduce.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Random text mixing the things tokenizers trip on: space runs, newlines, digits,
+/// contractions, punctuation, accents, combining marks, CJK, emoji, odd whitespace.
+fn random_text(rng: &mut Rng, len: usize) -> String {
+    const PIECES: &[&str] = &[
+        " ",
+        "  ",
+        "   ",
+        "\n",
+        "\n\n",
+        "\t",
+        "\r\n",
+        "'s",
+        "'LL",
+        "'re",
+        "0",
+        "7",
+        "123",
+        "4567",
+        ".",
+        ",",
+        "!",
+        "?",
+        "...",
+        "(",
+        ")",
+        "\"",
+        "<",
+        ">",
+        "/",
+        "$",
+        "_",
+        "-",
+        "é",
+        "Ä",
+        "ß",
+        "ñ",
+        "Ω",
+        "λ",
+        "ж",
+        "Привет",
+        "中",
+        "文字",
+        "한국어",
+        "日本",
+        "ا",
+        "ह",
+        "\u{301}",
+        "\u{200d}",
+        "\u{a0}",
+        "\u{3000}",
+        "\u{85}",
+        "😀",
+        "🦙",
+        "👍🏽",
+        "\u{fffd}",
+        "a",
+        "the",
+        "The",
+        "HELLO",
+        "World",
+        "x",
+        "Zz",
+        "ĠĊ",
+    ];
+    let mut s = String::new();
+    for _ in 0..len {
+        if rng.below(4) == 0 {
+            s.push(char::from(b'a' + rng.below(26) as u8));
+        } else {
+            s.push_str(PIECES[rng.below(PIECES.len())]);
+        }
+    }
+    s
+}
+
+fn all_vocab_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = ["llama-spm", "phi-3", "gpt-2", "bert-bge"]
+        .iter()
+        .map(|n| repo_root().join(format!("tests/data/vocab/ggml-vocab-{n}.gguf")))
+        .collect();
+    let shared = repo_root().join("../shared/vocab");
+    for n in ["llama-bpe", "qwen2"] {
+        let p = shared.join(format!("ggml-vocab-{n}.gguf"));
+        if p.is_file() {
+            v.push(p);
+        }
+    }
+    v
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for path in all_vocab_files() {
+        let g = Gguf::open(&path).expect("open");
+        let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
+        for round in 0..300 {
+            let len = rng.below(64);
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let ids = tok.encode_bytes(&bytes, round % 2 == 0, round % 3 == 0);
+            assert!(ids.iter().all(|&id| (id as usize) < tok.n_vocab()));
+            tok.decode_bytes(&ids, round % 2 == 1).expect("decode");
+        }
+        let n = tok.n_vocab() as u32;
+        assert!(tok.decode(&[n], false).is_err());
+        assert!(tok.token_to_piece(u32::MAX, true).is_err());
+    }
+}
+
+#[test]
+fn pieces_reassemble_the_text() {
+    let mut rng = Rng(42);
+    for path in all_vocab_files() {
+        let g = Gguf::open(&path).expect("open");
+        let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
+        if tok.kind() == nanorun::tokenizer::TokenizerKind::Wpm {
+            continue; // WordPiece normalises (lowercase, accents, spaces): not reversible
+        }
+        for _ in 0..300 {
+            let len = rng.below(40);
+            let text = random_text(&mut rng, len);
+            let ids = tok.encode(&text, false, false);
+            let mut joined = Vec::new();
+            for &id in &ids {
+                joined.extend_from_slice(tok.token_to_piece(id, true).unwrap());
+            }
+            let want = if tok.add_space_prefix() && !text.is_empty() {
+                format!(" {text}")
+            } else {
+                text.clone()
+            };
+            assert_eq!(
+                String::from_utf8_lossy(&joined),
+                want,
+                "{}: pieces of {text:?} ({ids:?}) do not reassemble it",
+                path.display()
+            );
+        }
+    }
 }

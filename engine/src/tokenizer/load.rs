@@ -165,6 +165,12 @@ fn bpe_pre(pre: &str) -> Option<(PreTokenizer, bool, bool, bool)> {
         "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "hunyuan" | "solar-open"
         | "grok-2" => (Qwen2, false, false, false),
         "megrez" | "stablelm2" => (Qwen2, false, false, true),
+        "bailingmoe" | "bailingmoe2" | "llada-moe" => (Qwen2, false, false, false),
+        "seed-coder" => (SeedCoder, false, false, false),
+        "ufakzeka" => (NoContractions, false, false, false),
+        "falcon" => (Falcon, false, false, true),
+        "gpt-4o" | "llama4" | "kanana2" | "talkie" | "minimax-m2" => (Gpt4o, false, false, false),
+        "tekken" => (Tekken, true, true, false),
         _ => return None,
     })
 }

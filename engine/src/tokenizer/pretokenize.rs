@@ -21,6 +21,17 @@ pub enum PreTokenizer {
     Qwen2,
     /// Every digit alone, then GPT-2's regex (`starcoder`, `smollm`, `refact`, `command-r`, ...).
     StarCoder,
+    /// Punctuation runs, GPT-2's regex, then triples of ASCII digits (`falcon`).
+    Falcon,
+    /// Qwen2's regex whose punctuation runs take no trailing newlines (`seed-coder`).
+    SeedCoder,
+    /// Qwen2's regex without the contraction alternative (`ufakzeka`).
+    NoContractions,
+    /// The o200k regex: case-aware letter runs with contractions, digits in threes
+    /// (`gpt-4o`, `llama4`: Phi-4-mini, Llama 4).
+    Gpt4o,
+    /// Mistral's Tekken regex: case-aware letter runs, single digits (`tekken`).
+    Tekken,
 }
 
 /// A run of code points `[start, end)`.
@@ -31,8 +42,33 @@ pub fn split(pre: PreTokenizer, cpts: &[u32]) -> Vec<Span> {
     let all = vec![(0, cpts.len())];
     match pre {
         PreTokenizer::Gpt2 => refine(cpts, &all, gpt2),
-        PreTokenizer::Llama3 => refine(cpts, &all, |c, s, o| llama3(c, s, 3, o)),
-        PreTokenizer::Qwen2 => refine(cpts, &all, |c, s, o| llama3(c, s, 1, o)),
+        PreTokenizer::Llama3 => refine(cpts, &all, |c, s, o| llama3(c, s, L3, o)),
+        PreTokenizer::Qwen2 => refine(cpts, &all, |c, s, o| llama3(c, s, QWEN2, o)),
+        PreTokenizer::SeedCoder => {
+            let opts = Llama3Opts {
+                punct_newlines: false,
+                ..QWEN2
+            };
+            refine(cpts, &all, |c, s, o| llama3(c, s, opts, o))
+        }
+        PreTokenizer::NoContractions => {
+            let opts = Llama3Opts {
+                contractions: false,
+                ..QWEN2
+            };
+            refine(cpts, &all, |c, s, o| llama3(c, s, opts, o))
+        }
+        PreTokenizer::Gpt4o => refine(cpts, &all, |c, s, o| o200k(c, s, true, 3, o)),
+        PreTokenizer::Tekken => refine(cpts, &all, |c, s, o| o200k(c, s, false, 1, o)),
+        PreTokenizer::Falcon => {
+            let is_punct = |cp: u32| {
+                flags(cp).is_punctuation()
+                    || matches!(cp, 0x24 | 0x2B | 0x3C..=0x3E | 0x5E | 0x7E | 0x7C | 0x60)
+            };
+            let p = refine(cpts, &all, |c, s, o| class_pass(c, s, is_punct, true, o));
+            let p = refine(cpts, &p, gpt2);
+            refine(cpts, &p, ascii_digit_triples)
+        }
         PreTokenizer::StarCoder => {
             let digits = refine(cpts, &all, |c, s, o| {
                 class_pass(c, s, |cp| flags(cp).is_number(), false, o)
@@ -176,16 +212,38 @@ fn gpt2(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
     }
 }
 
+/// Variations of Llama 3's regex.
+#[derive(Clone, Copy)]
+struct Llama3Opts {
+    /// Digits per piece (`\p{N}{1,G}`).
+    group: usize,
+    /// Whether `'s 't 're 've 'm 'll 'd` (any case) are pieces of their own.
+    contractions: bool,
+    /// Whether a punctuation run takes the newlines after it (`[\r\n]*`).
+    punct_newlines: bool,
+}
+
+const L3: Llama3Opts = Llama3Opts {
+    group: 3,
+    contractions: true,
+    punct_newlines: true,
+};
+const QWEN2: Llama3Opts = Llama3Opts { group: 1, ..L3 };
+
 /// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,G}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
-/// with `G = group` (3 for Llama 3, 1 for Qwen2).
-fn llama3(cpts: &[u32], (ini, end): Span, group: usize, out: &mut Vec<Span>) {
+/// with `G = opts.group` (3 for Llama 3, 1 for Qwen2).
+fn llama3(cpts: &[u32], (ini, end): Span, opts: Llama3Opts, out: &mut Vec<Span>) {
+    let group = opts.group;
     let v = View { cpts, ini, end };
-    let is_nl = |c: u32| c == '\r' as u32 || c == '\n' as u32;
     let mut pos = ini;
     while pos < end {
         let cpt = v.cpt(pos);
         let f = v.flags(pos);
-        let c = v.contraction(pos, true);
+        let c = if opts.contractions {
+            v.contraction(pos, true)
+        } else {
+            0
+        };
         if c > 0 {
             out.push((pos, pos + c));
             pos += c;
@@ -224,25 +282,107 @@ fn llama3(cpts: &[u32], (ini, end): Span, group: usize, out: &mut Vec<Span>) {
                 pos += 1;
                 g = v.flags(pos);
             }
-            while is_nl(v.cpt(pos)) {
+            while opts.punct_newlines && is_nl(v.cpt(pos)) {
                 pos += 1;
             }
             out.push((start, pos));
             continue;
         }
-        let n = v.whitespace_run(pos);
-        let last_nl = (0..n).rev().find(|&k| is_nl(v.cpt(pos + k)));
         let start = pos;
-        if let Some(k) = last_nl {
-            pos += k + 1;
-        } else if n > 1 && v.cpt(pos + n) != OUT_OF_RANGE {
-            pos += n - 1;
-        } else if n > 0 {
-            pos += n;
-        } else {
-            pos += 1;
-        }
+        pos += whitespace_piece(&v, pos);
         out.push((start, pos));
+    }
+}
+
+fn is_nl(c: u32) -> bool {
+    c == '\r' as u32 || c == '\n' as u32
+}
+
+/// Length of the piece `\s*[\r\n]+|\s+(?!\S)|\s+` matches at `pos` (1 when none does).
+fn whitespace_piece(v: &View<'_>, pos: usize) -> usize {
+    let n = v.whitespace_run(pos);
+    if let Some(k) = (0..n).rev().find(|&k| is_nl(v.cpt(pos + k))) {
+        k + 1
+    } else if n > 1 && v.cpt(pos + n) != OUT_OF_RANGE {
+        n - 1
+    } else {
+        n.max(1)
+    }
+}
+
+/// The o200k family (`contractions`: GPT-4o; without, and `group` 1: Tekken), as `std::regex`
+/// runs it on llama.cpp's collapsed text, where every non-ASCII letter counts as both upper and
+/// lower case:
+/// `[^\r\n\p{L}\p{N}]?[\p{L}&&[^a-z]]*[\p{L}&&[^A-Z]]+C?|[^\r\n\p{L}\p{N}]?[\p{L}&&[^a-z]]+[\p{L}&&[^A-Z]]*C?|\p{N}{1,G}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+fn o200k(cpts: &[u32], (ini, end): Span, contractions: bool, group: usize, out: &mut Vec<Span>) {
+    let v = View { cpts, ini, end };
+    let letter = |p: usize| v.flags(p).is_letter();
+    let upper = |p: usize| letter(p) && !(b'a' as u32..=b'z' as u32).contains(&v.cpt(p));
+    let lower = |p: usize| letter(p) && !(b'A' as u32..=b'Z' as u32).contains(&v.cpt(p));
+    let lead = |p: usize| {
+        let f = v.flags(p);
+        f.any() && !is_nl(v.cpt(p)) && !f.is_letter() && !f.is_number()
+    };
+    let other = |p: usize| not_word(v.flags(p)) && v.flags(p).any();
+    let tail = |e: usize| {
+        if contractions {
+            e + v.contraction(e, true)
+        } else {
+            e
+        }
+    };
+    let mut pos = ini;
+    while pos < end {
+        let q = pos + lead(pos) as usize;
+        let mut m = 0;
+        while upper(q + m) {
+            m += 1;
+        }
+        // Alternative 1: upper* lower+ (backtracking into the upper run for a letter that is
+        // also lower case); alternative 2: upper+ lower*.
+        let k = if lower(q + m) {
+            Some(m)
+        } else {
+            (0..m).rev().find(|&k| lower(q + k))
+        };
+        let e = if let Some(k) = k {
+            let mut e = q + k;
+            while lower(e) {
+                e += 1;
+            }
+            Some(tail(e))
+        } else if m > 0 {
+            let mut e = q + m;
+            while lower(e) {
+                e += 1;
+            }
+            Some(tail(e))
+        } else {
+            None
+        };
+        let e = e.unwrap_or_else(|| {
+            if v.flags(pos).is_number() {
+                let mut e = pos;
+                while e - pos < group && v.flags(e).is_number() {
+                    e += 1;
+                }
+                return e;
+            }
+            let q = pos + (v.cpt(pos) == ' ' as u32) as usize;
+            if other(q) {
+                let mut e = q;
+                while other(e) {
+                    e += 1;
+                }
+                while is_nl(v.cpt(e)) || v.cpt(e) == '/' as u32 {
+                    e += 1;
+                }
+                return e;
+            }
+            pos + whitespace_piece(&v, pos)
+        });
+        out.push((pos, e));
+        pos = e;
     }
 }
 
@@ -337,6 +477,15 @@ mod tests {
         );
         assert_eq!(words(PreTokenizer::Qwen2, "a12"), ["a", "1", "2"]);
         assert_eq!(words(PreTokenizer::Llama3, "  \n x"), ["  \n", " x"]);
+    }
+
+    #[test]
+    fn o200k_words() {
+        assert_eq!(
+            words(PreTokenizer::Gpt4o, "HelloWORLD they're ÉÉA 12345 a//\n"),
+            ["Hello", "WORLD", " they're", " ÉÉ", "A", " ", "123", "45", " a", "//\n"]
+        );
+        assert_eq!(words(PreTokenizer::Tekken, "ab12"), ["ab", "1", "2"]);
     }
 
     #[test]

@@ -52,6 +52,38 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
+/// Which bytes and byte pairs occur in a text: a cheap filter that rules out most special
+/// tokens before any substring search.
+struct Bigrams {
+    bytes: [bool; 256],
+    pairs: Vec<u64>,
+}
+
+impl Bigrams {
+    fn of(text: &[u8]) -> Bigrams {
+        let mut b = Bigrams {
+            bytes: [false; 256],
+            pairs: vec![0; 65536 / 64],
+        };
+        for &c in text {
+            b.bytes[c as usize] = true;
+        }
+        for w in text.windows(2) {
+            let k = (w[0] as usize) << 8 | w[1] as usize;
+            b.pairs[k / 64] |= 1 << (k % 64);
+        }
+        b
+    }
+
+    fn may_contain(&self, tok: &[u8]) -> bool {
+        tok.iter().all(|&c| self.bytes[c as usize])
+            && tok.windows(2).all(|w| {
+                let k = (w[0] as usize) << 8 | w[1] as usize;
+                self.pairs[k / 64] & (1 << (k % 64)) != 0
+            })
+    }
+}
+
 /// Splits `text` into fragments at special tokens, as llama.cpp's `tokenizer_st_partition`.
 pub(crate) fn partition(
     vocab: &Vocab,
@@ -64,6 +96,7 @@ pub(crate) fn partition(
         return frags;
     }
     frags.push(Fragment::Raw(0, text.len()));
+    let present = Bigrams::of(text);
     for &id in cache {
         let a = vocab.attr(id);
         if !parse_special && a & (attr::CONTROL | attr::UNKNOWN) != 0 {
@@ -71,6 +104,7 @@ pub(crate) fn partition(
         }
         let tok = vocab.text(id);
         if tok.is_empty()
+            || !present.may_contain(tok)
             || !frags
                 .iter()
                 .any(|f| matches!(f, Fragment::Raw(s, e) if find(&text[*s..*e], tok).is_some()))
