@@ -306,6 +306,10 @@ fn all_vocab_files() -> Vec<PathBuf> {
             v.push(p);
         }
     }
+    let gemma = repo_root().join("models/gemma-3-270m-q4_k_m.gguf");
+    if gemma.is_file() {
+        v.push(gemma);
+    }
     v
 }
 
@@ -358,4 +362,49 @@ fn pieces_reassemble_the_text() {
             );
         }
     }
+}
+
+#[test]
+fn every_token_piece_reassembles() {
+    for path in all_vocab_files() {
+        let g = Gguf::open(&path).expect("open");
+        let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
+        if tok.kind() == nanorun::tokenizer::TokenizerKind::Wpm {
+            continue;
+        }
+        let mut checked = 0;
+        for id in 0..tok.n_vocab() as u32 {
+            let piece = tok.token_to_piece(id, true).unwrap().to_vec();
+            let Ok(text) = String::from_utf8(piece) else {
+                continue; // a byte token or a partial character
+            };
+            if tok.is_control(id) || text.is_empty() || text.contains('\u{2581}') {
+                continue;
+            }
+            let ids = tok.encode(&text, false, false);
+            let mut joined = Vec::new();
+            for &i in &ids {
+                joined.extend_from_slice(tok.token_to_piece(i, true).unwrap());
+            }
+            let want = if tok.add_space_prefix() {
+                format!(" {text}")
+            } else {
+                text.clone()
+            };
+            assert_eq!(
+                String::from_utf8_lossy(&joined),
+                want,
+                "{}: token {id}",
+                path.display()
+            );
+            checked += 1;
+        }
+        eprintln!("{}: {checked} token pieces re-encoded", path.display());
+    }
+}
+
+#[test]
+fn tokenizer_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Tokenizer>();
 }
