@@ -138,15 +138,55 @@ fn suite_qwen2() {
     check_shared("qwen2");
 }
 
-/// The numbers after `"prompt_ids":[` in a golden JSON file.
-fn prompt_ids(json: &str) -> Vec<u32> {
-    let start = json.find("\"prompt_ids\"").expect("prompt_ids key");
+/// The numbers of the array under `key` in a golden JSON file.
+fn id_array(json: &str, key: &str) -> Vec<u32> {
+    let start = json.find(&format!("\"{key}\"")).expect("key");
     let open = start + json[start..].find('[').expect("[");
     let close = open + json[open..].find(']').expect("]");
     json[open + 1..close]
         .split(',')
         .map(|x| x.trim().parse().expect("id"))
         .collect()
+}
+
+/// The string value under `key` (a small JSON string parser: escapes and \\u with surrogates).
+fn json_string(json: &str, key: &str) -> String {
+    let start = json.find(&format!("\"{key}\":")).expect("key") + key.len() + 3;
+    let rest = json[start..]
+        .trim_start()
+        .strip_prefix('"')
+        .expect("string value");
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    let mut pending_high: Option<u32> = None;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => match chars.next().expect("escape") {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                'b' => out.push('\u{8}'),
+                'f' => out.push('\u{c}'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    let u = u32::from_str_radix(&hex, 16).expect("hex");
+                    if (0xD800..0xDC00).contains(&u) {
+                        pending_high = Some(u);
+                    } else if let Some(h) = pending_high.take() {
+                        out.push(
+                            char::from_u32(0x10000 + ((h - 0xD800) << 10) + (u - 0xDC00)).unwrap(),
+                        );
+                    } else {
+                        out.push(char::from_u32(u).unwrap_or('\u{fffd}'));
+                    }
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[test]
@@ -177,7 +217,7 @@ fn gemma3_golden_prompt_ids() {
         }
         let json = std::fs::read_to_string(&path).expect("json");
         let prompt = std::fs::read(path.with_extension("txt")).expect("txt");
-        let want = prompt_ids(&json);
+        let want = id_array(&json, "prompt_ids");
         let t1 = Instant::now();
         let got = tok.encode_bytes(&prompt, true, true);
         eprintln!(
@@ -194,6 +234,15 @@ fn gemma3_golden_prompt_ids() {
             text,
             prompt,
             "{}: decode(encode(prompt)) differs",
+            path.display()
+        );
+        // llama.cpp's detokenized continuation.
+        let generated = id_array(&json, "generated_ids");
+        let text = tok.decode(&generated, false).expect("decode");
+        assert_eq!(
+            text,
+            json_string(&json, "text"),
+            "{}: generated text differs",
             path.display()
         );
         cases += 1;
