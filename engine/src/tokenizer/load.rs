@@ -256,9 +256,10 @@ const EOG_TEXTS: &[&str] = &[
     "[e~[",
 ];
 
-/// First token (lowest id) whose text is one of `texts`.
+/// The first of `texts` (in list order: llama.cpp walks a hash map, whose order is arbitrary,
+/// so the list's order of preference stands in for it) that is a token.
 fn find_text(vocab: &Vocab, texts: &[&str]) -> Option<u32> {
-    texts.iter().filter_map(|t| vocab.id(t.as_bytes())).min()
+    texts.iter().find_map(|t| vocab.id(t.as_bytes()))
 }
 
 fn mark_control(vocab: &mut Vocab, id: u32) {
