@@ -26,3 +26,6 @@ pub(crate) fn install(isa: Isa, table: &mut [TypeTraits]) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,637 @@
-//! placeholder
-use crate::traits::TypeTraits;
+//! x86-64 AVX2 + FMA + F16C versions of the dot products and activation quantizers.
+//!
+//! Same integer sums as the scalar oracle (`crate::quant`): bytes are multiplied with
+//! `vpmaddubsw` (u8 × i8 → i16 pairs) and widened with `vpmaddwd`; scales are applied in f32.
+//! Every `#[target_feature]` function here may only run on a CPU with AVX2, FMA and F16C: they
+//! are reachable only through the table `install` fills, which `Kernels::for_isa` hands out
+//! after checking exactly that.
+//!
+//! Precondition shared by the i8 × i8 products (`dot_i8`): activation quants are in −127..=127
+//! (what every quantizer in this crate produces), because the sign trick negates them.
 
-pub(crate) fn install(_table: &mut [TypeTraits]) {}
+use std::arch::x86_64::*;
+
+use half::f16;
+
+use crate::quant::{
+    q3_k, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
+    BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QK32, QK_K,
+};
+use crate::traits::{cast, cast_mut, TypeTraits};
+use nanorun_formats::GgmlType;
+
+// ---------------------------------------------------------------- helpers
+
+/// f16 → f32 with F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn f16_to_f32(h: f16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
+}
+
+/// Sum of the 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn hsum_ps(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Sum of the 8 i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// u8 × i8 products summed in groups of 4 into 8 i32 lanes. Each u8 ≤ 128 with |i8| ≤ 127
+/// keeps the intermediate i16 pair sums exact.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+}
+
+/// i8 × i8 products summed in groups of 4 (x any i8, y in −127..=127).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
+    dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+}
+
+/// 32 bytes: low nibbles of 16 bytes (values 0..16), then their high nibbles (values 16..32).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn nibbles_32(qs: &[u8; 16]) -> __m256i {
+    // SAFETY: qs is 16 bytes.
+    let b = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
+    let m = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(b, m);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(b), m);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// Byte j = 0xFF when bit j of `bits` is set, else 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn bits_to_bytes(bits: u32) -> __m256i {
+    let v = _mm256_set1_epi32(bits as i32);
+    let spread = _mm256_shuffle_epi8(
+        v,
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0x0000_0000_0000_0000,
+        ),
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load32(p: &[i8]) -> __m256i {
+    assert!(p.len() >= 32);
+    // SAFETY: 32 readable bytes (checked above; the check folds away for fixed arrays).
+    unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load32u(p: &[u8]) -> __m256i {
+    assert!(p.len() >= 32);
+    // SAFETY: 32 readable bytes.
+    unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
+}
+
+// ---------------------------------------------------------------- 32-value types
+
+/// Q8_0 · Q8_0.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.iter().zip(a) {
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+        let p = dot_i8(load32(&x.qs), load32(&y.qs));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
+    }
+    hsum_ps(acc)
+}
+
+/// Q4_0 · Q8_0.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let eight = _mm256_set1_epi8(8);
+    for (x, y) in w.iter().zip(a) {
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+        let q = _mm256_sub_epi8(nibbles_32(&x.qs), eight);
+        let p = dot_i8(q, load32(&y.qs));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
+    }
+    hsum_ps(acc)
+}
+
+/// Q5_0 · Q8_0.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let sixteen = _mm256_set1_epi8(16);
+    for (x, y) in w.iter().zip(a) {
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+        let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(x.qh)), sixteen);
+        let q = _mm256_sub_epi8(_mm256_or_si256(nibbles_32(&x.qs), hi), sixteen);
+        let p = dot_i8(q, load32(&y.qs));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
+    }
+    hsum_ps(acc)
+}
+
+/// Q4_1 · Q8_1.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q4_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut msum = 0.0f32;
+    for (x, y) in w.iter().zip(a) {
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+        msum += f16_to_f32(x.m) * f16_to_f32(y.s);
+        let p = dot_u8_i8(nibbles_32(&x.qs), load32(&y.qs));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
+    }
+    hsum_ps(acc) + msum
+}
+
+/// Q5_1 · Q8_1.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q5_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut msum = 0.0f32;
+    let sixteen = _mm256_set1_epi8(16);
+    for (x, y) in w.iter().zip(a) {
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+        msum += f16_to_f32(x.m) * f16_to_f32(y.s);
+        let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(x.qh)), sixteen);
+        let p = dot_u8_i8(_mm256_or_si256(nibbles_32(&x.qs), hi), load32(&y.qs));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
+    }
+    hsum_ps(acc) + msum
+}
+
+/// Q8_1 · Q8_1.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q8_1(w: &[BlockQ8_1], a: &[BlockQ8_1]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for (x, y) in w.iter().zip(a) {
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+        let p = dot_i8(load32(&x.qs), load32(&y.qs));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
+    }
+    hsum_ps(acc)
+}
+
+// ---------------------------------------------------------------- K-quants
+
+/// Two i16 scales as a vector: lanes 0–7 = `lo`, lanes 8–15 = `hi` (one per 16 values).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scale_pair(lo: i16, hi: i16) -> __m256i {
+    _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo))
+}
+
+/// Unpacked Q4_K / Q5_K scales and the integer min term Σ m·(bsum pair).
+#[inline]
+fn k4_scales(scales: &[u8; 12], bsums: &[i16; 16]) -> ([u8; 8], i32) {
+    let mut sc = [0u8; 8];
+    let mut imin = 0i32;
+    for j in 0..8 {
+        let (s, m) = crate::quant::kquant_util::scale_min_k4(j, scales);
+        sc[j] = s;
+        imin += m as i32 * (bsums[2 * j] as i32 + bsums[2 * j + 1] as i32);
+    }
+    (sc, imin)
+}
+
+/// Q4_K · Q8_K.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0.0f32;
+    let m4 = _mm256_set1_epi8(0x0f);
+    for (x, y) in w.iter().zip(a) {
+        let (sc, imin) = k4_scales(&x.scales, &y.bsums);
+        mins += f16_to_f32(x.dmin) * y.d * imin as f32;
+        let mut sumi = _mm256_setzero_si256();
+        for c in 0..4 {
+            let q = load32u(&x.qs[c * 32..]);
+            let lo = _mm256_and_si256(q, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+            let p0 = _mm256_maddubs_epi16(lo, load32(&y.qs[c * 64..]));
+            let p1 = _mm256_maddubs_epi16(hi, load32(&y.qs[c * 64 + 32..]));
+            let p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c] as i16));
+            let p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1] as i16));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * y.d);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_ps(acc) - mins
+}
+
+/// Q5_K · Q8_K.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0.0f32;
+    let m4 = _mm256_set1_epi8(0x0f);
+    let sixteen = _mm256_set1_epi8(16);
+    for (x, y) in w.iter().zip(a) {
+        let (sc, imin) = k4_scales(&x.scales, &y.bsums);
+        mins += f16_to_f32(x.dmin) * y.d * imin as f32;
+        let qh = load32u(&x.qh);
+        let mut sumi = _mm256_setzero_si256();
+        for c in 0..4 {
+            let q = load32u(&x.qs[c * 32..]);
+            let b0 = _mm256_set1_epi8(1 << (2 * c));
+            let b1 = _mm256_set1_epi8(1 << (2 * c + 1));
+            let h0 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen);
+            let h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen);
+            let lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
+            let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(q), m4), h1);
+            let p0 = _mm256_maddubs_epi16(lo, load32(&y.qs[c * 64..]));
+            let p1 = _mm256_maddubs_epi16(hi, load32(&y.qs[c * 64 + 32..]));
+            let p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c] as i16));
+            let p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1] as i16));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * y.d);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_ps(acc) - mins
+}
+
+/// The four 32-value groups of one 128-value half of a Q6_K block, as unsigned 0..=63.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q6_half(ql: &[u8], qh: &[u8]) -> [__m256i; 4] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m30 = _mm256_set1_epi8(0x30);
+    let (l0, l1, h) = (load32u(ql), load32u(&ql[32..]), load32u(qh));
+    [
+        _mm256_or_si256(
+            _mm256_and_si256(l0, m4),
+            _mm256_and_si256(_mm256_slli_epi16::<4>(h), m30),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(l1, m4),
+            _mm256_and_si256(_mm256_slli_epi16::<2>(h), m30),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
+            _mm256_and_si256(h, m30),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
+            _mm256_and_si256(_mm256_srli_epi16::<2>(h), m30),
+        ),
+    ]
+}
+
+/// Q6_K · Q8_K: Σ sc·Σq·a over unsigned q, minus 32·Σ sc·bsums.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut corr = 0.0f32;
+    for (x, y) in w.iter().zip(a) {
+        let mut offset = 0i32;
+        for j in 0..16 {
+            offset += x.scales[j] as i32 * y.bsums[j] as i32;
+        }
+        corr += f16_to_f32(x.d) * y.d * (32 * offset) as f32;
+        let mut sumi = _mm256_setzero_si256();
+        for n in 0..2 {
+            let q = q6_half(&x.ql[n * 64..], &x.qh[n * 32..]);
+            for (k, qk) in q.iter().enumerate() {
+                let s = n * 8 + 2 * k;
+                let p = _mm256_maddubs_epi16(*qk, load32(&y.qs[n * 128 + 32 * k..]));
+                let sv = scale_pair(x.scales[s] as i16, x.scales[s + 1] as i16);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv));
+            }
+        }
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * y.d);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_ps(acc) - corr
+}
+
+/// Q2_K · Q8_K.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0.0f32;
+    let m3 = _mm256_set1_epi8(3);
+    for (x, y) in w.iter().zip(a) {
+        let mut imin = 0i32;
+        for j in 0..16 {
+            imin += (x.scales[j] >> 4) as i32 * y.bsums[j] as i32;
+        }
+        mins += f16_to_f32(x.dmin) * y.d * imin as f32;
+        let mut sumi = _mm256_setzero_si256();
+        for n in 0..2 {
+            let qs = load32u(&x.qs[n * 32..]);
+            let q = [
+                _mm256_and_si256(qs, m3),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(qs), m3),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(qs), m3),
+                _mm256_and_si256(_mm256_srli_epi16::<6>(qs), m3),
+            ];
+            for (j, qj) in q.iter().enumerate() {
+                let s = n * 8 + 2 * j;
+                let p = _mm256_maddubs_epi16(*qj, load32(&y.qs[n * 128 + 32 * j..]));
+                let sv = scale_pair((x.scales[s] & 0x0f) as i16, (x.scales[s + 1] & 0x0f) as i16);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv));
+            }
+        }
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * y.d);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_ps(acc) - mins
+}
+
+/// Q3_K · Q8_K: unsigned q = low bits + 4·high bit, minus 4·Σ sc·bsums.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let m3 = _mm256_set1_epi8(3);
+    let four = _mm256_set1_epi8(4);
+    let mut corr = 0.0f32;
+    for (x, y) in w.iter().zip(a) {
+        let sc = q3_k::unpack_scales(&x.scales);
+        let offset: i32 = sc.iter().zip(&y.bsums).map(|(&s, &b)| s as i32 * b as i32).sum();
+        corr += f16_to_f32(x.d) * y.d * (4 * offset) as f32;
+        let mut sumi = _mm256_setzero_si256();
+        let hm = load32u(&x.hmask);
+        for n in 0..2 {
+            let qs = load32u(&x.qs[n * 32..]);
+            let q = [
+                _mm256_and_si256(qs, m3),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(qs), m3),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(qs), m3),
+                _mm256_and_si256(_mm256_srli_epi16::<6>(qs), m3),
+            ];
+            for (j, qj) in q.iter().enumerate() {
+                let bit = _mm256_set1_epi8(1 << (4 * n + j));
+                let h = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four);
+                let s = n * 8 + 2 * j;
+                let p = _mm256_maddubs_epi16(
+                    _mm256_or_si256(*qj, h),
+                    load32(&y.qs[n * 128 + 32 * j..]),
+                );
+                let sv = scale_pair(sc[s] as i16, sc[s + 1] as i16);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv));
+            }
+        }
+        let d = _mm256_set1_ps(f16_to_f32(x.d) * y.d);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_ps(acc) - corr
+}
+
+// ---------------------------------------------------------------- float rows
+
+/// F32 · F32.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_f32(w: &[f32], a: &[f32]) -> f32 {
+    let n = w.len().min(a.len());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, ak) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 8k + 8 <= n for both slices.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(w.as_ptr().add(i + 8 * k)),
+                    _mm256_loadu_ps(a.as_ptr().add(i + 8 * k)),
+                )
+            };
+            *ak = _mm256_fmadd_ps(x, y, *ak);
+        }
+        i += 32;
+    }
+    let mut sum = hsum_ps(_mm256_add_ps(
+        _mm256_add_ps(acc[0], acc[1]),
+        _mm256_add_ps(acc[2], acc[3]),
+    ));
+    for j in i..n {
+        sum += w[j] * a[j];
+    }
+    sum
+}
+
+/// Eight f16 or bf16 weights from `p[i..i + 8]` as f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load8_half<const BF16: bool>(p: &[u16], i: usize) -> __m256 {
+    assert!(i + 8 <= p.len());
+    // SAFETY: 8 u16 readable at i (checked).
+    let h = unsafe { _mm_loadu_si128(p.as_ptr().add(i).cast()) };
+    if BF16 {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+    } else {
+        _mm256_cvtph_ps(h)
+    }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_half<const BF16: bool>(w: &[u16], a: &[f32]) -> f32 {
+    let n = w.len().min(a.len());
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut i = 0;
+    while i + 16 <= n {
+        for (k, ak) in acc.iter_mut().enumerate() {
+            let x = load8_half::<BF16>(w, i + 8 * k);
+            // SAFETY: i + 8k + 8 <= n.
+            let y = unsafe { _mm256_loadu_ps(a.as_ptr().add(i + 8 * k)) };
+            *ak = _mm256_fmadd_ps(x, y, *ak);
+        }
+        i += 16;
+    }
+    let mut sum = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+    for j in i..n {
+        let x = if BF16 {
+            f32::from_bits((w[j] as u32) << 16)
+        } else {
+            f16::from_bits(w[j]).to_f32()
+        };
+        sum += x * a[j];
+    }
+    sum
+}
+
+/// F16 · F32.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_f16(w: &[u16], a: &[f32]) -> f32 {
+    dot_half::<false>(w, a)
+}
+
+/// BF16 · F32.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_bf16(w: &[u16], a: &[f32]) -> f32 {
+    dot_half::<true>(w, a)
+}
+
+// ---------------------------------------------------------------- activation quantizers
+
+/// Largest |x| over `x` (a multiple of 8 long).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn amax(x: &[f32]) -> f32 {
+    let sign = _mm256_set1_ps(-0.0);
+    let mut m = _mm256_setzero_ps();
+    for c in x.chunks_exact(8) {
+        // SAFETY: 8 floats.
+        let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v));
+    }
+    let s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+    let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Pack 4 × 8 i32 (each in −128..=127) into 32 i8 in order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn pack_i32x32(v: [__m256i; 4]) -> __m256i {
+    let ab = _mm256_packs_epi32(v[0], v[1]);
+    let cd = _mm256_packs_epi32(v[2], v[3]);
+    let abcd = _mm256_packs_epi16(ab, cd);
+    // packs interleave 128-bit lanes: restore the dword order 0,4,1,5,2,6,3,7.
+    _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+}
+
+/// `round` (half away from zero) of 8 floats, exactly as `f32::round`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn round_half_away(v: __m256) -> __m256i {
+    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+    let frac = _mm256_sub_ps(v, t); // exact
+    let sign = _mm256_set1_ps(-0.0);
+    let half = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_andnot_ps(sign, frac), _mm256_set1_ps(0.5));
+    let step = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0));
+    _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(half, step)))
+}
+
+/// Q8_0 activations, bit-identical to `q8_0::quantize_row_ref`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
+    for (xb, b) in x.chunks_exact(QK32).zip(out.iter_mut()) {
+        let d = amax(xb) / 127.0;
+        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        b.d = f16::from_f32(d);
+        let mut q = [_mm256_setzero_si256(); 4];
+        for (k, qk) in q.iter_mut().enumerate() {
+            // SAFETY: xb has 32 floats.
+            let v = unsafe { _mm256_loadu_ps(xb.as_ptr().add(8 * k)) };
+            *qk = round_half_away(_mm256_mul_ps(v, id));
+        }
+        // SAFETY: qs is 32 bytes.
+        unsafe { _mm256_storeu_si256(b.qs.as_mut_ptr().cast(), pack_i32x32(q)) };
+    }
+}
+
+/// Q8_1 activations, bit-identical to `q8_1::quantize_row_ref`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
+    for (xb, b) in x.chunks_exact(QK32).zip(out.iter_mut()) {
+        let d = amax(xb) / 127.0;
+        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        b.d = f16::from_f32(d);
+        let mut q = [_mm256_setzero_si256(); 4];
+        let mut sum = _mm256_setzero_si256();
+        for (k, qk) in q.iter_mut().enumerate() {
+            // SAFETY: xb has 32 floats.
+            let v = unsafe { _mm256_loadu_ps(xb.as_ptr().add(8 * k)) };
+            *qk = round_half_away(_mm256_mul_ps(v, id));
+            sum = _mm256_add_epi32(sum, *qk);
+        }
+        b.s = f16::from_f32(hsum_epi32(sum) as f32 * d);
+        // SAFETY: qs is 32 bytes.
+        unsafe { _mm256_storeu_si256(b.qs.as_mut_ptr().cast(), pack_i32x32(q)) };
+    }
+}
+
+/// Q8_K activations, bit-identical to `q8_k::quantize_row_ref` (nearest_int's float-add
+/// rounding done lane-wise).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [BlockQ8K]) {
+    for (xb, b) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
+        let am = amax(xb);
+        if am == 0.0 {
+            *b = bytemuck::Zeroable::zeroed();
+            continue;
+        }
+        // The first value of largest magnitude, with its sign (as the scalar scan picks it).
+        let max = xb.iter().copied().find(|v| v.abs() == am).unwrap_or(am);
+        let iscale = -127.0f32 / max;
+        let is = _mm256_set1_ps(iscale);
+        let magic = _mm256_set1_ps(12_582_912.0);
+        let mant = _mm256_set1_epi32(0x007f_ffff);
+        let off = _mm256_set1_epi32(0x0040_0000);
+        let top = _mm256_set1_epi32(127);
+        for g in 0..QK_K / 32 {
+            let mut q = [_mm256_setzero_si256(); 4];
+            for (k, qk) in q.iter_mut().enumerate() {
+                // SAFETY: 32g + 8k + 8 <= 256.
+                let v = unsafe { _mm256_loadu_ps(xb.as_ptr().add(32 * g + 8 * k)) };
+                let r = _mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(is, v), magic));
+                *qk = _mm256_min_epi32(_mm256_sub_epi32(_mm256_and_si256(r, mant), off), top);
+            }
+            b.bsums[2 * g] = hsum_epi32(_mm256_add_epi32(q[0], q[1])) as i16;
+            b.bsums[2 * g + 1] = hsum_epi32(_mm256_add_epi32(q[2], q[3])) as i16;
+            // SAFETY: 32 bytes at 32g of the 256-byte qs.
+            unsafe { _mm256_storeu_si256(b.qs.as_mut_ptr().add(32 * g).cast(), pack_i32x32(q)) };
+        }
+        b.d = 1.0 / iscale;
+    }
+}
+
+// ---------------------------------------------------------------- table
+
+/// Swap the AVX2 kernels into `table` (in `crate::traits::SUPPORTED` order).
+pub(crate) fn install(table: &mut [TypeTraits]) {
+    // SAFETY (every closure below): this table is handed out only by `Kernels::for_isa`, after
+    // `Isa::Avx2` (or `Isa::Avx512`, a superset) was found available: AVX2, FMA and F16C.
+    for t in table.iter_mut() {
+        match t.ty {
+            GgmlType::F32 => t.vec_dot = |w, a| unsafe { vec_dot_f32(cast(w), cast(a)) },
+            GgmlType::F16 => t.vec_dot = |w, a| unsafe { vec_dot_f16(cast(w), cast(a)) },
+            GgmlType::BF16 => t.vec_dot = |w, a| unsafe { vec_dot_bf16(cast(w), cast(a)) },
+            GgmlType::Q4_0 => t.vec_dot = |w, a| unsafe { vec_dot_q4_0(cast(w), cast(a)) },
+            GgmlType::Q4_1 => t.vec_dot = |w, a| unsafe { vec_dot_q4_1(cast(w), cast(a)) },
+            GgmlType::Q5_0 => t.vec_dot = |w, a| unsafe { vec_dot_q5_0(cast(w), cast(a)) },
+            GgmlType::Q5_1 => t.vec_dot = |w, a| unsafe { vec_dot_q5_1(cast(w), cast(a)) },
+            GgmlType::Q8_0 => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q8_0(cast(w), cast(a)) };
+                t.quantize = |x, o| unsafe { quantize_q8_0(x, cast_mut(o)) };
+            }
+            GgmlType::Q8_1 => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q8_1(cast(w), cast(a)) };
+                t.quantize = |x, o| unsafe { quantize_q8_1(x, cast_mut(o)) };
+            }
+            GgmlType::Q2_K => t.vec_dot = |w, a| unsafe { vec_dot_q2_k(cast(w), cast(a)) },
+            GgmlType::Q3_K => t.vec_dot = |w, a| unsafe { vec_dot_q3_k(cast(w), cast(a)) },
+            GgmlType::Q4_K => t.vec_dot = |w, a| unsafe { vec_dot_q4_k(cast(w), cast(a)) },
+            GgmlType::Q5_K => t.vec_dot = |w, a| unsafe { vec_dot_q5_k(cast(w), cast(a)) },
+            GgmlType::Q6_K => t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) },
+            GgmlType::Q8_K => t.quantize = |x, o| unsafe { quantize_q8_k(x, cast_mut(o)) },
+            _ => {}
+        }
+    }
+}

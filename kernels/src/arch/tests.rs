@@ -1,0 +1,244 @@
+//! Every SIMD kernel against the scalar oracle, on every ISA this CPU has (the others are
+//! skipped with a message).
+//!
+//! - Exact: weight blocks of random bytes with power-of-two scales and small activations, so
+//!   every f32 operation is exact; SIMD and scalar must agree bit for bit (this checks the
+//!   integer sums).
+//! - Realistic: weights from the reference quantizers and activations from random values; the
+//!   results agree within 1e-5 · Σ|w|·max|a| (only the f32 accumulation order differs).
+//! - Activation quantizers: SIMD output must be byte-identical to the reference.
+
+use half::{bf16, f16};
+use nanorun_formats::GgmlType;
+
+use crate::testutil::{random_values, random_weights, Aligned, Rng};
+use crate::traits::{TypeTraits, SUPPORTED};
+use crate::{Isa, Kernels};
+
+fn simd_isas() -> Vec<&'static Kernels> {
+    let mut out = Vec::new();
+    for isa in Isa::ALL.into_iter().filter(|&i| i != Isa::Scalar) {
+        match Kernels::for_isa(isa) {
+            Ok(k) => out.push(k),
+            Err(e) => eprintln!("skipping {isa}: {e}"),
+        }
+    }
+    out
+}
+
+fn scalar() -> &'static Kernels {
+    Kernels::for_isa(Isa::Scalar).unwrap()
+}
+
+const POW2: [f32; 5] = [0.5, 1.0, 2.0, -1.0, 0.25];
+
+fn put_f16(b: &mut [u8], at: usize, v: f32) {
+    b[at..at + 2].copy_from_slice(&f16::from_f32(v).to_bits().to_le_bytes());
+}
+
+/// Q8_K block fields from quants: d, clamped qs, consistent bsums.
+fn fix_q8k(b: &mut [u8], d: f32, mut q: impl FnMut(usize, i8) -> i8) {
+    b[0..4].copy_from_slice(&d.to_le_bytes());
+    for g in 0..16 {
+        let mut s = 0i16;
+        for i in 0..16 {
+            let k = 4 + 16 * g + i;
+            let v = q(16 * g + i, b[k] as i8).max(-127);
+            b[k] = v as u8;
+            s += v as i16;
+        }
+        b[260 + 2 * g..262 + 2 * g].copy_from_slice(&s.to_le_bytes());
+    }
+}
+
+/// Random blocks of `ty` whose scales are powers of two (every product exact in f32).
+fn exact_weights(rng: &mut Rng, t: &TypeTraits, n: usize) -> Aligned {
+    let mut out = Aligned::zeroed(t.row_bytes(n).unwrap());
+    let bytes = out.bytes_mut();
+    for b in bytes.iter_mut() {
+        *b = rng.next_u64() as u8;
+    }
+    let pick = |rng: &mut Rng| POW2[rng.below(POW2.len() as u64) as usize];
+    let small = |rng: &mut Rng| rng.below(17) as f32 - 8.0;
+    match t.ty {
+        GgmlType::F32 => {
+            for c in bytes.chunks_exact_mut(4) {
+                c.copy_from_slice(&small(rng).to_le_bytes());
+            }
+        }
+        GgmlType::F16 => {
+            for c in bytes.chunks_exact_mut(2) {
+                c.copy_from_slice(&f16::from_f32(small(rng)).to_bits().to_le_bytes());
+            }
+        }
+        GgmlType::BF16 => {
+            for c in bytes.chunks_exact_mut(2) {
+                c.copy_from_slice(&bf16::from_f32(small(rng)).to_bits().to_le_bytes());
+            }
+        }
+        _ => {
+            for b in bytes.chunks_exact_mut(t.block_bytes) {
+                match t.ty {
+                    GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => put_f16(b, 0, pick(rng)),
+                    GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q8_1 => {
+                        put_f16(b, 0, pick(rng));
+                        put_f16(b, 2, pick(rng));
+                    }
+                    GgmlType::Q4_K | GgmlType::Q5_K => {
+                        put_f16(b, 0, pick(rng));
+                        put_f16(b, 2, pick(rng));
+                    }
+                    GgmlType::Q2_K => {
+                        put_f16(b, 80, pick(rng));
+                        put_f16(b, 82, pick(rng));
+                    }
+                    GgmlType::Q3_K => put_f16(b, 108, pick(rng)),
+                    GgmlType::Q6_K => put_f16(b, 208, pick(rng)),
+                    GgmlType::Q8_K => fix_q8k(b, pick(rng), |_, q| q),
+                    other => unreachable!("{other}"),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Activations of type `t` with scale 1 and quants in −7..=7 (s / bsums consistent).
+fn exact_acts(rng: &mut Rng, t: &TypeTraits, n: usize) -> Aligned {
+    let mut out = Aligned::zeroed(t.row_bytes(n).unwrap());
+    let bytes = out.bytes_mut();
+    let mut small = || (rng.below(15) as i32 - 7) as i8;
+    match t.ty {
+        GgmlType::F32 => {
+            for c in bytes.chunks_exact_mut(4) {
+                c.copy_from_slice(&(small() as f32).to_le_bytes());
+            }
+        }
+        GgmlType::Q8_0 => {
+            for b in bytes.chunks_exact_mut(34) {
+                put_f16(b, 0, 1.0);
+                b[2..].iter_mut().for_each(|q| *q = small() as u8);
+            }
+        }
+        GgmlType::Q8_1 => {
+            for b in bytes.chunks_exact_mut(36) {
+                put_f16(b, 0, 1.0);
+                let mut s = 0i32;
+                for q in b[4..].iter_mut() {
+                    let v = small();
+                    s += v as i32;
+                    *q = v as u8;
+                }
+                put_f16(b, 2, s as f32);
+            }
+        }
+        GgmlType::Q8_K => {
+            for b in bytes.chunks_exact_mut(292) {
+                fix_q8k(b, 1.0, |_, _| small());
+            }
+        }
+        other => unreachable!("{other}"),
+    }
+    out
+}
+
+fn lengths(t: &TypeTraits) -> Vec<usize> {
+    let b = t.block_size.max(32);
+    if t.block_size == 256 {
+        vec![256, 512, 768, 2048]
+    } else {
+        vec![b, 2 * b, 3 * b, 7 * b, 64 * b, 64 * b + 5 * b.min(32)]
+    }
+}
+
+#[test]
+fn simd_vec_dot_equals_scalar_exactly_on_exact_data() {
+    let mut rng = Rng::new(11);
+    for k in simd_isas() {
+        for &ty in &SUPPORTED {
+            let (ws, wk) = (scalar().traits(ty).unwrap(), k.traits(ty).unwrap());
+            let at = scalar().traits(ws.vec_dot_type).unwrap();
+            for n in lengths(ws) {
+                for _ in 0..4 {
+                    let w = exact_weights(&mut rng, ws, n);
+                    let a = exact_acts(&mut rng, at, n);
+                    let want = ws.vec_dot(at, n, w.bytes(), a.bytes()).unwrap();
+                    let got = wk.vec_dot(at, n, w.bytes(), a.bytes()).unwrap();
+                    assert_eq!(got, want, "{} {ty} n={n}", k.isa());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn simd_vec_dot_matches_scalar_on_quantized_random_data() {
+    let mut rng = Rng::new(12);
+    for k in simd_isas() {
+        for &ty in &SUPPORTED {
+            let (ws, wk) = (scalar().traits(ty).unwrap(), k.traits(ty).unwrap());
+            let at = scalar().traits(ws.vec_dot_type).unwrap();
+            for n in lengths(ws) {
+                let w = random_weights(&mut rng, ty, 1, n);
+                let x = random_values(&mut rng, n);
+                let mut a = Aligned::zeroed(at.row_bytes(n).unwrap());
+                at.quantize_row(&x, a.bytes_mut()).unwrap();
+                let want = ws.vec_dot(at, n, w.bytes(), a.bytes()).unwrap();
+                let got = wk.vec_dot(at, n, w.bytes(), a.bytes()).unwrap();
+                let (mut wf, mut af) = (vec![0.0; n], vec![0.0; n]);
+                ws.dequantize_row(w.bytes(), &mut wf).unwrap();
+                at.dequantize_row(a.bytes(), &mut af).unwrap();
+                let amax = af.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let mag: f32 = wf.iter().map(|v| v.abs() * amax).sum();
+                assert!(
+                    (got - want).abs() <= 1e-5 * mag,
+                    "{} {ty} n={n}: {got} vs {want}",
+                    k.isa()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn simd_quantizers_and_dequantizers_are_bit_identical_to_the_reference() {
+    let mut rng = Rng::new(13);
+    for k in simd_isas() {
+        for &ty in &SUPPORTED {
+            let (ts, tk) = (scalar().traits(ty).unwrap(), k.traits(ty).unwrap());
+            for n in lengths(ts) {
+                let mut x = random_values(&mut rng, n);
+                // Edge cases: a zero block, exact ties, negative zero, a lone extreme.
+                x[..32.min(n)].iter_mut().for_each(|v| *v = 0.0);
+                if n >= 64 {
+                    for (i, v) in x[32..64].iter_mut().enumerate() {
+                        *v = (i as f32 - 16.0) * 0.5;
+                    }
+                    x[40] = -0.0;
+                    x[63] = 1e4;
+                }
+                let (mut a, mut b) = (
+                    Aligned::zeroed(ts.row_bytes(n).unwrap()),
+                    Aligned::zeroed(ts.row_bytes(n).unwrap()),
+                );
+                ts.quantize_row(&x, a.bytes_mut()).unwrap();
+                tk.quantize_row(&x, b.bytes_mut()).unwrap();
+                assert!(a.bytes() == b.bytes(), "{} {ty} quantize n={n}", k.isa());
+                let (mut fa, mut fb) = (vec![0.0; n], vec![0.0; n]);
+                ts.dequantize_row(a.bytes(), &mut fa).unwrap();
+                tk.dequantize_row(a.bytes(), &mut fb).unwrap();
+                assert_eq!(fa, fb, "{} {ty} dequantize n={n}", k.isa());
+            }
+        }
+    }
+}
+
+#[test]
+fn unknown_or_unavailable_isa_is_an_error() {
+    assert!(Isa::parse("avx9").is_err());
+    assert_eq!(Isa::parse("AVX2").unwrap(), Isa::Avx2);
+    for isa in Isa::ALL {
+        assert_eq!(Kernels::for_isa(isa).is_ok(), isa.is_available(), "{isa}");
+    }
+    assert!(Isa::best().is_available());
+}
