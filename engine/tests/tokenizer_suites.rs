@@ -457,3 +457,117 @@ fn tokenizer_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Tokenizer>();
 }
+
+/// llama.cpp's `llama-tokenize`, when a reference build exists: `$NANORUN_REF/build/bin` or
+/// `~/.cache/nanorun-ref/build/bin` (as `../shared/scripts/build-llama-cpp.sh` makes it).
+fn llama_tokenize_bin() -> Option<PathBuf> {
+    let dir = std::env::var_os("NANORUN_REF")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/nanorun-ref"))
+        })?;
+    let bin = dir.join("build/bin/llama-tokenize");
+    bin.is_file().then_some(bin)
+}
+
+/// Ids llama.cpp gives for `text`, or `None` when the reference fails on it.
+fn reference_ids(
+    bin: &Path,
+    model: &Path,
+    text: &[u8],
+    add_special: bool,
+    parse_special: bool,
+) -> Option<Vec<u32>> {
+    let file = std::env::temp_dir().join(format!("nanorun-tok-{}.txt", std::process::id()));
+    std::fs::write(&file, text).ok()?;
+    let mut cmd = std::process::Command::new(bin);
+    cmd.arg("-m")
+        .arg(model)
+        .arg("-f")
+        .arg(&file)
+        .args(["--ids", "--no-escape", "--log-disable"]);
+    if !add_special {
+        cmd.arg("--no-bos");
+    }
+    if !parse_special {
+        cmd.arg("--no-parse-special");
+    }
+    let out = cmd.env("CUDA_VISIBLE_DEVICES", "").output().ok()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('['))?;
+    let inner = line.trim().trim_start_matches('[').trim_end_matches(']');
+    if inner.trim().is_empty() {
+        return Some(Vec::new());
+    }
+    inner.split(',').map(|x| x.trim().parse().ok()).collect()
+}
+
+/// Random texts (with special tokens spliced in) tokenized by us and by llama.cpp's
+/// `llama-tokenize`; skipped when no reference build exists. `NANORUN_DIFF_CASES` sets the
+/// number of texts per vocabulary (default 12).
+#[test]
+fn differential_against_llama_cpp() {
+    let Some(bin) = llama_tokenize_bin() else {
+        eprintln!("skipped: no llama.cpp reference build (../shared/scripts/build-llama-cpp.sh makes one)");
+        return;
+    };
+    let cases: usize = std::env::var("NANORUN_DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12);
+    let mut rng = Rng(7);
+    let mut failures = Vec::new();
+    for path in all_vocab_files() {
+        let g = Gguf::open(&path).expect("open");
+        let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
+        let controls: Vec<u32> = (0..tok.n_vocab() as u32)
+            .filter(|&id| tok.is_control(id))
+            .collect();
+        let (mut same, mut total) = (0, 0);
+        for i in 0..cases {
+            let len = rng.below(48);
+            let mut text = random_text(&mut rng, len).into_bytes();
+            if !controls.is_empty() && i % 2 == 1 {
+                let id = controls[rng.below(controls.len())];
+                let bounds: Vec<usize> = (0..=text.len())
+                    .filter(|&k| k == text.len() || (text[k] & 0xC0) != 0x80)
+                    .collect();
+                let at = bounds[rng.below(bounds.len())];
+                let special = tok.token_text(id).unwrap().to_vec();
+                text.splice(at..at, special);
+            }
+            if i % 7 == 6 {
+                text.push(0xFF); // invalid UTF-8
+            }
+            for (add, parse) in [(false, false), (true, true)] {
+                let Some(want) = reference_ids(&bin, &path, &text, add, parse) else {
+                    continue;
+                };
+                total += 1;
+                let got = tok.encode_bytes(&text, add, parse);
+                if got == want {
+                    same += 1;
+                } else {
+                    failures.push(format!(
+                        "{} add={add} parse={parse} {:?}\n  llama.cpp {want:?}\n  nanorun   {got:?}",
+                        path.file_name().unwrap().to_string_lossy(),
+                        String::from_utf8_lossy(&text)
+                    ));
+                }
+            }
+        }
+        eprintln!(
+            "{}: {same}/{total} identical to llama-tokenize",
+            path.file_name().unwrap().to_string_lossy()
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
