@@ -1,17 +1,28 @@
 //! Tokenizers read from GGUF metadata, byte-exact with llama.cpp.
 //!
 //! - `llama` (SentencePiece vocabularies: Gemma, TinyLlama, Phi-3): llama.cpp's greedy
-//!   score-merge with `<0xXX>` byte fallback ([`spm`]).
+//!   score-merge with `<0xXX>` byte fallback (`spm.rs`).
 //! - `gpt2` (byte-level BPE: Llama 3, Qwen2, SmolLM, GPT-2, OLMo, ...): the pre-tokenizer named by
-//!   `tokenizer.ggml.pre`, GPT-2's byte alphabet, merges by rank ([`bpe`], [`pretokenize`]).
-//! - `bert` (WordPiece): BERT normalisation and greedy longest match ([`wpm`]).
+//!   `tokenizer.ggml.pre`, GPT-2's byte alphabet, merges by rank (`bpe.rs`, [`pretokenize`]).
+//! - `bert` (WordPiece): BERT normalisation and greedy longest match (`wpm.rs`).
 //!
-//! Special tokens (control, user-defined) are cut out of the text first ([`special`]); decoding
+//! Special tokens (control, user-defined) are cut out of the text first (`special.rs`); decoding
 //! goes through per-token pieces so that a streamer can hold back incomplete UTF-8
 //! ([`StreamDecoder`]).
 //!
 //! Decoding an id outside the vocabulary is an error ([`TokenizerError::TokenOutOfRange`]);
 //! nothing here panics on user input.
+//!
+//! Where llama.cpp's behaviour is undefined or fatal, this module chooses:
+//! - an SPM byte with no `<0xXX>` token becomes the unknown token (dropped if there is none);
+//!   llama.cpp aborts;
+//! - the end-of-turn token found by text is the first of llama.cpp's candidate list present
+//!   (llama.cpp takes whichever its hash map yields first); the end-of-generation set is the same;
+//! - special tokens of equal length are matched in id order (llama.cpp's sort is unstable);
+//! - Unicode categories are Unicode 15.1's, as llama.cpp's tables (`gen_unicode_tables.py`).
+//!
+//! Not implemented (an error at load): `t5` (UGM), `rwkv`, `plamo2`, `gemma4` vocabularies and
+//! the rarer BPE pre-tokenizers (`deepseek-*`, `bloom`, `chameleon`, `tiny_aya`, ...).
 
 mod bpe;
 mod decode;
