@@ -40,7 +40,7 @@ pub struct TypeTraits {
 impl TypeTraits {
     /// Bytes of a row of `n` values, or an error when `n` is not a multiple of the block size.
     pub fn row_bytes(&self, n: usize) -> Result<usize> {
-        if n % self.block_size != 0 {
+        if !n.is_multiple_of(self.block_size) {
             return Err(KernelError::RowLength {
                 ty: self.ty,
                 n,
@@ -61,7 +61,7 @@ impl TypeTraits {
             });
         }
         let addr = bytes.as_ptr() as usize;
-        if addr % self.align != 0 {
+        if !addr.is_multiple_of(self.align) {
             return Err(KernelError::Misaligned {
                 what,
                 ty: self.ty,

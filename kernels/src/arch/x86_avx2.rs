@@ -372,7 +372,11 @@ pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
     let mut corr = 0.0f32;
     for (x, y) in w.iter().zip(a) {
         let sc = q3_k::unpack_scales(&x.scales);
-        let offset: i32 = sc.iter().zip(&y.bsums).map(|(&s, &b)| s as i32 * b as i32).sum();
+        let offset: i32 = sc
+            .iter()
+            .zip(&y.bsums)
+            .map(|(&s, &b)| s as i32 * b as i32)
+            .sum();
         corr += f16_to_f32(x.d) * y.d * (4 * offset) as f32;
         let mut sumi = _mm256_setzero_si256();
         let hm = load32u(&x.hmask);

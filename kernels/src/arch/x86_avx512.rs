@@ -1,4 +1,259 @@
-//! placeholder
-use crate::traits::TypeTraits;
+//! x86-64 AVX-512 (F/BW/VL) + VNNI versions of the hottest dot products: Q8_0, Q4_0, Q5_0 two
+//! blocks per 512-bit register, Q4_K and Q6_K 64 values per `vpdpbusd`. The other types and the
+//! activation quantizers use the AVX2 versions (AVX-512 here implies AVX2, FMA and F16C).
+//!
+//! Every `#[target_feature]` function here may only run on a CPU with all of
+//! `avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni`: they are reachable only through the
+//! table `install` fills, which `Kernels::for_isa(Isa::Avx512)` hands out after checking that.
+//! Activation quants must be in −127..=127 (the sign trick negates them).
 
-pub(crate) fn install(_table: &mut [TypeTraits]) {}
+use std::arch::x86_64::*;
+
+use nanorun_formats::GgmlType;
+
+use super::x86_avx2::{self, f16_to_f32, hsum_ps};
+use crate::quant::{BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
+use crate::traits::{cast, TypeTraits};
+
+/// 8 + 8 lanes: `lo` in lanes 0–7, `hi` in lanes 8–15.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn halves_ps(lo: f32, hi: f32) -> __m512 {
+    _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(lo), _mm512_set1_ps(hi))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn join(lo: __m256i, hi: __m256i) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn load32(p: &[i8]) -> __m256i {
+    assert!(p.len() >= 32);
+    // SAFETY: 32 readable bytes (checked).
+    unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn load64(p: &[i8]) -> __m512i {
+    assert!(p.len() >= 64);
+    // SAFETY: 64 readable bytes (checked).
+    unsafe { _mm512_loadu_si512(p.as_ptr().cast()) }
+}
+
+/// Σ x·y in groups of 4 (x any i8, y in −127..=127), 16 i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dot_i8_512(x: __m512i, y: __m512i) -> __m512i {
+    let zero = _mm512_setzero_si512();
+    let sy = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(x), zero, y);
+    _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(x), sy)
+}
+
+/// 256-bit form of [`dot_i8_512`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dot_i8_256(x: __m256i, y: __m256i) -> __m256i {
+    let zero = _mm256_setzero_si256();
+    let sy = _mm256_mask_sub_epi8(y, _mm256_movepi8_mask(x), zero, y);
+    _mm256_dpbusd_epi32(zero, _mm256_abs_epi8(x), sy)
+}
+
+/// 32 signed quants of a 32-value block, built by `q` (nibbles, 5th bits, offset).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn nibbles(qs: &[u8; 16]) -> __m256i {
+    // SAFETY: qs is 16 bytes.
+    let b = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
+    let m = _mm_set1_epi8(0x0f);
+    _mm256_set_m128i(
+        _mm_and_si128(_mm_srli_epi16::<4>(b), m),
+        _mm_and_si128(b, m),
+    )
+}
+
+/// Generic body of the 32-value types paired with Q8_0: `q(block)` gives its 32 signed quants.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dot_q8_0_like<B>(
+    w: &[B],
+    a: &[BlockQ8_0],
+    d: impl Fn(&B) -> f32,
+    q: impl Fn(&B) -> __m256i,
+) -> f32 {
+    let mut acc = _mm512_setzero_ps();
+    let pairs = w.len().min(a.len()) / 2;
+    for i in 0..pairs {
+        let (x0, x1, y0, y1) = (&w[2 * i], &w[2 * i + 1], &a[2 * i], &a[2 * i + 1]);
+        let dv = halves_ps(d(x0) * f16_to_f32(y0.d), d(x1) * f16_to_f32(y1.d));
+        let p = dot_i8_512(join(q(x0), q(x1)), join(load32(&y0.qs), load32(&y1.qs)));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), dv, acc);
+    }
+    let mut sum = _mm512_reduce_add_ps(acc);
+    if w.len().min(a.len()) % 2 == 1 {
+        let (x, y) = (&w[2 * pairs], &a[2 * pairs]);
+        let p = dot_i8_256(q(x), load32(&y.qs));
+        sum += hsum_ps(_mm256_mul_ps(
+            _mm256_cvtepi32_ps(p),
+            _mm256_set1_ps(d(x) * f16_to_f32(y.d)),
+        ));
+    }
+    sum
+}
+
+/// Q8_0 · Q8_0.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn vec_dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+    dot_q8_0_like(w, a, |x| f16_to_f32(x.d), |x| load32(&x.qs))
+}
+
+/// Q4_0 · Q8_0.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn vec_dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
+    let eight = _mm256_set1_epi8(8);
+    dot_q8_0_like(
+        w,
+        a,
+        |x| f16_to_f32(x.d),
+        |x| _mm256_sub_epi8(nibbles(&x.qs), eight),
+    )
+}
+
+/// Q5_0 · Q8_0.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn vec_dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
+    let sixteen = _mm256_set1_epi8(16);
+    dot_q8_0_like(
+        w,
+        a,
+        |x| f16_to_f32(x.d),
+        |x| {
+            let hi = _mm256_maskz_mov_epi8(u32::from_le_bytes(x.qh), sixteen);
+            _mm256_sub_epi8(_mm256_or_si256(nibbles(&x.qs), hi), sixteen)
+        },
+    )
+}
+
+/// Q4_K · Q8_K: one `vpdpbusd` per 64 values (two sub-blocks), scales applied in i32.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm512_setzero_ps();
+    let mut mins = 0.0f32;
+    let m4 = _mm256_set1_epi8(0x0f);
+    for (x, y) in w.iter().zip(a) {
+        let mut sc = [0i32; 8];
+        let mut imin = 0i32;
+        for (j, s) in sc.iter_mut().enumerate() {
+            let (scale, m) = crate::quant::kquant_util::scale_min_k4(j, &x.scales);
+            *s = scale as i32;
+            imin += m as i32 * (y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32);
+        }
+        mins += f16_to_f32(x.dmin) * y.d * imin as f32;
+        let mut sumi = _mm512_setzero_si512();
+        for c in 0..4 {
+            assert!(x.qs.len() >= c * 32 + 32);
+            // SAFETY: 32 bytes at c·32 of the 128-byte qs (checked).
+            let q = unsafe { _mm256_loadu_si256(x.qs.as_ptr().add(c * 32).cast()) };
+            let q = join(
+                _mm256_and_si256(q, m4),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4),
+            );
+            let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, load64(&y.qs[c * 64..]));
+            let s = _mm512_mask_blend_epi32(
+                0xff00,
+                _mm512_set1_epi32(sc[2 * c]),
+                _mm512_set1_epi32(sc[2 * c + 1]),
+            );
+            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, s));
+        }
+        let d = _mm512_set1_ps(f16_to_f32(x.d) * y.d);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+    }
+    _mm512_reduce_add_ps(acc) - mins
+}
+
+/// Q6_K · Q8_K: unsigned 6-bit quants through `vpdpbusd`, minus 32·Σ sc·bsums.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
+    let mut acc = _mm512_setzero_ps();
+    let mut corr = 0.0f32;
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m30 = _mm256_set1_epi8(0x30);
+    for (x, y) in w.iter().zip(a) {
+        let offset: i32 = x
+            .scales
+            .iter()
+            .zip(&y.bsums)
+            .map(|(&s, &b)| s as i32 * b as i32)
+            .sum();
+        corr += f16_to_f32(x.d) * y.d * (32 * offset) as f32;
+        // SAFETY: scales is 16 bytes.
+        let sc16 = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
+        let mut sumi = _mm512_setzero_si512();
+        for n in 0..2 {
+            let ld = |p: &[u8]| {
+                assert!(p.len() >= 32);
+                // SAFETY: 32 readable bytes (checked).
+                unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
+            };
+            let (l0, l1, h) = (
+                ld(&x.ql[n * 64..]),
+                ld(&x.ql[n * 64 + 32..]),
+                ld(&x.qh[n * 32..]),
+            );
+            let q0 = _mm256_or_si256(
+                _mm256_and_si256(l0, m4),
+                _mm256_and_si256(_mm256_slli_epi16::<4>(h), m30),
+            );
+            let q1 = _mm256_or_si256(
+                _mm256_and_si256(l1, m4),
+                _mm256_and_si256(_mm256_slli_epi16::<2>(h), m30),
+            );
+            let q2 = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
+                _mm256_and_si256(h, m30),
+            );
+            let q3 = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(h), m30),
+            );
+            for (pair, (qa, qb)) in [(q0, q1), (q2, q3)].into_iter().enumerate() {
+                let g = 2 * n + pair; // values 64g..64g+64, sub-blocks 4g..4g+4
+                let p = _mm512_dpbusd_epi32(
+                    _mm512_setzero_si512(),
+                    join(qa, qb),
+                    load64(&y.qs[64 * g..]),
+                );
+                let idx = _mm_add_epi8(
+                    _mm_set1_epi8(4 * g as i8),
+                    _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                );
+                let s = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc16, idx));
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, s));
+            }
+        }
+        let d = _mm512_set1_ps(f16_to_f32(x.d) * y.d);
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+    }
+    _mm512_reduce_add_ps(acc) - corr
+}
+
+/// Start from the AVX2 kernels, then swap in the AVX-512 ones.
+pub(crate) fn install(table: &mut [TypeTraits]) {
+    x86_avx2::install(table);
+    // SAFETY (every closure below): this table is handed out only by `Kernels::for_isa`, after
+    // `Isa::Avx512` was found available (AVX2, FMA, F16C, AVX-512 F/BW/VL/VNNI).
+    for t in table.iter_mut() {
+        match t.ty {
+            GgmlType::Q4_0 => t.vec_dot = |w, a| unsafe { vec_dot_q4_0(cast(w), cast(a)) },
+            GgmlType::Q5_0 => t.vec_dot = |w, a| unsafe { vec_dot_q5_0(cast(w), cast(a)) },
+            GgmlType::Q8_0 => t.vec_dot = |w, a| unsafe { vec_dot_q8_0(cast(w), cast(a)) },
+            GgmlType::Q4_K => t.vec_dot = |w, a| unsafe { vec_dot_q4_k(cast(w), cast(a)) },
+            GgmlType::Q6_K => t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) },
+            _ => {}
+        }
+    }
+}
