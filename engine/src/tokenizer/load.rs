@@ -171,6 +171,10 @@ fn bpe_pre(pre: &str) -> Option<(PreTokenizer, bool, bool, bool)> {
         "falcon" => (Falcon, false, false, true),
         "gpt-4o" | "llama4" | "kanana2" | "talkie" | "minimax-m2" => (Gpt4o, false, false, false),
         "tekken" => (Tekken, true, true, false),
+        "deepseek-coder" => (DeepSeekCoder, false, false, false),
+        "bloom" | "gpt3-finnish" => (Bloom, false, false, true),
+        "poro-chat" => (Bloom, false, false, false),
+        "viking" => (Viking, false, false, false),
         _ => return None,
     })
 }

@@ -32,6 +32,13 @@ pub enum PreTokenizer {
     Gpt4o,
     /// Mistral's Tekken regex: case-aware letter runs, single digits (`tekken`).
     Tekken,
+    /// DeepSeek Coder's five passes: newlines, letter runs, punctuation runs, CJK runs, digits
+    /// (`deepseek-coder`).
+    DeepSeekCoder,
+    /// BLOOM's ` ?[^(\s|.,!?…。，、।۔،)]+` (`bloom`, `poro-chat`, `gpt3-finnish`).
+    Bloom,
+    /// BLOOM's regex, then every digit alone (`viking`).
+    Viking,
 }
 
 /// A run of code points `[start, end)`.
@@ -60,6 +67,54 @@ pub fn split(pre: PreTokenizer, cpts: &[u32]) -> Vec<Span> {
         }
         PreTokenizer::Gpt4o => refine(cpts, &all, |c, s, o| o200k(c, s, true, 3, o)),
         PreTokenizer::Tekken => refine(cpts, &all, |c, s, o| o200k(c, s, false, 1, o)),
+        PreTokenizer::DeepSeekCoder => {
+            let is_nl = |cp: u32| cp == '\r' as u32 || cp == '\n' as u32;
+            let cjk = |cp: u32| matches!(cp, 0x0800..=0x9FA5 | 0xAC00..=0xD7FF);
+            let p = refine(cpts, &all, |c, s, o| class_pass(c, s, is_nl, false, o));
+            let p = refine(cpts, &p, |c, s, o| {
+                lead_run_pass(c, s, Lead::Whitespace, |cp| flags(cp).is_letter(), o)
+            });
+            let p = refine(cpts, &p, |c, s, o| {
+                lead_run_pass(c, s, Lead::Whitespace, |cp| flags(cp).is_punctuation(), o)
+            });
+            let p = refine(cpts, &p, |c, s, o| class_pass(c, s, cjk, true, o));
+            refine(cpts, &p, |c, s, o| {
+                class_pass(c, s, |cp| flags(cp).is_number(), false, o)
+            })
+        }
+        PreTokenizer::Bloom | PreTokenizer::Viking => {
+            let word = |cp: u32| {
+                !flags(cp).is_whitespace()
+                    && !matches!(
+                        char::from_u32(cp),
+                        Some(
+                            '(' | '|'
+                                | '.'
+                                | ','
+                                | '!'
+                                | '?'
+                                | '…'
+                                | '。'
+                                | '，'
+                                | '、'
+                                | '।'
+                                | '۔'
+                                | '،'
+                                | ')'
+                        )
+                    )
+            };
+            let p = refine(cpts, &all, |c, s, o| {
+                lead_run_pass(c, s, Lead::Space, word, o)
+            });
+            if pre == PreTokenizer::Viking {
+                refine(cpts, &p, |c, s, o| {
+                    class_pass(c, s, |cp| flags(cp).is_number(), false, o)
+                })
+            } else {
+                p
+            }
+        }
         PreTokenizer::Falcon => {
             let is_punct = |cp: u32| {
                 flags(cp).is_punctuation()
@@ -418,6 +473,53 @@ fn class_pass(
     }
 }
 
+/// The optional lead character of [`lead_run_pass`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lead {
+    /// `\s?`
+    Whitespace,
+    /// ` ?`
+    Space,
+}
+
+/// A `std::regex` pass `L?[..]+` (`L` a whitespace or a space): matches and gaps.
+fn lead_run_pass(
+    cpts: &[u32],
+    (ini, end): Span,
+    lead: Lead,
+    pred: impl Fn(u32) -> bool,
+    out: &mut Vec<Span>,
+) {
+    let is_lead = |cp: u32| match lead {
+        Lead::Whitespace => flags(cp).is_whitespace(),
+        Lead::Space => cp == ' ' as u32,
+    };
+    let mut pos = ini;
+    let mut gap = ini;
+    while pos < end {
+        let matches_here =
+            pred(cpts[pos]) || (is_lead(cpts[pos]) && pos + 1 < end && pred(cpts[pos + 1]));
+        let start = matches_here.then_some(pos);
+        match start {
+            Some(start) => {
+                if gap < start {
+                    out.push((gap, start));
+                }
+                pos = if pred(cpts[pos]) { pos + 1 } else { pos + 2 };
+                while pos < end && pred(cpts[pos]) {
+                    pos += 1;
+                }
+                out.push((start, pos));
+                gap = pos;
+            }
+            None => pos += 1,
+        }
+    }
+    if gap < end {
+        out.push((gap, end));
+    }
+}
+
 /// `[0-9][0-9][0-9]`, matches and gaps.
 fn ascii_digit_triples(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
     let digit = |c: u32| (b'0' as u32..=b'9' as u32).contains(&c);
@@ -486,6 +588,19 @@ mod tests {
             ["Hello", "WORLD", " they're", " ÉÉ", "A", " ", "123", "45", " a", "//\n"]
         );
         assert_eq!(words(PreTokenizer::Tekken, "ab12"), ["ab", "1", "2"]);
+    }
+
+    #[test]
+    fn deepseek_coder_and_bloom_words() {
+        assert_eq!(
+            words(PreTokenizer::DeepSeekCoder, "a bc!!\n12 中文x"),
+            ["a", " bc", "!!", "\n", "1", "2", " ", "中文", "x"]
+        );
+        assert_eq!(
+            words(PreTokenizer::Bloom, "Hi there, you.  x"),
+            ["Hi", " there", ",", " you", ". ", " x"]
+        );
+        assert_eq!(words(PreTokenizer::Viking, "a12"), ["a", "1", "2"]);
     }
 
     #[test]
