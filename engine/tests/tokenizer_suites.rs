@@ -564,10 +564,105 @@ fn differential_against_llama_cpp() {
             path.file_name().unwrap().to_string_lossy()
         );
     }
+    // Every implemented BPE pre-tokenizer, on GPT-2's vocabulary with `tokenizer.ggml.pre`
+    // rewritten (a pre-tokenizer the reference does not know makes it fail: skipped).
+    for (pre, path) in pre_variants() {
+        let variant = Gguf::open(&path).expect("open variant");
+        let tok = Tokenizer::from_gguf(&variant).expect("tokenizer");
+        let (mut same, mut total) = (0, 0);
+        for _ in 0..cases {
+            let len = rng.below(48);
+            let text = random_text(&mut rng, len).into_bytes();
+            let Some(want) = reference_ids(&bin, &path, &text, false, false) else {
+                continue;
+            };
+            total += 1;
+            let got = tok.encode_bytes(&text, false, false);
+            if got == want {
+                same += 1;
+            } else {
+                failures.push(format!(
+                    "gpt-2 vocab with pre {pre} {:?}\n  llama.cpp {want:?}\n  nanorun   {got:?}",
+                    String::from_utf8_lossy(&text)
+                ));
+            }
+        }
+        eprintln!("gpt-2 vocab, pre {pre}: {same}/{total} identical to llama-tokenize");
+        drop(variant);
+        let _ = std::fs::remove_file(&path);
+    }
     assert!(
         failures.is_empty(),
         "{} differences:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Every implemented BPE pre-tokenizer name.
+const PRE_NAMES: &[&str] = &[
+    "default",
+    "llama-bpe",
+    "dbrx",
+    "qwen2",
+    "starcoder",
+    "smollm",
+    "falcon",
+    "seed-coder",
+    "ufakzeka",
+    "gpt-4o",
+    "tekken",
+    "deepseek-coder",
+    "bloom",
+    "viking",
+    "bailingmoe",
+    "chatglm-bpe",
+    "gpt-2",
+    "olmo",
+    "refact",
+    "deepseek-r1-qwen",
+    "poro-chat",
+    "llama4",
+];
+
+/// GPT-2's vocabulary written to temporary GGUF files, one per pre-tokenizer name.
+fn pre_variants() -> Vec<(&'static str, PathBuf)> {
+    let base = repo_root().join("tests/data/vocab/ggml-vocab-gpt-2.gguf");
+    let g = Gguf::open(&base).expect("open");
+    PRE_NAMES
+        .iter()
+        .map(|&pre| {
+            let mut w = nanorun::formats::GgufWriter::from_gguf(&g);
+            w.set_str("tokenizer.ggml.pre", pre);
+            let name = format!(
+                "nanorun-vocab-{pre}-{}-{:?}.gguf",
+                std::process::id(),
+                std::thread::current().id()
+            );
+            let path = std::env::temp_dir().join(name.replace(['(', ')'], ""));
+            w.write_file(&path).expect("write variant");
+            (pre, path)
+        })
+        .collect()
+}
+
+#[test]
+fn every_pre_tokenizer_reassembles_the_text() {
+    let mut rng = Rng(99);
+    for (pre, path) in pre_variants() {
+        let g = Gguf::open(&path).expect("open variant");
+        let tok = Tokenizer::from_gguf(&g).unwrap_or_else(|e| panic!("pre {pre}: {e}"));
+        for _ in 0..100 {
+            let len = rng.below(40);
+            let text = random_text(&mut rng, len);
+            let ids = tok.encode(&text, false, false);
+            let mut joined = Vec::new();
+            for &id in &ids {
+                joined.extend_from_slice(tok.token_to_piece(id, true).unwrap());
+            }
+            assert_eq!(String::from_utf8_lossy(&joined), text, "pre {pre}: {ids:?}");
+        }
+        drop(g);
+        let _ = std::fs::remove_file(&path);
+    }
 }
