@@ -145,6 +145,7 @@ fn id_array(json: &str, key: &str) -> Vec<u32> {
     let close = open + json[open..].find(']').expect("]");
     json[open + 1..close]
         .split(',')
+        .filter(|x| !x.trim().is_empty())
         .map(|x| x.trim().parse().expect("id"))
         .collect()
 }
@@ -664,5 +665,28 @@ fn every_pre_tokenizer_reassembles_the_text() {
         }
         drop(g);
         let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// The embedding fixtures' tokenizations (`../shared/fixtures/embed/<arch>.tokenize.json`, made
+/// by llama.cpp with add_special on and parse_special off), on vocabulary-only copies of those
+/// models' GGUF files.
+#[test]
+fn embedding_fixture_tokenizations() {
+    for arch in ["bert", "gemma-embedding"] {
+        let dir = repo_root().join("tests/data/vocab");
+        let g = Gguf::open(dir.join(format!("embed-{arch}.gguf"))).expect("open");
+        let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
+        let json =
+            std::fs::read_to_string(dir.join(format!("embed-{arch}.tokenize.json"))).expect("json");
+        let mut n = 0;
+        for line in json.lines().filter(|l| l.starts_with('{')) {
+            let text = json_string(line, "text");
+            let want = id_array(line, "ids");
+            assert_eq!(tok.encode(&text, true, false), want, "{arch}: {text:?}");
+            n += 1;
+        }
+        assert!(n >= 6, "{arch}: only {n} cases");
+        eprintln!("embed-{arch}: {n}/{n} tokenizations identical to llama.cpp");
     }
 }
