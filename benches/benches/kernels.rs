@@ -1,10 +1,115 @@
-//! Kernel microbenchmarks (filled in as kernels land).
+//! Kernel microbenchmarks: matmul (= vec_dot over every row) per type × ISA × threads on
+//! 2048 × 2048 and 8192 × 2048 matrices, reporting weight bytes per second; activation
+//! quantizers; and a read-bandwidth probe to hold the numbers against.
+//!
+//! `cargo bench -p nanorun-benches -- --quick [filter]`; `NANORUN_ISA=avx2` limits the ISAs.
+//! This machine's L3 is large (hundreds of MiB), so these matrices are cache-resident: compare
+//! with the probe, which reads 1 GiB.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use std::hint::black_box;
 
-fn placeholder(c: &mut Criterion) {
-    c.bench_function("noop", |b| b.iter(|| 0u32));
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use nanorun_benches::{isas, matrix, values};
+use nanorun_kernels::{matmul, GgmlType, MatmulScratch, QMatrix, ThreadPool};
+
+const WEIGHT_TYPES: [GgmlType; 13] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_K,
+    GgmlType::Q6_K,
+    GgmlType::Q8_0,
+    GgmlType::Q5_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_1,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q5_K,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::F32,
+];
+
+fn bench_matmul(c: &mut Criterion) {
+    let pools = [ThreadPool::new(1), ThreadPool::new(2)];
+    for (rows, cols) in [(2048usize, 2048usize), (8192, 2048)] {
+        let mut g = c.benchmark_group(format!("matmul_{rows}x{cols}"));
+        let x = values(99, cols);
+        for ty in WEIGHT_TYPES {
+            let (words, len) = matrix(ty, rows, cols);
+            let data = &bytemuck::cast_slice::<u64, u8>(&words)[..len];
+            let w = QMatrix::new(data, ty, rows, cols).expect("matrix");
+            g.throughput(Throughput::Bytes(len as u64));
+            for k in isas() {
+                for pool in &pools {
+                    let mut scratch = MatmulScratch::new();
+                    let mut out = vec![0.0f32; rows];
+                    let id = BenchmarkId::new(format!("{ty}/{}", k.isa()), format!("t{}", pool.n_threads()));
+                    g.bench_function(id, |b| {
+                        b.iter(|| {
+                            matmul(k, pool, &w, black_box(&x), 1, &mut out, &mut scratch).expect("matmul");
+                            black_box(&out);
+                        })
+                    });
+                }
+            }
+        }
+        g.finish();
+    }
 }
 
-criterion_group!(benches, placeholder);
+fn bench_quantize(c: &mut Criterion) {
+    let n = 4096;
+    let x = values(7, n);
+    let mut g = c.benchmark_group("quantize_activations_4096");
+    g.throughput(Throughput::Bytes((n * 4) as u64));
+    for ty in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K] {
+        for k in isas() {
+            let t = k.traits(ty).expect("type");
+            let mut out = vec![0u64; t.row_bytes(n).expect("len").div_ceil(8)];
+            let bytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut out)[..t.row_bytes(n).expect("len")];
+            g.bench_function(format!("{ty}/{}", k.isa()), |b| {
+                b.iter(|| t.quantize_row(black_box(&x), bytes).expect("quantize"))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn bench_bandwidth(c: &mut Criterion) {
+    let words = vec![1u64; (1 << 30) / 8];
+    let mut g = c.benchmark_group("read_bandwidth");
+    g.throughput(Throughput::Bytes((words.len() * 8) as u64));
+    g.sample_size(10);
+    g.bench_function("sum_1GiB/t1", |b| {
+        b.iter(|| {
+            let mut acc = [0u64; 8];
+            for c in black_box(&words).chunks_exact(8) {
+                for (a, v) in acc.iter_mut().zip(c) {
+                    *a = a.wrapping_add(*v);
+                }
+            }
+            black_box(acc)
+        })
+    });
+    let pool = ThreadPool::new(2);
+    g.bench_function("sum_1GiB/t2", |b| {
+        b.iter(|| {
+            let parts = 64;
+            let per = words.len() / parts;
+            let total = std::sync::atomic::AtomicU64::new(0);
+            pool.run(parts, |p| {
+                let mut acc = [0u64; 8];
+                for c in words[p * per..(p + 1) * per].chunks_exact(8) {
+                    for (a, v) in acc.iter_mut().zip(c) {
+                        *a = a.wrapping_add(*v);
+                    }
+                }
+                total.fetch_add(acc.iter().fold(0u64, |s, v| s.wrapping_add(*v)), std::sync::atomic::Ordering::Relaxed);
+            });
+            black_box(total.into_inner())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_bandwidth, bench_quantize, bench_matmul);
 criterion_main!(benches);

@@ -22,11 +22,24 @@ use nanorun_formats::GgmlType;
 
 // ---------------------------------------------------------------- helpers
 
-/// f16 → f32 with F16C.
+/// Two f16 values to f32 with one conversion (see [`f16_mul`] for why).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn f16_to_f32(h: f16) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
+pub(crate) fn f16x2(a: f16, b: f16) -> (f32, f32) {
+    let bits = a.to_bits() as u32 | ((b.to_bits() as u32) << 16);
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32));
+    (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+}
+
+/// f32(a)·f32(b) for two f16 scales, converted together. Built from one 32-bit `vmovd`: a
+/// single f16 load becomes a `vpinsrw` merging into whatever register LLVM picks — in the
+/// Q4_0 loop, the accumulator — which chains every block to the previous one (4× slower).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn f16_mul(a: f16, b: f16) -> f32 {
+    let bits = a.to_bits() as u32 | ((b.to_bits() as u32) << 16);
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32));
+    _mm_cvtss_f32(_mm_mul_ss(v, _mm_movehdup_ps(v)))
 }
 
 /// Sum of the 8 lanes.
@@ -112,87 +125,108 @@ fn load32u(p: &[u8]) -> __m256i {
 
 // ---------------------------------------------------------------- 32-value types
 
+/// Σ over block pairs of `block(x, y) = (p, d, extra)`: p·d accumulated lane-wise in four
+/// independent accumulators (one accumulator chains every block on the FMA latency: 2× slower
+/// for Q8_0), `extra` summed as a scalar.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn sum_blocks<B, A>(
+    w: &[B],
+    a: &[A],
+    block: impl Fn(&B, &A) -> (__m256, f32, f32),
+) -> f32 {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut extra = 0.0f32;
+    let n = w.len().min(a.len());
+    let (w4, a4) = (w[..n].chunks_exact(4), a[..n].chunks_exact(4));
+    let (wr, ar) = (w4.remainder(), a4.remainder());
+    for (x, y) in w4.zip(a4) {
+        let (p0, d0, e0) = block(&x[0], &y[0]);
+        let (p1, d1, e1) = block(&x[1], &y[1]);
+        let (p2, d2, e2) = block(&x[2], &y[2]);
+        let (p3, d3, e3) = block(&x[3], &y[3]);
+        acc[0] = _mm256_fmadd_ps(p0, _mm256_set1_ps(d0), acc[0]);
+        acc[1] = _mm256_fmadd_ps(p1, _mm256_set1_ps(d1), acc[1]);
+        acc[2] = _mm256_fmadd_ps(p2, _mm256_set1_ps(d2), acc[2]);
+        acc[3] = _mm256_fmadd_ps(p3, _mm256_set1_ps(d3), acc[3]);
+        extra += (e0 + e1) + (e2 + e3);
+    }
+    for (x, y) in wr.iter().zip(ar) {
+        let (p, d, e) = block(x, y);
+        acc[0] = _mm256_fmadd_ps(p, _mm256_set1_ps(d), acc[0]);
+        extra += e;
+    }
+    hsum_ps(_mm256_add_ps(
+        _mm256_add_ps(acc[0], acc[1]),
+        _mm256_add_ps(acc[2], acc[3]),
+    )) + extra
+}
+
 /// Q8_0 · Q8_0.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+    sum_blocks(w, a, |x, y| {
         let p = dot_i8(load32(&x.qs), load32(&y.qs));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
-    }
-    hsum_ps(acc)
+        (_mm256_cvtepi32_ps(p), f16_mul(x.d, y.d), 0.0)
+    })
 }
 
 /// Q4_0 · Q8_0.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
     let eight = _mm256_set1_epi8(8);
-    for (x, y) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+    sum_blocks(w, a, |x, y| {
         let q = _mm256_sub_epi8(nibbles_32(&x.qs), eight);
-        let p = dot_i8(q, load32(&y.qs));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
-    }
-    hsum_ps(acc)
+        (
+            _mm256_cvtepi32_ps(dot_i8(q, load32(&y.qs))),
+            f16_mul(x.d, y.d),
+            0.0,
+        )
+    })
 }
 
 /// Q5_0 · Q8_0.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
     let sixteen = _mm256_set1_epi8(16);
-    for (x, y) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+    sum_blocks(w, a, |x, y| {
         let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(x.qh)), sixteen);
         let q = _mm256_sub_epi8(_mm256_or_si256(nibbles_32(&x.qs), hi), sixteen);
-        let p = dot_i8(q, load32(&y.qs));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
-    }
-    hsum_ps(acc)
+        (
+            _mm256_cvtepi32_ps(dot_i8(q, load32(&y.qs))),
+            f16_mul(x.d, y.d),
+            0.0,
+        )
+    })
 }
 
 /// Q4_1 · Q8_1.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q4_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut msum = 0.0f32;
-    for (x, y) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
-        msum += f16_to_f32(x.m) * f16_to_f32(y.s);
+    sum_blocks(w, a, |x, y| {
         let p = dot_u8_i8(nibbles_32(&x.qs), load32(&y.qs));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
-    }
-    hsum_ps(acc) + msum
+        (_mm256_cvtepi32_ps(p), f16_mul(x.d, y.d), f16_mul(x.m, y.s))
+    })
 }
 
 /// Q5_1 · Q8_1.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q5_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut msum = 0.0f32;
     let sixteen = _mm256_set1_epi8(16);
-    for (x, y) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
-        msum += f16_to_f32(x.m) * f16_to_f32(y.s);
+    sum_blocks(w, a, |x, y| {
         let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(x.qh)), sixteen);
         let p = dot_u8_i8(_mm256_or_si256(nibbles_32(&x.qs), hi), load32(&y.qs));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
-    }
-    hsum_ps(acc) + msum
+        (_mm256_cvtepi32_ps(p), f16_mul(x.d, y.d), f16_mul(x.m, y.s))
+    })
 }
 
 /// Q8_1 · Q8_1.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q8_1(w: &[BlockQ8_1], a: &[BlockQ8_1]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * f16_to_f32(y.d));
+    sum_blocks(w, a, |x, y| {
         let p = dot_i8(load32(&x.qs), load32(&y.qs));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), d, acc);
-    }
-    hsum_ps(acc)
+        (_mm256_cvtepi32_ps(p), f16_mul(x.d, y.d), 0.0)
+    })
 }
 
 // ---------------------------------------------------------------- K-quants
@@ -225,7 +259,7 @@ pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0f);
     for (x, y) in w.iter().zip(a) {
         let (sc, imin) = k4_scales(&x.scales, &y.bsums);
-        mins += f16_to_f32(x.dmin) * y.d * imin as f32;
+        mins += f16x2(x.d, x.dmin).1 * y.d * imin as f32;
         let mut sumi = _mm256_setzero_si256();
         for c in 0..4 {
             let q = load32u(&x.qs[c * 32..]);
@@ -237,7 +271,7 @@ pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
             let p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1] as i16));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
         }
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * y.d);
+        let d = _mm256_set1_ps(f16x2(x.d, x.dmin).0 * y.d);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_ps(acc) - mins
@@ -252,7 +286,7 @@ pub(crate) fn vec_dot_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
     let sixteen = _mm256_set1_epi8(16);
     for (x, y) in w.iter().zip(a) {
         let (sc, imin) = k4_scales(&x.scales, &y.bsums);
-        mins += f16_to_f32(x.dmin) * y.d * imin as f32;
+        mins += f16x2(x.d, x.dmin).1 * y.d * imin as f32;
         let qh = load32u(&x.qh);
         let mut sumi = _mm256_setzero_si256();
         for c in 0..4 {
@@ -269,7 +303,7 @@ pub(crate) fn vec_dot_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
             let p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1] as i16));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
         }
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * y.d);
+        let d = _mm256_set1_ps(f16x2(x.d, x.dmin).0 * y.d);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_ps(acc) - mins
@@ -312,7 +346,7 @@ pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
         for j in 0..16 {
             offset += x.scales[j] as i32 * y.bsums[j] as i32;
         }
-        corr += f16_to_f32(x.d) * y.d * (32 * offset) as f32;
+        corr += f16x2(x.d, x.d).0 * y.d * (32 * offset) as f32;
         let mut sumi = _mm256_setzero_si256();
         for n in 0..2 {
             let q = q6_half(&x.ql[n * 64..], &x.qh[n * 32..]);
@@ -323,7 +357,7 @@ pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv));
             }
         }
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * y.d);
+        let d = _mm256_set1_ps(f16x2(x.d, x.d).0 * y.d);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_ps(acc) - corr
@@ -340,7 +374,7 @@ pub(crate) fn vec_dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
         for j in 0..16 {
             imin += (x.scales[j] >> 4) as i32 * y.bsums[j] as i32;
         }
-        mins += f16_to_f32(x.dmin) * y.d * imin as f32;
+        mins += f16x2(x.d, x.dmin).1 * y.d * imin as f32;
         let mut sumi = _mm256_setzero_si256();
         for n in 0..2 {
             let qs = load32u(&x.qs[n * 32..]);
@@ -357,7 +391,7 @@ pub(crate) fn vec_dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv));
             }
         }
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * y.d);
+        let d = _mm256_set1_ps(f16x2(x.d, x.dmin).0 * y.d);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_ps(acc) - mins
@@ -377,7 +411,7 @@ pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
             .zip(&y.bsums)
             .map(|(&s, &b)| s as i32 * b as i32)
             .sum();
-        corr += f16_to_f32(x.d) * y.d * (4 * offset) as f32;
+        corr += f16x2(x.d, x.d).0 * y.d * (4 * offset) as f32;
         let mut sumi = _mm256_setzero_si256();
         let hm = load32u(&x.hmask);
         for n in 0..2 {
@@ -400,7 +434,7 @@ pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv));
             }
         }
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * y.d);
+        let d = _mm256_set1_ps(f16x2(x.d, x.d).0 * y.d);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_ps(acc) - corr

@@ -1,5 +1,6 @@
-//! x86-64 AVX-512 (F/BW/VL) + VNNI versions of the hottest dot products: Q8_0, Q4_0, Q5_0 two
-//! blocks per 512-bit register, Q4_K and Q6_K 64 values per `vpdpbusd`. The other types and the
+//! x86-64 AVX-512 (F/BW/VL) + VNNI versions of the hottest dot products: Q8_0, Q4_0, Q5_0 with
+//! 256-bit `vpdpbusd` per block (two blocks per 512-bit register measured slower: the joins
+//! cost more than they save), Q4_K and Q6_K 64 values per 512-bit `vpdpbusd`. The other types and the
 //! activation quantizers use the AVX2 versions (AVX-512 here implies AVX2, FMA and F16C).
 //!
 //! Every `#[target_feature]` function here may only run on a CPU with all of
@@ -11,16 +12,9 @@ use std::arch::x86_64::*;
 
 use nanorun_formats::GgmlType;
 
-use super::x86_avx2::{self, f16_to_f32, hsum_ps};
+use super::x86_avx2::{self, f16_mul, f16x2};
 use crate::quant::{BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
 use crate::traits::{cast, TypeTraits};
-
-/// 8 + 8 lanes: `lo` in lanes 0–7, `hi` in lanes 8–15.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn halves_ps(lo: f32, hi: f32) -> __m512 {
-    _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(lo), _mm512_set1_ps(hi))
-}
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -42,15 +36,6 @@ fn load64(p: &[i8]) -> __m512i {
     assert!(p.len() >= 64);
     // SAFETY: 64 readable bytes (checked).
     unsafe { _mm512_loadu_si512(p.as_ptr().cast()) }
-}
-
-/// Σ x·y in groups of 4 (x any i8, y in −127..=127), 16 i32 lanes.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn dot_i8_512(x: __m512i, y: __m512i) -> __m512i {
-    let zero = _mm512_setzero_si512();
-    let sy = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(x), zero, y);
-    _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(x), sy)
 }
 
 /// 256-bit form of [`dot_i8_512`].
@@ -75,66 +60,42 @@ fn nibbles(qs: &[u8; 16]) -> __m256i {
     )
 }
 
-/// Generic body of the 32-value types paired with Q8_0: `q(block)` gives its 32 signed quants.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn dot_q8_0_like<B>(
-    w: &[B],
-    a: &[BlockQ8_0],
-    d: impl Fn(&B) -> f32,
-    q: impl Fn(&B) -> __m256i,
-) -> f32 {
-    let mut acc = _mm512_setzero_ps();
-    let pairs = w.len().min(a.len()) / 2;
-    for i in 0..pairs {
-        let (x0, x1, y0, y1) = (&w[2 * i], &w[2 * i + 1], &a[2 * i], &a[2 * i + 1]);
-        let dv = halves_ps(d(x0) * f16_to_f32(y0.d), d(x1) * f16_to_f32(y1.d));
-        let p = dot_i8_512(join(q(x0), q(x1)), join(load32(&y0.qs), load32(&y1.qs)));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), dv, acc);
-    }
-    let mut sum = _mm512_reduce_add_ps(acc);
-    if w.len().min(a.len()) % 2 == 1 {
-        let (x, y) = (&w[2 * pairs], &a[2 * pairs]);
-        let p = dot_i8_256(q(x), load32(&y.qs));
-        sum += hsum_ps(_mm256_mul_ps(
-            _mm256_cvtepi32_ps(p),
-            _mm256_set1_ps(d(x) * f16_to_f32(y.d)),
-        ));
-    }
-    sum
-}
-
 /// Q8_0 · Q8_0.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn vec_dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    dot_q8_0_like(w, a, |x| f16_to_f32(x.d), |x| load32(&x.qs))
+    x86_avx2::sum_blocks(w, a, |x, y| {
+        let p = dot_i8_256(load32(&x.qs), load32(&y.qs));
+        (_mm256_cvtepi32_ps(p), f16_mul(x.d, y.d), 0.0)
+    })
 }
 
 /// Q4_0 · Q8_0.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn vec_dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     let eight = _mm256_set1_epi8(8);
-    dot_q8_0_like(
-        w,
-        a,
-        |x| f16_to_f32(x.d),
-        |x| _mm256_sub_epi8(nibbles(&x.qs), eight),
-    )
+    x86_avx2::sum_blocks(w, a, |x, y| {
+        let q = _mm256_sub_epi8(nibbles(&x.qs), eight);
+        (
+            _mm256_cvtepi32_ps(dot_i8_256(q, load32(&y.qs))),
+            f16_mul(x.d, y.d),
+            0.0,
+        )
+    })
 }
 
 /// Q5_0 · Q8_0.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn vec_dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
     let sixteen = _mm256_set1_epi8(16);
-    dot_q8_0_like(
-        w,
-        a,
-        |x| f16_to_f32(x.d),
-        |x| {
-            let hi = _mm256_maskz_mov_epi8(u32::from_le_bytes(x.qh), sixteen);
-            _mm256_sub_epi8(_mm256_or_si256(nibbles(&x.qs), hi), sixteen)
-        },
-    )
+    x86_avx2::sum_blocks(w, a, |x, y| {
+        let hi = _mm256_maskz_mov_epi8(u32::from_le_bytes(x.qh), sixteen);
+        let q = _mm256_sub_epi8(_mm256_or_si256(nibbles(&x.qs), hi), sixteen);
+        (
+            _mm256_cvtepi32_ps(dot_i8_256(q, load32(&y.qs))),
+            f16_mul(x.d, y.d),
+            0.0,
+        )
+    })
 }
 
 /// Q4_K · Q8_K: one `vpdpbusd` per 64 values (two sub-blocks), scales applied in i32.
@@ -151,7 +112,7 @@ pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
             *s = scale as i32;
             imin += m as i32 * (y.bsums[2 * j] as i32 + y.bsums[2 * j + 1] as i32);
         }
-        mins += f16_to_f32(x.dmin) * y.d * imin as f32;
+        mins += f16x2(x.d, x.dmin).1 * y.d * imin as f32;
         let mut sumi = _mm512_setzero_si512();
         for c in 0..4 {
             assert!(x.qs.len() >= c * 32 + 32);
@@ -169,7 +130,7 @@ pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
             );
             sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, s));
         }
-        let d = _mm512_set1_ps(f16_to_f32(x.d) * y.d);
+        let d = _mm512_set1_ps(f16x2(x.d, x.dmin).0 * y.d);
         acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
     }
     _mm512_reduce_add_ps(acc) - mins
@@ -189,7 +150,7 @@ pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
             .zip(&y.bsums)
             .map(|(&s, &b)| s as i32 * b as i32)
             .sum();
-        corr += f16_to_f32(x.d) * y.d * (32 * offset) as f32;
+        corr += f16x2(x.d, x.d).0 * y.d * (32 * offset) as f32;
         // SAFETY: scales is 16 bytes.
         let sc16 = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
         let mut sumi = _mm512_setzero_si512();
@@ -235,7 +196,7 @@ pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
                 sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, s));
             }
         }
-        let d = _mm512_set1_ps(f16_to_f32(x.d) * y.d);
+        let d = _mm512_set1_ps(f16x2(x.d, x.d).0 * y.d);
         acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
     }
     _mm512_reduce_add_ps(acc) - corr
