@@ -1,4 +1,299 @@
-//! placeholder
-use crate::traits::TypeTraits;
+//! aarch64 NEON + dotprod versions of the hottest dot products (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K)
+//! and of the Q8_0 / Q8_K activation quantizers. The other types use the scalar kernels
+//! (which LLVM vectorizes with baseline NEON).
+//!
+//! `vdotq_s32` is unstable on our toolchain, so `sdot` is issued with `asm!` inside
+//! `#[target_feature(enable = "neon,dotprod")]` functions. They may only run on a CPU with
+//! dotprod: they are reachable only through the table `install` fills, which
+//! `Kernels::for_isa(Isa::Neon)` hands out after checking it.
 
-pub(crate) fn install(_table: &mut [TypeTraits]) {}
+use std::arch::aarch64::*;
+use std::arch::asm;
+
+use nanorun_formats::GgmlType;
+
+use crate::quant::{BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, QK32, QK_K};
+use crate::traits::{cast, cast_mut, TypeTraits};
+
+/// acc.s\[j\] += Σ_{k<4} a.b\[4j+k\]·b.b\[4j+k\] (SDOT, vector form).
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    // SAFETY: sdot is available (target feature); it only reads and writes registers.
+    unsafe {
+        asm!("sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+             acc = inout(vreg) acc, a = in(vreg) a, b = in(vreg) b,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    acc
+}
+
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn ld_s8(p: &[i8]) -> int8x16_t {
+    assert!(p.len() >= 16);
+    // SAFETY: 16 readable bytes (checked).
+    unsafe { vld1q_s8(p.as_ptr()) }
+}
+
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn ld_u8(p: &[u8]) -> uint8x16_t {
+    assert!(p.len() >= 16);
+    // SAFETY: 16 readable bytes (checked).
+    unsafe { vld1q_u8(p.as_ptr()) }
+}
+
+/// Σ over blocks of `f(x, y) = (i32x4 partial sums, scale)`, two float accumulators.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn sum_blocks<B, A>(w: &[B], a: &[A], f: impl Fn(&B, &A) -> (int32x4_t, f32)) -> f32 {
+    let mut acc = [vdupq_n_f32(0.0); 2];
+    for (i, (x, y)) in w.iter().zip(a).enumerate() {
+        let (p, d) = f(x, y);
+        acc[i & 1] = vfmaq_n_f32(acc[i & 1], vcvtq_f32_s32(p), d);
+    }
+    vaddvq_f32(vaddq_f32(acc[0], acc[1]))
+}
+
+/// Signed quants of a 32-value block as two halves (values 0..16, 16..32) from nibbles and
+/// optional fifth bits, minus `offset`.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn nibbles(
+    qs: &[u8; 16],
+    high: Option<(uint8x16_t, uint8x16_t)>,
+    offset: i8,
+) -> (int8x16_t, int8x16_t) {
+    let v = ld_u8(qs);
+    let (mut lo, mut hi) = (vandq_u8(v, vdupq_n_u8(0x0f)), vshrq_n_u8::<4>(v));
+    if let Some((h0, h1)) = high {
+        lo = vorrq_u8(lo, h0);
+        hi = vorrq_u8(hi, h1);
+    }
+    let o = vdupq_n_s8(offset);
+    (
+        vsubq_s8(vreinterpretq_s8_u8(lo), o),
+        vsubq_s8(vreinterpretq_s8_u8(hi), o),
+    )
+}
+
+/// 0x10 in lane j where bit j of `qh` is set (values 0..16, then 16..32).
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn fifth_bits(qh: u32) -> (uint8x16_t, uint8x16_t) {
+    const BITS: [u8; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+    // SAFETY: BITS is 8 bytes.
+    let bits = unsafe { vld1_u8(BITS.as_ptr()) };
+    let b = qh.to_le_bytes();
+    let byte = |i: usize| vtst_u8(vdup_n_u8(b[i]), bits);
+    let s = vdupq_n_u8(0x10);
+    (
+        vandq_u8(vcombine_u8(byte(0), byte(1)), s),
+        vandq_u8(vcombine_u8(byte(2), byte(3)), s),
+    )
+}
+
+/// Q8_0 · Q8_0.
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+    sum_blocks(w, a, |x, y| {
+        let p = sdot(
+            sdot(vdupq_n_s32(0), ld_s8(&x.qs), ld_s8(&y.qs)),
+            ld_s8(&x.qs[16..]),
+            ld_s8(&y.qs[16..]),
+        );
+        (p, x.d.to_f32() * y.d.to_f32())
+    })
+}
+
+/// Q4_0 · Q8_0.
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
+    sum_blocks(w, a, |x, y| {
+        let (lo, hi) = nibbles(&x.qs, None, 8);
+        let p = sdot(
+            sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
+            hi,
+            ld_s8(&y.qs[16..]),
+        );
+        (p, x.d.to_f32() * y.d.to_f32())
+    })
+}
+
+/// Q5_0 · Q8_0.
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
+    sum_blocks(w, a, |x, y| {
+        let (lo, hi) = nibbles(&x.qs, Some(fifth_bits(u32::from_le_bytes(x.qh))), 16);
+        let p = sdot(
+            sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
+            hi,
+            ld_s8(&y.qs[16..]),
+        );
+        (p, x.d.to_f32() * y.d.to_f32())
+    })
+}
+
+/// Σq·a over 32 values: `q` two unsigned (≤ 127) halves, `y` 32 activations.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn dot32(q0: uint8x16_t, q1: uint8x16_t, y: &[i8]) -> i32 {
+    let p = sdot(vdupq_n_s32(0), vreinterpretq_s8_u8(q0), ld_s8(y));
+    vaddvq_s32(sdot(p, vreinterpretq_s8_u8(q1), ld_s8(&y[16..])))
+}
+
+/// Q4_K · Q8_K.
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
+    let mut sum = 0.0f32;
+    let m4 = vdupq_n_u8(0x0f);
+    for (x, y) in w.iter().zip(a) {
+        let (mut isum, mut imin) = (0i32, 0i32);
+        for c in 0..4 {
+            let (s0, m0) = crate::quant::kquant_util::scale_min_k4(2 * c, &x.scales);
+            let (s1, m1) = crate::quant::kquant_util::scale_min_k4(2 * c + 1, &x.scales);
+            imin += m0 as i32 * (y.bsums[4 * c] as i32 + y.bsums[4 * c + 1] as i32);
+            imin += m1 as i32 * (y.bsums[4 * c + 2] as i32 + y.bsums[4 * c + 3] as i32);
+            let (v0, v1) = (ld_u8(&x.qs[32 * c..]), ld_u8(&x.qs[32 * c + 16..]));
+            let lo = dot32(vandq_u8(v0, m4), vandq_u8(v1, m4), &y.qs[64 * c..]);
+            let hi = dot32(
+                vshrq_n_u8::<4>(v0),
+                vshrq_n_u8::<4>(v1),
+                &y.qs[64 * c + 32..],
+            );
+            isum += s0 as i32 * lo + s1 as i32 * hi;
+        }
+        sum += x.d.to_f32() * y.d * isum as f32 - x.dmin.to_f32() * y.d * imin as f32;
+    }
+    sum
+}
+
+/// Q6_K · Q8_K: unsigned 6-bit quants, minus 32·Σ sc·bsums.
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
+    let mut sum = 0.0f32;
+    let m4 = vdupq_n_u8(0x0f);
+    let m3 = vdupq_n_u8(0x30);
+    for (x, y) in w.iter().zip(a) {
+        let offset: i32 = x
+            .scales
+            .iter()
+            .zip(&y.bsums)
+            .map(|(&s, &b)| s as i32 * b as i32)
+            .sum();
+        let mut isum = 0i32;
+        for n in 0..2 {
+            for half in 0..2 {
+                // 16 lanes of each of the four 32-value groups.
+                let o = 16 * half;
+                let (l0, l1) = (ld_u8(&x.ql[64 * n + o..]), ld_u8(&x.ql[64 * n + 32 + o..]));
+                let h = ld_u8(&x.qh[32 * n + o..]);
+                let q = [
+                    vorrq_u8(vandq_u8(l0, m4), vandq_u8(vshlq_n_u8::<4>(h), m3)),
+                    vorrq_u8(vandq_u8(l1, m4), vandq_u8(vshlq_n_u8::<2>(h), m3)),
+                    vorrq_u8(vshrq_n_u8::<4>(l0), vandq_u8(h, m3)),
+                    vorrq_u8(vshrq_n_u8::<4>(l1), vandq_u8(vshrq_n_u8::<2>(h), m3)),
+                ];
+                for (k, qk) in q.iter().enumerate() {
+                    let at = 128 * n + 32 * k + o;
+                    let p = vaddvq_s32(sdot(
+                        vdupq_n_s32(0),
+                        vreinterpretq_s8_u8(*qk),
+                        ld_s8(&y.qs[at..]),
+                    ));
+                    isum += x.scales[at / 16] as i32 * p;
+                }
+            }
+        }
+        sum += x.d.to_f32() * y.d * (isum - 32 * offset) as f32;
+    }
+    sum
+}
+
+/// Q8_0 activations, bit-identical to the reference (`fcvtas` rounds half away from zero,
+/// as `roundf`).
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
+    for (xb, b) in x.chunks_exact(QK32).zip(out.iter_mut()) {
+        let mut v = [vdupq_n_f32(0.0); 8];
+        let mut m = vdupq_n_f32(0.0);
+        for (k, vk) in v.iter_mut().enumerate() {
+            // SAFETY: 4k + 4 <= 32.
+            *vk = unsafe { vld1q_f32(xb.as_ptr().add(4 * k)) };
+            m = vmaxq_f32(m, vabsq_f32(*vk));
+        }
+        let d = vmaxvq_f32(m) / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        b.d = half::f16::from_f32(d);
+        for (k, vk) in v.iter().enumerate() {
+            let q = vcvtaq_s32_f32(vmulq_n_f32(*vk, id));
+            let q16 = vqmovn_s32(q);
+            let q8 = vqmovn_s16(vcombine_s16(q16, q16));
+            // SAFETY: 4 bytes at 4k of the 32-byte qs.
+            unsafe {
+                vst1_lane_s32::<0>(b.qs.as_mut_ptr().add(4 * k).cast(), vreinterpret_s32_s8(q8))
+            };
+        }
+    }
+}
+
+/// Q8_K activations, bit-identical to the reference (`fcvtns` rounds half to even, as
+/// ggml's `nearest_int` does for these magnitudes).
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [BlockQ8K]) {
+    for (xb, b) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
+        let mut m = vdupq_n_f32(0.0);
+        for c in xb.chunks_exact(4) {
+            // SAFETY: 4 floats.
+            m = vmaxq_f32(m, vabsq_f32(unsafe { vld1q_f32(c.as_ptr()) }));
+        }
+        let am = vmaxvq_f32(m);
+        if am == 0.0 {
+            *b = bytemuck::Zeroable::zeroed();
+            continue;
+        }
+        let max = xb.iter().copied().find(|v| v.abs() == am).unwrap_or(am);
+        let iscale = -127.0f32 / max;
+        for g in 0..16 {
+            let mut s = vdupq_n_s32(0);
+            for k in 0..4 {
+                // SAFETY: 16g + 4k + 4 <= 256.
+                let v = unsafe { vld1q_f32(xb.as_ptr().add(16 * g + 4 * k)) };
+                let q = vminq_s32(vcvtnq_s32_f32(vmulq_n_f32(v, iscale)), vdupq_n_s32(127));
+                s = vaddq_s32(s, q);
+                let q16 = vqmovn_s32(q);
+                let q8 = vqmovn_s16(vcombine_s16(q16, q16));
+                // SAFETY: 4 bytes at 16g + 4k of the 256-byte qs.
+                unsafe {
+                    vst1_lane_s32::<0>(
+                        b.qs.as_mut_ptr().add(16 * g + 4 * k).cast(),
+                        vreinterpret_s32_s8(q8),
+                    )
+                };
+            }
+            b.bsums[g] = vaddvq_s32(s) as i16;
+        }
+        b.d = 1.0 / iscale;
+    }
+}
+
+/// Swap the NEON kernels into `table`.
+pub(crate) fn install(table: &mut [TypeTraits]) {
+    // SAFETY (every closure below): this table is handed out only by `Kernels::for_isa`, after
+    // `Isa::Neon` (NEON + dotprod) was found available.
+    for t in table.iter_mut() {
+        match t.ty {
+            GgmlType::Q4_0 => t.vec_dot = |w, a| unsafe { vec_dot_q4_0(cast(w), cast(a)) },
+            GgmlType::Q5_0 => t.vec_dot = |w, a| unsafe { vec_dot_q5_0(cast(w), cast(a)) },
+            GgmlType::Q8_0 => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q8_0(cast(w), cast(a)) };
+                t.quantize = |x, o| unsafe { quantize_q8_0(x, cast_mut(o)) };
+            }
+            GgmlType::Q4_K => t.vec_dot = |w, a| unsafe { vec_dot_q4_k(cast(w), cast(a)) },
+            GgmlType::Q6_K => t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) },
+            GgmlType::Q8_K => t.quantize = |x, o| unsafe { quantize_q8_k(x, cast_mut(o)) },
+            _ => {}
+        }
+    }
+}
