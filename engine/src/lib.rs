@@ -4,8 +4,18 @@
 //! sampler, tokenizers and the public API. It depends on `nanorun-kernels` for compute and on
 //! `nanorun-formats` for reading GGUF files, and on no async runtime.
 
+pub mod batch;
 pub mod chat;
+pub mod error;
+pub mod kv;
+pub mod model;
 pub mod sampler;
 pub mod tokenizer;
 
 pub use nanorun_formats as formats;
+pub use nanorun_kernels as kernels;
+
+pub use batch::Batch;
+pub use error::{EngineError, Result};
+pub use kv::{CacheType, KvCache, KvCacheConfig, SeqId};
+pub use model::{ForwardState, Model, ModelConfig};

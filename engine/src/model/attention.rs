@@ -1,0 +1,157 @@
+//! Paged attention over the KV cache for every token of a batch at one layer.
+//!
+//! Each (token, head) pair is one task: scores of the token's query against the keys of its
+//! sequence at positions `lo..=pos` (`lo` from the sliding window), read through the
+//! sequence's block table; soft-cap, scale, softmax; weighted sum of the values. Tasks are
+//! spread over the thread pool in contiguous chunks, each chunk with its own score buffer.
+
+use half::f16;
+use nanorun_kernels::ThreadPool;
+
+use crate::batch::Batch;
+use crate::error::Result;
+use crate::kv::{CacheType, KvCache};
+
+/// The attention facts of one layer.
+#[derive(Clone, Copy, Debug)]
+pub struct AttnParams {
+    /// Query heads.
+    pub n_head: usize,
+    /// Key/value heads.
+    pub n_head_kv: usize,
+    /// Key head dimension.
+    pub head_dim_k: usize,
+    /// Value head dimension.
+    pub head_dim_v: usize,
+    /// Multiplier applied to Q·K after soft-capping (1 when Q was pre-scaled).
+    pub kq_scale: f32,
+    /// Soft-cap of the raw scores.
+    pub softcap: Option<f32>,
+    /// Sliding window in tokens.
+    pub window: Option<usize>,
+}
+
+/// Per-chunk score buffers, kept between calls.
+#[derive(Debug, Default)]
+pub struct AttnScratch {
+    chunks: Vec<Vec<f32>>,
+}
+
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: each task writes only its own `head_dim_v` slice of the output (see `attend`).
+unsafe impl Sync for OutPtr {}
+unsafe impl Send for OutPtr {}
+
+impl OutPtr {
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Attention of every token of `batch` at `layer`. `q` holds `T × n_head·head_dim_k` values,
+/// `out` receives `T × n_head·head_dim_v`. K/V of the batch's tokens must already be stored.
+#[allow(clippy::too_many_arguments)]
+pub fn attend(
+    pool: &ThreadPool,
+    kv: &KvCache,
+    layer: usize,
+    batch: &Batch,
+    p: &AttnParams,
+    q: &[f32],
+    out: &mut [f32],
+    scratch: &mut AttnScratch,
+) -> Result<()> {
+    let n_tok = batch.len();
+    let n_tasks = n_tok * p.n_head;
+    let n_chunks = n_tasks.min(pool.n_threads() * 4).max(1);
+    let per_chunk = n_tasks.div_ceil(n_chunks);
+    let max_span = batch
+        .positions
+        .iter()
+        .map(|&pos| pos + 1)
+        .max()
+        .unwrap_or(0);
+    if scratch.chunks.len() < n_chunks {
+        scratch.chunks.resize_with(n_chunks, Vec::new);
+    }
+    for c in &mut scratch.chunks[..n_chunks] {
+        if c.len() < max_span + p.head_dim_k {
+            c.resize(max_span + p.head_dim_k, 0.0);
+        }
+    }
+    // Resolve every token's block table up front (errors surface here, not in workers).
+    let mut tables = Vec::with_capacity(n_tok);
+    for &seq in &batch.seq_ids {
+        tables.push(kv.table(layer, seq)?);
+    }
+    let (kbuf, vbuf) = kv.layer(layer).expect("attention layer has KV storage");
+    let (type_k, type_v) = kv.types();
+    let bs = kv.block_size();
+    let k_row = p.n_head_kv * p.head_dim_k;
+    let v_row = p.n_head_kv * p.head_dim_v;
+    let group = p.n_head / p.n_head_kv;
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let scratch_ptrs: Vec<OutPtr> = scratch.chunks[..n_chunks]
+        .iter_mut()
+        .map(|c| OutPtr(c.as_mut_ptr()))
+        .collect();
+    let scratch_len = max_span + p.head_dim_k;
+
+    pool.run(n_chunks, |chunk| {
+        // SAFETY: chunk `c` alone uses scratch buffer `c`, which holds `scratch_len` floats.
+        let buf = unsafe { std::slice::from_raw_parts_mut(scratch_ptrs[chunk].get(), scratch_len) };
+        let (scores, qh) = buf.split_at_mut(max_span);
+        let qh = &mut qh[..p.head_dim_k];
+        for task in chunk * per_chunk..((chunk + 1) * per_chunk).min(n_tasks) {
+            let (t, h) = (task / p.n_head, task % p.n_head);
+            let pos = batch.positions[t];
+            let table = tables[t];
+            let lo = p.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            let kvh = h / group;
+            qh.copy_from_slice(
+                &q[t * p.n_head * p.head_dim_k + h * p.head_dim_k..][..p.head_dim_k],
+            );
+            if type_k == CacheType::F16 {
+                // llama.cpp converts Q to the cache's f16 before the dot product.
+                for v in qh.iter_mut() {
+                    *v = f16::from_f32(*v).to_f32();
+                }
+            }
+            let slot = |j: usize| table[j / bs].map(|b| b as usize * bs + j % bs);
+            let span = &mut scores[..pos + 1 - lo];
+            for (j, s) in (lo..=pos).zip(span.iter_mut()) {
+                let mut x = match slot(j) {
+                    Some(sl) => kbuf.dot(sl, k_row, kvh * p.head_dim_k, qh),
+                    None => f32::NEG_INFINITY,
+                };
+                if let Some(cap) = p.softcap {
+                    x = (x / cap).tanh() * cap;
+                }
+                *s = x * p.kq_scale;
+            }
+            super::ops::softmax(span);
+            // SAFETY: task (t, h) owns out[t][h·head_dim_v ..][..head_dim_v]; tasks are disjoint.
+            let o = unsafe {
+                std::slice::from_raw_parts_mut(
+                    out_ptr
+                        .get()
+                        .add(t * p.n_head * p.head_dim_v + h * p.head_dim_v),
+                    p.head_dim_v,
+                )
+            };
+            o.fill(0.0);
+            for (j, &w) in (lo..=pos).zip(span.iter()) {
+                if let Some(sl) = slot(j) {
+                    let w = if type_v == CacheType::F16 {
+                        f16::from_f32(w).to_f32()
+                    } else {
+                        w
+                    };
+                    vbuf.axpy(sl, v_row, kvh * p.head_dim_v, w, o);
+                }
+            }
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,514 @@
+//! The batch-first forward pass: embeddings → blocks (attention + FFN, parameterised by the
+//! layer spec) → final norm → logits for the tokens that want them. Every buffer lives in a
+//! [`ForwardState`] allocated once and reused; nothing is allocated per token.
+
+use nanorun_kernels::{matmul, MatmulScratch, QMatrix, ThreadPool};
+
+use super::attention::{attend, AttnParams, AttnScratch};
+use super::config::{Activation, QkNorm, RopeScaling};
+use super::ops::{self, Rope};
+use super::weights::Linear;
+use super::Model;
+use crate::batch::Batch;
+use crate::error::{EngineError, Result};
+use crate::kv::KvCache;
+
+/// Activation buffers and scratch space of the forward pass, owned by one caller.
+pub struct ForwardState {
+    pool: ThreadPool,
+    n_tokens: usize,
+    x: Vec<f32>,
+    h: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    fused: Vec<f32>,
+    attn: Vec<f32>,
+    o: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    out_rows: Vec<usize>,
+    out_h: Vec<f32>,
+    logits: Vec<f32>,
+    rope_cache: Vec<f32>,
+    mm: MatmulScratch,
+    attn_scratch: AttnScratch,
+}
+
+impl ForwardState {
+    /// State for `model` with a pool of `n_threads` threads (at least 1).
+    pub fn new(n_threads: usize) -> ForwardState {
+        ForwardState {
+            pool: ThreadPool::new(n_threads.max(1)),
+            n_tokens: 0,
+            x: Vec::new(),
+            h: Vec::new(),
+            q: Vec::new(),
+            k: Vec::new(),
+            v: Vec::new(),
+            fused: Vec::new(),
+            attn: Vec::new(),
+            o: Vec::new(),
+            gate: Vec::new(),
+            up: Vec::new(),
+            out_rows: Vec::new(),
+            out_h: Vec::new(),
+            logits: Vec::new(),
+            rope_cache: Vec::new(),
+            mm: MatmulScratch::new(),
+            attn_scratch: AttnScratch::default(),
+        }
+    }
+
+    /// The thread pool.
+    pub fn pool(&self) -> &ThreadPool {
+        &self.pool
+    }
+
+    /// Grows the buffers for a batch of `t` tokens (no-op once large enough).
+    fn reserve(&mut self, model: &Model, t: usize) {
+        let c = model.config();
+        let max_q = c
+            .layers
+            .iter()
+            .map(|l| l.attention.n_head * c.head_dim_k)
+            .max()
+            .unwrap_or(0);
+        let max_k = c
+            .layers
+            .iter()
+            .map(|l| l.attention.n_head_kv * c.head_dim_k)
+            .max()
+            .unwrap_or(0);
+        let max_v = c
+            .layers
+            .iter()
+            .map(|l| l.attention.n_head_kv * c.head_dim_v)
+            .max()
+            .unwrap_or(0);
+        let max_attn = c
+            .layers
+            .iter()
+            .map(|l| l.attention.n_head * c.head_dim_v)
+            .max()
+            .unwrap_or(0);
+        let max_ff = c.layers.iter().map(|l| l.n_ff).max().unwrap_or(0);
+        let grow = |b: &mut Vec<f32>, n: usize| {
+            if b.len() < n {
+                b.resize(n, 0.0);
+            }
+        };
+        grow(&mut self.x, t * c.n_embd);
+        grow(&mut self.h, t * c.n_embd);
+        grow(&mut self.o, t * c.n_embd);
+        grow(&mut self.q, t * max_q);
+        grow(&mut self.k, t * max_k);
+        grow(&mut self.v, t * max_v);
+        grow(&mut self.attn, t * max_attn);
+        grow(&mut self.gate, t * max_ff);
+        grow(&mut self.up, t * max_ff);
+        if c.traits.fused_qkv_and_gate_up {
+            grow(&mut self.fused, t * (max_q + max_k + max_v).max(2 * max_ff));
+        }
+        grow(&mut self.rope_cache, c.n_rot);
+        self.n_tokens = t;
+    }
+}
+
+impl Model {
+    fn matmul(
+        &self,
+        st_pool: &ThreadPool,
+        mm: &mut MatmulScratch,
+        w: &Linear,
+        x: &[f32],
+        t: usize,
+        out: &mut [f32],
+    ) -> Result<()> {
+        let file = self.gguf().bytes();
+        let m = QMatrix::new(w.bytes(file), w.ty, w.rows, w.cols)?;
+        matmul(
+            self.kernels(),
+            st_pool,
+            &m,
+            &x[..t * w.cols],
+            t,
+            &mut out[..t * w.rows],
+            mm,
+        )?;
+        Ok(())
+    }
+
+    fn rope_for(&self, layer: usize) -> Rope {
+        let c = self.config();
+        let spec = &c.layers[layer].attention;
+        let (freq_scale, ext_factor, attn_factor, corr_dims) = match c.rope_scaling {
+            RopeScaling::None => (1.0, 0.0, 1.0, [0.0, 0.0]),
+            RopeScaling::Linear { factor } => (1.0 / factor, 0.0, 1.0, [0.0, 0.0]),
+            RopeScaling::Yarn {
+                factor,
+                original_context,
+                ext_factor,
+                attn_factor,
+                beta_fast,
+                beta_slow,
+            } => (
+                1.0 / factor,
+                ext_factor,
+                attn_factor,
+                ops::yarn_corr_dims(
+                    c.n_rot,
+                    original_context,
+                    spec.rope_base,
+                    beta_fast,
+                    beta_slow,
+                ),
+            ),
+        };
+        // Gemma 3's sliding-window layers use their own base and no scaling.
+        let unscaled = spec.sliding_window.is_some() && c.arch == super::Arch::Gemma3;
+        Rope {
+            n_rot: c.n_rot,
+            base: spec.rope_base,
+            freq_scale: if unscaled { 1.0 } else { freq_scale },
+            ext_factor: if unscaled { 0.0 } else { ext_factor },
+            attn_factor: if unscaled { 1.0 } else { attn_factor },
+            corr_dims,
+            neox: c.traits.rope == super::config::RopeStyle::Neox,
+        }
+    }
+
+    fn check_batch(&self, batch: &Batch) -> Result<()> {
+        let n = batch.tokens.len();
+        if n == 0 {
+            return Err(EngineError::BadBatch("empty batch".into()));
+        }
+        if batch.positions.len() != n || batch.seq_ids.len() != n || batch.want_logits.len() != n {
+            return Err(EngineError::BadBatch(
+                "tokens, positions, sequences and logit flags differ in length".into(),
+            ));
+        }
+        if let Some(&bad) = batch
+            .tokens
+            .iter()
+            .find(|&&t| t as usize >= self.config().n_vocab)
+        {
+            return Err(EngineError::BadBatch(format!(
+                "token id {bad} is outside the vocabulary ({})",
+                self.config().n_vocab
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `batch` through the model, storing its K/V in `kv` (space for every token's
+    /// position must have been reserved with [`KvCache::grow_to`]). Returns the logits of the
+    /// tokens that asked for them, `n_outputs × n_vocab`, in batch order.
+    pub fn forward<'s>(
+        &self,
+        batch: &Batch,
+        kv: &mut KvCache,
+        st: &'s mut ForwardState,
+    ) -> Result<&'s [f32]> {
+        self.check_batch(batch)?;
+        let c = self.config();
+        let w = self.weights();
+        let t_n = batch.len();
+        let e = c.n_embd;
+        st.reserve(self, t_n);
+
+        // Embeddings.
+        let row_bytes = w.token_embd.row_bytes();
+        let file = self.gguf().bytes();
+        let embd = w.token_embd.bytes(file);
+        for (t, &tok) in batch.tokens.iter().enumerate() {
+            let row = &embd[tok as usize * row_bytes..][..row_bytes];
+            let x = &mut st.x[t * e..(t + 1) * e];
+            self.kernels().dequantize_row(w.token_embd.ty, row, x)?;
+            if c.embedding_scale != 1.0 {
+                x.iter_mut().for_each(|v| *v *= c.embedding_scale);
+            }
+        }
+
+        for l in 0..c.n_layer() {
+            self.attention_block(l, batch, kv, st)?;
+            self.ffn_block(l, st)?;
+        }
+
+        // Final norm and logits for the rows that want them.
+        st.out_rows.clear();
+        st.out_rows
+            .extend((0..t_n).filter(|&t| batch.want_logits[t]));
+        let n_out = st.out_rows.len();
+        if st.out_h.len() < n_out * e {
+            st.out_h.resize(n_out * e, 0.0);
+        }
+        for (i, &t) in st.out_rows.iter().enumerate() {
+            ops::rms_norm(
+                &st.x[t * e..(t + 1) * e],
+                &w.output_norm,
+                c.norm_eps,
+                &mut st.out_h[i * e..(i + 1) * e],
+            );
+        }
+        let n_vocab = c.n_vocab;
+        if st.logits.len() < n_out * n_vocab {
+            st.logits.resize(n_out * n_vocab, 0.0);
+        }
+        if n_out > 0 {
+            self.matmul(
+                &st.pool,
+                &mut st.mm,
+                &w.output,
+                &st.out_h,
+                n_out,
+                &mut st.logits,
+            )?;
+        }
+        let logits = &mut st.logits[..n_out * n_vocab];
+        if c.logit_divisor != 1.0 {
+            let s = 1.0 / c.logit_divisor;
+            logits.iter_mut().for_each(|v| *v *= s);
+        }
+        if let Some(cap) = c.final_softcap {
+            ops::softcap(logits, cap);
+        }
+        Ok(logits)
+    }
+
+    fn attention_block(
+        &self,
+        l: usize,
+        batch: &Batch,
+        kv: &mut KvCache,
+        st: &mut ForwardState,
+    ) -> Result<()> {
+        let c = self.config();
+        let lw = &self.weights().layers[l];
+        let spec = &c.layers[l].attention;
+        let (t_n, e) = (st.n_tokens, c.n_embd);
+        let (hd_k, hd_v) = (c.head_dim_k, c.head_dim_v);
+        let (q_dim, k_dim, v_dim) = (
+            spec.n_head * hd_k,
+            spec.n_head_kv * hd_k,
+            spec.n_head_kv * hd_v,
+        );
+
+        match &lw.attn_norm {
+            Some(wn) => {
+                for t in 0..t_n {
+                    ops::rms_norm(
+                        &st.x[t * e..(t + 1) * e],
+                        wn,
+                        c.norm_eps,
+                        &mut st.h[t * e..(t + 1) * e],
+                    );
+                }
+            }
+            None => st.h[..t_n * e].copy_from_slice(&st.x[..t_n * e]),
+        }
+        if let Some(wqkv) = &lw.wqkv {
+            let width = q_dim + k_dim + v_dim;
+            self.matmul(&st.pool, &mut st.mm, wqkv, &st.h, t_n, &mut st.fused)?;
+            for t in 0..t_n {
+                let row = &st.fused[t * width..(t + 1) * width];
+                st.q[t * q_dim..(t + 1) * q_dim].copy_from_slice(&row[..q_dim]);
+                st.k[t * k_dim..(t + 1) * k_dim].copy_from_slice(&row[q_dim..q_dim + k_dim]);
+                st.v[t * v_dim..(t + 1) * v_dim].copy_from_slice(&row[q_dim + k_dim..]);
+            }
+        } else {
+            let (wq, wk, wv) = (lw.wq.as_ref(), lw.wk.as_ref(), lw.wv.as_ref());
+            let missing = || EngineError::MissingTensor {
+                name: format!("blk.{l}.attn_q/k/v.weight"),
+            };
+            self.matmul(
+                &st.pool,
+                &mut st.mm,
+                wq.ok_or_else(missing)?,
+                &st.h,
+                t_n,
+                &mut st.q,
+            )?;
+            self.matmul(
+                &st.pool,
+                &mut st.mm,
+                wk.ok_or_else(missing)?,
+                &st.h,
+                t_n,
+                &mut st.k,
+            )?;
+            self.matmul(
+                &st.pool,
+                &mut st.mm,
+                wv.ok_or_else(missing)?,
+                &st.h,
+                t_n,
+                &mut st.v,
+            )?;
+        }
+        for (buf, bias, width) in [
+            (&mut st.q, &lw.bq, q_dim),
+            (&mut st.k, &lw.bk, k_dim),
+            (&mut st.v, &lw.bv, v_dim),
+        ] {
+            if let Some(b) = bias {
+                for row in buf[..t_n * width].chunks_exact_mut(width) {
+                    ops::add_scaled(row, b, 1.0);
+                }
+            }
+        }
+        match c.traits.qk_norm {
+            QkNorm::None => {}
+            QkNorm::PerHead => {
+                ops::rms_norm_chunks(
+                    &mut st.q[..t_n * q_dim],
+                    hd_k,
+                    lw.q_norm.as_deref().unwrap_or(&[]),
+                    c.norm_eps,
+                );
+                ops::rms_norm_chunks(
+                    &mut st.k[..t_n * k_dim],
+                    hd_k,
+                    lw.k_norm.as_deref().unwrap_or(&[]),
+                    c.norm_eps,
+                );
+            }
+            QkNorm::Full => {
+                ops::rms_norm_chunks(
+                    &mut st.q[..t_n * q_dim],
+                    q_dim,
+                    lw.q_norm.as_deref().unwrap_or(&[]),
+                    c.norm_eps,
+                );
+                ops::rms_norm_chunks(
+                    &mut st.k[..t_n * k_dim],
+                    k_dim,
+                    lw.k_norm.as_deref().unwrap_or(&[]),
+                    c.norm_eps,
+                );
+            }
+        }
+        if spec.rope {
+            let rope = self.rope_for(l);
+            let ff = self.weights().rope_freqs.as_deref();
+            for t in 0..t_n {
+                rope.cache(batch.positions[t], ff, &mut st.rope_cache);
+                rope.apply(&mut st.q[t * q_dim..(t + 1) * q_dim], hd_k, &st.rope_cache);
+                rope.apply(&mut st.k[t * k_dim..(t + 1) * k_dim], hd_k, &st.rope_cache);
+            }
+        }
+        // The Gemma family scales Q before attention; the others scale the scores.
+        let kq_scale = if c.traits.scale_embeddings_by_sqrt_dim {
+            st.q[..t_n * q_dim]
+                .iter_mut()
+                .for_each(|v| *v *= c.attention_scale);
+            1.0
+        } else {
+            c.attention_scale
+        };
+        for t in 0..t_n {
+            let slot = kv.slot(l, batch.seq_ids[t], batch.positions[t])?;
+            kv.write(
+                l,
+                slot,
+                &st.k[t * k_dim..(t + 1) * k_dim],
+                &st.v[t * v_dim..(t + 1) * v_dim],
+            );
+        }
+        let params = AttnParams {
+            n_head: spec.n_head,
+            n_head_kv: spec.n_head_kv,
+            head_dim_k: hd_k,
+            head_dim_v: hd_v,
+            kq_scale,
+            softcap: c.attn_softcap,
+            window: spec.sliding_window,
+        };
+        let attn_width = spec.n_head * hd_v;
+        attend(
+            &st.pool,
+            kv,
+            l,
+            batch,
+            &params,
+            &st.q[..t_n * q_dim],
+            &mut st.attn[..t_n * attn_width],
+            &mut st.attn_scratch,
+        )?;
+        let wo = lw.wo.as_ref().ok_or_else(|| EngineError::MissingTensor {
+            name: format!("blk.{l}.attn_output.weight"),
+        })?;
+        self.matmul(&st.pool, &mut st.mm, wo, &st.attn, t_n, &mut st.o)?;
+        self.finish_residual(l, lw.bo.as_deref(), lw.post_attn_norm.as_deref(), st);
+        Ok(())
+    }
+
+    /// `x += residual_scale · post_norm(o + bias)`.
+    fn finish_residual(
+        &self,
+        _l: usize,
+        bias: Option<&[f32]>,
+        post_norm: Option<&[f32]>,
+        st: &mut ForwardState,
+    ) {
+        let c = self.config();
+        let (t_n, e) = (st.n_tokens, c.n_embd);
+        let o = &mut st.o[..t_n * e];
+        if let Some(b) = bias {
+            for row in o.chunks_exact_mut(e) {
+                ops::add_scaled(row, b, 1.0);
+            }
+        }
+        if let Some(wn) = post_norm {
+            ops::rms_norm_chunks(o, e, wn, c.norm_eps);
+        }
+        ops::add_scaled(&mut st.x[..t_n * e], o, c.residual_scale);
+    }
+
+    fn ffn_block(&self, l: usize, st: &mut ForwardState) -> Result<()> {
+        let c = self.config();
+        let lw = &self.weights().layers[l];
+        let (t_n, e, ff) = (st.n_tokens, c.n_embd, c.layers[l].n_ff);
+        match &lw.ffn_norm {
+            Some(wn) => {
+                for t in 0..t_n {
+                    ops::rms_norm(
+                        &st.x[t * e..(t + 1) * e],
+                        wn,
+                        c.norm_eps,
+                        &mut st.h[t * e..(t + 1) * e],
+                    );
+                }
+            }
+            None => st.h[..t_n * e].copy_from_slice(&st.x[..t_n * e]),
+        }
+        let up = lw.up.as_ref().ok_or_else(|| EngineError::MissingTensor {
+            name: format!("blk.{l}.ffn_up.weight"),
+        })?;
+        match &lw.gate {
+            Some(gate) => {
+                self.matmul(&st.pool, &mut st.mm, gate, &st.h, t_n, &mut st.gate)?;
+                self.matmul(&st.pool, &mut st.mm, up, &st.h, t_n, &mut st.up)?;
+            }
+            None => {
+                self.matmul(&st.pool, &mut st.mm, up, &st.h, t_n, &mut st.fused)?;
+                for t in 0..t_n {
+                    let row = &st.fused[t * 2 * ff..(t + 1) * 2 * ff];
+                    st.gate[t * ff..(t + 1) * ff].copy_from_slice(&row[..ff]);
+                    st.up[t * ff..(t + 1) * ff].copy_from_slice(&row[ff..]);
+                }
+            }
+        }
+        let (g, u) = (&mut st.gate[..t_n * ff], &st.up[..t_n * ff]);
+        match c.traits.activation {
+            Activation::Silu => ops::swiglu(g, u),
+            Activation::GeluTanh => ops::geglu(g, u),
+        }
+        let down = lw.down.as_ref().ok_or_else(|| EngineError::MissingTensor {
+            name: format!("blk.{l}.ffn_down.weight"),
+        })?;
+        self.matmul(&st.pool, &mut st.mm, down, &st.gate, t_n, &mut st.o)?;
+        self.finish_residual(l, None, lw.post_ffn_norm.as_deref(), st);
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! A loaded model: config, weights (views into the mmap) and the batch-first forward pass.
+
+pub mod attention;
+pub mod config;
+mod forward;
+pub mod ops;
+pub mod weights;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use nanorun_formats::Gguf;
+use nanorun_kernels::Kernels;
+
+pub use config::{Arch, ModelConfig};
+pub use forward::ForwardState;
+pub use weights::Weights;
+
+use crate::error::{EngineError, Result};
+
+/// A model ready to run: its file (mapped), hyper-parameters and tensors.
+pub struct Model {
+    gguf: Arc<Gguf>,
+    config: ModelConfig,
+    weights: Weights,
+    kernels: &'static Kernels,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("arch", &self.config.arch)
+            .field("n_layer", &self.config.n_layer())
+            .finish()
+    }
+}
+
+impl Model {
+    /// Opens `path` and loads the model with the best kernels for this CPU (or the ISA named
+    /// by `NANORUN_ISA`).
+    pub fn open(path: impl AsRef<Path>) -> Result<Model> {
+        let gguf = Gguf::open(path)?;
+        Model::from_gguf(Arc::new(gguf), Kernels::active()?)
+    }
+
+    /// Loads the model in an opened file with the given kernels.
+    pub fn from_gguf(gguf: Arc<Gguf>, kernels: &'static Kernels) -> Result<Model> {
+        let n_vocab = gguf
+            .tensor("token_embd.weight")
+            .ok_or_else(|| EngineError::MissingTensor {
+                name: "token_embd.weight".into(),
+            })?
+            .dims
+            .get(1)
+            .copied()
+            .unwrap_or(0) as usize;
+        let config = ModelConfig::from_gguf(&gguf, n_vocab)?;
+        let weights = Weights::load(&gguf, &config, kernels)?;
+        Ok(Model {
+            gguf,
+            config,
+            weights,
+            kernels,
+        })
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The tensors.
+    pub fn weights(&self) -> &Weights {
+        &self.weights
+    }
+
+    /// The GGUF file.
+    pub fn gguf(&self) -> &Arc<Gguf> {
+        &self.gguf
+    }
+
+    /// The kernels in use.
+    pub fn kernels(&self) -> &'static Kernels {
+        self.kernels
+    }
+
+    /// Bytes of weights one decode step reads (every matrix once, the output projection once).
+    pub fn weight_bytes_per_token(&self) -> u64 {
+        let w = &self.weights;
+        let mut total = w.output.len as u64 + (w.token_embd.len / w.token_embd.rows.max(1)) as u64;
+        for l in &w.layers {
+            for m in [&l.wq, &l.wk, &l.wv, &l.wqkv, &l.wo, &l.gate, &l.up, &l.down]
+                .into_iter()
+                .flatten()
+            {
+                total += m.len as u64;
+            }
+        }
+        total
+    }
+}

@@ -1,0 +1,265 @@
+//! Element-wise f32 operations of the forward pass, computed the way ggml's CPU backend
+//! computes them (sums of squares in f64, GELU through an f16 table, RoPE angles by repeated
+//! f32 multiplication) so that logits agree with llama.cpp's.
+
+use std::sync::OnceLock;
+
+use half::f16;
+
+/// `y = x / rms(x) * w` over one row (`w` may be empty: no weight).
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
+    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    if w.is_empty() {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = v * scale;
+        }
+    } else {
+        for ((o, &v), &g) in y.iter_mut().zip(x).zip(w) {
+            *o = (v * scale) * g;
+        }
+    }
+}
+
+/// In-place [`rms_norm`] of each `width`-wide chunk of `x` with weight `w`.
+pub fn rms_norm_chunks(x: &mut [f32], width: usize, w: &[f32], eps: f32) {
+    for row in x.chunks_exact_mut(width) {
+        let sum: f64 = row.iter().map(|&v| (v * v) as f64).sum();
+        let mean = (sum / width as f64) as f32;
+        let scale = 1.0 / (mean + eps).sqrt();
+        for (v, &g) in row.iter_mut().zip(w) {
+            *v = (*v * scale) * g;
+        }
+    }
+}
+
+/// ggml's tanh-approximation GELU in f32.
+fn gelu_f32(x: f32) -> f32 {
+    const GELU_COEF_A: f32 = 0.044715;
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
+}
+
+/// GELU of every f16 value, rounded to f16 (ggml's `ggml_table_gelu_f16`).
+fn gelu_table() -> &'static [f16] {
+    static TABLE: OnceLock<Vec<f16>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| f16::from_f32(gelu_f32(f16::from_bits(bits).to_f32())))
+            .collect()
+    })
+}
+
+/// `gate[i] = gelu(gate[i]) * up[i]` as ggml's `geglu` computes it: the input rounded to f16 and
+/// looked up in the f16 GELU table, saturating outside (-10, 10).
+pub fn geglu(gate: &mut [f32], up: &[f32]) {
+    let table = gelu_table();
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        *g = if x <= -10.0 {
+            0.0
+        } else if x >= 10.0 {
+            x * u
+        } else {
+            table[f16::from_f32(x).to_bits() as usize].to_f32() * u
+        };
+    }
+}
+
+/// `gate[i] = silu(gate[i]) * up[i]` (SwiGLU).
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = *g;
+        *g = x / (1.0 + (-x).exp()) * u;
+    }
+}
+
+/// `x = cap · tanh(x / cap)` for every element.
+pub fn softcap(x: &mut [f32], cap: f32) {
+    for v in x {
+        *v = (*v / cap).tanh() * cap;
+    }
+}
+
+/// `y[i] += s · x[i]`.
+pub fn add_scaled(y: &mut [f32], x: &[f32], s: f32) {
+    if s == 1.0 {
+        for (a, &b) in y.iter_mut().zip(x) {
+            *a += b;
+        }
+    } else {
+        for (a, &b) in y.iter_mut().zip(x) {
+            *a += b * s;
+        }
+    }
+}
+
+/// In-place softmax over `x` (already scaled); returns nothing. Sums in f64 as ggml does.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for v in x.iter_mut() {
+        let e = (*v - max).exp();
+        *v = e;
+        sum += e as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for v in x.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// RoPE parameters for one layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Rope {
+    /// Rotated dimensions per head.
+    pub n_rot: usize,
+    /// Base frequency.
+    pub base: f32,
+    /// Position multiplier (1/linear factor).
+    pub freq_scale: f32,
+    /// YaRN extrapolation mix (0 = off).
+    pub ext_factor: f32,
+    /// Magnitude factor for cos/sin.
+    pub attn_factor: f32,
+    /// YaRN correction dims.
+    pub corr_dims: [f32; 2],
+    /// NeoX pairing (halves) instead of adjacent pairs.
+    pub neox: bool,
+}
+
+impl Rope {
+    /// The cos/sin pairs for position `pos` into `cache` (`n_rot` values: cos, sin, cos, …),
+    /// optionally divided by per-pair frequency factors.
+    pub fn cache(&self, pos: usize, freq_factors: Option<&[f32]>, cache: &mut [f32]) {
+        let theta_scale = self.base.powf(-2.0 / self.n_rot as f32);
+        let mut theta = pos as f32;
+        for i0 in (0..self.n_rot).step_by(2) {
+            let ff = freq_factors.map_or(1.0, |f| f[i0 / 2]);
+            let theta_extrap = theta / ff;
+            let theta_interp = self.freq_scale * theta_extrap;
+            let mut mscale = self.attn_factor;
+            let mut th = theta_interp;
+            if self.ext_factor != 0.0 {
+                let y = ((i0 / 2) as f32 - self.corr_dims[0])
+                    / (self.corr_dims[1] - self.corr_dims[0]).max(0.001);
+                let ramp = (1.0 - y.clamp(0.0, 1.0)) * self.ext_factor;
+                th = theta_interp * (1.0 - ramp) + theta_extrap * ramp;
+                mscale *= 1.0 + 0.1 * (1.0 / self.freq_scale).ln();
+            }
+            cache[i0] = th.cos() * mscale;
+            cache[i0 + 1] = th.sin() * mscale;
+            theta *= theta_scale;
+        }
+    }
+
+    /// Rotates every `head_dim`-wide head of `x` with the cos/sin `cache` of its position.
+    pub fn apply(&self, x: &mut [f32], head_dim: usize, cache: &[f32]) {
+        let n = self.n_rot;
+        for head in x.chunks_exact_mut(head_dim) {
+            if self.neox {
+                let half = n / 2;
+                for i in 0..half {
+                    let (c, s) = (cache[2 * i], cache[2 * i + 1]);
+                    let (a, b) = (head[i], head[i + half]);
+                    head[i] = a * c - b * s;
+                    head[i + half] = a * s + b * c;
+                }
+            } else {
+                for i in (0..n).step_by(2) {
+                    let (c, s) = (cache[i], cache[i + 1]);
+                    let (a, b) = (head[i], head[i + 1]);
+                    head[i] = a * c - b * s;
+                    head[i + 1] = a * s + b * c;
+                }
+            }
+        }
+    }
+}
+
+/// YaRN correction dims (ggml's `ggml_rope_yarn_corr_dims`).
+pub fn yarn_corr_dims(
+    n_rot: usize,
+    n_ctx_orig: u32,
+    base: f32,
+    beta_fast: f32,
+    beta_slow: f32,
+) -> [f32; 2] {
+    let dim = |beta: f32| {
+        n_rot as f32 * (n_ctx_orig as f32 / (beta * 2.0 * std::f32::consts::PI)).ln()
+            / (2.0 * base.ln())
+    };
+    [
+        dim(beta_fast).floor().max(0.0),
+        dim(beta_slow).ceil().min(n_rot as f32 - 1.0),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rms_norm_normalises() {
+        let x = [3.0f32, 4.0];
+        let mut y = [0.0; 2];
+        rms_norm(&x, &[1.0, 2.0], 0.0, &mut y);
+        let rms = (12.5f32).sqrt();
+        assert!((y[0] - 3.0 / rms).abs() < 1e-6 && (y[1] - 8.0 / rms).abs() < 1e-6);
+    }
+
+    #[test]
+    fn softmax_sums_to_one() {
+        let mut x = [1.0f32, 2.0, 3.0, -1.0];
+        softmax(&mut x);
+        assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(x[2] > x[1] && x[1] > x[0] && x[0] > x[3]);
+    }
+
+    #[test]
+    fn geglu_matches_gelu_closely_and_saturates() {
+        let mut g = [-11.0f32, -1.0, 0.0, 0.5, 2.0, 11.0];
+        let up = [1.0f32; 6];
+        let want: Vec<f32> = g
+            .iter()
+            .map(|&x| {
+                if x < -10.0 {
+                    0.0
+                } else if x > 10.0 {
+                    x
+                } else {
+                    gelu_f32(x)
+                }
+            })
+            .collect();
+        geglu(&mut g, &up);
+        for (a, b) in g.iter().zip(&want) {
+            assert!((a - b).abs() <= 2e-3 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn rope_position_zero_is_identity_and_preserves_norm() {
+        let rope = Rope {
+            n_rot: 8,
+            base: 10_000.0,
+            freq_scale: 1.0,
+            ext_factor: 0.0,
+            attn_factor: 1.0,
+            corr_dims: [0.0, 0.0],
+            neox: true,
+        };
+        let mut cache = [0.0; 8];
+        let orig: Vec<f32> = (0..16).map(|i| i as f32 * 0.1 - 0.5).collect();
+        let mut x = orig.clone();
+        rope.cache(0, None, &mut cache);
+        rope.apply(&mut x, 8, &cache);
+        assert_eq!(x, orig);
+        rope.cache(7, None, &mut cache);
+        rope.apply(&mut x, 8, &cache);
+        let n0: f32 = orig.iter().map(|v| v * v).sum();
+        let n1: f32 = x.iter().map(|v| v * v).sum();
+        assert!((n0 - n1).abs() < 1e-4);
+    }
+}

@@ -1,0 +1,165 @@
+//! Every architecture against llama.cpp's logits: the random-weight fixtures, prefill (24
+//! tokens in one batch, logits for all) and prefill + token-by-token decode, compared with the
+//! rule of the fixtures' README (relative error per row against the row's std, and argmax
+//! agreement where llama.cpp's top-2 margin is clear).
+
+use std::path::{Path, PathBuf};
+
+use nanorun::{Batch, CacheType, ForwardState, KvCache, KvCacheConfig, Model};
+use nanorun_tests::{data_path, gguf_files, shared_dir, skipped};
+
+const N_VOCAB: usize = 320;
+const TOKENS: [u32; 24] = [
+    1, 14, 111, 208, 305, 85, 182, 279, 59, 156, 253, 33, 130, 227, 7, 104, 201, 298, 78, 175, 272,
+    52, 149, 246,
+];
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// (rel_max, rel_mean) limits by weight type, from the fixtures' README.
+fn limits(name: &str) -> (f32, f32, f32) {
+    // (rel_max, rel_mean, argmax margin in stds)
+    if name.ends_with("-F32") {
+        (1e-4, 2e-5, 0.02)
+    } else if name.ends_with("-F16") {
+        (1e-2, 3e-3, 0.02)
+    } else if name.ends_with("-BF16") {
+        (5e-2, 1.5e-2, 0.02)
+    } else {
+        (0.30, 0.08, 0.2)
+    }
+}
+
+fn compare(name: &str, what: &str, ours: &[f32], theirs: &[f32]) -> f32 {
+    let (max_lim, mean_lim, margin_lim) = limits(name);
+    let mut worst = 0f32;
+    for (r, (e, l)) in ours
+        .chunks_exact(N_VOCAB)
+        .zip(theirs.chunks_exact(N_VOCAB))
+        .enumerate()
+    {
+        let mean = l.iter().sum::<f32>() / N_VOCAB as f32;
+        let std = (l.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / N_VOCAB as f32).sqrt();
+        let diffs: Vec<f32> = e.iter().zip(l).map(|(a, b)| (a - b).abs()).collect();
+        let rel_max = diffs.iter().copied().fold(0.0, f32::max) / std;
+        let rel_mean = diffs.iter().sum::<f32>() / N_VOCAB as f32 / std;
+        worst = worst.max(rel_max);
+        assert!(
+            rel_max.is_finite() && rel_max <= max_lim,
+            "{name} {what} row {r}: rel_max {rel_max} > {max_lim}"
+        );
+        assert!(
+            rel_mean <= mean_lim,
+            "{name} {what} row {r}: rel_mean {rel_mean} > {mean_lim}"
+        );
+        let mut sorted: Vec<(usize, f32)> = l.iter().copied().enumerate().collect();
+        sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+        if sorted[0].1 - sorted[1].1 > margin_lim * std {
+            let ours_top = e
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0;
+            assert_eq!(
+                ours_top, sorted[0].0,
+                "{name} {what} row {r}: argmax differs"
+            );
+        }
+    }
+    worst
+}
+
+fn cache(model: &Model) -> KvCache {
+    let mut cfg = KvCacheConfig::for_context(128);
+    // The fixtures were made with an F32 KV cache.
+    cfg.type_k = CacheType::F32;
+    cfg.type_v = CacheType::F32;
+    KvCache::new(model.config(), cfg).unwrap()
+}
+
+fn check_fixture(path: &Path) -> (f32, f32) {
+    let name = path.file_stem().unwrap().to_string_lossy().to_string();
+    let model = Model::open(path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut st = ForwardState::new(2);
+
+    // Prefill: all 24 tokens in one batch, logits for every position.
+    let mut kv = cache(&model);
+    kv.add_sequence(0).unwrap();
+    kv.grow_to(0, TOKENS.len()).unwrap();
+    let mut batch = Batch::new();
+    for (i, &t) in TOKENS.iter().enumerate() {
+        batch.push(t, i, 0, true);
+    }
+    let logits = model.forward(&batch, &mut kv, &mut st).unwrap().to_vec();
+    let prefill = compare(
+        &name,
+        "prefill",
+        &logits,
+        &read_f32(&path.with_extension("logits.f32")),
+    );
+
+    // Decode: tokens 0..15 in one batch (logits for the last), then one token per step.
+    let mut kv = cache(&model);
+    kv.add_sequence(7).unwrap();
+    kv.grow_to(7, 16).unwrap();
+    let mut batch = Batch::new();
+    batch.push_sequence(&TOKENS[..16], 0, 7, true);
+    let mut rows = model.forward(&batch, &mut kv, &mut st).unwrap().to_vec();
+    for (pos, &t) in TOKENS.iter().enumerate().skip(16) {
+        kv.grow_to(7, pos + 1).unwrap();
+        batch.clear();
+        batch.push(t, pos, 7, true);
+        rows.extend_from_slice(model.forward(&batch, &mut kv, &mut st).unwrap());
+    }
+    let decode = compare(
+        &name,
+        "decode",
+        &rows,
+        &read_f32(&path.with_extension("decode.f32")),
+    );
+    (prefill, decode)
+}
+
+fn fixture_paths() -> Vec<PathBuf> {
+    let mut paths = gguf_files(&data_path("fixtures"));
+    match shared_dir() {
+        Some(s) => {
+            let have: Vec<_> = paths
+                .iter()
+                .map(|p| p.file_name().unwrap().to_owned())
+                .collect();
+            paths.extend(
+                gguf_files(&s.join("fixtures"))
+                    .into_iter()
+                    .filter(|p| !have.contains(&p.file_name().unwrap().to_owned())),
+            );
+        }
+        None => skipped("fixtures beyond the repo's copies", "../shared not found"),
+    }
+    paths
+}
+
+#[test]
+fn every_architecture_matches_llama_cpp_logits() {
+    let mut n = 0;
+    for path in fixture_paths() {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        if name.starts_with("granitehybrid") {
+            skipped(
+                &name,
+                "Mamba2 layers are not implemented yet (hybrid SSM issue)",
+            );
+            continue;
+        }
+        let (p, d) = check_fixture(&path);
+        eprintln!("{name:<22} prefill rel_max {p:.2e}  decode rel_max {d:.2e}");
+        n += 1;
+    }
+    assert!(n >= 2);
+}
