@@ -15,6 +15,7 @@ cats = [(1 << 1, r"\p{N}"), (1 << 2, r"\p{L}"), (1 << 3, r"\p{Z}"), (1 << 4, r"\
         (1 << 5, r"\p{P}"), (1 << 6, r"\p{S}"), (1 << 7, r"\p{C}")]
 cats = [(bit, regex.compile(p)) for bit, p in cats]
 ws = regex.compile(r"\s")
+unassigned = regex.compile(r"\p{Cn}")
 
 ranges = []
 whitespace = []
@@ -27,8 +28,8 @@ for cp in range(MAX):
     for bit, rx in cats:
         if rx.match(ch):
             f |= bit
-    if f == 0:
-        f = 1
+    if f == 0 or unassigned.match(ch):
+        f = 1  # llama.cpp: unassigned code points are "undefined", not \p{C}
     if f != prev:
         ranges.append((cp, f))
         prev = f
