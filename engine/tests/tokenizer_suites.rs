@@ -625,6 +625,8 @@ const PRE_NAMES: &[&str] = &[
     "deepseek-r1-qwen",
     "poro-chat",
     "llama4",
+    "qwen35",
+    "glm4",
 ];
 
 /// GPT-2's vocabulary written to temporary GGUF files, one per pre-tokenizer name.

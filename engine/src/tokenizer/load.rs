@@ -153,7 +153,9 @@ fn bpe_pre(pre: &str) -> Option<(PreTokenizer, bool, bool, bool)> {
         "" | "default" => (Default, false, false, true),
         "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0"
         | "lfm2" | "jina-v5-nano" => (Llama3, true, true, true),
-        "dbrx" | "smaug-bpe" | "glm4" | "chatglm-bpe" => (Llama3, false, false, true),
+        "dbrx" | "smaug-bpe" | "chatglm-bpe" => (Llama3, false, false, true),
+        "glm4" | "glm5" => (Llama3, true, false, true),
+        "qwen35" => (Qwen35, false, false, false),
         "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de"
         | "a.x-4.0" | "mellum" | "modern-bert" | "exaone4" | "mpt" | "olmo" | "jais"
         | "jina-v1-en" | "jina-v2-code" | "roberta-bpe" => (Gpt2, false, false, true),
@@ -384,7 +386,7 @@ impl Tokenizer {
                     ignore_merges,
                     alphabet: ByteAlphabet::new(),
                 };
-                let glm = matches!(pre_name, "glm4" | "chatglm-bpe");
+                let glm = matches!(pre_name, "glm4" | "glm5" | "chatglm-bpe");
                 let d_bos = if glm { None } else { Some(11) };
                 (
                     Model::Bpe(Box::new(bpe)),

@@ -27,6 +27,8 @@ pub enum PreTokenizer {
     SeedCoder,
     /// Qwen2's regex without the contraction alternative (`ufakzeka`).
     NoContractions,
+    /// Qwen2's regex with combining marks counted as letters (`qwen35`).
+    Qwen35,
     /// The o200k regex: case-aware letter runs with contractions, digits in threes
     /// (`gpt-4o`, `llama4`: Phi-4-mini, Llama 4).
     Gpt4o,
@@ -54,6 +56,13 @@ pub fn split(pre: PreTokenizer, cpts: &[u32]) -> Vec<Span> {
         PreTokenizer::SeedCoder => {
             let opts = Llama3Opts {
                 punct_newlines: false,
+                ..QWEN2
+            };
+            refine(cpts, &all, |c, s, o| llama3(c, s, opts, o))
+        }
+        PreTokenizer::Qwen35 => {
+            let opts = Llama3Opts {
+                marks: true,
                 ..QWEN2
             };
             refine(cpts, &all, |c, s, o| llama3(c, s, opts, o))
@@ -276,12 +285,15 @@ struct Llama3Opts {
     contractions: bool,
     /// Whether a punctuation run takes the newlines after it (`[\r\n]*`).
     punct_newlines: bool,
+    /// Whether combining marks count as letters (`[\p{L}\p{M}]+`, Qwen3.5).
+    marks: bool,
 }
 
 const L3: Llama3Opts = Llama3Opts {
     group: 3,
     contractions: true,
     punct_newlines: true,
+    marks: false,
 };
 const QWEN2: Llama3Opts = Llama3Opts { group: 1, ..L3 };
 
@@ -304,10 +316,12 @@ fn llama3(cpts: &[u32], (ini, end): Span, opts: Llama3Opts, out: &mut Vec<Span>)
             pos += c;
             continue;
         }
-        if !(is_nl(cpt) || f.is_number()) && (f.is_letter() || v.flags(pos + 1).is_letter()) {
+        let letter = |f: Flags| f.is_letter() || (opts.marks && f.is_accent_mark());
+        let other = |f: Flags| not_word(f) && !(opts.marks && f.is_accent_mark());
+        if !(is_nl(cpt) || f.is_number()) && (letter(f) || letter(v.flags(pos + 1))) {
             let start = pos;
             pos += 1;
-            while v.flags(pos).is_letter() {
+            while letter(v.flags(pos)) {
                 pos += 1;
             }
             out.push((start, pos));
@@ -329,11 +343,11 @@ fn llama3(cpts: &[u32], (ini, end): Span, opts: Llama3Opts, out: &mut Vec<Span>)
         }
         let space = cpt == ' ' as u32;
         let f2 = if space { v.flags(pos + 1) } else { f };
-        if not_word(f2) && f.any() {
+        if other(f2) && f.any() {
             let start = pos;
             pos += space as usize;
             let mut g = f2;
-            while not_word(g) && g.any() {
+            while other(g) && g.any() {
                 pos += 1;
                 g = v.flags(pos);
             }
@@ -578,6 +592,8 @@ mod tests {
             ["I", "'M", " ", "123", "45", " ok", "?\n\n", " ", " x"]
         );
         assert_eq!(words(PreTokenizer::Qwen2, "a12"), ["a", "1", "2"]);
+        assert_eq!(words(PreTokenizer::Qwen2, "a\u{301}b"), ["a", "\u{301}b"]);
+        assert_eq!(words(PreTokenizer::Qwen35, "a\u{301}b"), ["a\u{301}b"]);
         assert_eq!(words(PreTokenizer::Llama3, "  \n x"), ["  \n", " x"]);
     }
 
