@@ -1,6 +1,6 @@
-//! aarch64 NEON + dotprod versions of the hottest dot products (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K)
-//! and of the Q8_0 / Q8_K activation quantizers. The other types use the scalar kernels
-//! (which LLVM vectorizes with baseline NEON).
+//! aarch64 NEON + dotprod versions of the dot products of every quantized type, F32 and BF16
+//! rows, and of the Q8_0 / Q8_K activation quantizers. F16 rows and Q8_1 activations use the
+//! scalar kernels (f16 vector conversion needs the unstable `f16` type).
 //!
 //! `vdotq_s32` is unstable on our toolchain, so `sdot` is issued with `asm!` inside
 //! `#[target_feature(enable = "neon,dotprod")]` functions. They may only run on a CPU with
@@ -12,7 +12,10 @@ use std::arch::asm;
 
 use nanorun_formats::GgmlType;
 
-use crate::quant::{BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, QK32, QK_K};
+use crate::quant::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
+    BlockQ8K, BlockQ8_0, BlockQ8_1, QK32, QK_K,
+};
 use crate::traits::{cast, cast_mut, TypeTraits};
 
 /// acc.s\[j\] += Σ_{k<4} a.b\[4j+k\]·b.b\[4j+k\] (SDOT, vector form).
@@ -44,16 +47,19 @@ fn ld_u8(p: &[u8]) -> uint8x16_t {
     unsafe { vld1q_u8(p.as_ptr()) }
 }
 
-/// Σ over blocks of `f(x, y) = (i32x4 partial sums, scale)`, two float accumulators.
+/// Σ over blocks of `f(x, y) = (i32x4 partial sums, scale, extra)`: p·scale in two float
+/// accumulators, `extra` summed as a scalar.
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
-fn sum_blocks<B, A>(w: &[B], a: &[A], f: impl Fn(&B, &A) -> (int32x4_t, f32)) -> f32 {
+fn sum_blocks<B, A>(w: &[B], a: &[A], f: impl Fn(&B, &A) -> (int32x4_t, f32, f32)) -> f32 {
     let mut acc = [vdupq_n_f32(0.0); 2];
+    let mut extra = 0.0f32;
     for (i, (x, y)) in w.iter().zip(a).enumerate() {
-        let (p, d) = f(x, y);
+        let (p, d, e) = f(x, y);
         acc[i & 1] = vfmaq_n_f32(acc[i & 1], vcvtq_f32_s32(p), d);
+        extra += e;
     }
-    vaddvq_f32(vaddq_f32(acc[0], acc[1]))
+    vaddvq_f32(vaddq_f32(acc[0], acc[1])) + extra
 }
 
 /// Signed quants of a 32-value block as two halves (values 0..16, 16..32) from nibbles and
@@ -103,7 +109,7 @@ pub(crate) fn vec_dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
             ld_s8(&x.qs[16..]),
             ld_s8(&y.qs[16..]),
         );
-        (p, x.d.to_f32() * y.d.to_f32())
+        (p, x.d.to_f32() * y.d.to_f32(), 0.0)
     })
 }
 
@@ -117,7 +123,7 @@ pub(crate) fn vec_dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
             hi,
             ld_s8(&y.qs[16..]),
         );
-        (p, x.d.to_f32() * y.d.to_f32())
+        (p, x.d.to_f32() * y.d.to_f32(), 0.0)
     })
 }
 
@@ -131,7 +137,7 @@ pub(crate) fn vec_dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
             hi,
             ld_s8(&y.qs[16..]),
         );
-        (p, x.d.to_f32() * y.d.to_f32())
+        (p, x.d.to_f32() * y.d.to_f32(), 0.0)
     })
 }
 
@@ -211,6 +217,201 @@ pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
     sum
 }
 
+/// Q4_1 · Q8_1.
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_q4_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
+    sum_blocks(w, a, |x, y| {
+        let (lo, hi) = nibbles(&x.qs, None, 0);
+        let p = sdot(
+            sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
+            hi,
+            ld_s8(&y.qs[16..]),
+        );
+        (p, x.d.to_f32() * y.d.to_f32(), x.m.to_f32() * y.s.to_f32())
+    })
+}
+
+/// Q5_1 · Q8_1.
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_q5_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
+    sum_blocks(w, a, |x, y| {
+        let (lo, hi) = nibbles(&x.qs, Some(fifth_bits(u32::from_le_bytes(x.qh))), 0);
+        let p = sdot(
+            sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
+            hi,
+            ld_s8(&y.qs[16..]),
+        );
+        (p, x.d.to_f32() * y.d.to_f32(), x.m.to_f32() * y.s.to_f32())
+    })
+}
+
+/// Q5_K · Q8_K.
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
+    let mut sum = 0.0f32;
+    let m4 = vdupq_n_u8(0x0f);
+    let s16 = vdupq_n_u8(0x10);
+    for (x, y) in w.iter().zip(a) {
+        let (mut isum, mut imin) = (0i32, 0i32);
+        let (h0, h1) = (ld_u8(&x.qh), ld_u8(&x.qh[16..]));
+        for c in 0..4 {
+            let (s0, m0) = crate::quant::kquant_util::scale_min_k4(2 * c, &x.scales);
+            let (s1, m1) = crate::quant::kquant_util::scale_min_k4(2 * c + 1, &x.scales);
+            imin += m0 as i32 * (y.bsums[4 * c] as i32 + y.bsums[4 * c + 1] as i32);
+            imin += m1 as i32 * (y.bsums[4 * c + 2] as i32 + y.bsums[4 * c + 3] as i32);
+            let (b0, b1) = (vdupq_n_u8(1 << (2 * c)), vdupq_n_u8(2 << (2 * c)));
+            let bit = |h: uint8x16_t, b: uint8x16_t| vandq_u8(vtstq_u8(h, b), s16);
+            let (v0, v1) = (ld_u8(&x.qs[32 * c..]), ld_u8(&x.qs[32 * c + 16..]));
+            let lo = dot32(
+                vorrq_u8(vandq_u8(v0, m4), bit(h0, b0)),
+                vorrq_u8(vandq_u8(v1, m4), bit(h1, b0)),
+                &y.qs[64 * c..],
+            );
+            let hi = dot32(
+                vorrq_u8(vshrq_n_u8::<4>(v0), bit(h0, b1)),
+                vorrq_u8(vshrq_n_u8::<4>(v1), bit(h1, b1)),
+                &y.qs[64 * c + 32..],
+            );
+            isum += s0 as i32 * lo + s1 as i32 * hi;
+        }
+        sum += x.d.to_f32() * y.d * isum as f32 - x.dmin.to_f32() * y.d * imin as f32;
+    }
+    sum
+}
+
+/// Q2_K · Q8_K.
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
+    let mut sum = 0.0f32;
+    let m3 = vdupq_n_u8(3);
+    for (x, y) in w.iter().zip(a) {
+        let imin: i32 = x
+            .scales
+            .iter()
+            .zip(&y.bsums)
+            .map(|(&s, &b)| (s >> 4) as i32 * b as i32)
+            .sum();
+        let mut isum = 0i32;
+        for n in 0..2 {
+            for half in 0..2 {
+                let qs = ld_u8(&x.qs[32 * n + 16 * half..]);
+                let q = [
+                    vandq_u8(qs, m3),
+                    vandq_u8(vshrq_n_u8::<2>(qs), m3),
+                    vandq_u8(vshrq_n_u8::<4>(qs), m3),
+                    vshrq_n_u8::<6>(qs),
+                ];
+                for (j, qj) in q.iter().enumerate() {
+                    let at = 128 * n + 32 * j + 16 * half;
+                    let p = vaddvq_s32(sdot(
+                        vdupq_n_s32(0),
+                        vreinterpretq_s8_u8(*qj),
+                        ld_s8(&y.qs[at..]),
+                    ));
+                    isum += (x.scales[at / 16] & 0x0f) as i32 * p;
+                }
+            }
+        }
+        sum += x.d.to_f32() * y.d * isum as f32 - x.dmin.to_f32() * y.d * imin as f32;
+    }
+    sum
+}
+
+/// Q3_K · Q8_K: unsigned q = low bits + 4·high bit, minus 4·Σ sc·bsums.
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
+    let mut sum = 0.0f32;
+    let m3 = vdupq_n_u8(3);
+    let four = vdupq_n_u8(4);
+    for (x, y) in w.iter().zip(a) {
+        let sc = crate::quant::q3_k::unpack_scales(&x.scales);
+        let offset: i32 = sc
+            .iter()
+            .zip(&y.bsums)
+            .map(|(&s, &b)| s as i32 * b as i32)
+            .sum();
+        let mut isum = 0i32;
+        for n in 0..2 {
+            for half in 0..2 {
+                let qs = ld_u8(&x.qs[32 * n + 16 * half..]);
+                let hm = ld_u8(&x.hmask[16 * half..]);
+                let q = [
+                    vandq_u8(qs, m3),
+                    vandq_u8(vshrq_n_u8::<2>(qs), m3),
+                    vandq_u8(vshrq_n_u8::<4>(qs), m3),
+                    vshrq_n_u8::<6>(qs),
+                ];
+                for (j, qj) in q.iter().enumerate() {
+                    let h = vandq_u8(vtstq_u8(hm, vdupq_n_u8(1 << (4 * n + j))), four);
+                    let at = 128 * n + 32 * j + 16 * half;
+                    let qv = vreinterpretq_s8_u8(vorrq_u8(*qj, h));
+                    let p = vaddvq_s32(sdot(vdupq_n_s32(0), qv, ld_s8(&y.qs[at..])));
+                    isum += sc[at / 16] as i32 * p;
+                }
+            }
+        }
+        sum += x.d.to_f32() * y.d * (isum - 4 * offset) as f32;
+    }
+    sum
+}
+
+/// F32 · F32.
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_f32(w: &[f32], a: &[f32]) -> f32 {
+    let n = w.len().min(a.len());
+    let mut acc = [vdupq_n_f32(0.0); 4];
+    let mut i = 0;
+    while i + 16 <= n {
+        for (k, ak) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 4k + 4 <= n for both slices.
+            let (x, y) = unsafe {
+                (
+                    vld1q_f32(w.as_ptr().add(i + 4 * k)),
+                    vld1q_f32(a.as_ptr().add(i + 4 * k)),
+                )
+            };
+            *ak = vfmaq_f32(*ak, x, y);
+        }
+        i += 16;
+    }
+    let mut sum = vaddvq_f32(vaddq_f32(
+        vaddq_f32(acc[0], acc[1]),
+        vaddq_f32(acc[2], acc[3]),
+    ));
+    for j in i..n {
+        sum += w[j] * a[j];
+    }
+    sum
+}
+
+/// BF16 · F32 (a bf16 is the top half of an f32).
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_bf16(w: &[u16], a: &[f32]) -> f32 {
+    let n = w.len().min(a.len());
+    let mut acc = [vdupq_n_f32(0.0); 2];
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n for both slices.
+        let (h, y0, y1) = unsafe {
+            (
+                vld1q_u16(w.as_ptr().add(i)),
+                vld1q_f32(a.as_ptr().add(i)),
+                vld1q_f32(a.as_ptr().add(i + 4)),
+            )
+        };
+        let x0 = vreinterpretq_f32_u32(vshll_n_u16::<16>(vget_low_u16(h)));
+        let x1 = vreinterpretq_f32_u32(vshll_high_n_u16::<16>(h));
+        acc[0] = vfmaq_f32(acc[0], x0, y0);
+        acc[1] = vfmaq_f32(acc[1], x1, y1);
+        i += 8;
+    }
+    let mut sum = vaddvq_f32(vaddq_f32(acc[0], acc[1]));
+    for j in i..n {
+        sum += f32::from_bits((w[j] as u32) << 16) * a[j];
+    }
+    sum
+}
+
 /// Q8_0 activations, bit-identical to the reference (`fcvtas` rounds half away from zero,
 /// as `roundf`).
 #[target_feature(enable = "neon,dotprod")]
@@ -284,7 +485,14 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
     // `Isa::Neon` (NEON + dotprod) was found available.
     for t in table.iter_mut() {
         match t.ty {
+            GgmlType::F32 => t.vec_dot = |w, a| unsafe { vec_dot_f32(cast(w), cast(a)) },
+            GgmlType::BF16 => t.vec_dot = |w, a| unsafe { vec_dot_bf16(cast(w), cast(a)) },
             GgmlType::Q4_0 => t.vec_dot = |w, a| unsafe { vec_dot_q4_0(cast(w), cast(a)) },
+            GgmlType::Q4_1 => t.vec_dot = |w, a| unsafe { vec_dot_q4_1(cast(w), cast(a)) },
+            GgmlType::Q5_1 => t.vec_dot = |w, a| unsafe { vec_dot_q5_1(cast(w), cast(a)) },
+            GgmlType::Q2_K => t.vec_dot = |w, a| unsafe { vec_dot_q2_k(cast(w), cast(a)) },
+            GgmlType::Q3_K => t.vec_dot = |w, a| unsafe { vec_dot_q3_k(cast(w), cast(a)) },
+            GgmlType::Q5_K => t.vec_dot = |w, a| unsafe { vec_dot_q5_k(cast(w), cast(a)) },
             GgmlType::Q5_0 => t.vec_dot = |w, a| unsafe { vec_dot_q5_0(cast(w), cast(a)) },
             GgmlType::Q8_0 => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q8_0(cast(w), cast(a)) };

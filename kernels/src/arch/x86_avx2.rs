@@ -640,6 +640,106 @@ pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [BlockQ8K]) {
     }
 }
 
+// ---------------------------------------------------------------- dequantize
+
+/// out\[i\] = q\[i\]·d − m for 32 signed bytes, multiply then subtract (no FMA), exactly as the
+/// scalar reference rounds.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn store_dequant32(out: &mut [f32], q: __m256i, d: f32, m: Option<f32>) {
+    assert!(out.len() >= 32);
+    let dv = _mm256_set1_ps(d);
+    let lanes = [
+        _mm256_cvtepi8_epi32(_mm256_castsi256_si128(q)),
+        _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(_mm256_castsi256_si128(q))),
+        _mm256_cvtepi8_epi32(_mm256_extracti128_si256::<1>(q)),
+        _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(_mm256_extracti128_si256::<1>(q))),
+    ];
+    for (k, l) in lanes.into_iter().enumerate() {
+        let mut v = _mm256_mul_ps(_mm256_cvtepi32_ps(l), dv);
+        if let Some(m) = m {
+            v = _mm256_sub_ps(v, _mm256_set1_ps(m));
+        }
+        // SAFETY: 8k + 8 <= 32 <= out.len() (checked).
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * k), v) };
+    }
+}
+
+/// Dequantize Q8_0 (bit-identical to the reference).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q8_0(w: &[BlockQ8_0], out: &mut [f32]) {
+    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK32)) {
+        store_dequant32(o, load32(&b.qs), f16x2(b.d, b.d).0, None);
+    }
+}
+
+/// Dequantize Q4_0 (bit-identical to the reference).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q4_0(w: &[BlockQ4_0], out: &mut [f32]) {
+    let eight = _mm256_set1_epi8(8);
+    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK32)) {
+        store_dequant32(
+            o,
+            _mm256_sub_epi8(nibbles_32(&b.qs), eight),
+            f16x2(b.d, b.d).0,
+            None,
+        );
+    }
+}
+
+/// Dequantize Q4_K (bit-identical to the reference).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q4_k(w: &[BlockQ4K], out: &mut [f32]) {
+    let m4 = _mm256_set1_epi8(0x0f);
+    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK_K)) {
+        let (d, dmin) = f16x2(b.d, b.dmin);
+        for c in 0..4 {
+            let q = load32u(&b.qs[32 * c..]);
+            for (h, nib) in [
+                _mm256_and_si256(q, m4),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let (sc, m) = crate::quant::kquant_util::scale_min_k4(2 * c + h, &b.scales);
+                store_dequant32(
+                    &mut o[64 * c + 32 * h..],
+                    nib,
+                    d * sc as f32,
+                    Some(dmin * m as f32),
+                );
+            }
+        }
+    }
+}
+
+/// Dequantize Q6_K (bit-identical to the reference).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q6_k(w: &[BlockQ6K], out: &mut [f32]) {
+    let m32 = _mm256_set1_epi8(32);
+    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK_K)) {
+        let d = f16x2(b.d, b.d).0;
+        for n in 0..2 {
+            let q = q6_half(&b.ql[n * 64..], &b.qh[n * 32..]);
+            for (k, qk) in q.into_iter().enumerate() {
+                let at = 128 * n + 32 * k;
+                let qs = _mm256_sub_epi8(qk, m32);
+                // Each 32 values span two sub-blocks of 16 with their own scales.
+                let mut tmp = [0.0f32; 32];
+                store_dequant32(&mut tmp, qs, 1.0, None);
+                let (s0, s1) = (
+                    d * b.scales[at / 16] as f32,
+                    d * b.scales[at / 16 + 1] as f32,
+                );
+                for (i, v) in tmp.iter().enumerate() {
+                    o[at + i] = if i < 16 { s0 } else { s1 } * v;
+                }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- table
 
 /// Swap the AVX2 kernels into `table` (in `crate::traits::SUPPORTED` order).
@@ -651,13 +751,17 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             GgmlType::F32 => t.vec_dot = |w, a| unsafe { vec_dot_f32(cast(w), cast(a)) },
             GgmlType::F16 => t.vec_dot = |w, a| unsafe { vec_dot_f16(cast(w), cast(a)) },
             GgmlType::BF16 => t.vec_dot = |w, a| unsafe { vec_dot_bf16(cast(w), cast(a)) },
-            GgmlType::Q4_0 => t.vec_dot = |w, a| unsafe { vec_dot_q4_0(cast(w), cast(a)) },
+            GgmlType::Q4_0 => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q4_0(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { dequantize_q4_0(cast(w), o) };
+            }
             GgmlType::Q4_1 => t.vec_dot = |w, a| unsafe { vec_dot_q4_1(cast(w), cast(a)) },
             GgmlType::Q5_0 => t.vec_dot = |w, a| unsafe { vec_dot_q5_0(cast(w), cast(a)) },
             GgmlType::Q5_1 => t.vec_dot = |w, a| unsafe { vec_dot_q5_1(cast(w), cast(a)) },
             GgmlType::Q8_0 => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q8_0(cast(w), cast(a)) };
                 t.quantize = |x, o| unsafe { quantize_q8_0(x, cast_mut(o)) };
+                t.dequantize = |w, o| unsafe { dequantize_q8_0(cast(w), o) };
             }
             GgmlType::Q8_1 => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q8_1(cast(w), cast(a)) };
@@ -665,9 +769,15 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             }
             GgmlType::Q2_K => t.vec_dot = |w, a| unsafe { vec_dot_q2_k(cast(w), cast(a)) },
             GgmlType::Q3_K => t.vec_dot = |w, a| unsafe { vec_dot_q3_k(cast(w), cast(a)) },
-            GgmlType::Q4_K => t.vec_dot = |w, a| unsafe { vec_dot_q4_k(cast(w), cast(a)) },
+            GgmlType::Q4_K => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q4_k(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { dequantize_q4_k(cast(w), o) };
+            }
             GgmlType::Q5_K => t.vec_dot = |w, a| unsafe { vec_dot_q5_k(cast(w), cast(a)) },
-            GgmlType::Q6_K => t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) },
+            GgmlType::Q6_K => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { dequantize_q6_k(cast(w), o) };
+            }
             GgmlType::Q8_K => t.quantize = |x, o| unsafe { quantize_q8_k(x, cast_mut(o)) },
             _ => {}
         }
