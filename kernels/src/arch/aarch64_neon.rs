@@ -156,9 +156,9 @@ pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
     let m4 = vdupq_n_u8(0x0f);
     for (x, y) in w.iter().zip(a) {
         let (mut isum, mut imin) = (0i32, 0i32);
+        let (sc, mn) = crate::quant::kquant_util::unpack_scale_min_k4(&x.scales);
         for c in 0..4 {
-            let (s0, m0) = crate::quant::kquant_util::scale_min_k4(2 * c, &x.scales);
-            let (s1, m1) = crate::quant::kquant_util::scale_min_k4(2 * c + 1, &x.scales);
+            let (s0, m0, s1, m1) = (sc[2 * c], mn[2 * c], sc[2 * c + 1], mn[2 * c + 1]);
             imin += m0 as i32 * (y.bsums[4 * c] as i32 + y.bsums[4 * c + 1] as i32);
             imin += m1 as i32 * (y.bsums[4 * c + 2] as i32 + y.bsums[4 * c + 3] as i32);
             let (v0, v1) = (ld_u8(&x.qs[32 * c..]), ld_u8(&x.qs[32 * c + 16..]));
@@ -254,9 +254,9 @@ pub(crate) fn vec_dot_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
     for (x, y) in w.iter().zip(a) {
         let (mut isum, mut imin) = (0i32, 0i32);
         let (h0, h1) = (ld_u8(&x.qh), ld_u8(&x.qh[16..]));
+        let (sc, mn) = crate::quant::kquant_util::unpack_scale_min_k4(&x.scales);
         for c in 0..4 {
-            let (s0, m0) = crate::quant::kquant_util::scale_min_k4(2 * c, &x.scales);
-            let (s1, m1) = crate::quant::kquant_util::scale_min_k4(2 * c + 1, &x.scales);
+            let (s0, m0, s1, m1) = (sc[2 * c], mn[2 * c], sc[2 * c + 1], mn[2 * c + 1]);
             imin += m0 as i32 * (y.bsums[4 * c] as i32 + y.bsums[4 * c + 1] as i32);
             imin += m1 as i32 * (y.bsums[4 * c + 2] as i32 + y.bsums[4 * c + 3] as i32);
             let (b0, b1) = (vdupq_n_u8(1 << (2 * c)), vdupq_n_u8(2 << (2 * c)));

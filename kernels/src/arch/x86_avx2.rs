@@ -240,15 +240,15 @@ fn scale_pair(lo: i16, hi: i16) -> __m256i {
 
 /// Unpacked Q4_K / Q5_K scales and the integer min term Σ m·(bsum pair).
 #[inline]
-fn k4_scales(scales: &[u8; 12], bsums: &[i16; 16]) -> ([u8; 8], i32) {
-    let mut sc = [0u8; 8];
-    let mut imin = 0i32;
-    for j in 0..8 {
-        let (s, m) = crate::quant::kquant_util::scale_min_k4(j, scales);
-        sc[j] = s;
-        imin += m as i32 * (bsums[2 * j] as i32 + bsums[2 * j + 1] as i32);
-    }
-    (sc, imin)
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn k4_scales(scales: &[u8; 12], bsums: &[i16; 16]) -> ([u8; 8], i32) {
+    let (sc, m) = crate::quant::kquant_util::unpack_scale_min_k4(scales);
+    // SAFETY: bsums is 32 bytes.
+    let b = unsafe { _mm256_loadu_si256(bsums.as_ptr().cast()) };
+    // Pairwise sums of the 16 bsums (one per 32-value sub-block), then · mins.
+    let pairs = _mm256_madd_epi16(b, _mm256_set1_epi16(1));
+    let mins = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(m)));
+    (sc, hsum_epi32(_mm256_mullo_epi32(pairs, mins)))
 }
 
 /// Q4_K · Q8_K.

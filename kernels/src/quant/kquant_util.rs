@@ -225,6 +225,24 @@ pub fn scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
     }
 }
 
+/// All eight scales and mins of Q4_K / Q5_K's 12 packed bytes at once, with 32-bit word
+/// operations (the same values as [`scale_min_k4`] for j = 0..8): `(scales, mins)`.
+#[inline]
+pub fn unpack_scale_min_k4(q: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    let w = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
+    let (w0, w1, w2) = (w(0), w(1), w(2));
+    let (low6, low4, low2) = (0x3f3f_3f3f, 0x0f0f_0f0f, 0x0303_0303);
+    let sc_hi = (w2 & low4) | (((w0 >> 6) & low2) << 4);
+    let m_hi = ((w2 >> 4) & low4) | (((w1 >> 6) & low2) << 4);
+    let join = |a: u32, b: u32| {
+        let mut out = [0u8; 8];
+        out[..4].copy_from_slice(&a.to_le_bytes());
+        out[4..].copy_from_slice(&b.to_le_bytes());
+        out
+    };
+    (join(w0 & low6, sc_hi), join(w1 & low6, m_hi))
+}
+
 /// Pack eight 6-bit scales and mins into Q4_K / Q5_K's 12 bytes (inverse of [`scale_min_k4`]).
 pub fn pack_scale_min_k4(ls: &[u8; 8], lm: &[u8; 8]) -> [u8; 12] {
     let mut s = [0u8; 12];
@@ -239,4 +257,27 @@ pub fn pack_scale_min_k4(ls: &[u8; 8], lm: &[u8; 8]) -> [u8; 12] {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_unpack_of_k4_scales_matches_the_reference() {
+        let mut s = 0x1234_5678_9abc_def0u64;
+        for _ in 0..10_000 {
+            let mut q = [0u8; 12];
+            for b in q.iter_mut() {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                *b = (s >> 56) as u8;
+            }
+            let (sc, m) = unpack_scale_min_k4(&q);
+            for j in 0..8 {
+                assert_eq!((sc[j], m[j]), scale_min_k4(j, &q), "{q:?} j={j}");
+            }
+        }
+    }
 }
