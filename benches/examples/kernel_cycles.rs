@@ -2,7 +2,9 @@
 //! `/proc/self/schedstat`), which other processes sharing the machine disturb far less than
 //! criterion's wall-clock times (this VM has no performance counters for `perf stat`):
 //!
-//! `cargo run --release -p nanorun-benches --example kernel_cycles -- Q4_K avx2 300`
+//! `cargo run --release -p nanorun-benches --example kernel_cycles -- TYPE ISA REPS [THREADS [TOKENS]]`
+//! e.g. `-- Q4_K avx2 300` (bytes count each token's pass over the weights). With THREADS > 1
+//! only the wall-clock figure means anything.
 
 use nanorun_benches::{matrix, values};
 use nanorun_kernels::{matmul, GgmlType, Isa, Kernels, MatmulScratch, QMatrix, ThreadPool};
@@ -12,26 +14,30 @@ fn main() {
     let ty = GgmlType::from_name(args.get(1).map_or("Q4_K", |s| s)).expect("type name");
     let isa = Isa::parse(args.get(2).map_or("avx2", |s| s)).expect("isa");
     let reps: usize = args.get(3).map_or(100, |s| s.parse().expect("reps"));
+    let threads: usize = args.get(4).map_or(1, |s| s.parse().expect("threads"));
+    let n_tokens: usize = args.get(5).map_or(1, |s| s.parse().expect("tokens"));
     let (rows, cols) = (2048, 2048);
     let k = Kernels::for_isa(isa).expect("isa available");
     let (words, len) = matrix(ty, rows, cols);
     let w = QMatrix::new(&bytemuck::cast_slice::<u64, u8>(&words)[..len], ty, rows, cols).expect("matrix");
-    let x = values(1, cols);
-    let pool = ThreadPool::new(1);
+    let x = values(1, cols * n_tokens);
+    let pool = ThreadPool::new(threads);
     let mut scratch = MatmulScratch::new();
-    let mut out = vec![0.0f32; rows];
-    matmul(k, &pool, &w, &x, 1, &mut out, &mut scratch).expect("warm-up");
+    let mut out = vec![0.0f32; rows * n_tokens];
+    matmul(k, &pool, &w, &x, n_tokens, &mut out, &mut scratch).expect("warm-up");
     let (cpu0, wall0) = (on_cpu_ns(), std::time::Instant::now());
     for _ in 0..reps {
-        matmul(k, &pool, &w, &x, 1, &mut out, &mut scratch).expect("matmul");
+        matmul(k, &pool, &w, &x, n_tokens, &mut out, &mut scratch).expect("matmul");
     }
     let cpu = (on_cpu_ns() - cpu0) as f64 / 1e9;
     let wall = wall0.elapsed().as_secs_f64();
-    let bytes = (len * reps) as f64;
+    let bytes = (len * reps * n_tokens) as f64;
     println!(
-        "{ty:>5} {isa:>6}: {:6.2} GB/s per CPU-second ({:6.2} GB/s wall), checksum {}",
+        "{ty:>5} {isa:>6} t{threads} x{n_tokens}: {:6.2} GB/s per CPU-second of the calling thread, \
+         {:6.2} GB/s wall ({:.1} µs per op), checksum {}",
         bytes / cpu / 1e9,
         bytes / wall / 1e9,
+        wall / reps as f64 * 1e6,
         out.iter().sum::<f32>()
     );
 }

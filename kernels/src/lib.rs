@@ -20,6 +20,8 @@
 //! exact, and scales are applied in f32. SIMD versions compute the same integer sums and differ
 //! from the scalar oracle only in the order of the f32 accumulation.
 
+#![warn(missing_docs)]
+
 pub mod arch;
 mod error;
 mod isa;

@@ -6,6 +6,8 @@ pub mod aarch64_neon;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
+pub mod x86_avx2_convert;
+#[cfg(target_arch = "x86_64")]
 pub mod x86_avx512;
 
 use crate::isa::Isa;

@@ -13,9 +13,10 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
+use super::x86_avx2_convert as convert;
 use crate::quant::{
     q3_k, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
-    BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QK32, QK_K,
+    BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
 };
 use crate::traits::{cast, cast_mut, TypeTraits};
 use nanorun_formats::GgmlType;
@@ -80,7 +81,7 @@ fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
 /// 32 bytes: low nibbles of 16 bytes (values 0..16), then their high nibbles (values 16..32).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn nibbles_32(qs: &[u8; 16]) -> __m256i {
+pub(crate) fn nibbles_32(qs: &[u8; 16]) -> __m256i {
     // SAFETY: qs is 16 bytes.
     let b = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
     let m = _mm_set1_epi8(0x0f);
@@ -109,7 +110,7 @@ fn bits_to_bytes(bits: u32) -> __m256i {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn load32(p: &[i8]) -> __m256i {
+pub(crate) fn load32(p: &[i8]) -> __m256i {
     assert!(p.len() >= 32);
     // SAFETY: 32 readable bytes (checked above; the check folds away for fixed arrays).
     unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
@@ -117,7 +118,7 @@ fn load32(p: &[i8]) -> __m256i {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn load32u(p: &[u8]) -> __m256i {
+pub(crate) fn load32u(p: &[u8]) -> __m256i {
     assert!(p.len() >= 32);
     // SAFETY: 32 readable bytes.
     unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
@@ -312,7 +313,7 @@ pub(crate) fn vec_dot_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
 /// The four 32-value groups of one 128-value half of a Q6_K block, as unsigned 0..=63.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q6_half(ql: &[u8], qh: &[u8]) -> [__m256i; 4] {
+pub(crate) fn q6_half(ql: &[u8], qh: &[u8]) -> [__m256i; 4] {
     let m4 = _mm256_set1_epi8(0x0f);
     let m30 = _mm256_set1_epi8(0x30);
     let (l0, l1, h) = (load32u(ql), load32u(&ql[32..]), load32u(qh));
@@ -524,222 +525,6 @@ pub(crate) fn vec_dot_bf16(w: &[u16], a: &[f32]) -> f32 {
     dot_half::<true>(w, a)
 }
 
-// ---------------------------------------------------------------- activation quantizers
-
-/// Largest |x| over `x` (a multiple of 8 long).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn amax(x: &[f32]) -> f32 {
-    let sign = _mm256_set1_ps(-0.0);
-    let mut m = _mm256_setzero_ps();
-    for c in x.chunks_exact(8) {
-        // SAFETY: 8 floats.
-        let v = unsafe { _mm256_loadu_ps(c.as_ptr()) };
-        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v));
-    }
-    let s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
-    let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
-}
-
-/// Pack 4 × 8 i32 (each in −128..=127) into 32 i8 in order.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn pack_i32x32(v: [__m256i; 4]) -> __m256i {
-    let ab = _mm256_packs_epi32(v[0], v[1]);
-    let cd = _mm256_packs_epi32(v[2], v[3]);
-    let abcd = _mm256_packs_epi16(ab, cd);
-    // packs interleave 128-bit lanes: restore the dword order 0,4,1,5,2,6,3,7.
-    _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
-}
-
-/// `round` (half away from zero) of 8 floats, exactly as `f32::round`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn round_half_away(v: __m256) -> __m256i {
-    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
-    let frac = _mm256_sub_ps(v, t); // exact
-    let sign = _mm256_set1_ps(-0.0);
-    let half = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_andnot_ps(sign, frac), _mm256_set1_ps(0.5));
-    let step = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0));
-    _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(half, step)))
-}
-
-/// Q8_0 activations, bit-identical to `q8_0::quantize_row_ref`.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
-    for (xb, b) in x.chunks_exact(QK32).zip(out.iter_mut()) {
-        let d = amax(xb) / 127.0;
-        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-        b.d = f16::from_f32(d);
-        let mut q = [_mm256_setzero_si256(); 4];
-        for (k, qk) in q.iter_mut().enumerate() {
-            // SAFETY: xb has 32 floats.
-            let v = unsafe { _mm256_loadu_ps(xb.as_ptr().add(8 * k)) };
-            *qk = round_half_away(_mm256_mul_ps(v, id));
-        }
-        // SAFETY: qs is 32 bytes.
-        unsafe { _mm256_storeu_si256(b.qs.as_mut_ptr().cast(), pack_i32x32(q)) };
-    }
-}
-
-/// Q8_1 activations, bit-identical to `q8_1::quantize_row_ref`.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
-    for (xb, b) in x.chunks_exact(QK32).zip(out.iter_mut()) {
-        let d = amax(xb) / 127.0;
-        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-        b.d = f16::from_f32(d);
-        let mut q = [_mm256_setzero_si256(); 4];
-        let mut sum = _mm256_setzero_si256();
-        for (k, qk) in q.iter_mut().enumerate() {
-            // SAFETY: xb has 32 floats.
-            let v = unsafe { _mm256_loadu_ps(xb.as_ptr().add(8 * k)) };
-            *qk = round_half_away(_mm256_mul_ps(v, id));
-            sum = _mm256_add_epi32(sum, *qk);
-        }
-        b.s = f16::from_f32(hsum_epi32(sum) as f32 * d);
-        // SAFETY: qs is 32 bytes.
-        unsafe { _mm256_storeu_si256(b.qs.as_mut_ptr().cast(), pack_i32x32(q)) };
-    }
-}
-
-/// Q8_K activations, bit-identical to `q8_k::quantize_row_ref` (nearest_int's float-add
-/// rounding done lane-wise).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [BlockQ8K]) {
-    for (xb, b) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
-        let am = amax(xb);
-        if am == 0.0 {
-            *b = bytemuck::Zeroable::zeroed();
-            continue;
-        }
-        // The first value of largest magnitude, with its sign (as the scalar scan picks it).
-        let max = xb.iter().copied().find(|v| v.abs() == am).unwrap_or(am);
-        let iscale = -127.0f32 / max;
-        let is = _mm256_set1_ps(iscale);
-        let magic = _mm256_set1_ps(12_582_912.0);
-        let mant = _mm256_set1_epi32(0x007f_ffff);
-        let off = _mm256_set1_epi32(0x0040_0000);
-        let top = _mm256_set1_epi32(127);
-        for g in 0..QK_K / 32 {
-            let mut q = [_mm256_setzero_si256(); 4];
-            for (k, qk) in q.iter_mut().enumerate() {
-                // SAFETY: 32g + 8k + 8 <= 256.
-                let v = unsafe { _mm256_loadu_ps(xb.as_ptr().add(32 * g + 8 * k)) };
-                let r = _mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(is, v), magic));
-                *qk = _mm256_min_epi32(_mm256_sub_epi32(_mm256_and_si256(r, mant), off), top);
-            }
-            b.bsums[2 * g] = hsum_epi32(_mm256_add_epi32(q[0], q[1])) as i16;
-            b.bsums[2 * g + 1] = hsum_epi32(_mm256_add_epi32(q[2], q[3])) as i16;
-            // SAFETY: 32 bytes at 32g of the 256-byte qs.
-            unsafe { _mm256_storeu_si256(b.qs.as_mut_ptr().add(32 * g).cast(), pack_i32x32(q)) };
-        }
-        b.d = 1.0 / iscale;
-    }
-}
-
-// ---------------------------------------------------------------- dequantize
-
-/// out\[i\] = q\[i\]·d − m for 32 signed bytes, multiply then subtract (no FMA), exactly as the
-/// scalar reference rounds.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn store_dequant32(out: &mut [f32], q: __m256i, d: f32, m: Option<f32>) {
-    assert!(out.len() >= 32);
-    let dv = _mm256_set1_ps(d);
-    let lanes = [
-        _mm256_cvtepi8_epi32(_mm256_castsi256_si128(q)),
-        _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(_mm256_castsi256_si128(q))),
-        _mm256_cvtepi8_epi32(_mm256_extracti128_si256::<1>(q)),
-        _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(_mm256_extracti128_si256::<1>(q))),
-    ];
-    for (k, l) in lanes.into_iter().enumerate() {
-        let mut v = _mm256_mul_ps(_mm256_cvtepi32_ps(l), dv);
-        if let Some(m) = m {
-            v = _mm256_sub_ps(v, _mm256_set1_ps(m));
-        }
-        // SAFETY: 8k + 8 <= 32 <= out.len() (checked).
-        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * k), v) };
-    }
-}
-
-/// Dequantize Q8_0 (bit-identical to the reference).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dequantize_q8_0(w: &[BlockQ8_0], out: &mut [f32]) {
-    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK32)) {
-        store_dequant32(o, load32(&b.qs), f16x2(b.d, b.d).0, None);
-    }
-}
-
-/// Dequantize Q4_0 (bit-identical to the reference).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dequantize_q4_0(w: &[BlockQ4_0], out: &mut [f32]) {
-    let eight = _mm256_set1_epi8(8);
-    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK32)) {
-        store_dequant32(
-            o,
-            _mm256_sub_epi8(nibbles_32(&b.qs), eight),
-            f16x2(b.d, b.d).0,
-            None,
-        );
-    }
-}
-
-/// Dequantize Q4_K (bit-identical to the reference).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dequantize_q4_k(w: &[BlockQ4K], out: &mut [f32]) {
-    let m4 = _mm256_set1_epi8(0x0f);
-    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK_K)) {
-        let (d, dmin) = f16x2(b.d, b.dmin);
-        for c in 0..4 {
-            let q = load32u(&b.qs[32 * c..]);
-            for (h, nib) in [
-                _mm256_and_si256(q, m4),
-                _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                let (sc, m) = crate::quant::kquant_util::scale_min_k4(2 * c + h, &b.scales);
-                store_dequant32(
-                    &mut o[64 * c + 32 * h..],
-                    nib,
-                    d * sc as f32,
-                    Some(dmin * m as f32),
-                );
-            }
-        }
-    }
-}
-
-/// Dequantize Q6_K (bit-identical to the reference).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dequantize_q6_k(w: &[BlockQ6K], out: &mut [f32]) {
-    let m32 = _mm256_set1_epi8(32);
-    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK_K)) {
-        let d = f16x2(b.d, b.d).0;
-        for n in 0..2 {
-            let q = q6_half(&b.ql[n * 64..], &b.qh[n * 32..]);
-            for (k, qk) in q.into_iter().enumerate() {
-                let at = 128 * n + 32 * k;
-                let qs = _mm256_sub_epi8(qk, m32);
-                // Each 32 values span two sub-blocks of 16 with their own scales.
-                let mut tmp = [0.0f32; 32];
-                store_dequant32(&mut tmp, qs, 1.0, None);
-                let (s0, s1) = (
-                    d * b.scales[at / 16] as f32,
-                    d * b.scales[at / 16 + 1] as f32,
-                );
-                for (i, v) in tmp.iter().enumerate() {
-                    o[at + i] = if i < 16 { s0 } else { s1 } * v;
-                }
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------------- table
 
 /// Swap the AVX2 kernels into `table` (in `crate::traits::SUPPORTED` order).
@@ -753,32 +538,32 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             GgmlType::BF16 => t.vec_dot = |w, a| unsafe { vec_dot_bf16(cast(w), cast(a)) },
             GgmlType::Q4_0 => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q4_0(cast(w), cast(a)) };
-                t.dequantize = |w, o| unsafe { dequantize_q4_0(cast(w), o) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q4_0(cast(w), o) };
             }
             GgmlType::Q4_1 => t.vec_dot = |w, a| unsafe { vec_dot_q4_1(cast(w), cast(a)) },
             GgmlType::Q5_0 => t.vec_dot = |w, a| unsafe { vec_dot_q5_0(cast(w), cast(a)) },
             GgmlType::Q5_1 => t.vec_dot = |w, a| unsafe { vec_dot_q5_1(cast(w), cast(a)) },
             GgmlType::Q8_0 => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q8_0(cast(w), cast(a)) };
-                t.quantize = |x, o| unsafe { quantize_q8_0(x, cast_mut(o)) };
-                t.dequantize = |w, o| unsafe { dequantize_q8_0(cast(w), o) };
+                t.quantize = |x, o| unsafe { convert::quantize_q8_0(x, cast_mut(o)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q8_0(cast(w), o) };
             }
             GgmlType::Q8_1 => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q8_1(cast(w), cast(a)) };
-                t.quantize = |x, o| unsafe { quantize_q8_1(x, cast_mut(o)) };
+                t.quantize = |x, o| unsafe { convert::quantize_q8_1(x, cast_mut(o)) };
             }
             GgmlType::Q2_K => t.vec_dot = |w, a| unsafe { vec_dot_q2_k(cast(w), cast(a)) },
             GgmlType::Q3_K => t.vec_dot = |w, a| unsafe { vec_dot_q3_k(cast(w), cast(a)) },
             GgmlType::Q4_K => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q4_k(cast(w), cast(a)) };
-                t.dequantize = |w, o| unsafe { dequantize_q4_k(cast(w), o) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q4_k(cast(w), o) };
             }
             GgmlType::Q5_K => t.vec_dot = |w, a| unsafe { vec_dot_q5_k(cast(w), cast(a)) },
             GgmlType::Q6_K => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };
-                t.dequantize = |w, o| unsafe { dequantize_q6_k(cast(w), o) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q6_k(cast(w), o) };
             }
-            GgmlType::Q8_K => t.quantize = |x, o| unsafe { quantize_q8_k(x, cast_mut(o)) },
+            GgmlType::Q8_K => t.quantize = |x, o| unsafe { convert::quantize_q8_k(x, cast_mut(o)) },
             _ => {}
         }
     }
