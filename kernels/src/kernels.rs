@@ -71,4 +71,24 @@ impl Kernels {
         let at = self.traits(wt.vec_dot_type)?;
         wt.vec_dot(at, n, w, a)
     }
+
+    /// Σ a\[i\]·b\[i\] over the shorter length, with this ISA's F32 dot kernel (for attention
+    /// scores and other plain f32 math).
+    pub fn dot_f32(&self, a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let f = self.table[F32_SLOT].vec_dot;
+        f(bytemuck::cast_slice(&a[..n]), bytemuck::cast_slice(&b[..n]))
+    }
+}
+
+/// Index of F32 in every table.
+const F32_SLOT: usize = 0;
+const _: () = assert!(matches!(SUPPORTED[F32_SLOT], GgmlType::F32));
+
+/// y\[i\] += alpha·x\[i\] over the shorter length (LLVM vectorizes this loop for the build
+/// target; it is memory-bound).
+pub fn axpy_f32(alpha: f32, x: &[f32], y: &mut [f32]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
 }

@@ -36,7 +36,7 @@ mod testutil;
 
 pub use error::{KernelError, Result};
 pub use isa::Isa;
-pub use kernels::Kernels;
+pub use kernels::{axpy_f32, Kernels};
 pub use matmul::{matmul, MatmulScratch, QMatrix};
 pub use nanorun_formats::GgmlType;
 pub use threads::ThreadPool;

@@ -242,3 +242,24 @@ fn unknown_or_unavailable_isa_is_an_error() {
     }
     assert!(Isa::best().is_available());
 }
+
+#[test]
+fn f32_helpers_match_plain_loops() {
+    let mut rng = Rng::new(14);
+    for k in simd_isas().into_iter().chain([scalar()]) {
+        for n in [0, 1, 7, 32, 100, 1000] {
+            let a = random_values(&mut rng, n);
+            let b = random_values(&mut rng, n);
+            let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            let mag: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
+            assert!(
+                (k.dot_f32(&a, &b) - want).abs() <= 1e-5 * mag + 1e-30,
+                "{} n={n}",
+                k.isa()
+            );
+        }
+    }
+    let mut y = vec![1.0f32; 5];
+    crate::axpy_f32(2.0, &[1.0, 2.0, 3.0], &mut y);
+    assert_eq!(y, [3.0, 5.0, 7.0, 1.0, 1.0]);
+}
