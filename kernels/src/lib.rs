@@ -40,4 +40,6 @@ pub use kernels::{axpy_f32, Kernels};
 pub use matmul::{matmul, MatmulScratch, QMatrix};
 pub use nanorun_formats::GgmlType;
 pub use threads::ThreadPool;
-pub use traits::{type_traits, DequantizeFn, QuantizeFn, TypeTraits, VecDotFn, SUPPORTED};
+pub use traits::{
+    type_traits, DequantizeFn, QuantizeFn, TypeTraits, VecDotFn, VecDotX4Fn, SUPPORTED,
+};

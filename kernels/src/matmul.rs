@@ -3,7 +3,9 @@
 //! Each activation row is quantized once to the weight type's `vec_dot_type` (into a reusable
 //! [`MatmulScratch`]); rows of W are split into chunks handed out by the [`ThreadPool`]; inside a
 //! chunk, tiles of [`ROW_TILE`] weight rows are dotted with every token before moving on, so a
-//! loaded weight block is reused across the batch from L1 instead of being re-read from memory.
+//! loaded weight block is reused across the batch from L1 instead of being re-read from memory,
+//! and where the ISA has a four-token kernel each weight block is also unpacked once per four
+//! tokens. Either way a token's result is bit-identical to a batch of one.
 
 use nanorun_formats::GgmlType;
 
@@ -135,6 +137,7 @@ pub fn matmul(
     let acts: &[u8] = acts;
 
     let vec_dot = wt.vec_dot;
+    let vec_dot_x4 = wt.vec_dot_x4;
     let rows = w.rows;
     let threads = pool.n_threads();
     // Enough chunks that a thread whose core is busy elsewhere does not hold up the op.
@@ -148,15 +151,30 @@ pub fn matmul(
     pool.run(n_chunks, |c| {
         let r0 = c * per_chunk;
         let r1 = (r0 + per_chunk).min(rows);
+        let act = |t: usize| &acts[t * a_row..(t + 1) * a_row];
+        // SAFETY (both writes): t < n_tokens and r < rows, so the index is inside `out`
+        // (checked length n_tokens·rows); chunk c alone writes rows r0..r1.
+        let put = |t: usize, r: usize, v: f32| unsafe { *out_ptr.get().add(t * rows + r) = v };
         for tile in (r0..r1).step_by(ROW_TILE) {
             let tile_end = (tile + ROW_TILE).min(r1);
-            for t in 0..n_tokens {
-                let a = &acts[t * a_row..(t + 1) * a_row];
+            let mut t = 0;
+            if let Some(x4) = vec_dot_x4 {
+                while t + 4 <= n_tokens {
+                    for r in tile..tile_end {
+                        let v = x4(
+                            &w.data[r * w_row..(r + 1) * w_row],
+                            [act(t), act(t + 1), act(t + 2), act(t + 3)],
+                        );
+                        for (k, vk) in v.into_iter().enumerate() {
+                            put(t + k, r, vk);
+                        }
+                    }
+                    t += 4;
+                }
+            }
+            for t in t..n_tokens {
                 for r in tile..tile_end {
-                    let v = vec_dot(&w.data[r * w_row..(r + 1) * w_row], a);
-                    // SAFETY: t < n_tokens and r < rows, so the index is inside `out`
-                    // (checked length n_tokens·rows); chunk c alone writes rows r0..r1.
-                    unsafe { *out_ptr.get().add(t * rows + r) = v };
+                    put(t, r, vec_dot(&w.data[r * w_row..(r + 1) * w_row], act(t)));
                 }
             }
         }
@@ -236,6 +254,46 @@ mod tests {
                     let mut out = vec![f32::NAN; n_tokens * rows];
                     matmul(k, &pool, &w, &x, n_tokens, &mut out, &mut scratch).unwrap();
                     assert_eq!(out, want, "{ty} tokens {n_tokens} threads {threads}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_token_of_a_batch_gets_the_bits_of_a_batch_of_one_on_every_isa() {
+        let mut rng = Rng::new(8);
+        let pool = ThreadPool::new(2);
+        for isa in Isa::ALL {
+            let Ok(k) = Kernels::for_isa(isa) else {
+                eprintln!("skipping {isa}: not available");
+                continue;
+            };
+            for &ty in &crate::SUPPORTED {
+                let (rows, cols) = (21, 512);
+                let data = random_weights(&mut rng, ty, rows, cols);
+                let w = QMatrix::new(data.bytes(), ty, rows, cols).unwrap();
+                let n_tokens = 9;
+                let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
+                let mut scratch = MatmulScratch::new();
+                let mut batch = vec![0.0; n_tokens * rows];
+                matmul(k, &pool, &w, &x, n_tokens, &mut batch, &mut scratch).unwrap();
+                for t in 0..n_tokens {
+                    let mut one = vec![0.0; rows];
+                    matmul(
+                        k,
+                        &pool,
+                        &w,
+                        &x[t * cols..(t + 1) * cols],
+                        1,
+                        &mut one,
+                        &mut scratch,
+                    )
+                    .unwrap();
+                    assert_eq!(
+                        &batch[t * rows..(t + 1) * rows],
+                        &one[..],
+                        "{isa} {ty} token {t}"
+                    );
                 }
             }
         }

@@ -14,6 +14,9 @@ use crate::quant;
 /// `vec_dot_type`), both as raw bytes of whole blocks. The caller guarantees equal value counts
 /// and alignment (the checked wrappers on [`TypeTraits`] do).
 pub type VecDotFn = fn(w: &[u8], a: &[u8]) -> f32;
+/// Dot products of one weight row with four activation rows (same contract as [`VecDotFn`]
+/// for each); bit-identical to four calls of the type's [`VecDotFn`].
+pub type VecDotX4Fn = fn(w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
 /// Dequantize one row of blocks (bytes) into `out` (values).
 pub type DequantizeFn = fn(w: &[u8], out: &mut [f32]);
 /// Quantize `x` (values) into one row of blocks (bytes).
@@ -35,6 +38,7 @@ pub struct TypeTraits {
     pub(crate) dequantize: DequantizeFn,
     pub(crate) quantize: QuantizeFn,
     pub(crate) vec_dot: VecDotFn,
+    pub(crate) vec_dot_x4: Option<VecDotX4Fn>,
 }
 
 impl TypeTraits {
@@ -104,6 +108,12 @@ impl TypeTraits {
         self.vec_dot
     }
 
+    /// The raw four-token dot-product kernel, where this ISA has one (see
+    /// [`TypeTraits::vec_dot_fn`]); `None` means "call `vec_dot_fn` four times".
+    pub fn vec_dot_x4_fn(&self) -> Option<VecDotX4Fn> {
+        self.vec_dot_x4
+    }
+
     /// The raw dequantize kernel (see [`TypeTraits::vec_dot_fn`]).
     pub fn dequantize_fn(&self) -> DequantizeFn {
         self.dequantize
@@ -157,6 +167,7 @@ const fn entry(
         dequantize: kernels.0,
         quantize: kernels.1,
         vec_dot: kernels.2,
+        vec_dot_x4: None,
     }
 }
 

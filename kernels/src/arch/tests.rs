@@ -263,3 +263,46 @@ fn f32_helpers_match_plain_loops() {
     crate::axpy_f32(2.0, &[1.0, 2.0, 3.0], &mut y);
     assert_eq!(y, [3.0, 5.0, 7.0, 1.0, 1.0]);
 }
+
+#[test]
+fn four_token_kernels_are_bit_identical_to_four_single_dots() {
+    let mut rng = Rng::new(15);
+    for k in simd_isas().into_iter().chain([scalar()]) {
+        for &ty in &SUPPORTED {
+            let t = k.traits(ty).unwrap();
+            let Some(x4) = t.vec_dot_x4_fn() else {
+                continue;
+            };
+            let at = k.traits(t.vec_dot_type).unwrap();
+            for n in lengths(t) {
+                let w = random_weights(&mut rng, ty, 1, n);
+                let acts: Vec<Aligned> = (0..4)
+                    .map(|_| {
+                        let mut a = Aligned::zeroed(at.row_bytes(n).unwrap());
+                        at.quantize_row(&random_values(&mut rng, n), a.bytes_mut())
+                            .unwrap();
+                        a
+                    })
+                    .collect();
+                let got = x4(
+                    w.bytes(),
+                    [
+                        acts[0].bytes(),
+                        acts[1].bytes(),
+                        acts[2].bytes(),
+                        acts[3].bytes(),
+                    ],
+                );
+                for (i, a) in acts.iter().enumerate() {
+                    let want = t.vec_dot(at, n, w.bytes(), a.bytes()).unwrap();
+                    assert_eq!(
+                        got[i].to_bits(),
+                        want.to_bits(),
+                        "{} {ty} n={n} token {i}",
+                        k.isa()
+                    );
+                }
+            }
+        }
+    }
+}

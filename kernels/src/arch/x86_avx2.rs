@@ -14,6 +14,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::x86_avx2_convert as convert;
+use super::x86_avx2_multi as multi;
 use crate::quant::{
     q3_k, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
     BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
@@ -235,7 +236,7 @@ pub(crate) fn vec_dot_q8_1(w: &[BlockQ8_1], a: &[BlockQ8_1]) -> f32 {
 /// Two i16 scales as a vector: lanes 0–7 = `lo`, lanes 8–15 = `hi` (one per 16 values).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn scale_pair(lo: i16, hi: i16) -> __m256i {
+pub(crate) fn scale_pair(lo: i16, hi: i16) -> __m256i {
     _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo))
 }
 
@@ -244,12 +245,19 @@ fn scale_pair(lo: i16, hi: i16) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn k4_scales(scales: &[u8; 12], bsums: &[i16; 16]) -> ([u8; 8], i32) {
     let (sc, m) = crate::quant::kquant_util::unpack_scale_min_k4(scales);
+    (sc, k4_min_term(&m, bsums))
+}
+
+/// Σ_j m\[j\]·(bsums\[2j\] + bsums\[2j+1\]): the integer min term of Q4_K / Q5_K.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn k4_min_term(m: &[u8; 8], bsums: &[i16; 16]) -> i32 {
     // SAFETY: bsums is 32 bytes.
     let b = unsafe { _mm256_loadu_si256(bsums.as_ptr().cast()) };
     // Pairwise sums of the 16 bsums (one per 32-value sub-block), then · mins.
     let pairs = _mm256_madd_epi16(b, _mm256_set1_epi16(1));
-    let mins = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(m)));
-    (sc, hsum_epi32(_mm256_mullo_epi32(pairs, mins)))
+    let mins = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(*m)));
+    hsum_epi32(_mm256_mullo_epi32(pairs, mins))
 }
 
 /// Q4_K · Q8_K.
@@ -556,11 +564,13 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             GgmlType::Q3_K => t.vec_dot = |w, a| unsafe { vec_dot_q3_k(cast(w), cast(a)) },
             GgmlType::Q4_K => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q4_k(cast(w), cast(a)) };
+                t.vec_dot_x4 = Some(|w, a| unsafe { multi::vec_dot_q4_k_x4(cast(w), a.map(cast)) });
                 t.dequantize = |w, o| unsafe { convert::dequantize_q4_k(cast(w), o) };
             }
             GgmlType::Q5_K => t.vec_dot = |w, a| unsafe { vec_dot_q5_k(cast(w), cast(a)) },
             GgmlType::Q6_K => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };
+                t.vec_dot_x4 = Some(|w, a| unsafe { multi::vec_dot_q6_k_x4(cast(w), a.map(cast)) });
                 t.dequantize = |w, o| unsafe { convert::dequantize_q6_k(cast(w), o) };
             }
             GgmlType::Q8_K => t.quantize = |x, o| unsafe { convert::quantize_q8_k(x, cast_mut(o)) },

@@ -59,70 +59,111 @@ pub(crate) fn vec_dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     })
 }
 
+/// One Q6_K super-block as four groups of 64 unsigned 6-bit quants (values 64g..64g+64) and,
+/// per group, its four sub-block scales widened to one i32 per lane of the `vpdpbusd` result.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q6_groups(x: &BlockQ6K) -> [(__m512i, __m512i); 4] {
+    let (m4, m30) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x30));
+    // SAFETY: scales is 16 bytes.
+    let sc16 = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
+    let ld = |p: &[u8]| {
+        assert!(p.len() >= 32);
+        // SAFETY: 32 readable bytes (checked).
+        unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
+    };
+    let mut out = [(_mm512_setzero_si512(), _mm512_setzero_si512()); 4];
+    for n in 0..2 {
+        let (l0, l1, h) = (
+            ld(&x.ql[n * 64..]),
+            ld(&x.ql[n * 64 + 32..]),
+            ld(&x.qh[n * 32..]),
+        );
+        let q0 = _mm256_or_si256(
+            _mm256_and_si256(l0, m4),
+            _mm256_and_si256(_mm256_slli_epi16::<4>(h), m30),
+        );
+        let q1 = _mm256_or_si256(
+            _mm256_and_si256(l1, m4),
+            _mm256_and_si256(_mm256_slli_epi16::<2>(h), m30),
+        );
+        let q2 = _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
+            _mm256_and_si256(h, m30),
+        );
+        let q3 = _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
+            _mm256_and_si256(_mm256_srli_epi16::<2>(h), m30),
+        );
+        for (pair, (qa, qb)) in [(q0, q1), (q2, q3)].into_iter().enumerate() {
+            let g = 2 * n + pair; // sub-blocks 4g..4g+4
+            let idx = _mm_add_epi8(
+                _mm_set1_epi8(4 * g as i8),
+                _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+            );
+            out[g] = (
+                join(qa, qb),
+                _mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc16, idx)),
+            );
+        }
+    }
+    out
+}
+
+/// Σ sc·Σq·a of one super-block for one token (16 i32 lanes).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q6_sumi(groups: &[(__m512i, __m512i); 4], y: &BlockQ8K) -> __m512i {
+    let mut sumi = _mm512_setzero_si512();
+    for (g, (q, s)) in groups.iter().enumerate() {
+        let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), *q, load64(&y.qs[64 * g..]));
+        sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, *s));
+    }
+    sumi
+}
+
+/// 32·Σ sc·bsums: the offset the unsigned quants carry.
+#[inline]
+fn q6_offset(x: &BlockQ6K, y: &BlockQ8K) -> i32 {
+    32 * x
+        .scales
+        .iter()
+        .zip(&y.bsums)
+        .map(|(&s, &b)| s as i32 * b as i32)
+        .sum::<i32>()
+}
+
 /// Q6_K · Q8_K: unsigned 6-bit quants through `vpdpbusd`, minus 32·Σ sc·bsums.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
     let mut acc = _mm512_setzero_ps();
     let mut corr = 0.0f32;
-    let m4 = _mm256_set1_epi8(0x0f);
-    let m30 = _mm256_set1_epi8(0x30);
     for (x, y) in w.iter().zip(a) {
-        let offset: i32 = x
-            .scales
-            .iter()
-            .zip(&y.bsums)
-            .map(|(&s, &b)| s as i32 * b as i32)
-            .sum();
-        corr += f16x2(x.d, x.d).0 * y.d * (32 * offset) as f32;
-        // SAFETY: scales is 16 bytes.
-        let sc16 = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
-        let mut sumi = _mm512_setzero_si512();
-        for n in 0..2 {
-            let ld = |p: &[u8]| {
-                assert!(p.len() >= 32);
-                // SAFETY: 32 readable bytes (checked).
-                unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
-            };
-            let (l0, l1, h) = (
-                ld(&x.ql[n * 64..]),
-                ld(&x.ql[n * 64 + 32..]),
-                ld(&x.qh[n * 32..]),
-            );
-            let q0 = _mm256_or_si256(
-                _mm256_and_si256(l0, m4),
-                _mm256_and_si256(_mm256_slli_epi16::<4>(h), m30),
-            );
-            let q1 = _mm256_or_si256(
-                _mm256_and_si256(l1, m4),
-                _mm256_and_si256(_mm256_slli_epi16::<2>(h), m30),
-            );
-            let q2 = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
-                _mm256_and_si256(h, m30),
-            );
-            let q3 = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
-                _mm256_and_si256(_mm256_srli_epi16::<2>(h), m30),
-            );
-            for (pair, (qa, qb)) in [(q0, q1), (q2, q3)].into_iter().enumerate() {
-                let g = 2 * n + pair; // values 64g..64g+64, sub-blocks 4g..4g+4
-                let p = _mm512_dpbusd_epi32(
-                    _mm512_setzero_si512(),
-                    join(qa, qb),
-                    load64(&y.qs[64 * g..]),
-                );
-                let idx = _mm_add_epi8(
-                    _mm_set1_epi8(4 * g as i8),
-                    _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                );
-                let s = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc16, idx));
-                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, s));
-            }
-        }
-        let d = _mm512_set1_ps(f16x2(x.d, x.d).0 * y.d);
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
+        let d = f16x2(x.d, x.d).0;
+        corr += d * y.d * q6_offset(x, y) as f32;
+        let sumi = q6_sumi(&q6_groups(x), y);
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d * y.d), _mm512_cvtepi32_ps(sumi), acc);
     }
     _mm512_reduce_add_ps(acc) - corr
+}
+
+/// Q6_K · four Q8_K rows, bit-identical to four [`vec_dot_q6_k`] calls.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn vec_dot_q6_k_x4(w: &[BlockQ6K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut corr = [0.0f32; 4];
+    let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
+    for (i, x) in w[..n].iter().enumerate() {
+        let d = f16x2(x.d, x.d).0;
+        let groups = q6_groups(x);
+        for t in 0..4 {
+            let y = &a[t][i];
+            corr[t] += d * y.d * q6_offset(x, y) as f32;
+            let sumi = q6_sumi(&groups, y);
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * y.d), _mm512_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    [0, 1, 2, 3].map(|t| _mm512_reduce_add_ps(acc[t]) - corr[t])
 }
 
 /// Start from the AVX2 kernels, then swap in the AVX-512 ones.
@@ -133,7 +174,10 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
     for t in table.iter_mut() {
         match t.ty {
             GgmlType::Q8_0 => t.vec_dot = |w, a| unsafe { vec_dot_q8_0(cast(w), cast(a)) },
-            GgmlType::Q6_K => t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) },
+            GgmlType::Q6_K => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };
+                t.vec_dot_x4 = Some(|w, a| unsafe { vec_dot_q6_k_x4(cast(w), a.map(cast)) });
+            }
             _ => {}
         }
     }
