@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod chat;
 pub mod error;
+pub mod generate;
 pub mod kv;
 pub mod model;
 pub mod sampler;
@@ -17,5 +18,6 @@ pub use nanorun_kernels as kernels;
 
 pub use batch::Batch;
 pub use error::{EngineError, Result};
+pub use generate::{FinishReason, GenerateOptions, Generation, Session};
 pub use kv::{CacheType, KvCache, KvCacheConfig, SeqId};
 pub use model::{ForwardState, Model, ModelConfig};

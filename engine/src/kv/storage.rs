@@ -152,4 +152,20 @@ impl KvBuf {
             }
         }
     }
+
+    /// `acc[i] = f16(acc[i] + w · row[i])` for an F16 cache (fused multiply-add, then rounded
+    /// to f16, as ggml's `ggml_vec_mad_f16`); other types fall back to [`KvBuf::axpy`].
+    #[inline]
+    pub fn axpy_f16(&self, slot: usize, row_len: usize, off: usize, w: f32, acc: &mut [f32]) {
+        let start = slot * row_len + off;
+        let n = acc.len();
+        match self {
+            KvBuf::F16(v) => {
+                for (a, x) in acc.iter_mut().zip(&v[start..start + n]) {
+                    *a = f16::from_f32(x.to_f32().mul_add(w, *a)).to_f32();
+                }
+            }
+            _ => self.axpy(slot, row_len, off, w, acc),
+        }
+    }
 }

@@ -71,7 +71,8 @@ pub fn attend(
         .iter()
         .map(|&pos| pos + 1)
         .max()
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .max(p.head_dim_v);
     if scratch.chunks.len() < n_chunks {
         scratch.chunks.resize_with(n_chunks, Vec::new);
     }
@@ -119,8 +120,7 @@ pub fn attend(
                 }
             }
             let slot = |j: usize| table[j / bs].map(|b| b as usize * bs + j % bs);
-            let span = &mut scores[..pos + 1 - lo];
-            for (j, s) in (lo..=pos).zip(span.iter_mut()) {
+            let score = |j: usize| {
                 let mut x = match slot(j) {
                     Some(sl) => kbuf.dot(sl, k_row, kvh * p.head_dim_k, qh),
                     None => f32::NEG_INFINITY,
@@ -128,9 +128,8 @@ pub fn attend(
                 if let Some(cap) = p.softcap {
                     x = (x / cap).tanh() * cap;
                 }
-                *s = x * p.kq_scale;
-            }
-            super::ops::softmax(span);
+                x * p.kq_scale
+            };
             // SAFETY: task (t, h) owns out[t][h·head_dim_v ..][..head_dim_v]; tasks are disjoint.
             let o = unsafe {
                 std::slice::from_raw_parts_mut(
@@ -140,18 +139,73 @@ pub fn attend(
                     p.head_dim_v,
                 )
             };
+            if type_v == CacheType::F16 {
+                online_softmax_f16(
+                    lo..=pos,
+                    score,
+                    |j, w, acc| {
+                        if let Some(sl) = slot(j) {
+                            vbuf.axpy_f16(sl, v_row, kvh * p.head_dim_v, w, acc)
+                        }
+                    },
+                    o,
+                    &mut scores[..p.head_dim_v],
+                );
+                continue;
+            }
+            let span = &mut scores[..pos + 1 - lo];
+            for (j, s) in (lo..=pos).zip(span.iter_mut()) {
+                *s = score(j);
+            }
+            super::ops::softmax(span);
             o.fill(0.0);
             for (j, &w) in (lo..=pos).zip(span.iter()) {
                 if let Some(sl) = slot(j) {
-                    let w = if type_v == CacheType::F16 {
-                        f16::from_f32(w).to_f32()
-                    } else {
-                        w
-                    };
                     vbuf.axpy(sl, v_row, kvh * p.head_dim_v, w, o);
                 }
             }
         }
     });
     Ok(())
+}
+
+/// Softmax-weighted sum of values the way llama.cpp's CPU flash-attention kernel computes it
+/// over an f16 cache (its default): one pass over the keys in order with a running maximum,
+/// the accumulator kept in f16 and rescaled when the maximum grows, divided by the sum at the
+/// end. `acc16` is scratch of `out.len()` floats holding f16-rounded values.
+fn online_softmax_f16(
+    keys: std::ops::RangeInclusive<usize>,
+    score: impl Fn(usize) -> f32,
+    mut add_value: impl FnMut(usize, f32, &mut [f32]),
+    out: &mut [f32],
+    acc16: &mut [f32],
+) {
+    acc16.fill(0.0);
+    let mut max = f32::NEG_INFINITY;
+    let mut sum = 0f32;
+    for j in keys {
+        let s = score(j);
+        if s == f32::NEG_INFINITY {
+            continue;
+        }
+        let (mut ms, mut vs) = (1.0f32, 1.0f32);
+        if s > max {
+            let old = max;
+            max = s;
+            ms = (old - max).exp();
+            if ms != 1.0 {
+                for a in acc16.iter_mut() {
+                    *a = f16::from_f32(*a * ms).to_f32();
+                }
+            }
+        } else {
+            vs = (s - max).exp();
+        }
+        add_value(j, vs, acc16);
+        sum = sum * ms + vs;
+    }
+    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+    for (o, &a) in out.iter_mut().zip(acc16.iter()) {
+        *o = a * inv;
+    }
 }

@@ -1,0 +1,148 @@
+//! Options shared by the commands that run a model (`nanorun`, `chat`): the model, threads,
+//! context, KV cache types and sampling, spelled as llama.cpp spells them.
+
+use std::path::PathBuf;
+
+use nanorun::formats::Gguf;
+use nanorun::sampler::SamplingParams;
+use nanorun::tokenizer::Tokenizer;
+use nanorun::{CacheType, KvCacheConfig, Model};
+
+/// Model and runtime options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// The GGUF model file.
+    #[arg(short = 'm', long = "model")]
+    pub model: Option<PathBuf>,
+    /// Threads (default: all available cores).
+    #[arg(short = 't', long = "threads")]
+    pub threads: Option<usize>,
+    /// Context size in tokens (default 4096, at most the model's training context).
+    #[arg(short = 'c', long = "ctx-size")]
+    pub ctx_size: Option<usize>,
+    /// Tokens per prefill batch.
+    #[arg(short = 'b', long = "batch-size", default_value_t = 512)]
+    pub batch_size: usize,
+    /// K cache type: f32, f16 or q8_0.
+    #[arg(long = "cache-type-k", short = 'k', default_value = "f16", value_parser = parse_cache_type)]
+    pub cache_type_k: CacheType,
+    /// V cache type: f32, f16 or q8_0.
+    #[arg(long = "cache-type-v", short = 'v', default_value = "f16", value_parser = parse_cache_type)]
+    pub cache_type_v: CacheType,
+}
+
+fn parse_cache_type(s: &str) -> Result<CacheType, String> {
+    CacheType::parse(s)
+        .ok_or_else(|| format!("unknown cache type '{s}' (expected f32, f16 or q8_0)"))
+}
+
+/// Sampling options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Temperature (0 = greedy).
+    #[arg(long = "temp", default_value_t = 0.8)]
+    pub temp: f32,
+    /// Top-k (0 = off).
+    #[arg(long = "top-k", default_value_t = 40)]
+    pub top_k: u32,
+    /// Top-p (1 = off).
+    #[arg(long = "top-p", default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Min-p (0 = off).
+    #[arg(long = "min-p", default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Repetition penalty (1 = off).
+    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Tokens considered by the repetition penalty (0 = off, -1 = all).
+    #[arg(
+        long = "repeat-last-n",
+        default_value_t = 64,
+        allow_negative_numbers = true
+    )]
+    pub repeat_last_n: i32,
+    /// Random seed (default: random).
+    #[arg(short = 's', long = "seed")]
+    pub seed: Option<u64>,
+}
+
+impl SamplingArgs {
+    /// The sampling parameters (validated later by the sampler).
+    pub fn params(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temp,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            repeat_last_n: self.repeat_last_n,
+            seed: self.seed,
+            ..SamplingParams::default()
+        }
+    }
+}
+
+/// A loaded model with its tokenizer.
+pub struct Loaded {
+    /// The model.
+    pub model: Model,
+    /// Its tokenizer.
+    pub tokenizer: Tokenizer,
+    /// The opened file (metadata for chat templates).
+    pub gguf: std::sync::Arc<Gguf>,
+}
+
+impl ModelArgs {
+    /// The model path, or an error saying `-m` is needed.
+    pub fn path(&self) -> Result<&PathBuf, String> {
+        self.model
+            .as_ref()
+            .ok_or_else(|| "no model given: pass -m MODEL.gguf".to_string())
+    }
+
+    /// Opens the model and its tokenizer.
+    pub fn load(&self) -> Result<Loaded, Box<dyn std::error::Error>> {
+        let path = self.path()?;
+        let model = Model::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let gguf = model.gguf().clone();
+        let tokenizer =
+            Tokenizer::from_gguf(&gguf).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Loaded {
+            model,
+            tokenizer,
+            gguf,
+        })
+    }
+
+    /// Threads to use.
+    pub fn n_threads(&self) -> Result<usize, String> {
+        match self.threads {
+            Some(0) => Err("-t must be at least 1".into()),
+            Some(t) if t > 1024 => Err(format!("-t {t} is more threads than makes sense")),
+            Some(t) => Ok(t),
+            None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        }
+    }
+
+    /// The KV cache configuration for `model`.
+    pub fn kv_config(&self, model: &Model) -> Result<KvCacheConfig, String> {
+        let train = model.config().n_ctx_train.max(1);
+        let n_ctx = match self.ctx_size {
+            Some(0) => return Err("-c must be at least 1".into()),
+            Some(c) if c > 1 << 22 => {
+                return Err(format!(
+                    "-c {c} is larger than nanorun supports (4M tokens)"
+                ))
+            }
+            Some(c) => c,
+            None => 4096.min(train),
+        };
+        if self.batch_size == 0 {
+            return Err("-b must be at least 1".into());
+        }
+        let mut cfg = KvCacheConfig::for_context(n_ctx);
+        cfg.type_k = self.cache_type_k;
+        cfg.type_v = self.cache_type_v;
+        Ok(cfg)
+    }
+}
