@@ -324,7 +324,7 @@ pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
     let m3 = vdupq_n_u8(3);
     let four = vdupq_n_u8(4);
     for (x, y) in w.iter().zip(a) {
-        let sc = crate::quant::q3_k::unpack_scales(&x.scales);
+        let sc = crate::quant::q3_k::unpack_scales_words(&x.scales);
         let offset: i32 = sc
             .iter()
             .zip(&y.bsums)

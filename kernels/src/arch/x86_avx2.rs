@@ -372,36 +372,65 @@ pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
     hsum_ps(acc) - corr
 }
 
+/// Sixteen i16 scales (one per 16 values) → the [`scale_pair`] vector of sub-blocks 2p, 2p+1.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scale_pair_of(sc16: __m256i, p: i32) -> __m256i {
+    // Broadcast the i32 holding (sc[2p], sc[2p+1]), then spread sc[2p] over the low half and
+    // sc[2p+1] over the high half.
+    let v = _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(p));
+    _mm256_shuffle_epi8(
+        v,
+        _mm256_setr_epi8(
+            0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, //
+            2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3,
+        ),
+    )
+}
+
+/// Σ scale\[j\]·bsums\[j\] over the 16 sub-blocks.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_scales_bsums(sc16: __m256i, bsums: &[i16; 16]) -> i32 {
+    // SAFETY: bsums is 32 bytes.
+    let b = unsafe { _mm256_loadu_si256(bsums.as_ptr().cast()) };
+    hsum_epi32(_mm256_madd_epi16(sc16, b))
+}
+
+/// The four 2-bit planes of 32 bytes of Q2_K / Q3_K quants (values +0, +32, +64, +96).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn planes_2bit(qs: __m256i) -> [__m256i; 4] {
+    let m3 = _mm256_set1_epi8(3);
+    [
+        _mm256_and_si256(qs, m3),
+        _mm256_and_si256(_mm256_srli_epi16::<2>(qs), m3),
+        _mm256_and_si256(_mm256_srli_epi16::<4>(qs), m3),
+        _mm256_and_si256(_mm256_srli_epi16::<6>(qs), m3),
+    ]
+}
+
 /// Q2_K · Q8_K.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut mins = 0.0f32;
-    let m3 = _mm256_set1_epi8(3);
     for (x, y) in w.iter().zip(a) {
-        let mut imin = 0i32;
-        for j in 0..16 {
-            imin += (x.scales[j] >> 4) as i32 * y.bsums[j] as i32;
-        }
-        mins += f16x2(x.d, x.dmin).1 * y.d * imin as f32;
+        // SAFETY: scales is 16 bytes.
+        let s = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
+        let sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(s, _mm_set1_epi8(0x0f)));
+        let m16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(s), _mm_set1_epi8(0x0f)));
+        let (d, dmin) = f16x2(x.d, x.dmin);
+        mins += dmin * y.d * dot_scales_bsums(m16, &y.bsums) as f32;
         let mut sumi = _mm256_setzero_si256();
         for n in 0..2 {
-            let qs = load32u(&x.qs[n * 32..]);
-            let q = [
-                _mm256_and_si256(qs, m3),
-                _mm256_and_si256(_mm256_srli_epi16::<2>(qs), m3),
-                _mm256_and_si256(_mm256_srli_epi16::<4>(qs), m3),
-                _mm256_and_si256(_mm256_srli_epi16::<6>(qs), m3),
-            ];
-            for (j, qj) in q.iter().enumerate() {
-                let s = n * 8 + 2 * j;
+            for (j, qj) in planes_2bit(load32u(&x.qs[n * 32..])).iter().enumerate() {
                 let p = _mm256_maddubs_epi16(*qj, load32(&y.qs[n * 128 + 32 * j..]));
-                let sv = scale_pair((x.scales[s] & 0x0f) as i16, (x.scales[s + 1] & 0x0f) as i16);
+                let sv = scale_pair_of(sc16, (n * 4 + j) as i32);
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv));
             }
         }
-        let d = _mm256_set1_ps(f16x2(x.d, x.dmin).0 * y.d);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_ps(acc) - mins
 }
@@ -410,41 +439,29 @@ pub(crate) fn vec_dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
     let mut acc = _mm256_setzero_ps();
-    let m3 = _mm256_set1_epi8(3);
     let four = _mm256_set1_epi8(4);
     let mut corr = 0.0f32;
     for (x, y) in w.iter().zip(a) {
-        let sc = q3_k::unpack_scales(&x.scales);
-        let offset: i32 = sc
-            .iter()
-            .zip(&y.bsums)
-            .map(|(&s, &b)| s as i32 * b as i32)
-            .sum();
-        corr += f16x2(x.d, x.d).0 * y.d * (4 * offset) as f32;
+        let sc = q3_k::unpack_scales_words(&x.scales);
+        // SAFETY: sc is 16 bytes.
+        let sc16 = _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(sc.as_ptr().cast()) });
+        let d = f16x2(x.d, x.d).0;
+        corr += d * y.d * (4 * dot_scales_bsums(sc16, &y.bsums)) as f32;
         let mut sumi = _mm256_setzero_si256();
         let hm = load32u(&x.hmask);
         for n in 0..2 {
-            let qs = load32u(&x.qs[n * 32..]);
-            let q = [
-                _mm256_and_si256(qs, m3),
-                _mm256_and_si256(_mm256_srli_epi16::<2>(qs), m3),
-                _mm256_and_si256(_mm256_srli_epi16::<4>(qs), m3),
-                _mm256_and_si256(_mm256_srli_epi16::<6>(qs), m3),
-            ];
-            for (j, qj) in q.iter().enumerate() {
+            for (j, qj) in planes_2bit(load32u(&x.qs[n * 32..])).iter().enumerate() {
                 let bit = _mm256_set1_epi8(1 << (4 * n + j));
                 let h = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four);
-                let s = n * 8 + 2 * j;
                 let p = _mm256_maddubs_epi16(
                     _mm256_or_si256(*qj, h),
                     load32(&y.qs[n * 128 + 32 * j..]),
                 );
-                let sv = scale_pair(sc[s] as i16, sc[s + 1] as i16);
+                let sv = scale_pair_of(sc16, (n * 4 + j) as i32);
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv));
             }
         }
-        let d = _mm256_set1_ps(f16x2(x.d, x.d).0 * y.d);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_ps(acc) - corr
 }
