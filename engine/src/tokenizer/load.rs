@@ -54,6 +54,8 @@ pub struct TokenizerSpec<'a> {
     pub add_bos: Option<bool>,
     /// `tokenizer.ggml.add_eos_token`.
     pub add_eos: Option<bool>,
+    /// `tokenizer.ggml.add_sep_token`.
+    pub add_sep: Option<bool>,
     /// `tokenizer.ggml.add_space_prefix`.
     pub add_space_prefix: Option<bool>,
     /// `tokenizer.ggml.normalizer.lowercase` (WordPiece).
@@ -136,6 +138,7 @@ impl<'a> TokenizerSpec<'a> {
             fim_sep: opt_id(g, "tokenizer.ggml.fim_sep_token_id")?,
             add_bos: g.get_opt_bool("tokenizer.ggml.add_bos_token")?,
             add_eos: g.get_opt_bool("tokenizer.ggml.add_eos_token")?,
+            add_sep: g.get_opt_bool("tokenizer.ggml.add_sep_token")?,
             add_space_prefix: g.get_opt_bool("tokenizer.ggml.add_space_prefix")?,
             lowercase: g.get_opt_bool("tokenizer.ggml.normalizer.lowercase")?,
             strip_accents: g.get_opt_bool("tokenizer.ggml.normalizer.strip_accents")?,
@@ -414,6 +417,19 @@ impl Tokenizer {
             add_bos = b;
         }
         let add_eos = spec.add_eos.unwrap_or(false);
+        let add_sep = spec.add_sep.unwrap_or(match &model {
+            Model::Wpm(_) => true,
+            _ => matches!(
+                spec.pre,
+                Some("jina-v1-en" | "jina-v2-code" | "roberta-bpe")
+            ),
+        });
+        if add_sep && sep.is_none() {
+            return Err(TokenizerError::Invalid {
+                key: "tokenizer.ggml.add_sep_token",
+                reason: "true, but tokenizer.ggml.seperator_token_id is not set".into(),
+            });
+        }
         if add_bos && bos.is_none() {
             return Err(TokenizerError::Invalid {
                 key: "tokenizer.ggml.add_bos_token",
@@ -504,6 +520,7 @@ impl Tokenizer {
             pad,
             add_bos,
             add_eos,
+            add_sep,
             add_space_prefix,
             clean_spaces,
         }))

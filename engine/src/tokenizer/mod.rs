@@ -121,6 +121,7 @@ struct Parts {
     pad: Option<u32>,
     add_bos: bool,
     add_eos: bool,
+    add_sep: bool,
     add_space_prefix: bool,
     clean_spaces: bool,
 }
@@ -207,6 +208,13 @@ impl Tokenizer {
     /// Whether `encode(.., add_special = true, ..)` appends EOS.
     pub fn add_eos(&self) -> bool {
         self.p.add_eos
+    }
+
+    /// Whether the model wants a separator between paired inputs (rerankers; BERT), as
+    /// llama.cpp's `llama_vocab_get_add_sep`. `encode` itself never adds it except for BERT's
+    /// closing `[SEP]`.
+    pub fn add_sep(&self) -> bool {
+        self.p.add_sep
     }
 
     /// Whether SPM prepends a space to text at the start or after a special token.
