@@ -24,24 +24,15 @@ use nanorun_formats::GgmlType;
 
 // ---------------------------------------------------------------- helpers
 
-/// Two f16 values to f32 with one conversion (see [`f16_mul`] for why).
+/// Two f16 values to f32 with one conversion, built from one 32-bit `vmovd`: a single f16
+/// load becomes a `vpinsrw` merging into whatever register LLVM picks — in the Q4_0 loop the
+/// accumulator — which chains every block to the previous one (4× slower).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn f16x2(a: f16, b: f16) -> (f32, f32) {
     let bits = a.to_bits() as u32 | ((b.to_bits() as u32) << 16);
     let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32));
     (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
-}
-
-/// f32(a)·f32(b) for two f16 scales, converted together. Built from one 32-bit `vmovd`: a
-/// single f16 load becomes a `vpinsrw` merging into whatever register LLVM picks — in the
-/// Q4_0 loop, the accumulator — which chains every block to the previous one (4× slower).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn f16_mul(a: f16, b: f16) -> f32 {
-    let bits = a.to_bits() as u32 | ((b.to_bits() as u32) << 16);
-    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32));
-    _mm_cvtss_f32(_mm_mul_ss(v, _mm_movehdup_ps(v)))
 }
 
 /// Sum of the 8 lanes.
@@ -127,108 +118,145 @@ pub(crate) fn load32u(p: &[u8]) -> __m256i {
 
 // ---------------------------------------------------------------- 32-value types
 
-/// Σ over block pairs of `block(x, y) = (p, d, extra)`: p·d accumulated lane-wise in four
-/// independent accumulators (one accumulator chains every block on the FMA latency: 2× slower
-/// for Q8_0), `extra` summed as a scalar.
+/// The f16 scale bits of one block pair: `[w.d, a.d, w.m, a.s]` (the last two 0 for types
+/// without an offset term).
+pub(crate) type ScaleBits = [u16; 4];
+
+/// Σ over block pairs of (w.d·a.d)·`dot(x, y)` lane-wise (+ w.m·a.s where `OFFSET`).
+///
+/// Scales are converted eight blocks at a time (one `vcvtph2ps` per eight instead of per block,
+/// and no `vpinsrw` merging into the accumulator — that false dependency made Q4_0 4× slower)
+/// and the products accumulate in four independent registers (one chains every block on the
+/// FMA latency: 2× slower for Q8_0).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn sum_blocks<B, A>(
+pub(crate) fn sum_blocks<B, A, const OFFSET: bool>(
     w: &[B],
     a: &[A],
-    block: impl Fn(&B, &A) -> (__m256, f32, f32),
+    bits: impl Fn(&B, &A) -> ScaleBits,
+    dot: impl Fn(&B, &A) -> __m256,
 ) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
-    let mut extra = 0.0f32;
+    let mut extra = _mm256_setzero_ps();
     let n = w.len().min(a.len());
-    let (w4, a4) = (w[..n].chunks_exact(4), a[..n].chunks_exact(4));
-    let (wr, ar) = (w4.remainder(), a4.remainder());
-    for (x, y) in w4.zip(a4) {
-        let (p0, d0, e0) = block(&x[0], &y[0]);
-        let (p1, d1, e1) = block(&x[1], &y[1]);
-        let (p2, d2, e2) = block(&x[2], &y[2]);
-        let (p3, d3, e3) = block(&x[3], &y[3]);
-        acc[0] = _mm256_fmadd_ps(p0, _mm256_set1_ps(d0), acc[0]);
-        acc[1] = _mm256_fmadd_ps(p1, _mm256_set1_ps(d1), acc[1]);
-        acc[2] = _mm256_fmadd_ps(p2, _mm256_set1_ps(d2), acc[2]);
-        acc[3] = _mm256_fmadd_ps(p3, _mm256_set1_ps(d3), acc[3]);
-        extra += (e0 + e1) + (e2 + e3);
+    let (w8, a8) = (w[..n].chunks_exact(8), a[..n].chunks_exact(8));
+    let (wr, ar) = (w8.remainder(), a8.remainder());
+    for (x, y) in w8.zip(a8) {
+        let b: [ScaleBits; 8] = std::array::from_fn(|k| bits(&x[k], &y[k]));
+        let half = |f: usize| {
+            let v: [u16; 8] = std::array::from_fn(|k| b[k][f]);
+            // SAFETY: v is 16 bytes.
+            _mm256_cvtph_ps(unsafe { _mm_loadu_si128(v.as_ptr().cast()) })
+        };
+        let d = _mm256_mul_ps(half(0), half(1));
+        if OFFSET {
+            extra = _mm256_add_ps(extra, _mm256_mul_ps(half(2), half(3)));
+        }
+        for k in 0..8 {
+            let dk = _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(k as i32));
+            acc[k % 4] = _mm256_fmadd_ps(dot(&x[k], &y[k]), dk, acc[k % 4]);
+        }
     }
+    let mut tail = 0.0f32;
     for (x, y) in wr.iter().zip(ar) {
-        let (p, d, e) = block(x, y);
-        acc[0] = _mm256_fmadd_ps(p, _mm256_set1_ps(d), acc[0]);
-        extra += e;
+        let b = bits(x, y);
+        let (xd, yd) = f16x2(f16::from_bits(b[0]), f16::from_bits(b[1]));
+        acc[0] = _mm256_fmadd_ps(dot(x, y), _mm256_set1_ps(xd * yd), acc[0]);
+        if OFFSET {
+            let (xm, ys) = f16x2(f16::from_bits(b[2]), f16::from_bits(b[3]));
+            tail += xm * ys;
+        }
     }
-    hsum_ps(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    )) + extra
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    hsum_ps(sum) + hsum_ps(extra) + tail
+}
+
+/// Scale bits of a block pair without offset.
+#[inline]
+fn d_bits(xd: f16, yd: f16) -> ScaleBits {
+    [xd.to_bits(), yd.to_bits(), 0, 0]
 }
 
 /// Q8_0 · Q8_0.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    sum_blocks(w, a, |x, y| {
-        let p = dot_i8(load32(&x.qs), load32(&y.qs));
-        (_mm256_cvtepi32_ps(p), f16_mul(x.d, y.d), 0.0)
-    })
+    sum_blocks::<_, _, false>(
+        w,
+        a,
+        |x, y| d_bits(x.d, y.d),
+        |x, y| _mm256_cvtepi32_ps(dot_i8(load32(&x.qs), load32(&y.qs))),
+    )
 }
 
 /// Q4_0 · Q8_0.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     let eight = _mm256_set1_epi8(8);
-    sum_blocks(w, a, |x, y| {
-        let q = _mm256_sub_epi8(nibbles_32(&x.qs), eight);
-        (
-            _mm256_cvtepi32_ps(dot_i8(q, load32(&y.qs))),
-            f16_mul(x.d, y.d),
-            0.0,
-        )
-    })
+    sum_blocks::<_, _, false>(
+        w,
+        a,
+        |x, y| d_bits(x.d, y.d),
+        |x, y| {
+            let q = _mm256_sub_epi8(nibbles_32(&x.qs), eight);
+            _mm256_cvtepi32_ps(dot_i8(q, load32(&y.qs)))
+        },
+    )
 }
 
 /// Q5_0 · Q8_0.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
     let sixteen = _mm256_set1_epi8(16);
-    sum_blocks(w, a, |x, y| {
-        let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(x.qh)), sixteen);
-        let q = _mm256_sub_epi8(_mm256_or_si256(nibbles_32(&x.qs), hi), sixteen);
-        (
-            _mm256_cvtepi32_ps(dot_i8(q, load32(&y.qs))),
-            f16_mul(x.d, y.d),
-            0.0,
-        )
-    })
+    sum_blocks::<_, _, false>(
+        w,
+        a,
+        |x, y| d_bits(x.d, y.d),
+        |x, y| {
+            let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(x.qh)), sixteen);
+            let q = _mm256_sub_epi8(_mm256_or_si256(nibbles_32(&x.qs), hi), sixteen);
+            _mm256_cvtepi32_ps(dot_i8(q, load32(&y.qs)))
+        },
+    )
 }
 
 /// Q4_1 · Q8_1.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q4_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
-    sum_blocks(w, a, |x, y| {
-        let p = dot_u8_i8(nibbles_32(&x.qs), load32(&y.qs));
-        (_mm256_cvtepi32_ps(p), f16_mul(x.d, y.d), f16_mul(x.m, y.s))
-    })
+    sum_blocks::<_, _, true>(
+        w,
+        a,
+        |x, y| [x.d.to_bits(), y.d.to_bits(), x.m.to_bits(), y.s.to_bits()],
+        |x, y| _mm256_cvtepi32_ps(dot_u8_i8(nibbles_32(&x.qs), load32(&y.qs))),
+    )
 }
 
 /// Q5_1 · Q8_1.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q5_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
     let sixteen = _mm256_set1_epi8(16);
-    sum_blocks(w, a, |x, y| {
-        let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(x.qh)), sixteen);
-        let p = dot_u8_i8(_mm256_or_si256(nibbles_32(&x.qs), hi), load32(&y.qs));
-        (_mm256_cvtepi32_ps(p), f16_mul(x.d, y.d), f16_mul(x.m, y.s))
-    })
+    sum_blocks::<_, _, true>(
+        w,
+        a,
+        |x, y| [x.d.to_bits(), y.d.to_bits(), x.m.to_bits(), y.s.to_bits()],
+        |x, y| {
+            let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(x.qh)), sixteen);
+            _mm256_cvtepi32_ps(dot_u8_i8(
+                _mm256_or_si256(nibbles_32(&x.qs), hi),
+                load32(&y.qs),
+            ))
+        },
+    )
 }
 
 /// Q8_1 · Q8_1.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q8_1(w: &[BlockQ8_1], a: &[BlockQ8_1]) -> f32 {
-    sum_blocks(w, a, |x, y| {
-        let p = dot_i8(load32(&x.qs), load32(&y.qs));
-        (_mm256_cvtepi32_ps(p), f16_mul(x.d, y.d), 0.0)
-    })
+    sum_blocks::<_, _, false>(
+        w,
+        a,
+        |x, y| d_bits(x.d, y.d),
+        |x, y| _mm256_cvtepi32_ps(dot_i8(load32(&x.qs), load32(&y.qs))),
+    )
 }
 
 // ---------------------------------------------------------------- K-quants

@@ -15,7 +15,7 @@ use std::arch::x86_64::*;
 
 use nanorun_formats::GgmlType;
 
-use super::x86_avx2::{self, f16_mul, f16x2};
+use super::x86_avx2::{self, f16x2};
 use crate::quant::{BlockQ6K, BlockQ8K, BlockQ8_0};
 use crate::traits::{cast, TypeTraits};
 
@@ -50,13 +50,15 @@ fn dot_i8_256(x: __m256i, y: __m256i) -> __m256i {
     _mm256_dpbusd_epi32(zero, _mm256_abs_epi8(x), sy)
 }
 
-/// Q8_0 · Q8_0.
+/// Q8_0 · Q8_0 with 256-bit `vpdpbusd`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn vec_dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    x86_avx2::sum_blocks(w, a, |x, y| {
-        let p = dot_i8_256(load32(&x.qs), load32(&y.qs));
-        (_mm256_cvtepi32_ps(p), f16_mul(x.d, y.d), 0.0)
-    })
+    x86_avx2::sum_blocks::<_, _, false>(
+        w,
+        a,
+        |x, y| [x.d.to_bits(), y.d.to_bits(), 0, 0],
+        |x, y| _mm256_cvtepi32_ps(dot_i8_256(load32(&x.qs), load32(&y.qs))),
+    )
 }
 
 /// One Q6_K super-block as four groups of 64 unsigned 6-bit quants (values 64g..64g+64) and,
