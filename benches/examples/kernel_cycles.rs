@@ -19,7 +19,13 @@ fn main() {
     let (rows, cols) = (2048, 2048);
     let k = Kernels::for_isa(isa).expect("isa available");
     let (words, len) = matrix(ty, rows, cols);
-    let w = QMatrix::new(&bytemuck::cast_slice::<u64, u8>(&words)[..len], ty, rows, cols).expect("matrix");
+    let w = QMatrix::new(
+        &bytemuck::cast_slice::<u64, u8>(&words)[..len],
+        ty,
+        rows,
+        cols,
+    )
+    .expect("matrix");
     let x = values(1, cols * n_tokens);
     let pool = ThreadPool::new(threads);
     let mut scratch = MatmulScratch::new();

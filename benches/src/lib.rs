@@ -11,10 +11,15 @@ use nanorun_kernels::{GgmlType, Isa, Kernels};
 pub fn isas() -> Vec<&'static Kernels> {
     match std::env::var("NANORUN_ISA") {
         Ok(s) if !s.trim().is_empty() => {
-            let isa = Isa::parse(&s).and_then(Isa::require).unwrap_or_else(|e| panic!("NANORUN_ISA: {e}"));
+            let isa = Isa::parse(&s)
+                .and_then(Isa::require)
+                .unwrap_or_else(|e| panic!("NANORUN_ISA: {e}"));
             vec![Kernels::for_isa(isa).expect("checked above")]
         }
-        _ => Isa::ALL.into_iter().filter_map(|i| Kernels::for_isa(i).ok()).collect(),
+        _ => Isa::ALL
+            .into_iter()
+            .filter_map(|i| Kernels::for_isa(i).ok())
+            .collect(),
     }
 }
 
@@ -42,7 +47,8 @@ pub fn matrix(ty: GgmlType, rows: usize, cols: usize) -> (Vec<u64>, usize) {
     let bytes: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut words)[..len];
     let distinct = 16.min(rows);
     for r in 0..distinct {
-        t.quantize_row(&values(r as u64, cols), &mut bytes[r * row..(r + 1) * row]).expect("row");
+        t.quantize_row(&values(r as u64, cols), &mut bytes[r * row..(r + 1) * row])
+            .expect("row");
     }
     for r in distinct..rows {
         bytes.copy_within((r % distinct) * row..(r % distinct + 1) * row, r * row);
