@@ -306,3 +306,58 @@ fn four_token_kernels_are_bit_identical_to_four_single_dots() {
         }
     }
 }
+
+#[test]
+fn simd_vec_dot_matches_scalar_with_extreme_scales() {
+    let mut rng = Rng::new(16);
+    // Largest normal f16, a subnormal, and ordinary values, mixed within one row.
+    let scales = [65504.0f32, -65504.0, 6.0e-8, 1.0, -0.5];
+    for k in simd_isas() {
+        for &ty in SUPPORTED
+            .iter()
+            .filter(|t| t.is_quantized() && **t != GgmlType::Q8_K)
+        {
+            let (ws, wk) = (scalar().traits(ty).unwrap(), k.traits(ty).unwrap());
+            let at = scalar().traits(ws.vec_dot_type).unwrap();
+            let n = 4 * ws.block_size.max(64);
+            let mut w = exact_weights(&mut rng, ws, n);
+            // Overwrite every f16 scale field exact_weights set with an extreme one.
+            let offsets: &[usize] = match ty {
+                GgmlType::Q2_K => &[80, 82],
+                GgmlType::Q3_K => &[108],
+                GgmlType::Q6_K => &[208],
+                GgmlType::Q4_1
+                | GgmlType::Q5_1
+                | GgmlType::Q8_1
+                | GgmlType::Q4_K
+                | GgmlType::Q5_K => &[0, 2],
+                _ => &[0],
+            };
+            for b in w.bytes_mut().chunks_exact_mut(ws.block_bytes) {
+                for &o in offsets {
+                    put_f16(b, o, scales[rng.below(scales.len() as u64) as usize]);
+                }
+            }
+            let x = random_values(&mut rng, n);
+            let mut a = Aligned::zeroed(at.row_bytes(n).unwrap());
+            at.quantize_row(&x, a.bytes_mut()).unwrap();
+            let want = ws.vec_dot(at, n, w.bytes(), a.bytes()).unwrap();
+            let got = wk.vec_dot(at, n, w.bytes(), a.bytes()).unwrap();
+            let (mut wf, mut af) = (vec![0.0f32; n], vec![0.0f32; n]);
+            ws.dequantize_row(w.bytes(), &mut wf).unwrap();
+            at.dequantize_row(a.bytes(), &mut af).unwrap();
+            let amax = af.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let mag: f32 = wf.iter().map(|v| v.abs() * amax).sum();
+            assert!(
+                got.is_finite() && want.is_finite(),
+                "{} {ty}: {got} vs {want}",
+                k.isa()
+            );
+            assert!(
+                (got - want).abs() <= 1e-5 * mag,
+                "{} {ty}: {got} vs {want} (mag {mag})",
+                k.isa()
+            );
+        }
+    }
+}
