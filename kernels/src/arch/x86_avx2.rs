@@ -66,7 +66,7 @@ fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
 /// i8 × i8 products summed in groups of 4 (x any i8, y in −127..=127).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
+pub(crate) fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
     dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
 }
 

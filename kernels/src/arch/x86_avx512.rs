@@ -1,6 +1,7 @@
 //! x86-64 AVX-512 (F/BW/VL) + VNNI versions of the dot products where they beat AVX2: Q6_K
-//! (64 values per 512-bit `vpdpbusd`: 20–21 vs 15–16 GB/s per CPU-second on a 2048×2048
-//! matrix) and Q8_0 (256-bit `vpdpbusd`, on par with AVX2). Everything else uses the AVX2
+//! (64 values per 512-bit `vpdpbusd`: 20–23 vs 15–18 GB/s per CPU-second on a 2048×2048
+//! matrix), Q5_0 (fifth bits from a mask register: 12.4–13.1 vs 11.3–11.7) and Q8_0 (256-bit
+//! `vpdpbusd`, on par with AVX2). Everything else uses the AVX2
 //! kernels: VNNI versions of Q4_0 / Q5_0 / Q4_K (256- and 512-bit) were written, tested and
 //! measured 4–25% slower than AVX2 on this machine (`examples/kernel_cycles` in
 //! nanorun-benches), so they were dropped — their cost is in unpacking nibbles and scales,
@@ -16,7 +17,7 @@ use std::arch::x86_64::*;
 use nanorun_formats::GgmlType;
 
 use super::x86_avx2::{self, f16x2};
-use crate::quant::{BlockQ6K, BlockQ8K, BlockQ8_0};
+use crate::quant::{BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
 use crate::traits::{cast, TypeTraits};
 
 #[inline]
@@ -58,6 +59,23 @@ pub(crate) fn vec_dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
         a,
         |x, y| [x.d.to_bits(), y.d.to_bits(), 0, 0],
         |x, y| _mm256_cvtepi32_ps(dot_i8_256(load32(&x.qs), load32(&y.qs))),
+    )
+}
+
+/// Q5_0 · Q8_0: the fifth bits come from a mask register (`vmovdqu8` with zero-masking)
+/// instead of AVX2's shuffle-and-compare; the rest is the AVX2 kernel.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn vec_dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
+    let sixteen = _mm256_set1_epi8(16);
+    x86_avx2::sum_blocks::<_, _, false>(
+        w,
+        a,
+        |x, y| [x.d.to_bits(), y.d.to_bits(), 0, 0],
+        |x, y| {
+            let hi = _mm256_maskz_mov_epi8(u32::from_le_bytes(x.qh), sixteen);
+            let q = _mm256_sub_epi8(_mm256_or_si256(x86_avx2::nibbles_32(&x.qs), hi), sixteen);
+            _mm256_cvtepi32_ps(x86_avx2::dot_i8(q, load32(&y.qs)))
+        },
     )
 }
 
@@ -176,6 +194,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
     for t in table.iter_mut() {
         match t.ty {
             GgmlType::Q8_0 => t.vec_dot = |w, a| unsafe { vec_dot_q8_0(cast(w), cast(a)) },
+            GgmlType::Q5_0 => t.vec_dot = |w, a| unsafe { vec_dot_q5_0(cast(w), cast(a)) },
             GgmlType::Q6_K => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };
                 t.vec_dot_x4 = Some(|w, a| unsafe { vec_dot_q6_k_x4(cast(w), a.map(cast)) });
