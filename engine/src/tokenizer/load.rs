@@ -295,215 +295,231 @@ fn resolve(meta: Option<u32>, default: Option<u32>, n: usize) -> Option<u32> {
     }
 }
 
-impl Tokenizer {
-    /// Builds a tokenizer from plain data (see [`TokenizerSpec`]).
-    pub fn from_spec(spec: &TokenizerSpec<'_>) -> Result<Tokenizer, TokenizerError> {
-        let n = spec.tokens.len();
-        if n == 0 {
-            return Err(TokenizerError::Invalid {
-                key: "tokenizer.ggml.tokens",
-                reason: "empty vocabulary".into(),
-            });
-        }
-        if n > u32::MAX as usize / 2 {
-            return Err(TokenizerError::Invalid {
-                key: "tokenizer.ggml.tokens",
-                reason: format!("{n} tokens"),
-            });
-        }
-        // llama.cpp renames empty tokens so that every text is unique and non-empty.
-        let renamed: Vec<(usize, Vec<u8>)> = (0..n)
-            .filter(|&i| spec.tokens[i].is_empty())
-            .map(|i| (i, format!("[EMPTY_{i}]").into_bytes()))
-            .collect();
-        let mut texts: Vec<&[u8]> = spec.tokens.clone();
-        for (i, t) in &renamed {
-            texts[*i] = t;
-        }
-        let attrs: Vec<u32> = spec
-            .token_types
-            .iter()
-            .map(|&t| attr::from_token_type(t))
-            .collect();
-        let mut vocab = Vocab::new(texts.iter().copied(), &spec.scores, &attrs).map_err(
-            |(text, first, second)| TokenizerError::DuplicateToken {
-                text: String::from_utf8_lossy(&text).into_owned(),
-                first,
-                second,
-            },
-        )?;
+/// llama.cpp's defaults for one tokenizer model, before the metadata overrides them.
+struct Defaults {
+    bos: Option<u32>,
+    eos: Option<u32>,
+    unk: Option<u32>,
+    sep: Option<u32>,
+    pad: Option<u32>,
+    add_bos: bool,
+    add_sep: bool,
+    add_space_prefix: bool,
+    clean_spaces: bool,
+}
 
-        // Model and its defaults (bos, eos, unk, sep, pad).
-        let (
-            model,
-            d_bos,
-            d_eos,
-            d_unk,
-            d_sep,
-            d_pad,
-            mut add_bos,
-            mut add_space_prefix,
-            mut clean_spaces,
-        ) = match spec.model {
-            "llama" => (
-                Model::Spm,
-                Some(1),
-                Some(2),
-                Some(0),
-                None,
-                None,
-                true,
-                true,
-                false,
-            ),
-            "bert" => {
-                let lowercase = spec.lowercase.unwrap_or(true);
-                let norm = Normalizer {
-                    lowercase,
-                    strip_accents: spec.strip_accents.unwrap_or(lowercase),
-                };
-                (
-                    Model::Wpm(norm),
-                    Some(101),
-                    None,
-                    Some(100),
-                    Some(102),
-                    Some(0),
-                    true,
-                    false,
-                    true,
-                )
-            }
-            "gpt2" => {
-                let pre_name = spec.pre.unwrap_or("");
-                let (pre, ignore_merges, bos, clean) = bpe_pre(pre_name)
-                    .ok_or_else(|| TokenizerError::UnsupportedPre(pre_name.to_string()))?;
-                if spec.merges.is_empty() {
-                    return Err(TokenizerError::MissingKey {
-                        key: "tokenizer.ggml.merges",
-                    });
-                }
-                let bpe = BpeModel {
-                    merges: Merges::new(spec.merges.iter().copied()),
-                    pre,
-                    ignore_merges,
-                    alphabet: ByteAlphabet::new(),
-                };
-                let glm = matches!(pre_name, "glm4" | "glm5" | "chatglm-bpe");
-                let d_bos = if glm { None } else { Some(11) };
-                (
-                    Model::Bpe(Box::new(bpe)),
-                    d_bos,
-                    Some(11),
-                    None,
-                    None,
-                    None,
-                    bos,
-                    false,
-                    clean,
-                )
-            }
-            other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
-        };
-        if let Some(p) = spec.add_space_prefix {
-            add_space_prefix = p;
+/// The algorithm `tokenizer.ggml.model` (and, for BPE, `tokenizer.ggml.pre`) selects, with its
+/// defaults.
+fn model_and_defaults(spec: &TokenizerSpec<'_>) -> Result<(Model, Defaults), TokenizerError> {
+    Ok(match spec.model {
+        "llama" => {
+            let d = Defaults {
+                bos: Some(1),
+                eos: Some(2),
+                unk: Some(0),
+                sep: None,
+                pad: None,
+                add_bos: true,
+                add_sep: false,
+                add_space_prefix: true,
+                clean_spaces: false,
+            };
+            (Model::Spm, d)
         }
-        let bos = resolve(spec.bos, d_bos, n);
-        let eos = resolve(spec.eos, d_eos, n);
-        let unk = resolve(spec.unk, d_unk, n);
-        let sep = resolve(spec.sep, d_sep, n);
-        let pad = resolve(spec.pad, d_pad, n);
-        if let Some(b) = spec.add_bos {
-            add_bos = b;
+        "bert" => {
+            let lowercase = spec.lowercase.unwrap_or(true);
+            let norm = Normalizer {
+                lowercase,
+                strip_accents: spec.strip_accents.unwrap_or(lowercase),
+            };
+            let d = Defaults {
+                bos: Some(101),
+                eos: None,
+                unk: Some(100),
+                sep: Some(102),
+                pad: Some(0),
+                add_bos: true,
+                add_sep: true,
+                add_space_prefix: false,
+                clean_spaces: true,
+            };
+            (Model::Wpm(norm), d)
         }
-        let add_eos = spec.add_eos.unwrap_or(false);
-        let add_sep = spec.add_sep.unwrap_or(match &model {
-            Model::Wpm(_) => true,
-            _ => matches!(
-                spec.pre,
-                Some("jina-v1-en" | "jina-v2-code" | "roberta-bpe")
-            ),
+        "gpt2" => {
+            let name = spec.pre.unwrap_or("");
+            let (pre, ignore_merges, add_bos, clean_spaces) =
+                bpe_pre(name).ok_or_else(|| TokenizerError::UnsupportedPre(name.to_string()))?;
+            if spec.merges.is_empty() {
+                return Err(TokenizerError::MissingKey {
+                    key: "tokenizer.ggml.merges",
+                });
+            }
+            let bpe = BpeModel {
+                merges: Merges::new(spec.merges.iter().copied()),
+                pre,
+                ignore_merges,
+                alphabet: ByteAlphabet::new(),
+            };
+            let glm = matches!(name, "glm4" | "glm5" | "chatglm-bpe");
+            let d = Defaults {
+                bos: if glm { None } else { Some(11) },
+                eos: Some(11),
+                unk: None,
+                sep: None,
+                pad: None,
+                add_bos,
+                add_sep: matches!(name, "jina-v1-en" | "jina-v2-code" | "roberta-bpe"),
+                add_space_prefix: false,
+                clean_spaces,
+            };
+            (Model::Bpe(Box::new(bpe)), d)
+        }
+        other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
+    })
+}
+
+/// The vocabulary of `spec`, with llama.cpp's renaming of empty tokens to `[EMPTY_<id>]`.
+fn build_vocab(spec: &TokenizerSpec<'_>) -> Result<Vocab, TokenizerError> {
+    let n = spec.tokens.len();
+    if n == 0 || n > u32::MAX as usize / 2 {
+        return Err(TokenizerError::Invalid {
+            key: "tokenizer.ggml.tokens",
+            reason: format!("{n} tokens"),
         });
-        if add_sep && sep.is_none() {
-            return Err(TokenizerError::Invalid {
-                key: "tokenizer.ggml.add_sep_token",
-                reason: "true, but tokenizer.ggml.seperator_token_id is not set".into(),
-            });
+    }
+    let renamed: Vec<(usize, Vec<u8>)> = (0..n)
+        .filter(|&i| spec.tokens[i].is_empty())
+        .map(|i| (i, format!("[EMPTY_{i}]").into_bytes()))
+        .collect();
+    let mut texts: Vec<&[u8]> = spec.tokens.clone();
+    for (i, t) in &renamed {
+        texts[*i] = t;
+    }
+    let attrs: Vec<u32> = spec
+        .token_types
+        .iter()
+        .map(|&t| attr::from_token_type(t))
+        .collect();
+    Vocab::new(texts.iter().copied(), &spec.scores, &attrs).map_err(|(text, first, second)| {
+        TokenizerError::DuplicateToken {
+            text: String::from_utf8_lossy(&text).into_owned(),
+            first,
+            second,
         }
-        if add_bos && bos.is_none() {
-            return Err(TokenizerError::Invalid {
-                key: "tokenizer.ggml.add_bos_token",
-                reason: "true, but tokenizer.ggml.bos_token_id is not set".into(),
-            });
-        }
-        if add_eos && eos.is_none() {
-            return Err(TokenizerError::Invalid {
-                key: "tokenizer.ggml.add_eos_token",
-                reason: "true, but tokenizer.ggml.eos_token_id is not set".into(),
-            });
-        }
-        if clean_spaces && matches!(model, Model::Spm) {
-            clean_spaces = false;
-        }
+    })
+}
 
-        // End-of-turn / end-of-generation tokens, found by text as llama.cpp does when the
-        // metadata does not name them; a token found that way becomes a control token.
-        let eot = detect(&mut vocab, spec.eot, EOT_TEXTS);
-        let eom = detect(&mut vocab, spec.eom, &["<|eom_id|>"]);
-        for group in FIM_TEXTS {
-            detect(&mut vocab, None, group);
+/// Fails like llama.cpp when `add_*` is set but the token it adds is not.
+fn require(
+    add: bool,
+    id: Option<u32>,
+    add_key: &'static str,
+    id_key: &str,
+) -> Result<(), TokenizerError> {
+    if add && id.is_none() {
+        return Err(TokenizerError::Invalid {
+            key: add_key,
+            reason: format!("true, but {id_key} is not set"),
+        });
+    }
+    Ok(())
+}
+
+/// The end-of-turn token and the end-of-generation set, found by text where the metadata is
+/// silent, as llama.cpp does (tokens found that way become control tokens); also marks
+/// "unused" control tokens and applies llama.cpp's o200k / Gemma 4 exceptions.
+fn end_of_generation(
+    vocab: &mut Vocab,
+    spec: &TokenizerSpec<'_>,
+    eos: Option<u32>,
+) -> (Option<u32>, Vec<u32>) {
+    let eot = detect(vocab, spec.eot, EOT_TEXTS);
+    let eom = detect(vocab, spec.eom, &["<|eom_id|>"]);
+    for group in FIM_TEXTS {
+        detect(vocab, None, group);
+    }
+    let fim_pad = detect(vocab, spec.fim_pad, FIM_PAD_TEXTS);
+    let fim_rep = detect(vocab, spec.fim_rep, FIM_REP_TEXTS);
+    let fim_sep = detect(vocab, spec.fim_sep, FIM_SEP_TEXTS);
+    for id in 0..vocab.len() as u32 {
+        let a = vocab.attr(id);
+        if a & attr::CONTROL != 0 && a & attr::UNUSED == 0 && contains(vocab.text(id), b"unused") {
+            vocab.set_attr(id, a | attr::UNUSED);
         }
-        let fim_pad = detect(&mut vocab, spec.fim_pad, FIM_PAD_TEXTS);
-        let fim_rep = detect(&mut vocab, spec.fim_rep, FIM_REP_TEXTS);
-        let fim_sep = detect(&mut vocab, spec.fim_sep, FIM_SEP_TEXTS);
-        // Control tokens named "unused" are unused.
-        for id in 0..n as u32 {
-            let a = vocab.attr(id);
-            if a & attr::CONTROL != 0
-                && a & attr::UNUSED == 0
-                && contains(vocab.text(id), b"unused")
-            {
-                vocab.set_attr(id, a | attr::UNUSED);
-            }
+    }
+    let mut eog: Vec<u32> = [fim_pad, fim_rep, fim_sep].into_iter().flatten().collect();
+    for t in EOG_TEXTS {
+        if let Some(id) = vocab.id(t.as_bytes()) {
+            eog.push(id);
+            mark_control(vocab, id);
         }
-        let mut eog: Vec<u32> = [fim_pad, fim_rep, fim_sep].into_iter().flatten().collect();
-        for t in EOG_TEXTS {
-            if let Some(id) = vocab.id(t.as_bytes()) {
-                eog.push(id);
-                mark_control(&mut vocab, id);
-            }
+    }
+    for t in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
+        if let Some(id) = vocab.id(t.as_bytes()) {
+            vocab.set_attr(id, attr::USER_DEFINED);
         }
-        for t in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
-            if let Some(id) = vocab.id(t.as_bytes()) {
-                vocab.set_attr(id, attr::USER_DEFINED);
-            }
+    }
+    eog.extend([eos, eot, eom].into_iter().flatten());
+    eog.sort_unstable();
+    eog.dedup();
+    let has = |vocab: &Vocab, eog: &[u32], t: &str| {
+        vocab
+            .id(t.as_bytes())
+            .is_some_and(|id| eog.binary_search(&id).is_ok())
+    };
+    // o200k harmony / solar-open: "<|end|>" is not end-of-generation there.
+    if let Some(end) = vocab.id(b"<|end|>").filter(|_| has(vocab, &eog, "<|end|>")) {
+        let call = has(vocab, &eog, "<|call|>") || has(vocab, &eog, "<|calls|>");
+        if call && (has(vocab, &eog, "<|return|>") || has(vocab, &eog, "<|flush|>")) {
+            eog.retain(|&x| x != end);
+            vocab.set_attr(end, attr::USER_DEFINED);
         }
-        eog.extend([eos, eot, eom].into_iter().flatten());
-        eog.sort_unstable();
-        eog.dedup();
-        let has = |vocab: &Vocab, eog: &[u32], t: &str| {
-            vocab
-                .id(t.as_bytes())
-                .is_some_and(|id| eog.binary_search(&id).is_ok())
-        };
-        if let Some(end) = vocab
-            .id(b"<|end|>")
-            .filter(|_| has(&vocab, &eog, "<|end|>"))
-        {
-            let call = has(&vocab, &eog, "<|call|>") || has(&vocab, &eog, "<|calls|>");
-            if call && (has(&vocab, &eog, "<|return|>") || has(&vocab, &eog, "<|flush|>")) {
-                eog.retain(|&x| x != end);
-                vocab.set_attr(end, attr::USER_DEFINED);
-            }
-        }
-        if let Some(s) = vocab
-            .id(b"</s>")
-            .filter(|_| has(&vocab, &eog, "</s>") && has(&vocab, &eog, "<|tool_response>"))
-        {
+    }
+    // Gemma 4 / PaddleOCR: "</s>" is not end-of-generation there.
+    if let Some(s) = vocab.id(b"</s>") {
+        if has(vocab, &eog, "</s>") && has(vocab, &eog, "<|tool_response>") {
             eog.retain(|&x| x != s);
             vocab.set_attr(s, attr::NORMAL);
         }
+    }
+    (eot, eog)
+}
 
+impl Tokenizer {
+    /// Builds a tokenizer from plain data (see [`TokenizerSpec`]).
+    pub fn from_spec(spec: &TokenizerSpec<'_>) -> Result<Tokenizer, TokenizerError> {
+        let mut vocab = build_vocab(spec)?;
+        let n = vocab.len();
+        let (model, d) = model_and_defaults(spec)?;
+        let bos = resolve(spec.bos, d.bos, n);
+        let eos = resolve(spec.eos, d.eos, n);
+        let unk = resolve(spec.unk, d.unk, n);
+        let sep = resolve(spec.sep, d.sep, n);
+        let pad = resolve(spec.pad, d.pad, n);
+        let add_bos = spec.add_bos.unwrap_or(d.add_bos);
+        let add_eos = spec.add_eos.unwrap_or(false);
+        let add_sep = spec.add_sep.unwrap_or(d.add_sep);
+        let add_space_prefix = spec.add_space_prefix.unwrap_or(d.add_space_prefix);
+        require(
+            add_bos,
+            bos,
+            "tokenizer.ggml.add_bos_token",
+            "tokenizer.ggml.bos_token_id",
+        )?;
+        require(
+            add_eos,
+            eos,
+            "tokenizer.ggml.add_eos_token",
+            "tokenizer.ggml.eos_token_id",
+        )?;
+        require(
+            add_sep,
+            sep,
+            "tokenizer.ggml.add_sep_token",
+            "tokenizer.ggml.seperator_token_id",
+        )?;
+
+        let (eot, eog) = end_of_generation(&mut vocab, spec, eos);
         let specials = special_cache(&vocab);
         apply_name_attrs(&mut vocab, &specials, spec);
 
@@ -522,7 +538,7 @@ impl Tokenizer {
             add_eos,
             add_sep,
             add_space_prefix,
-            clean_spaces,
+            clean_spaces: d.clean_spaces,
         }))
     }
 
