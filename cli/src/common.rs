@@ -8,10 +8,14 @@ use nanorun::sampler::SamplingParams;
 use nanorun::tokenizer::Tokenizer;
 use nanorun::{CacheType, KvCacheConfig, Model};
 
+/// Where the default model lives, relative to the working directory (the checkout).
+pub const DEFAULT_MODEL: &str = "models/gemma-3-270m-q4_k_m.gguf";
+
 /// Model and runtime options.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// The GGUF model file.
+    /// The GGUF model file (default: the default model, Gemma 3 270M Q4_K_M, in
+    /// `models/`, fetched with `scripts/fetch-model.sh` when missing).
     #[arg(short = 'm', long = "model")]
     pub model: Option<PathBuf>,
     /// Threads (default: all available cores).
@@ -93,17 +97,39 @@ pub struct Loaded {
 }
 
 impl ModelArgs {
-    /// The model path, or an error saying `-m` is needed.
-    pub fn path(&self) -> Result<&PathBuf, String> {
-        self.model
-            .as_ref()
-            .ok_or_else(|| "no model given: pass -m MODEL.gguf".to_string())
+    /// The model path: `-m`, or the default model (fetched when missing and the fetch
+    /// script is at hand).
+    pub fn path(&self) -> Result<PathBuf, String> {
+        if let Some(m) = &self.model {
+            return Ok(m.clone());
+        }
+        let default = PathBuf::from(DEFAULT_MODEL);
+        if default.is_file() {
+            return Ok(default);
+        }
+        let script = PathBuf::from("scripts/fetch-model.sh");
+        if !script.is_file() {
+            return Err(format!(
+                "no model given and {DEFAULT_MODEL} is absent: pass -m MODEL.gguf (or run scripts/fetch-model.sh in the nanorun checkout)"
+            ));
+        }
+        eprintln!("no -m given: fetching the default model into {DEFAULT_MODEL}");
+        let status = std::process::Command::new("bash")
+            .arg(&script)
+            .status()
+            .map_err(|e| format!("could not run {}: {e}", script.display()))?;
+        if !status.success() || !default.is_file() {
+            return Err(format!(
+                "fetching the default model failed ({status}); pass -m MODEL.gguf"
+            ));
+        }
+        Ok(default)
     }
 
     /// Opens the model and its tokenizer.
     pub fn load(&self) -> Result<Loaded, Box<dyn std::error::Error>> {
         let path = self.path()?;
-        let model = Model::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let model = Model::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let gguf = model.gguf().clone();
         let tokenizer =
             Tokenizer::from_gguf(&gguf).map_err(|e| format!("{}: {e}", path.display()))?;

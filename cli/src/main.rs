@@ -1,13 +1,15 @@
 //! `nanorun`: the command line of the nanorun inference engine.
 //!
 //! `nanorun -m MODEL -p PROMPT` streams a completion; sub-commands: `chat` (interactive, with
-//! the model's chat template) and `inspect` (metadata and tensor table of a GGUF file). Every
+//! the model's chat template), `inspect` (metadata and tensor table of a GGUF file), `tokenize`
+//! and `logits` (reference tools). Every
 //! error prints one line on stderr and exits non-zero.
 
 mod chat;
 mod common;
 mod inspect;
 mod run;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -34,14 +36,32 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Print a GGUF file's metadata and tensor table.
     Inspect(inspect::InspectArgs),
+    /// Print the token ids of a text (like llama-tokenize).
+    Tokenize(tools::TokenizeArgs),
+    /// Write the raw logits of given token ids (every position, one batch) to a file.
+    Logits(tools::LogitsArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    // `logits` keeps an F32 cache unless the cache types were given explicitly.
+    let explicit = |name: &str| {
+        matches
+            .subcommand_matches("logits")
+            .is_some_and(|m| m.value_source(name) == Some(clap::parser::ValueSource::CommandLine))
+    };
     let result = match &cli.command {
         None => run::run(&cli.run),
         Some(Command::Chat(args)) => chat::run(args),
         Some(Command::Inspect(args)) => inspect::run(args),
+        Some(Command::Tokenize(args)) => tools::tokenize(args),
+        Some(Command::Logits(args)) => {
+            tools::logits(args, explicit("cache_type_k"), explicit("cache_type_v"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
