@@ -2,7 +2,7 @@
 //! `/proc/self/schedstat`), which other processes sharing the machine disturb far less than
 //! criterion's wall-clock times (this VM has no performance counters for `perf stat`):
 //!
-//! `cargo run --release -p nanorun-benches --example kernel_cycles -- TYPE ISA REPS [THREADS [TOKENS]]`
+//! `cargo run --release -p nanorun-benches --example kernel_cycles -- TYPE ISA REPS [THREADS [TOKENS [ROWS COLS]]]`
 //! e.g. `-- Q4_K avx2 300` (bytes count each token's pass over the weights). With THREADS > 1
 //! only the wall-clock figure means anything.
 
@@ -16,7 +16,8 @@ fn main() {
     let reps: usize = args.get(3).map_or(100, |s| s.parse().expect("reps"));
     let threads: usize = args.get(4).map_or(1, |s| s.parse().expect("threads"));
     let n_tokens: usize = args.get(5).map_or(1, |s| s.parse().expect("tokens"));
-    let (rows, cols) = (2048, 2048);
+    let rows: usize = args.get(6).map_or(2048, |s| s.parse().expect("rows"));
+    let cols: usize = args.get(7).map_or(2048, |s| s.parse().expect("cols"));
     let k = Kernels::for_isa(isa).expect("isa available");
     let (words, len) = matrix(ty, rows, cols);
     let w = QMatrix::new(

@@ -17,6 +17,12 @@ use crate::traits::TypeTraits;
 /// Weight rows dotted with every token before moving on to the next rows.
 pub const ROW_TILE: usize = 4;
 
+/// How far ahead of the current row tile the weights are software-prefetched, in bytes. The
+/// hardware prefetchers alone left decode 16% slower on the Gemma 3 270M matmul mix (35.6 vs
+/// 30.2 ms per step, AVX2, one thread, `examples/gemma3_270m_matmuls`); 0–64 KiB all measured
+/// alike once any prefetch was issued.
+pub const PREFETCH_AHEAD: usize = 16 * 1024;
+
 /// A row-major quantized matrix: `rows` rows of `cols` values of type `ty`, each row
 /// `ty.row_bytes(cols)` bytes, as a GGUF tensor with `ne = [cols, rows]`.
 #[derive(Clone, Copy, Debug)]
@@ -157,6 +163,7 @@ pub fn matmul(
         let put = |t: usize, r: usize, v: f32| unsafe { *out_ptr.get().add(t * rows + r) = v };
         for tile in (r0..r1).step_by(ROW_TILE) {
             let tile_end = (tile + ROW_TILE).min(r1);
+            prefetch(w.data, tile_end * w_row + PREFETCH_AHEAD, ROW_TILE * w_row);
             let mut t = 0;
             if let Some(x4) = vec_dot_x4 {
                 while t + 4 <= n_tokens {
@@ -180,6 +187,24 @@ pub fn matmul(
         }
     });
     Ok(())
+}
+
+/// Ask the CPU to start loading `data[start..start + len]` into cache (clipped to `data`).
+#[inline]
+fn prefetch(data: &[u8], start: usize, len: usize) {
+    let start = start.min(data.len());
+    let end = (start + len).min(data.len());
+    for off in (start..end).step_by(64) {
+        let p = data[off..].as_ptr();
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetching is a hint that never faults; SSE is baseline on x86-64 and `p`
+        // points inside `data` anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
 }
 
 /// Quantize each of the `x.len() / cols` rows into `acts` (stride `a_row` bytes), in parallel
