@@ -384,8 +384,6 @@ pub fn scalar_table() -> [TypeTraits; 15] {
 }
 
 /// The scalar (reference) traits of `ty`, or an error for unsupported types.
-pub fn type_traits(ty: GgmlType) -> Result<TypeTraits> {
-    slot(ty)
-        .map(|i| scalar_table()[i])
-        .ok_or(KernelError::UnsupportedType(ty))
+pub fn type_traits(ty: GgmlType) -> Result<&'static TypeTraits> {
+    crate::Kernels::for_isa(crate::Isa::Scalar)?.traits(ty)
 }

@@ -74,7 +74,7 @@ fn vec_dot_agrees_with_dequantized_dot_for_every_type() {
         let at = type_traits(t.vec_dot_type).unwrap();
         let w = quantize(ty, &random_values(&mut rng, n));
         let a = quantize(at.ty, &random_values(&mut rng, n));
-        let got = t.vec_dot(&at, n, w.bytes(), a.bytes()).unwrap();
+        let got = t.vec_dot(at, n, w.bytes(), a.bytes()).unwrap();
         let wf = dequantize(ty, w.bytes(), n);
         let af = dequantize(at.ty, a.bytes(), n);
         let want: f64 = wf.iter().zip(&af).map(|(x, y)| *x as f64 * *y as f64).sum();
@@ -160,8 +160,8 @@ fn bad_lengths_are_errors_not_panics() {
     let mut out = vec![0.0; 256];
     assert!(t.dequantize_row(&[0u8; 143], &mut out).is_err());
     let a = type_traits(GgmlType::Q8_K).unwrap();
-    assert!(t.vec_dot(&a, 256, &[0u8; 144], &[0u8; 291]).is_err());
+    assert!(t.vec_dot(a, 256, &[0u8; 144], &[0u8; 291]).is_err());
     let q8_0 = type_traits(GgmlType::Q8_0).unwrap();
-    assert!(t.vec_dot(&q8_0, 256, &[0u8; 144], &[0u8; 272]).is_err());
+    assert!(t.vec_dot(q8_0, 256, &[0u8; 144], &[0u8; 272]).is_err());
     assert!(type_traits(GgmlType::IQ2_XXS).is_err());
 }
