@@ -15,6 +15,13 @@ pub(crate) struct BpeModel {
     pub(crate) pre: PreTokenizer,
     /// A word that is itself a token is emitted whole (Llama 3's `ignore_merges`).
     pub(crate) ignore_merges: bool,
+    /// Words go through GPT-2's byte alphabet (false: raw UTF-8 with `<0xXX>` byte fallback,
+    /// as Gemma 4's SPM-style BPE).
+    pub(crate) byte_encode: bool,
+    /// Spaces become ▁ before splitting (Gemma 4).
+    pub(crate) escape_spaces: bool,
+    /// A word of newlines only that is a token is emitted whole (llama.cpp's Gemma 4 fix).
+    pub(crate) newline_words: bool,
     pub(crate) alphabet: ByteAlphabet,
 }
 
@@ -29,6 +36,13 @@ struct Symbol {
 impl BpeModel {
     /// Tokenizes one raw-text fragment, appending ids to `out`.
     pub(crate) fn tokenize(&self, vocab: &Vocab, text: &[u8], out: &mut Vec<u32>) {
+        let escaped;
+        let text = if self.escape_spaces {
+            escaped = escape_spaces(text);
+            &escaped
+        } else {
+            text
+        };
         let cpts = decode_lossy(text);
         let mut word = Vec::new();
         let mut utf8 = Vec::new();
@@ -37,6 +51,10 @@ impl BpeModel {
             utf8.clear();
             for &cp in &cpts[a..b] {
                 push_utf8(&mut utf8, cp);
+            }
+            if !self.byte_encode {
+                self.tokenize_word(vocab, &utf8, &mut scratch, out);
+                continue;
             }
             word.clear();
             for &byte in &utf8 {
@@ -50,7 +68,8 @@ impl BpeModel {
         if word.is_empty() {
             return;
         }
-        if self.ignore_merges {
+        let whole = self.ignore_merges || (self.newline_words && word.iter().all(|&b| b == b'\n'));
+        if whole {
             if let Some(id) = vocab.id(word) {
                 out.push(id);
                 return;
@@ -114,16 +133,33 @@ impl BpeModel {
             match vocab.id(piece) {
                 Some(id) => out.push(id),
                 None => {
-                    // llama.cpp looks each raw byte up as a one-byte token and drops misses.
+                    // llama.cpp looks each byte up (as a one-byte token, or `<0xXX>` without
+                    // byte encoding) and drops misses.
                     for &b in piece {
-                        if let Some(id) = vocab.id(&[b]) {
-                            out.push(id);
-                        }
+                        let id = if self.byte_encode {
+                            vocab.id(&[b])
+                        } else {
+                            vocab.id(format!("<0x{b:02X}>").as_bytes())
+                        };
+                        out.extend(id);
                     }
                 }
             }
         }
     }
+}
+
+/// Spaces replaced by ▁ (U+2581), as llama.cpp's `llama_escape_whitespace`.
+pub(crate) fn escape_spaces(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 8);
+    for &b in text {
+        if b == b' ' {
+            out.extend_from_slice("\u{2581}".as_bytes());
+        } else {
+            out.push(b);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -148,6 +184,9 @@ mod tests {
             merges: Merges::new(merges.into_iter()),
             pre: PreTokenizer::Gpt2,
             ignore_merges: false,
+            byte_encode: true,
+            escape_spaces: false,
+            newline_words: false,
             alphabet: ByteAlphabet::new(),
         };
         let mut out = Vec::new();

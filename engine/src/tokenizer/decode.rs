@@ -25,7 +25,8 @@ fn push_piece(out: &mut Vec<u8>, vocab: &Vocab, model: &Model, alphabet: &ByteAl
         out.extend_from_slice(text);
     } else if a & attr::NORMAL != 0 {
         match model {
-            Model::Spm | Model::Wpm(_) => {
+            Model::Bpe(bpe) if !bpe.escape_spaces => push_byte_level(out, alphabet, text),
+            _ => {
                 let mut i = 0;
                 while i < text.len() {
                     if text[i..].starts_with("\u{2581}".as_bytes()) {
@@ -37,27 +38,29 @@ fn push_piece(out: &mut Vec<u8>, vocab: &Vocab, model: &Model, alphabet: &ByteAl
                     }
                 }
             }
-            Model::Bpe(_) => {
-                for cp in decode_lossy(text) {
-                    match alphabet.decode_cp(cp) {
-                        Some(b) => out.push(b),
-                        None => {
-                            // llama.cpp's marker for a character outside GPT-2's alphabet.
-                            let mut utf8 = Vec::new();
-                            super::unicode::push_utf8(&mut utf8, cp);
-                            out.extend_from_slice(b"[UNK_BYTE_0x");
-                            for b in utf8 {
-                                out.extend_from_slice(format!("{b:02x}").as_bytes());
-                            }
-                            out.extend_from_slice(text);
-                            out.push(b']');
-                        }
-                    }
-                }
-            }
         }
     } else if a & attr::BYTE != 0 {
         out.push(byte_of(text));
+    }
+}
+
+/// GPT-2's alphabet back to bytes; a character outside it becomes llama.cpp's
+/// `[UNK_BYTE_0x..<text>]` marker.
+fn push_byte_level(out: &mut Vec<u8>, alphabet: &ByteAlphabet, text: &[u8]) {
+    for cp in decode_lossy(text) {
+        match alphabet.decode_cp(cp) {
+            Some(b) => out.push(b),
+            None => {
+                let mut utf8 = Vec::new();
+                super::unicode::push_utf8(&mut utf8, cp);
+                out.extend_from_slice(b"[UNK_BYTE_0x");
+                for b in utf8 {
+                    out.extend_from_slice(format!("{b:02x}").as_bytes());
+                }
+                out.extend_from_slice(text);
+                out.push(b']');
+            }
+        }
     }
 }
 

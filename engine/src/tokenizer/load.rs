@@ -148,9 +148,43 @@ impl<'a> TokenizerSpec<'a> {
     }
 }
 
-/// What a `tokenizer.ggml.pre` value selects: (pre-tokenizer, ignore_merges, add_bos default,
-/// clean_spaces), or `None` for names this crate does not implement.
-fn bpe_pre(pre: &str) -> Option<(PreTokenizer, bool, bool, bool)> {
+/// What a `tokenizer.ggml.pre` value selects for BPE.
+struct PreConfig {
+    pre: PreTokenizer,
+    ignore_merges: bool,
+    /// Default of `add_bos_token`.
+    add_bos: bool,
+    clean_spaces: bool,
+    /// Gemma 4 style: spaces escaped to ▁, raw UTF-8 (no byte alphabet), `<0xXX>` fallback.
+    spm_style: bool,
+}
+
+/// The [`PreConfig`] of a `tokenizer.ggml.pre` name, or `None` for names not implemented.
+fn bpe_pre(pre: &str) -> Option<PreConfig> {
+    let spm_style = |clean_spaces| PreConfig {
+        pre: PreTokenizer::Lines,
+        ignore_merges: false,
+        add_bos: false,
+        clean_spaces,
+        spm_style: true,
+    };
+    match pre {
+        "gemma4" | "granite-embed-multi-311m" => return Some(spm_style(true)),
+        "sarvam-moe" => return Some(spm_style(false)),
+        _ => {}
+    }
+    let (pre, ignore_merges, add_bos, clean_spaces) = byte_level_pre(pre)?;
+    Some(PreConfig {
+        pre,
+        ignore_merges,
+        add_bos,
+        clean_spaces,
+        spm_style: false,
+    })
+}
+
+/// Byte-level pre-tokenizers: (pre-tokenizer, ignore_merges, add_bos default, clean_spaces).
+fn byte_level_pre(pre: &str) -> Option<(PreTokenizer, bool, bool, bool)> {
     use PreTokenizer::*;
     Some(match pre {
         "" | "default" => (Default, false, false, true),
@@ -345,9 +379,14 @@ fn model_and_defaults(spec: &TokenizerSpec<'_>) -> Result<(Model, Defaults), Tok
             };
             (Model::Wpm(norm), d)
         }
-        "gpt2" => {
-            let name = spec.pre.unwrap_or("");
-            let (pre, ignore_merges, add_bos, clean_spaces) =
+        "gpt2" | "gemma4" => {
+            // A `gemma4` vocabulary is BPE with Gemma 4's pre-tokenizer whatever `pre` says.
+            let name = if spec.model == "gemma4" {
+                "gemma4"
+            } else {
+                spec.pre.unwrap_or("")
+            };
+            let c =
                 bpe_pre(name).ok_or_else(|| TokenizerError::UnsupportedPre(name.to_string()))?;
             if spec.merges.is_empty() {
                 return Err(TokenizerError::MissingKey {
@@ -356,21 +395,28 @@ fn model_and_defaults(spec: &TokenizerSpec<'_>) -> Result<(Model, Defaults), Tok
             }
             let bpe = BpeModel {
                 merges: Merges::new(spec.merges.iter().copied()),
-                pre,
-                ignore_merges,
+                pre: c.pre,
+                ignore_merges: c.ignore_merges,
+                byte_encode: !c.spm_style,
+                escape_spaces: c.spm_style,
+                newline_words: name == "gemma4" || name == "granite-embed-multi-311m",
                 alphabet: ByteAlphabet::new(),
             };
-            let glm = matches!(name, "glm4" | "glm5" | "chatglm-bpe");
+            let no_bos = spec.model == "gemma4" || matches!(name, "glm4" | "glm5" | "chatglm-bpe");
             let d = Defaults {
-                bos: if glm { None } else { Some(11) },
-                eos: Some(11),
+                bos: if no_bos { None } else { Some(11) },
+                eos: if spec.model == "gemma4" {
+                    None
+                } else {
+                    Some(11)
+                },
                 unk: None,
                 sep: None,
                 pad: None,
-                add_bos,
+                add_bos: c.add_bos,
                 add_sep: matches!(name, "jina-v1-en" | "jina-v2-code" | "roberta-bpe"),
                 add_space_prefix: false,
-                clean_spaces,
+                clean_spaces: c.clean_spaces,
             };
             (Model::Bpe(Box::new(bpe)), d)
         }
@@ -475,9 +521,10 @@ fn end_of_generation(
             vocab.set_attr(end, attr::USER_DEFINED);
         }
     }
-    // Gemma 4 / PaddleOCR: "</s>" is not end-of-generation there.
+    // Gemma 4 and PLaMo have a normal "</s>" (PaddleOCR's ends generation).
     if let Some(s) = vocab.id(b"</s>") {
-        if has(vocab, &eog, "</s>") && has(vocab, &eog, "<|tool_response>") {
+        let normal_s = has(vocab, &eog, "<|tool_response>") || has(vocab, &eog, "<|plamo:eos|>");
+        if has(vocab, &eog, "</s>") && normal_s {
             eog.retain(|&x| x != s);
             vocab.set_attr(s, attr::NORMAL);
         }
@@ -496,7 +543,11 @@ impl Tokenizer {
         let unk = resolve(spec.unk, d.unk, n);
         let sep = resolve(spec.sep, d.sep, n);
         let pad = resolve(spec.pad, d.pad, n);
-        let add_bos = spec.add_bos.unwrap_or(d.add_bos);
+        let mut add_bos = spec.add_bos.unwrap_or(d.add_bos);
+        if let Model::Bpe(bpe) = &model {
+            // llama.cpp forces a BOS for Gemma 4 whatever the metadata says.
+            add_bos |= bpe.newline_words;
+        }
         let add_eos = spec.add_eos.unwrap_or(false);
         let add_sep = spec.add_sep.unwrap_or(d.add_sep);
         let add_space_prefix = spec.add_space_prefix.unwrap_or(d.add_space_prefix);

@@ -64,7 +64,7 @@ pub enum TokenizerError {
     },
     /// `tokenizer.ggml.model` names a tokenizer this crate does not implement.
     #[error(
-        "unsupported tokenizer model '{0}' (tokenizer.ggml.model); supported: llama, gpt2, bert"
+        "unsupported tokenizer model '{0}' (tokenizer.ggml.model); supported: llama, gpt2, gemma4, bert"
     )]
     UnsupportedModel(String),
     /// `tokenizer.ggml.pre` names a BPE pre-tokenizer this crate does not implement.
@@ -286,13 +286,7 @@ impl Tokenizer {
                             if p.add_space_prefix && prev_special {
                                 buf.extend_from_slice("\u{2581}".as_bytes());
                             }
-                            for &b in &text[s..e] {
-                                if b == b' ' {
-                                    buf.extend_from_slice("\u{2581}".as_bytes());
-                                } else {
-                                    buf.push(b);
-                                }
-                            }
+                            buf.extend_from_slice(&bpe::escape_spaces(&text[s..e]));
                             spm::tokenize(&p.vocab, &buf, p.unk, &mut out);
                             prev_special = false;
                         }

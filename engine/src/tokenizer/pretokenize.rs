@@ -41,6 +41,8 @@ pub enum PreTokenizer {
     Bloom,
     /// BLOOM's regex, then every digit alone (`viking`).
     Viking,
+    /// Runs of non-newlines and runs of newlines (`[^\n]+|[\n]+`): Gemma 4's SPM-style BPE.
+    Lines,
 }
 
 /// A run of code points `[start, end)`.
@@ -124,6 +126,9 @@ pub fn split(pre: PreTokenizer, cpts: &[u32]) -> Vec<Span> {
                 p
             }
         }
+        PreTokenizer::Lines => refine(cpts, &all, |c, s, o| {
+            class_pass(c, s, |cp| cp == '\n' as u32, true, o)
+        }),
         PreTokenizer::Falcon => {
             let is_punct = |cp: u32| {
                 flags(cp).is_punctuation()
@@ -617,6 +622,10 @@ mod tests {
             ["Hi", " there", ",", " you", ". ", " x"]
         );
         assert_eq!(words(PreTokenizer::Viking, "a12"), ["a", "1", "2"]);
+        assert_eq!(
+            words(PreTokenizer::Lines, "a b\n\nc\n"),
+            ["a b", "\n\n", "c", "\n"]
+        );
     }
 
     #[test]

@@ -89,3 +89,45 @@ fn eog_tokens_found_by_text() {
     assert!(t.is_control(3));
     assert_eq!(t.eog_ids(), &[2, 3]);
 }
+
+#[test]
+fn gemma4_style_bpe() {
+    let mut tokens: Vec<String> = [
+        "<pad>", "<eos>", "<bos>", "▁", "a", "b", "ab", "▁ab", "\n", "\n\n",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let first_byte = tokens.len() as u32;
+    tokens.extend((0..256).map(|b| format!("<0x{b:02X}>")));
+    let mut types = vec![3, 3, 3, 1, 1, 1, 1, 1, 1, 1];
+    types.extend(std::iter::repeat_n(6, 256));
+    let merges: Vec<&[u8]> = vec![b"a b", "▁ ab".as_bytes()];
+    let spec = TokenizerSpec {
+        model: "gemma4",
+        tokens: tokens.iter().map(|t| t.as_bytes()).collect(),
+        token_types: Cow::Owned(types),
+        merges,
+        bos: Some(2),
+        eos: Some(1),
+        ..TokenizerSpec::default()
+    };
+    let t = Tokenizer::from_spec(&spec).unwrap();
+    assert!(t.add_bos(), "llama.cpp forces a BOS for Gemma 4");
+    // Spaces become ▁, no byte alphabet, newline runs that are tokens stay whole, unknown
+    // bytes fall back to <0xXX>.
+    let ids = t.encode("ab ab\n\né", true, false);
+    let e = "é".as_bytes();
+    assert_eq!(
+        ids,
+        vec![
+            2,
+            6,
+            7,
+            9,
+            first_byte + e[0] as u32,
+            first_byte + e[1] as u32
+        ]
+    );
+    assert_eq!(t.decode(&ids[1..], false).unwrap(), "ab ab\n\né");
+}
