@@ -6,17 +6,23 @@
 
 pub mod batch;
 pub mod chat;
+pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod kv;
 pub mod model;
 pub mod sampler;
+pub mod sched;
 pub mod tokenizer;
 
 pub use nanorun_formats as formats;
 pub use nanorun_kernels as kernels;
 
 pub use batch::Batch;
+pub use engine::{
+    Completion, Engine, EngineConfig, Event, MetricsSnapshot, Prompt, Request, RequestId,
+    RequestStream, Usage,
+};
 pub use error::{EngineError, Result};
 pub use generate::{FinishReason, GenerateOptions, Generation, Session};
 pub use kv::{CacheType, KvCache, KvCacheConfig, SeqId};

@@ -7,6 +7,7 @@
 //! sequence grows (llama.cpp's iSWA cache does the same with two caches).
 
 mod block_pool;
+mod fork;
 mod storage;
 
 use std::collections::HashMap;

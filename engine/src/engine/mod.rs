@@ -1,0 +1,439 @@
+//! The library API: [`Engine`] loads a model once and serves many concurrent generation
+//! requests, each a stream of [`Event`]s.
+//!
+//! One engine thread owns the model, the paged KV cache and the
+//! [`Scheduler`](crate::sched::Scheduler); requests arrive on a channel and events stream
+//! back on one channel per request. Each step batches every running sequence's next token
+//! with chunks of waiting prompts (continuous batching), so the weights are read once for all
+//! of them. [`Engine`] is `Send + Sync`: share it (`Arc<Engine>`) between threads and submit
+//! from any of them.
+//!
+//! ```no_run
+//! use nanorun::{Engine, EngineConfig, Request};
+//! let engine = Engine::load("models/gemma-3-270m-q4_k_m.gguf", EngineConfig::default())?;
+//! let stream = engine.submit(Request::new("The capital of France is").max_tokens(16).greedy())?;
+//! for event in stream.iter() {
+//!     if let nanorun::Event::Token { text, .. } = event {
+//!         print!("{text}");
+//!     }
+//! }
+//! # Ok::<(), nanorun::EngineError>(())
+//! ```
+//!
+//! Cancel a request by dropping its [`RequestStream`] or with [`Engine::cancel`]: its KV blocks
+//! are freed at once. A bad request (empty or too long prompt, bad sampling parameter, empty
+//! stop string) is refused by [`Engine::submit`] with [`EngineError::InvalidRequest`].
+
+mod metrics;
+mod request;
+mod worker;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use metrics::MetricsSnapshot;
+pub use request::{Completion, Event, Prompt, Request, RequestId, Usage};
+
+use crate::chat::{BuiltinTemplate, ChatMessage, ChatTemplate};
+use crate::error::{EngineError, Result};
+use crate::generate::FinishReason;
+use crate::kv::{CacheType, KvCache, KvCacheConfig};
+use crate::model::{Arch, ForwardState, Model, ModelConfig};
+use crate::sampler::{Sampler, StopStrings};
+use crate::sched::{Scheduler, SchedulerConfig};
+use crate::tokenizer::Tokenizer;
+use worker::{Command, Job, Worker};
+
+/// How the engine is set up.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Threads of the forward pass (0 = all available cores).
+    pub n_threads: usize,
+    /// KV cache size in tokens, shared by all sequences (`-c`).
+    pub n_ctx: usize,
+    /// Sequences running at once (`-np`).
+    pub max_seqs: usize,
+    /// Tokens per forward pass (decode tokens plus prompt chunks).
+    pub max_batch_tokens: usize,
+    /// K cache element type.
+    pub type_k: CacheType,
+    /// V cache element type.
+    pub type_v: CacheType,
+    /// Share identical prompt prefixes between live requests (attention-only models).
+    pub prefix_sharing: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            n_threads: 0,
+            n_ctx: 8192,
+            max_seqs: 8,
+            max_batch_tokens: 512,
+            type_k: CacheType::F16,
+            type_v: CacheType::F16,
+            prefix_sharing: true,
+        }
+    }
+}
+
+/// A loaded model serving requests from its own thread.
+pub struct Engine {
+    commands: Mutex<Sender<Command>>,
+    tokenizer: Arc<Tokenizer>,
+    config: ModelConfig,
+    template: Option<ChatTemplate>,
+    metrics: Arc<metrics::Metrics>,
+    next_id: AtomicU32,
+    max_seq_len: usize,
+    n_kv_blocks: usize,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("arch", &self.config.arch)
+            .field("max_seq_len", &self.max_seq_len)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Opens the GGUF file at `path` and starts the engine thread.
+    pub fn load(path: impl AsRef<Path>, cfg: EngineConfig) -> Result<Engine> {
+        let model = Model::open(path)?;
+        let tokenizer = Tokenizer::from_gguf(model.gguf())?;
+        Engine::new(model, tokenizer, cfg)
+    }
+
+    /// Starts the engine thread for a loaded model.
+    pub fn new(model: Model, tokenizer: Tokenizer, cfg: EngineConfig) -> Result<Engine> {
+        if cfg.n_ctx == 0 || cfg.max_seqs == 0 || cfg.max_batch_tokens == 0 {
+            return Err(EngineError::InvalidRequest(
+                "engine needs a context, a sequence and a batch of at least 1".into(),
+            ));
+        }
+        let config = model.config().clone();
+        let mut kv_cfg = KvCacheConfig::for_context(cfg.n_ctx);
+        kv_cfg.type_k = cfg.type_k;
+        kv_cfg.type_v = cfg.type_v;
+        let kv = KvCache::new(&config, kv_cfg)?;
+        let n_kv_blocks = kv_cfg.n_blocks;
+        let all_attention = config.layers.iter().all(|l| l.attention.n_head_kv > 0);
+        let sched = Scheduler::new(
+            SchedulerConfig {
+                max_seqs: cfg.max_seqs,
+                max_batch_tokens: cfg.max_batch_tokens.max(cfg.max_seqs),
+                prefix_sharing: cfg.prefix_sharing && all_attention,
+            },
+            kv,
+        )?;
+        let max_seq_len = (kv_cfg.n_blocks * kv_cfg.block_size).min(config.n_ctx_train.max(1));
+        let template = match ChatTemplate::from_gguf(model.gguf(), None) {
+            Ok(Some(t)) => Some(t),
+            _ if matches!(config.arch, Arch::Gemma | Arch::Gemma2 | Arch::Gemma3) => {
+                Some(ChatTemplate::builtin(BuiltinTemplate::Gemma))
+            }
+            _ => None,
+        };
+        let n_threads = if cfg.n_threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            cfg.n_threads
+        };
+        let tokenizer = Arc::new(tokenizer);
+        let metrics = Arc::new(metrics::Metrics::default());
+        let (tx, rx) = channel();
+        let worker = Worker {
+            model,
+            tokenizer: tokenizer.clone(),
+            sched,
+            state: ForwardState::new(n_threads),
+            metrics: metrics.clone(),
+            max_seq_len,
+        };
+        let thread = std::thread::Builder::new()
+            .name("nanorun-engine".into())
+            .spawn(move || worker.run(rx))
+            .map_err(|e| EngineError::InvalidRequest(format!("cannot start engine thread: {e}")))?;
+        Ok(Engine {
+            commands: Mutex::new(tx),
+            tokenizer,
+            config,
+            template,
+            metrics,
+            next_id: AtomicU32::new(1),
+            max_seq_len,
+            n_kv_blocks,
+            thread: Some(thread),
+        })
+    }
+
+    /// The model's hyper-parameters.
+    pub fn model_config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The chat template: the model's own, or the built-in Gemma one for Gemma models that
+    /// carry none; `None` otherwise.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.template.as_ref()
+    }
+
+    /// Renders a conversation with the chat template, ready to submit as a prompt (the
+    /// template writes BOS itself where it wants one).
+    pub fn render_chat(&self, messages: &[ChatMessage]) -> Result<String> {
+        let t = self
+            .template
+            .as_ref()
+            .ok_or_else(|| EngineError::InvalidRequest("the model has no chat template".into()))?;
+        let text = |id: Option<u32>| {
+            id.and_then(|i| self.tokenizer.token_text(i).ok())
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        t.render(
+            messages,
+            true,
+            &text(self.tokenizer.bos()),
+            &text(self.tokenizer.eos()),
+        )
+        .map_err(|e| EngineError::InvalidRequest(format!("chat template: {e}")))
+    }
+
+    /// Longest sequence (prompt plus generated tokens) one request may reach.
+    pub fn max_seq_len(&self) -> usize {
+        self.max_seq_len
+    }
+
+    /// KV blocks in the cache (per layer group).
+    pub fn n_kv_blocks(&self) -> usize {
+        self.n_kv_blocks
+    }
+
+    /// The engine's counters now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Token ids of a text prompt as the engine would run it (BOS when the model wants it,
+    /// special tokens parsed).
+    pub fn tokenize(&self, prompt: &str) -> Vec<u32> {
+        let mut ids = self.tokenizer.encode(prompt, true, true);
+        // A rendered chat template often writes BOS itself: do not double it.
+        let bos = self.tokenizer.bos();
+        if ids.len() >= 2 && bos.is_some_and(|b| ids[0] == b && ids[1] == b) {
+            ids.remove(0);
+        }
+        ids
+    }
+
+    /// Validates `req` and queues it. Events arrive on the returned stream; dropping it
+    /// cancels the request.
+    pub fn submit(&self, req: Request) -> Result<RequestStream> {
+        let prompt = match req.prompt {
+            Prompt::Text(t) => self.tokenize(&t),
+            Prompt::Tokens(t) => t,
+        };
+        if prompt.is_empty() {
+            return Err(EngineError::InvalidRequest("the prompt is empty".into()));
+        }
+        let n_vocab = self.config.n_vocab;
+        if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= n_vocab) {
+            return Err(EngineError::InvalidRequest(format!(
+                "prompt token {bad} is outside the vocabulary ({n_vocab})"
+            )));
+        }
+        if prompt.len() >= self.max_seq_len {
+            return Err(EngineError::InvalidRequest(format!(
+                "the prompt has {} tokens; the context holds {}",
+                prompt.len(),
+                self.max_seq_len
+            )));
+        }
+        let mut sampler =
+            Sampler::new(req.sampling).map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+        for &t in &prompt {
+            sampler.accept(t);
+        }
+        let stop =
+            StopStrings::new(req.stop).map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = channel();
+        let commands = self
+            .commands
+            .lock()
+            .map_err(|_| EngineError::InvalidRequest("engine is shut down".into()))?
+            .clone();
+        self.metrics.requests.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .prompt_tokens
+            .fetch_add(prompt.len() as u64, Ordering::Relaxed);
+        if req.max_tokens == 0 {
+            let usage = Usage {
+                prompt_tokens: prompt.len(),
+                ..Usage::default()
+            };
+            let _ = tx.send(Event::Finished {
+                reason: FinishReason::Length,
+                usage,
+            });
+            self.metrics.finished.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let job = Job {
+                id,
+                prompt,
+                max_tokens: req.max_tokens,
+                sampler,
+                stop,
+                ignore_eos: req.ignore_eos,
+                events: tx,
+            };
+            commands
+                .send(Command::Submit(Box::new(job)))
+                .map_err(|_| EngineError::InvalidRequest("engine thread has stopped".into()))?;
+        }
+        Ok(RequestStream {
+            id,
+            events: rx,
+            commands,
+            done: false,
+        })
+    }
+
+    /// Cancels request `id` (no-op when it has ended): its stream gets
+    /// `Finished { reason: Cancelled }` and its KV blocks are freed.
+    pub fn cancel(&self, id: RequestId) {
+        if let Ok(c) = self.commands.lock() {
+            let _ = c.send(Command::Cancel(id));
+        }
+    }
+
+    /// Submits `req` and waits for the whole completion.
+    pub fn generate(&self, req: Request) -> Result<Completion> {
+        self.submit(req)?.wait()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Ok(c) = self.commands.lock() {
+            let _ = c.send(Command::Shutdown);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The events of one request. Dropping it cancels the request.
+#[derive(Debug)]
+pub struct RequestStream {
+    id: RequestId,
+    events: Receiver<Event>,
+    commands: Sender<Command>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl RequestStream {
+    /// The request's id (for [`Engine::cancel`]).
+    pub fn id(&self) -> RequestId {
+        self.id
+    }
+
+    /// The next event, waiting for it; `None` after the last one.
+    pub fn recv(&mut self) -> Option<Event> {
+        if self.done {
+            return None;
+        }
+        let e = self.events.recv().ok();
+        self.note(&e);
+        e
+    }
+
+    /// The next event if one comes within `timeout`; `Ok(None)` after the last one,
+    /// `Err(())` on timeout.
+    #[allow(clippy::result_unit_err)]
+    pub fn recv_timeout(&mut self, timeout: Duration) -> std::result::Result<Option<Event>, ()> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.events.recv_timeout(timeout) {
+            Ok(e) => {
+                let e = Some(e);
+                self.note(&e);
+                Ok(e)
+            }
+            Err(RecvTimeoutError::Timeout) => Err(()),
+            Err(RecvTimeoutError::Disconnected) => {
+                self.done = true;
+                Ok(None)
+            }
+        }
+    }
+
+    fn note(&mut self, e: &Option<Event>) {
+        if matches!(
+            e,
+            None | Some(Event::Finished { .. }) | Some(Event::Error(_))
+        ) {
+            self.done = true;
+        }
+    }
+
+    /// The events, until the request ends.
+    pub fn iter(self) -> impl Iterator<Item = Event> {
+        let mut s = self;
+        std::iter::from_fn(move || s.recv())
+    }
+
+    /// Waits for the whole completion.
+    pub fn wait(mut self) -> Result<Completion> {
+        let (mut tokens, mut text) = (Vec::new(), String::new());
+        while let Some(e) = self.recv() {
+            match e {
+                Event::Token { id, text: t } => {
+                    tokens.push(id);
+                    text.push_str(&t);
+                }
+                Event::Text(t) => text.push_str(&t),
+                Event::Finished { reason, usage } => {
+                    return Ok(Completion {
+                        tokens,
+                        text,
+                        finish: reason,
+                        usage,
+                    })
+                }
+                Event::Error(e) => return Err(EngineError::InvalidRequest(e)),
+            }
+        }
+        Err(EngineError::InvalidRequest(
+            "engine stopped before the request ended".into(),
+        ))
+    }
+}
+
+impl Drop for RequestStream {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.commands.send(Command::Cancel(self.id));
+        }
+    }
+}
