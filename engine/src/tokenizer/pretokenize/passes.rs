@@ -1,0 +1,106 @@
+//! Single-pattern regex passes (`[..]+`, `\\s?[..]+`, `[0-9]{3}`, ...): matches become pieces and
+//! so do the gaps between them, as in llama.cpp's `unicode_regex_split`.
+
+use super::Span;
+use crate::tokenizer::unicode::flags;
+
+/// A `std::regex` pass whose pattern is one character class, `[..]+` when `runs` or `[..]`
+/// otherwise: matches become pieces, and so do the gaps between them.
+pub(super) fn class_pass(
+    cpts: &[u32],
+    (ini, end): Span,
+    pred: impl Fn(u32) -> bool,
+    runs: bool,
+    out: &mut Vec<Span>,
+) {
+    let mut pos = ini;
+    let mut gap = ini;
+    while pos < end {
+        if pred(cpts[pos]) {
+            if gap < pos {
+                out.push((gap, pos));
+            }
+            let start = pos;
+            pos += 1;
+            while runs && pos < end && pred(cpts[pos]) {
+                pos += 1;
+            }
+            out.push((start, pos));
+            gap = pos;
+        } else {
+            pos += 1;
+        }
+    }
+    if gap < end {
+        out.push((gap, end));
+    }
+}
+
+/// The optional lead character of [`lead_run_pass`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lead {
+    /// `\s?`
+    Whitespace,
+    /// ` ?`
+    Space,
+}
+
+/// A `std::regex` pass `L?[..]+` (`L` a whitespace or a space): matches and gaps.
+pub(super) fn lead_run_pass(
+    cpts: &[u32],
+    (ini, end): Span,
+    lead: Lead,
+    pred: impl Fn(u32) -> bool,
+    out: &mut Vec<Span>,
+) {
+    let is_lead = |cp: u32| match lead {
+        Lead::Whitespace => flags(cp).is_whitespace(),
+        Lead::Space => cp == ' ' as u32,
+    };
+    let mut pos = ini;
+    let mut gap = ini;
+    while pos < end {
+        let matches_here =
+            pred(cpts[pos]) || (is_lead(cpts[pos]) && pos + 1 < end && pred(cpts[pos + 1]));
+        let start = matches_here.then_some(pos);
+        match start {
+            Some(start) => {
+                if gap < start {
+                    out.push((gap, start));
+                }
+                pos = if pred(cpts[pos]) { pos + 1 } else { pos + 2 };
+                while pos < end && pred(cpts[pos]) {
+                    pos += 1;
+                }
+                out.push((start, pos));
+                gap = pos;
+            }
+            None => pos += 1,
+        }
+    }
+    if gap < end {
+        out.push((gap, end));
+    }
+}
+
+/// `[0-9][0-9][0-9]`, matches and gaps.
+pub(super) fn ascii_digit_triples(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
+    let digit = |c: u32| (b'0' as u32..=b'9' as u32).contains(&c);
+    let mut pos = ini;
+    let mut gap = ini;
+    while pos < end {
+        if pos + 3 <= end && cpts[pos..pos + 3].iter().all(|&c| digit(c)) {
+            if gap < pos {
+                out.push((gap, pos));
+            }
+            out.push((pos, pos + 3));
+            pos += 3;
+            gap = pos;
+        } else {
+            pos += 1;
+        }
+    }
+    if gap < end {
+        out.push((gap, end));
+    }
+}
