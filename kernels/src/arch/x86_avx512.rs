@@ -42,39 +42,46 @@ fn load64(p: &[i8]) -> __m512i {
     unsafe { _mm512_loadu_si512(p.as_ptr().cast()) }
 }
 
-/// 256-bit form of [`dot_i8_512`].
+/// Q8_0 · N Q8_0 rows with 256-bit `vpdpbusd`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn dot_i8_256(x: __m256i, y: __m256i) -> __m256i {
-    let zero = _mm256_setzero_si256();
-    let sy = _mm256_mask_sub_epi8(y, _mm256_movepi8_mask(x), zero, y);
-    _mm256_dpbusd_epi32(zero, _mm256_abs_epi8(x), sy)
-}
-
-/// Q8_0 · Q8_0 with 256-bit `vpdpbusd`.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(crate) fn vec_dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    x86_avx2::sum_blocks::<_, _, false>(
+fn dot_q8_0_n<const N: usize>(w: &[BlockQ8_0], a: [&[BlockQ8_0]; N]) -> [f32; N] {
+    x86_avx2::sum_blocks_n::<_, _, _, N, false>(
         w,
         a,
-        |x, y| [x.d.to_bits(), y.d.to_bits(), 0, 0],
-        |x, y| _mm256_cvtepi32_ps(dot_i8_256(load32(&x.qs), load32(&y.qs))),
+        |x| [x.d.to_bits(), 0],
+        |y| [y.d.to_bits(), 0],
+        |x| {
+            let q = load32(&x.qs);
+            (_mm256_abs_epi8(q), _mm256_movepi8_mask(q))
+        },
+        |(ax, neg), y| {
+            let y = load32(&y.qs);
+            let sy = _mm256_mask_sub_epi8(y, neg, _mm256_setzero_si256(), y);
+            _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy))
+        },
     )
 }
 
-/// Q5_0 · Q8_0: the fifth bits come from a mask register (`vmovdqu8` with zero-masking)
-/// instead of AVX2's shuffle-and-compare; the rest is the AVX2 kernel.
+/// Q5_0 · N Q8_0 rows: the fifth bits come from a mask register (`vmovdqu8` with
+/// zero-masking) instead of AVX2's shuffle-and-compare; the rest is the AVX2 kernel.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(crate) fn vec_dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
+fn dot_q5_0_n<const N: usize>(w: &[BlockQ5_0], a: [&[BlockQ8_0]; N]) -> [f32; N] {
     let sixteen = _mm256_set1_epi8(16);
-    x86_avx2::sum_blocks::<_, _, false>(
+    x86_avx2::sum_blocks_n::<_, _, _, N, false>(
         w,
         a,
-        |x, y| [x.d.to_bits(), y.d.to_bits(), 0, 0],
-        |x, y| {
+        |x| [x.d.to_bits(), 0],
+        |y| [y.d.to_bits(), 0],
+        |x| {
             let hi = _mm256_maskz_mov_epi8(u32::from_le_bytes(x.qh), sixteen);
             let q = _mm256_sub_epi8(_mm256_or_si256(x86_avx2::nibbles_32(&x.qs), hi), sixteen);
-            _mm256_cvtepi32_ps(x86_avx2::dot_i8(q, load32(&y.qs)))
+            (_mm256_sign_epi8(q, q), q)
+        },
+        |(ax, q), y| {
+            let sy = _mm256_sign_epi8(load32(&y.qs), q);
+            _mm256_cvtepi32_ps(x86_avx2::dot_u8_i8(ax, sy))
         },
     )
 }
@@ -193,8 +200,14 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
     // `Isa::Avx512` was found available (AVX2, FMA, F16C, AVX-512 F/BW/VL/VNNI).
     for t in table.iter_mut() {
         match t.ty {
-            GgmlType::Q8_0 => t.vec_dot = |w, a| unsafe { vec_dot_q8_0(cast(w), cast(a)) },
-            GgmlType::Q5_0 => t.vec_dot = |w, a| unsafe { vec_dot_q5_0(cast(w), cast(a)) },
+            GgmlType::Q8_0 => {
+                t.vec_dot = |w, a| unsafe { dot_q8_0_n(cast(w), [cast(a)])[0] };
+                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
+            }
+            GgmlType::Q5_0 => {
+                t.vec_dot = |w, a| unsafe { dot_q5_0_n(cast(w), [cast(a)])[0] };
+                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q5_0_n(cast(w), a.map(cast)) });
+            }
             GgmlType::Q6_K => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };
                 t.vec_dot_x4 = Some(|w, a| unsafe { vec_dot_q6_k_x4(cast(w), a.map(cast)) });
