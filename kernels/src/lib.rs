@@ -11,7 +11,7 @@
 //!   `vec_dot_type`, row kernels). [`Kernels`] holds the table for one [`Isa`];
 //!   [`Kernels::active`] is the one `NANORUN_ISA` or detection picks.
 //! - `arch`: the SIMD versions (AVX2, AVX-512 VNNI, NEON dotprod).
-//! - [`matmul`]: `out[t][r] = W[r,:]·x[t,:]` over a quantized matrix, threaded by row ranges on
+//! - [`matmul()`]: `out[t][r] = W[r,:]·x[t,:]` over a quantized matrix, threaded by row ranges on
 //!   a [`ThreadPool`].
 //!
 //! # Numerics

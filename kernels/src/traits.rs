@@ -292,7 +292,7 @@ pub fn scalar_table() -> [TypeTraits; 15] {
             T::Q8_0,
             (
                 |w, o| deq(q8_0::dequantize_row, w, o),
-                |x, o| quant(q8_0::quantize_row_ref, x, o),
+                |x, o| quant(q8_0::quantize_row_act, x, o),
                 |w, a| dot(q8_0::vec_dot, w, a),
             ),
         ),
@@ -304,7 +304,7 @@ pub fn scalar_table() -> [TypeTraits; 15] {
             T::Q8_1,
             (
                 |w, o| deq(q8_1::dequantize_row, w, o),
-                |x, o| quant(q8_1::quantize_row_ref, x, o),
+                |x, o| quant(q8_1::quantize_row_act, x, o),
                 |w, a| dot(q8_1::vec_dot, w, a),
             ),
         ),

@@ -412,8 +412,8 @@ pub(crate) fn vec_dot_bf16(w: &[u16], a: &[f32]) -> f32 {
     sum
 }
 
-/// Q8_0 activations, bit-identical to the reference (`fcvtas` rounds half away from zero,
-/// as `roundf`).
+/// Q8_0 activations, bit-identical to `q8_0::quantize_row_act` (`fcvtns` rounds half to
+/// even).
 #[target_feature(enable = "neon,dotprod")]
 pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
     for (xb, b) in x.chunks_exact(QK32).zip(out.iter_mut()) {
@@ -424,11 +424,11 @@ pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
             *vk = unsafe { vld1q_f32(xb.as_ptr().add(4 * k)) };
             m = vmaxq_f32(m, vabsq_f32(*vk));
         }
-        let d = vmaxvq_f32(m) / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        b.d = half::f16::from_f32(d);
+        let m = vmaxvq_f32(m);
+        let id = if m != 0.0 { 127.0 / m } else { 0.0 };
+        b.d = half::f16::from_f32(m / 127.0);
         for (k, vk) in v.iter().enumerate() {
-            let q = vcvtaq_s32_f32(vmulq_n_f32(*vk, id));
+            let q = vcvtnq_s32_f32(vmulq_n_f32(*vk, id));
             let q16 = vqmovn_s32(q);
             let q8 = vqmovn_s16(vcombine_s16(q16, q16));
             // SAFETY: 4 bytes at 4k of the 32-byte qs.

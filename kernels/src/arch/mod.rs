@@ -1,5 +1,5 @@
 //! SIMD versions of the row kernels, one file per ISA, under the same names as the scalar
-//! reference in `crate::quant`. [`install`] swaps them into a copy of the scalar table.
+//! reference in `crate::quant`. `install` swaps them into a copy of the scalar table.
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64_neon;

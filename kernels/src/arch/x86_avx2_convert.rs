@@ -40,49 +40,45 @@ fn pack_i32x32(v: [__m256i; 4]) -> __m256i {
     _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
 }
 
-/// `round` (half away from zero) of 8 floats, exactly as `f32::round`.
+/// `round` half to even of 8 floats (the MXCSR default), as `f32::round_ties_even`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn round_half_away(v: __m256) -> __m256i {
-    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
-    let frac = _mm256_sub_ps(v, t); // exact
-    let sign = _mm256_set1_ps(-0.0);
-    let half = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_andnot_ps(sign, frac), _mm256_set1_ps(0.5));
-    let step = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0));
-    _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(half, step)))
+fn round_half_even(v: __m256) -> __m256i {
+    _mm256_cvtps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v))
 }
 
-/// Q8_0 activations, bit-identical to `q8_0::quantize_row_ref`.
+/// Q8_0 activations, bit-identical to `q8_0::quantize_row_act`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
     for (xb, b) in x.chunks_exact(QK32).zip(out.iter_mut()) {
-        let d = amax(xb) / 127.0;
-        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-        b.d = f16::from_f32(d);
+        let m = amax(xb);
+        let id = _mm256_set1_ps(if m != 0.0 { 127.0 / m } else { 0.0 });
+        b.d = f16::from_f32(m / 127.0);
         let mut q = [_mm256_setzero_si256(); 4];
         for (k, qk) in q.iter_mut().enumerate() {
             // SAFETY: xb has 32 floats.
             let v = unsafe { _mm256_loadu_ps(xb.as_ptr().add(8 * k)) };
-            *qk = round_half_away(_mm256_mul_ps(v, id));
+            *qk = round_half_even(_mm256_mul_ps(v, id));
         }
         // SAFETY: qs is 32 bytes.
         unsafe { _mm256_storeu_si256(b.qs.as_mut_ptr().cast(), pack_i32x32(q)) };
     }
 }
 
-/// Q8_1 activations, bit-identical to `q8_1::quantize_row_ref`.
+/// Q8_1 activations, bit-identical to `q8_1::quantize_row_act`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
     for (xb, b) in x.chunks_exact(QK32).zip(out.iter_mut()) {
-        let d = amax(xb) / 127.0;
-        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let m = amax(xb);
+        let d = m / 127.0;
+        let id = _mm256_set1_ps(if m != 0.0 { 127.0 / m } else { 0.0 });
         b.d = f16::from_f32(d);
         let mut q = [_mm256_setzero_si256(); 4];
         let mut sum = _mm256_setzero_si256();
         for (k, qk) in q.iter_mut().enumerate() {
             // SAFETY: xb has 32 floats.
             let v = unsafe { _mm256_loadu_ps(xb.as_ptr().add(8 * k)) };
-            *qk = round_half_away(_mm256_mul_ps(v, id));
+            *qk = round_half_even(_mm256_mul_ps(v, id));
             sum = _mm256_add_epi32(sum, *qk);
         }
         b.s = f16::from_f32(hsum_epi32(sum) as f32 * d);

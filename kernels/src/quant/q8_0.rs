@@ -31,6 +31,22 @@ pub fn quantize_row_ref(x: &[f32], out: &mut [BlockQ8_0]) {
     }
 }
 
+/// Q8_0 activations as llama.cpp's CPU backend quantizes them before a matmul on x86-64
+/// (`quantize_row_q8_0` in `ggml-cpu/arch/x86/quants.c`, which every reference output we test
+/// against came from): d = amax/127 (stored as f16), q = x·(127/amax) rounded half to even.
+/// It differs from [`quantize_row_ref`] (used for weights) only on exact ties, but those occur
+/// in real activations and each flips a dot product by a visible amount.
+pub fn quantize_row_act(x: &[f32], out: &mut [BlockQ8_0]) {
+    for (xb, b) in x.chunks_exact(QK32).zip(out.iter_mut()) {
+        let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        b.d = f16_from(amax / 127.0);
+        for (q, &v) in b.qs.iter_mut().zip(xb) {
+            *q = (v * id).round_ties_even() as i8;
+        }
+    }
+}
+
 /// Dequantize a row: value = q·d.
 pub fn dequantize_row(w: &[BlockQ8_0], out: &mut [f32]) {
     for (b, ob) in w.iter().zip(out.chunks_exact_mut(QK32)) {

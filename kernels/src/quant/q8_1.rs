@@ -35,6 +35,23 @@ pub fn quantize_row_ref(x: &[f32], out: &mut [BlockQ8_1]) {
     }
 }
 
+/// Q8_1 activations as llama.cpp's CPU backend quantizes them on x86-64 (see
+/// `q8_0::quantize_row_act`): q = x·(127/amax) rounded half to even, s = d·Σq.
+pub fn quantize_row_act(x: &[f32], out: &mut [BlockQ8_1]) {
+    for (xb, b) in x.chunks_exact(QK32).zip(out.iter_mut()) {
+        let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        b.d = f16_from(d);
+        let mut sum = 0i32;
+        for (q, &v) in b.qs.iter_mut().zip(xb) {
+            *q = (v * id).round_ties_even() as i8;
+            sum += *q as i32;
+        }
+        b.s = f16_from(sum as f32 * d);
+    }
+}
+
 /// Dequantize a row: value = q·d.
 pub fn dequantize_row(w: &[BlockQ8_1], out: &mut [f32]) {
     for (b, ob) in w.iter().zip(out.chunks_exact_mut(QK32)) {
