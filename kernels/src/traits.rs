@@ -84,10 +84,25 @@ impl TypeTraits {
     }
 
     /// Quantize `x` into a row of this type (the reference quantizer for weight types; the
-    /// activation quantizer, SIMD where available, for Q8_0 / Q8_1 / Q8_K).
+    /// activation quantizer, SIMD where available, for Q8_0 / Q8_1 / Q8_K). To write weight
+    /// files use [`TypeTraits::quantize_weights_row`].
     pub fn quantize_row(&self, x: &[f32], out: &mut [u8]) -> Result<()> {
         self.check_row("quantize output", out, x.len())?;
         (self.quantize)(x, out);
+        Ok(())
+    }
+
+    /// Quantize `x` into a row of weights of this type with ggml's reference quantizer, byte
+    /// for byte what `llama-quantize` writes. The same as [`TypeTraits::quantize_row`] except
+    /// for Q8_0 and Q8_1, whose activation quantizer rounds ties as llama.cpp's x86 backend
+    /// does (half to even, scale 127/amax) while its reference rounds them away from zero.
+    pub fn quantize_weights_row(&self, x: &[f32], out: &mut [u8]) -> Result<()> {
+        self.check_row("quantize output", out, x.len())?;
+        match self.ty {
+            GgmlType::Q8_0 => quant(crate::quant::q8_0::quantize_row_ref, x, out),
+            GgmlType::Q8_1 => quant(crate::quant::q8_1::quantize_row_ref, x, out),
+            _ => (self.quantize)(x, out),
+        }
         Ok(())
     }
 

@@ -41,7 +41,7 @@ fn reference_quantizers_reproduce_llama_quantize_byte_for_byte() {
             let mut out = vec![0u8; t.n_bytes as usize];
             let row = traits.row_bytes(t.dims[0] as usize).unwrap();
             for (xr, or) in x.chunks(t.dims[0] as usize).zip(out.chunks_mut(row)) {
-                traits.quantize_row(xr, or).unwrap();
+                traits.quantize_weights_row(xr, or).unwrap();
             }
             let want = q.tensor_data(t);
             if out != want {

@@ -29,7 +29,7 @@ fn reference_quantizers_match_llama_quantize_on_the_compact_copy() {
         let t = type_traits(ty).unwrap();
         let mut got = vec![0u8; t.row_bytes(x.len()).unwrap()];
         for (xr, or) in x.chunks(256).zip(got.chunks_mut(t.row_bytes(256).unwrap())) {
-            t.quantize_row(xr, or).unwrap();
+            t.quantize_weights_row(xr, or).unwrap();
         }
         assert!(
             got == want,

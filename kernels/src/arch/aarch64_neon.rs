@@ -1,5 +1,6 @@
 //! aarch64 NEON + dotprod versions of the dot products of every quantized type, F32 and BF16
-//! rows, and of the Q8_0 / Q8_K activation quantizers. F16 rows and Q8_1 activations use the
+//! rows (four-token versions for Q8_0, Q4_0, Q5_0, Q4_K, Q6_K, bit-identical per token to the
+//! one-token ones), and of the Q8_0 / Q8_K activation quantizers. F16 rows and Q8_1 activations use the
 //! scalar kernels (f16 vector conversion needs the unstable `f16` type).
 //!
 //! `vdotq_s32` is unstable on our toolchain, so `sdot` is issued with `asm!` inside
@@ -62,6 +63,30 @@ fn sum_blocks<B, A>(w: &[B], a: &[A], f: impl Fn(&B, &A) -> (int32x4_t, f32, f32
     vaddvq_f32(vaddq_f32(acc[0], acc[1])) + extra
 }
 
+/// Σ over blocks of scale·`dot(prep(w), a)` for `N` rows at once: `prep` (unpacking a weight
+/// block) runs once per block for all of them, and each row gets exactly the operations, in
+/// the same order, of `N = 1` — the results do not depend on `N`.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn sum_blocks_n<B, A, P: Copy, const N: usize>(
+    w: &[B],
+    a: [&[A]; N],
+    scale: impl Fn(&B, &A) -> f32,
+    prep: impl Fn(&B) -> P,
+    dot: impl Fn(P, &A) -> int32x4_t,
+) -> [f32; N] {
+    let mut acc = [[vdupq_n_f32(0.0); 2]; N];
+    let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
+    for i in 0..n {
+        let p = prep(&w[i]);
+        for t in 0..N {
+            let y = &a[t][i];
+            acc[t][i & 1] = vfmaq_n_f32(acc[t][i & 1], vcvtq_f32_s32(dot(p, y)), scale(&w[i], y));
+        }
+    }
+    std::array::from_fn(|t| vaddvq_f32(vaddq_f32(acc[t][0], acc[t][1])))
+}
+
 /// Signed quants of a 32-value block as two halves (values 0..16, 16..32) from nibbles and
 /// optional fifth bits, minus `offset`.
 #[inline]
@@ -100,45 +125,61 @@ fn fifth_bits(qh: u32) -> (uint8x16_t, uint8x16_t) {
     )
 }
 
-/// Q8_0 · Q8_0.
+/// Q8_0 · N Q8_0 rows.
+#[inline]
 #[target_feature(enable = "neon,dotprod")]
-pub(crate) fn vec_dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
-    sum_blocks(w, a, |x, y| {
-        let p = sdot(
-            sdot(vdupq_n_s32(0), ld_s8(&x.qs), ld_s8(&y.qs)),
-            ld_s8(&x.qs[16..]),
-            ld_s8(&y.qs[16..]),
-        );
-        (p, x.d.to_f32() * y.d.to_f32(), 0.0)
-    })
+fn dot_q8_0_n<const N: usize>(w: &[BlockQ8_0], a: [&[BlockQ8_0]; N]) -> [f32; N] {
+    sum_blocks_n(
+        w,
+        a,
+        |x, y| x.d.to_f32() * y.d.to_f32(),
+        |x| (ld_s8(&x.qs), ld_s8(&x.qs[16..])),
+        |(lo, hi), y| {
+            sdot(
+                sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
+                hi,
+                ld_s8(&y.qs[16..]),
+            )
+        },
+    )
 }
 
-/// Q4_0 · Q8_0.
+/// Q4_0 · N Q8_0 rows.
+#[inline]
 #[target_feature(enable = "neon,dotprod")]
-pub(crate) fn vec_dot_q4_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
-    sum_blocks(w, a, |x, y| {
-        let (lo, hi) = nibbles(&x.qs, None, 8);
-        let p = sdot(
-            sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
-            hi,
-            ld_s8(&y.qs[16..]),
-        );
-        (p, x.d.to_f32() * y.d.to_f32(), 0.0)
-    })
+fn dot_q4_0_n<const N: usize>(w: &[BlockQ4_0], a: [&[BlockQ8_0]; N]) -> [f32; N] {
+    sum_blocks_n(
+        w,
+        a,
+        |x, y| x.d.to_f32() * y.d.to_f32(),
+        |x| nibbles(&x.qs, None, 8),
+        |(lo, hi), y| {
+            sdot(
+                sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
+                hi,
+                ld_s8(&y.qs[16..]),
+            )
+        },
+    )
 }
 
-/// Q5_0 · Q8_0.
+/// Q5_0 · N Q8_0 rows.
+#[inline]
 #[target_feature(enable = "neon,dotprod")]
-pub(crate) fn vec_dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
-    sum_blocks(w, a, |x, y| {
-        let (lo, hi) = nibbles(&x.qs, Some(fifth_bits(u32::from_le_bytes(x.qh))), 16);
-        let p = sdot(
-            sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
-            hi,
-            ld_s8(&y.qs[16..]),
-        );
-        (p, x.d.to_f32() * y.d.to_f32(), 0.0)
-    })
+fn dot_q5_0_n<const N: usize>(w: &[BlockQ5_0], a: [&[BlockQ8_0]; N]) -> [f32; N] {
+    sum_blocks_n(
+        w,
+        a,
+        |x, y| x.d.to_f32() * y.d.to_f32(),
+        |x| nibbles(&x.qs, Some(fifth_bits(u32::from_le_bytes(x.qh))), 16),
+        |(lo, hi), y| {
+            sdot(
+                sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
+                hi,
+                ld_s8(&y.qs[16..]),
+            )
+        },
+    )
 }
 
 /// Σq·a over 32 values: `q` two unsigned (≤ 127) halves, `y` 32 activations.
@@ -149,46 +190,48 @@ fn dot32(q0: uint8x16_t, q1: uint8x16_t, y: &[i8]) -> i32 {
     vaddvq_s32(sdot(p, vreinterpretq_s8_u8(q1), ld_s8(&y[16..])))
 }
 
-/// Q4_K · Q8_K.
+/// Q4_K · N Q8_K rows (each weight block unpacked once for all rows).
+#[inline]
 #[target_feature(enable = "neon,dotprod")]
-pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
-    let mut sum = 0.0f32;
+fn dot_q4_k_n<const N: usize>(w: &[BlockQ4K], a: [&[BlockQ8K]; N]) -> [f32; N] {
+    let mut sum = [0.0f32; N];
     let m4 = vdupq_n_u8(0x0f);
-    for (x, y) in w.iter().zip(a) {
-        let (mut isum, mut imin) = (0i32, 0i32);
+    let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
+    for (i, x) in w[..n].iter().enumerate() {
+        let (mut isum, mut imin) = ([0i32; N], [0i32; N]);
         let (sc, mn) = crate::quant::kquant_util::unpack_scale_min_k4(&x.scales);
         for c in 0..4 {
             let (s0, m0, s1, m1) = (sc[2 * c], mn[2 * c], sc[2 * c + 1], mn[2 * c + 1]);
-            imin += m0 as i32 * (y.bsums[4 * c] as i32 + y.bsums[4 * c + 1] as i32);
-            imin += m1 as i32 * (y.bsums[4 * c + 2] as i32 + y.bsums[4 * c + 3] as i32);
             let (v0, v1) = (ld_u8(&x.qs[32 * c..]), ld_u8(&x.qs[32 * c + 16..]));
-            let lo = dot32(vandq_u8(v0, m4), vandq_u8(v1, m4), &y.qs[64 * c..]);
-            let hi = dot32(
-                vshrq_n_u8::<4>(v0),
-                vshrq_n_u8::<4>(v1),
-                &y.qs[64 * c + 32..],
-            );
-            isum += s0 as i32 * lo + s1 as i32 * hi;
+            let (l0, l1) = (vandq_u8(v0, m4), vandq_u8(v1, m4));
+            let (h0, h1) = (vshrq_n_u8::<4>(v0), vshrq_n_u8::<4>(v1));
+            for t in 0..N {
+                let y = &a[t][i];
+                imin[t] += m0 as i32 * (y.bsums[4 * c] as i32 + y.bsums[4 * c + 1] as i32);
+                imin[t] += m1 as i32 * (y.bsums[4 * c + 2] as i32 + y.bsums[4 * c + 3] as i32);
+                let lo = dot32(l0, l1, &y.qs[64 * c..]);
+                let hi = dot32(h0, h1, &y.qs[64 * c + 32..]);
+                isum[t] += s0 as i32 * lo + s1 as i32 * hi;
+            }
         }
-        sum += x.d.to_f32() * y.d * isum as f32 - x.dmin.to_f32() * y.d * imin as f32;
+        for t in 0..N {
+            let y = &a[t][i];
+            sum[t] += x.d.to_f32() * y.d * isum[t] as f32 - x.dmin.to_f32() * y.d * imin[t] as f32;
+        }
     }
     sum
 }
 
-/// Q6_K · Q8_K: unsigned 6-bit quants, minus 32·Σ sc·bsums.
+/// Q6_K · N Q8_K rows: unsigned 6-bit quants, minus 32·Σ sc·bsums.
+#[inline]
 #[target_feature(enable = "neon,dotprod")]
-pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
-    let mut sum = 0.0f32;
+fn dot_q6_k_n<const N: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; N]) -> [f32; N] {
+    let mut sum = [0.0f32; N];
     let m4 = vdupq_n_u8(0x0f);
     let m3 = vdupq_n_u8(0x30);
-    for (x, y) in w.iter().zip(a) {
-        let offset: i32 = x
-            .scales
-            .iter()
-            .zip(&y.bsums)
-            .map(|(&s, &b)| s as i32 * b as i32)
-            .sum();
-        let mut isum = 0i32;
+    let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
+    for (i, x) in w[..n].iter().enumerate() {
+        let mut isum = [0i32; N];
         for n in 0..2 {
             for half in 0..2 {
                 // 16 lanes of each of the four 32-value groups.
@@ -203,16 +246,27 @@ pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
                 ];
                 for (k, qk) in q.iter().enumerate() {
                     let at = 128 * n + 32 * k + o;
-                    let p = vaddvq_s32(sdot(
-                        vdupq_n_s32(0),
-                        vreinterpretq_s8_u8(*qk),
-                        ld_s8(&y.qs[at..]),
-                    ));
-                    isum += x.scales[at / 16] as i32 * p;
+                    for t in 0..N {
+                        let p = sdot(
+                            vdupq_n_s32(0),
+                            vreinterpretq_s8_u8(*qk),
+                            ld_s8(&a[t][i].qs[at..]),
+                        );
+                        isum[t] += x.scales[at / 16] as i32 * vaddvq_s32(p);
+                    }
                 }
             }
         }
-        sum += x.d.to_f32() * y.d * (isum - 32 * offset) as f32;
+        for t in 0..N {
+            let y = &a[t][i];
+            let offset: i32 = x
+                .scales
+                .iter()
+                .zip(&y.bsums)
+                .map(|(&s, &b)| s as i32 * b as i32)
+                .sum();
+            sum[t] += x.d.to_f32() * y.d * (isum[t] - 32 * offset) as f32;
+        }
     }
     sum
 }
@@ -487,19 +541,32 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
         match t.ty {
             GgmlType::F32 => t.vec_dot = |w, a| unsafe { vec_dot_f32(cast(w), cast(a)) },
             GgmlType::BF16 => t.vec_dot = |w, a| unsafe { vec_dot_bf16(cast(w), cast(a)) },
-            GgmlType::Q4_0 => t.vec_dot = |w, a| unsafe { vec_dot_q4_0(cast(w), cast(a)) },
+            GgmlType::Q4_0 => {
+                t.vec_dot = |w, a| unsafe { dot_q4_0_n(cast(w), [cast(a)])[0] };
+                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q4_0_n(cast(w), a.map(cast)) });
+            }
             GgmlType::Q4_1 => t.vec_dot = |w, a| unsafe { vec_dot_q4_1(cast(w), cast(a)) },
             GgmlType::Q5_1 => t.vec_dot = |w, a| unsafe { vec_dot_q5_1(cast(w), cast(a)) },
             GgmlType::Q2_K => t.vec_dot = |w, a| unsafe { vec_dot_q2_k(cast(w), cast(a)) },
             GgmlType::Q3_K => t.vec_dot = |w, a| unsafe { vec_dot_q3_k(cast(w), cast(a)) },
             GgmlType::Q5_K => t.vec_dot = |w, a| unsafe { vec_dot_q5_k(cast(w), cast(a)) },
-            GgmlType::Q5_0 => t.vec_dot = |w, a| unsafe { vec_dot_q5_0(cast(w), cast(a)) },
+            GgmlType::Q5_0 => {
+                t.vec_dot = |w, a| unsafe { dot_q5_0_n(cast(w), [cast(a)])[0] };
+                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q5_0_n(cast(w), a.map(cast)) });
+            }
             GgmlType::Q8_0 => {
-                t.vec_dot = |w, a| unsafe { vec_dot_q8_0(cast(w), cast(a)) };
+                t.vec_dot = |w, a| unsafe { dot_q8_0_n(cast(w), [cast(a)])[0] };
+                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
                 t.quantize = |x, o| unsafe { quantize_q8_0(x, cast_mut(o)) };
             }
-            GgmlType::Q4_K => t.vec_dot = |w, a| unsafe { vec_dot_q4_k(cast(w), cast(a)) },
-            GgmlType::Q6_K => t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) },
+            GgmlType::Q4_K => {
+                t.vec_dot = |w, a| unsafe { dot_q4_k_n(cast(w), [cast(a)])[0] };
+                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q4_k_n(cast(w), a.map(cast)) });
+            }
+            GgmlType::Q6_K => {
+                t.vec_dot = |w, a| unsafe { dot_q6_k_n(cast(w), [cast(a)])[0] };
+                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q6_k_n(cast(w), a.map(cast)) });
+            }
             GgmlType::Q8_K => t.quantize = |x, o| unsafe { quantize_q8_k(x, cast_mut(o)) },
             _ => {}
         }

@@ -44,7 +44,9 @@ fn pack_i32x32(v: [__m256i; 4]) -> __m256i {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn round_half_even(v: __m256) -> __m256i {
-    _mm256_cvtps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v))
+    _mm256_cvtps_epi32(_mm256_round_ps::<
+        { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+    >(v))
 }
 
 /// Q8_0 activations, bit-identical to `q8_0::quantize_row_act`.
