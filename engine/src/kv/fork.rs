@@ -14,20 +14,14 @@ impl KvCache {
     /// length; the caller vouches that those positions are computed). Full blocks are shared,
     /// a partial last block is copied. All or nothing: on error nothing changed. Fails when
     /// `dst` exists, `src` does not, a block `dst` still needs has left `src`'s sliding window,
-    /// the model has recurrent
-    /// layers, or no block is free for the copy ([`EngineError::KvExhausted`]).
+    /// or no block is free for the copy ([`EngineError::KvExhausted`]). With recurrent
+    /// (Mamba2) layers, `len` must be `src`'s current length (anything else fails): `dst`
+    /// then gets a copy of `src`'s recurrent state.
     pub fn fork_prefix(&mut self, src: SeqId, dst: SeqId, len: usize) -> Result<()> {
         if self.seqs.contains_key(&dst) {
             return Err(EngineError::BadBatch(format!(
                 "sequence {dst} already exists"
             )));
-        }
-        if self.layers.iter().any(Option::is_none) {
-            // Recurrent (Mamba2) layers keep one state per sequence, at its latest position
-            // only: a prefix of it cannot be shared.
-            return Err(EngineError::BadBatch(
-                "prefix sharing needs a model whose every layer is attention".into(),
-            ));
         }
         let s = self
             .seqs
@@ -54,6 +48,20 @@ impl KvCache {
             if partial > 0 && g.pool.n_free() == 0 {
                 return Err(EngineError::KvExhausted { needed: 1, free: 0 });
             }
+        }
+        // Recurrent (Mamba2) layers keep one state per sequence, at its latest position only:
+        // a hybrid model can fork only there, copying the state (see `recurrent.rs`).
+        if self.recurrent.has_layers() {
+            let at = self.recurrent.n_past(src);
+            if at != Some(len) {
+                return Err(EngineError::BadBatch(format!(
+                    "sequence {src}: its recurrent state is at position {}, not {len}; a \
+                     hybrid model's prefix must be recomputed",
+                    at.unwrap_or(0)
+                )));
+            }
+            self.recurrent.attach(dst)?;
+            self.recurrent.copy_state(src, dst)?;
         }
         let src_tables = s.tables.clone();
         let mut tables = Vec::with_capacity(self.groups.len());

@@ -8,11 +8,13 @@
 
 mod block_pool;
 mod fork;
+mod recurrent;
 mod storage;
 
 use std::collections::HashMap;
 
 pub use block_pool::{BlockId, BlockPool};
+pub use recurrent::{RecurrentPool, StateShape};
 pub use storage::{CacheType, KvBuf};
 
 use crate::error::{EngineError, Result};
@@ -35,7 +37,13 @@ pub struct KvCacheConfig {
     pub type_k: CacheType,
     /// Element type of V.
     pub type_v: CacheType,
+    /// Recurrent-state slots (sequences alive at once) for models with Mamba2 layers; a
+    /// slot's memory is allocated on first use.
+    pub max_seqs: usize,
 }
+
+/// Recurrent-state slots unless configured otherwise.
+pub const DEFAULT_MAX_SEQS: usize = 16;
 
 impl KvCacheConfig {
     /// Room for `n_ctx` tokens in total (over all sequences), F16 K and V.
@@ -45,6 +53,7 @@ impl KvCacheConfig {
             n_blocks: n_ctx.div_ceil(DEFAULT_BLOCK_SIZE).max(1),
             type_k: CacheType::F16,
             type_v: CacheType::F16,
+            max_seqs: DEFAULT_MAX_SEQS,
         }
     }
 }
@@ -72,6 +81,7 @@ pub struct KvCache {
     groups: Vec<Group>,
     layers: Vec<Option<LayerKv>>,
     seqs: HashMap<SeqId, SeqEntry>,
+    recurrent: RecurrentPool,
 }
 
 impl KvCache {
@@ -128,6 +138,7 @@ impl KvCache {
             groups,
             layers,
             seqs: HashMap::new(),
+            recurrent: RecurrentPool::new(model, cfg.max_seqs),
         })
     }
 
@@ -143,6 +154,7 @@ impl KvCache {
                 "sequence {seq} already exists"
             )));
         }
+        self.recurrent.attach(seq)?;
         let tables = vec![Vec::new(); self.groups.len()];
         self.seqs.insert(seq, SeqEntry { len: 0, tables });
         Ok(())
@@ -226,6 +238,7 @@ impl KvCache {
 
     /// Ends `seq` and returns all its blocks to the pools.
     pub fn remove_sequence(&mut self, seq: SeqId) {
+        self.recurrent.detach(seq);
         if let Some(entry) = self.seqs.remove(&seq) {
             for (g, table) in self.groups.iter_mut().zip(entry.tables) {
                 for b in table.into_iter().flatten() {
@@ -288,6 +301,16 @@ impl KvCache {
     /// K and V storage of `layer`.
     pub fn layer(&self, layer: usize) -> Option<(&KvBuf, &KvBuf)> {
         self.layers[layer].as_ref().map(|l| (&l.k, &l.v))
+    }
+
+    /// The recurrent-state slots of Mamba2 layers.
+    pub fn recurrent(&self) -> &RecurrentPool {
+        &self.recurrent
+    }
+
+    /// Mutable access to the recurrent-state slots.
+    pub fn recurrent_mut(&mut self) -> &mut RecurrentPool {
+        &mut self.recurrent
     }
 
     /// Element types of K and V.

@@ -30,6 +30,9 @@ pub enum Arch {
     Granite,
     /// OLMo 2 (post-norms only, full-width Q/K norms).
     Olmo2,
+    /// Granite 4.0-H: Mamba2 and attention layers (a layer is Mamba2 iff its KV head count
+    /// is 0), Granite multipliers, NoPE when `rope.scaling.finetuned` is false.
+    GraniteHybrid,
 }
 
 impl Arch {
@@ -45,6 +48,7 @@ impl Arch {
             "gemma3" => Arch::Gemma3,
             "granite" => Arch::Granite,
             "olmo2" => Arch::Olmo2,
+            "granitehybrid" => Arch::GraniteHybrid,
             _ => return None,
         })
     }
@@ -61,12 +65,13 @@ impl Arch {
             Arch::Gemma3 => "gemma3",
             Arch::Granite => "granite",
             Arch::Olmo2 => "olmo2",
+            Arch::GraniteHybrid => "granitehybrid",
         }
     }
 
     /// Every supported architecture name, for error messages.
     pub const SUPPORTED: &'static str =
-        "llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3, granite, olmo2";
+        "llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3, granite, olmo2, granitehybrid";
 }
 
 /// How RoPE pairs dimensions.
@@ -130,7 +135,7 @@ impl Arch {
             fused_qkv_and_gate_up: false,
         };
         match self {
-            Arch::Llama | Arch::Granite => ArchTraits {
+            Arch::Llama | Arch::Granite | Arch::GraniteHybrid => ArchTraits {
                 rope: RopeStyle::Normal,
                 ..base
             },
@@ -213,13 +218,54 @@ pub struct AttentionSpec {
     pub rope: bool,
 }
 
+/// What mixes information between tokens in a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerKind {
+    /// Self-attention over the KV cache.
+    Attention,
+    /// A Mamba2 state-space layer (recurrent state in the cache's slot pool).
+    Mamba2,
+}
+
 /// One block of the model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerSpec {
-    /// The attention part.
+    /// The attention part (unused, with `n_head_kv == 0`, in Mamba2 layers).
     pub attention: AttentionSpec,
     /// FFN hidden size.
     pub n_ff: usize,
+    /// Attention or Mamba2.
+    pub kind: LayerKind,
+}
+
+/// Hyper-parameters of the Mamba2 layers (`<arch>.ssm.*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SsmConfig {
+    /// Causal convolution width (`ssm.conv_kernel`).
+    pub d_conv: usize,
+    /// Inner width (`ssm.inner_size`): x, z and y have this many channels.
+    pub d_inner: usize,
+    /// State size per channel (`ssm.state_size`).
+    pub d_state: usize,
+    /// Groups sharing B and C (`ssm.group_count`).
+    pub n_group: usize,
+    /// SSM heads (`ssm.time_step_rank`): one dt, A and D per head.
+    pub n_head: usize,
+}
+
+impl SsmConfig {
+    /// Channels per head.
+    pub fn head_dim(&self) -> usize {
+        self.d_inner / self.n_head
+    }
+    /// Channels that go through the convolution: x, B and C.
+    pub fn conv_channels(&self) -> usize {
+        self.d_inner + 2 * self.n_group * self.d_state
+    }
+    /// Rows of `ssm_in`: z, xBC and dt.
+    pub fn in_proj_rows(&self) -> usize {
+        self.d_inner + self.conv_channels() + self.n_head
+    }
 }
 
 /// The hyper-parameters of a model.
@@ -259,6 +305,8 @@ pub struct ModelConfig {
     pub logit_divisor: f32,
     /// The blocks.
     pub layers: Vec<LayerSpec>,
+    /// Mamba2 hyper-parameters (hybrid models only).
+    pub ssm: Option<SsmConfig>,
 }
 
 /// Reads `<arch>.<key>` with the right prefix and names it in errors.
@@ -364,7 +412,15 @@ impl ModelConfig {
                 reason: format!("{n_rot} rotated dims for head dim {head_dim_k}"),
             });
         }
+        let hybrid = arch == Arch::GraniteHybrid;
+        let kind = |l: usize| match hybrid && n_head_kv[l] == 0 {
+            true => LayerKind::Mamba2,
+            false => LayerKind::Attention,
+        };
         for (l, (&h, &kv)) in n_head.iter().zip(&n_head_kv).enumerate() {
+            if kind(l) == LayerKind::Mamba2 {
+                continue;
+            }
             if h == 0 || kv == 0 || h % kv != 0 {
                 return Err(EngineError::BadMetadata {
                     key: k.key("attention.head_count_kv"),
@@ -385,6 +441,17 @@ impl ModelConfig {
         });
         let rope_scaling = read_rope_scaling(&k, n_ctx_train)?;
 
+        // Granite 4.0-H (ab)uses `rope.scaling.finetuned` as a RoPE switch (default on).
+        let rope_enabled = match arch {
+            Arch::Granite | Arch::GraniteHybrid => gguf
+                .get_opt_bool(&k.key("rope.scaling.finetuned"))?
+                .unwrap_or(true),
+            _ => true,
+        };
+        let ssm = match hybrid {
+            true => Some(read_ssm(&k)?),
+            false => None,
+        };
         let window = k.opt_u32("attention.sliding_window")?.filter(|&w| w > 0);
         let is_swa = |l: usize| -> bool {
             match (arch, window) {
@@ -408,9 +475,10 @@ impl ModelConfig {
                         } else {
                             rope_base
                         },
-                        rope: true,
+                        rope: rope_enabled,
                     },
                     n_ff: n_ff[l],
+                    kind: kind(l),
                 }
             })
             .collect();
@@ -448,6 +516,7 @@ impl ModelConfig {
                 .filter(|&s| s != 0.0)
                 .unwrap_or(1.0),
             layers,
+            ssm,
         })
     }
 
@@ -455,6 +524,55 @@ impl ModelConfig {
     pub fn n_layer(&self) -> usize {
         self.layers.len()
     }
+}
+
+/// The five `ssm.*` keys of a hybrid model, checked for consistency; MoE hybrids are refused.
+fn read_ssm(k: &Keys<'_>) -> Result<SsmConfig> {
+    if k.opt_u32("expert_count")?.unwrap_or(0) > 0 {
+        return Err(EngineError::BadMetadata {
+            key: k.key("expert_count"),
+            reason: "mixture-of-experts hybrid models are not supported yet".into(),
+        });
+    }
+    let get = |name: &str| -> Result<usize> {
+        let v = k
+            .opt_u32(name)?
+            .ok_or_else(|| EngineError::MissingKey { key: k.key(name) })?;
+        positive(k.key(name), v)
+    };
+    let s = SsmConfig {
+        d_conv: get("ssm.conv_kernel")?,
+        d_inner: get("ssm.inner_size")?,
+        d_state: get("ssm.state_size")?,
+        n_group: get("ssm.group_count")?,
+        n_head: get("ssm.time_step_rank")?,
+    };
+    let bad = |key: &str, reason: String| EngineError::BadMetadata {
+        key: k.key(key),
+        reason,
+    };
+    if s.d_inner % s.n_head != 0 {
+        return Err(bad(
+            "ssm.time_step_rank",
+            format!(
+                "{} heads do not divide the inner size {}",
+                s.n_head, s.d_inner
+            ),
+        ));
+    }
+    if s.d_inner % s.n_group != 0 || s.n_head % s.n_group != 0 {
+        return Err(bad(
+            "ssm.group_count",
+            format!(
+                "{} groups do not divide the inner size {} and the {} heads",
+                s.n_group, s.d_inner, s.n_head
+            ),
+        ));
+    }
+    if s.d_conv > 64 {
+        return Err(bad("ssm.conv_kernel", format!("{} is too wide", s.d_conv)));
+    }
+    Ok(s)
 }
 
 fn read_rope_scaling(k: &Keys<'_>, n_ctx_train: usize) -> Result<RopeScaling> {

@@ -5,8 +5,9 @@
 use nanorun_kernels::{matmul, MatmulScratch, QMatrix, ThreadPool};
 
 use super::attention::{attend, AttnParams, AttnScratch};
-use super::config::{Activation, QkNorm, RopeScaling};
+use super::config::{Activation, LayerKind, QkNorm, RopeScaling};
 use super::ops::{self, Rope};
+use super::ssm::{self, SsmScratch};
 use super::weights::Linear;
 use super::Model;
 use crate::batch::Batch;
@@ -33,6 +34,7 @@ pub struct ForwardState {
     rope_cache: Vec<f32>,
     mm: MatmulScratch,
     attn_scratch: AttnScratch,
+    ssm: SsmScratch,
 }
 
 impl ForwardState {
@@ -57,6 +59,7 @@ impl ForwardState {
             rope_cache: Vec::new(),
             mm: MatmulScratch::new(),
             attn_scratch: AttnScratch::default(),
+            ssm: SsmScratch::default(),
         }
     }
 
@@ -116,7 +119,7 @@ impl ForwardState {
 }
 
 impl Model {
-    fn matmul(
+    pub(super) fn matmul(
         &self,
         st_pool: &ThreadPool,
         mm: &mut MatmulScratch,
@@ -230,9 +233,19 @@ impl Model {
             }
         }
 
+        let recurrent = kv.recurrent().has_layers();
+        if recurrent {
+            ssm::check_batch(self, batch, kv)?;
+        }
         for l in 0..c.n_layer() {
-            self.attention_block(l, batch, kv, st)?;
+            match c.layers[l].kind {
+                LayerKind::Attention => self.attention_block(l, batch, kv, st)?,
+                LayerKind::Mamba2 => self.mamba2_block(l, batch, kv, st)?,
+            }
             self.ffn_block(l, st)?;
+        }
+        if recurrent {
+            kv.recurrent_mut().advance(&batch.seq_ids, &batch.positions);
         }
 
         // Final norm and logits for the rows that want them.
@@ -440,6 +453,45 @@ impl Model {
         })?;
         self.matmul(&st.pool, &mut st.mm, wo, &st.attn, t_n, &mut st.o)?;
         self.finish_residual(l, lw.bo.as_deref(), lw.post_attn_norm.as_deref(), st);
+        Ok(())
+    }
+
+    /// Norm, Mamba2 mixer (see [`ssm`]), residual.
+    fn mamba2_block(
+        &self,
+        l: usize,
+        batch: &Batch,
+        kv: &mut KvCache,
+        st: &mut ForwardState,
+    ) -> Result<()> {
+        let c = self.config();
+        let lw = &self.weights().layers[l];
+        let (t_n, e) = (st.n_tokens, c.n_embd);
+        match &lw.attn_norm {
+            Some(wn) => {
+                for t in 0..t_n {
+                    ops::rms_norm(
+                        &st.x[t * e..(t + 1) * e],
+                        wn,
+                        c.norm_eps,
+                        &mut st.h[t * e..(t + 1) * e],
+                    );
+                }
+            }
+            None => st.h[..t_n * e].copy_from_slice(&st.x[..t_n * e]),
+        }
+        ssm::mamba2_mix(
+            self,
+            l,
+            batch,
+            kv,
+            &st.h[..t_n * e],
+            &mut st.o,
+            &st.pool,
+            &mut st.mm,
+            &mut st.ssm,
+        )?;
+        self.finish_residual(l, None, None, st);
         Ok(())
     }
 

@@ -4,6 +4,7 @@ pub mod attention;
 pub mod config;
 mod forward;
 pub mod ops;
+pub mod ssm;
 pub mod weights;
 
 use std::path::Path;
@@ -94,6 +95,9 @@ impl Model {
                 .flatten()
             {
                 total += m.len as u64;
+            }
+            if let Some(s) = &l.ssm {
+                total += (s.in_proj.len + s.out_proj.len) as u64;
             }
         }
         total

@@ -76,6 +76,8 @@ pub struct LayerWeights {
     pub down: Option<Linear>,
     /// Norm applied to the FFN output before the residual add.
     pub post_ffn_norm: Option<Vec<f32>>,
+    /// The Mamba2 tensors (Mamba2 layers of hybrid models; these have no attention tensors).
+    pub ssm: Option<super::ssm::SsmWeights>,
 }
 
 /// All tensors of a model.
@@ -196,13 +198,17 @@ impl Weights {
             let q_dim = a.n_head * c.head_dim_k;
             let k_dim = a.n_head_kv * c.head_dim_k;
             let v_dim = a.n_head_kv * c.head_dim_v;
+            let mamba2 = spec.kind == super::config::LayerKind::Mamba2;
             let mut lw = LayerWeights {
                 attn_norm: ld.vector(&n("attn_norm.weight"), c.n_embd)?,
-                wo: Some(ld.require_linear(
-                    &n("attn_output.weight"),
-                    a.n_head * c.head_dim_v,
-                    Some(c.n_embd),
-                )?),
+                wo: match mamba2 {
+                    true => None,
+                    false => Some(ld.require_linear(
+                        &n("attn_output.weight"),
+                        a.n_head * c.head_dim_v,
+                        Some(c.n_embd),
+                    )?),
+                },
                 bo: ld.vector(&n("attn_output.bias"), c.n_embd)?,
                 post_attn_norm: ld.vector(&n("post_attention_norm.weight"), c.n_embd)?,
                 ffn_norm: ld.vector(&n("ffn_norm.weight"), c.n_embd)?,
@@ -210,7 +216,18 @@ impl Weights {
                 post_ffn_norm: ld.vector(&n("post_ffw_norm.weight"), c.n_embd)?,
                 ..LayerWeights::default()
             };
-            if c.traits.fused_qkv_and_gate_up {
+            if mamba2 {
+                let s = c.ssm.as_ref().ok_or_else(|| EngineError::MissingKey {
+                    key: format!("{}.ssm.inner_size", c.arch.name()),
+                })?;
+                let linear = |name: &str, cols, rows| ld.require_linear(name, cols, rows);
+                lw.ssm = Some(super::ssm::SsmWeights::load(
+                    gguf, kernels, i, s, c.n_embd, &linear,
+                )?);
+                lw.gate =
+                    Some(ld.require_linear(&n("ffn_gate.weight"), c.n_embd, Some(spec.n_ff))?);
+                lw.up = Some(ld.require_linear(&n("ffn_up.weight"), c.n_embd, Some(spec.n_ff))?);
+            } else if c.traits.fused_qkv_and_gate_up {
                 lw.wqkv = Some(ld.require_linear(
                     &n("attn_qkv.weight"),
                     c.n_embd,

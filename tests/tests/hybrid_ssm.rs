@@ -1,0 +1,241 @@
+//! Granite 4.0-H (Mamba2 + attention layers) on the engine's batches and cache, with the
+//! random-weight `granitehybrid` fixture: batching does not change a sequence's numbers,
+//! prefill (chunked scan) agrees with token-by-token decode (step scan), recurrent-state slots
+//! are allocated and freed with their sequences, and misuse is refused without corrupting
+//! state. (Agreement with llama.cpp's logits is in `fixture_logits`.)
+
+use std::ops::Range;
+
+use nanorun::formats::{Gguf, GgufWriter};
+use nanorun::{Batch, CacheType, ForwardState, KvCache, KvCacheConfig, Model, SeqId};
+use nanorun_tests::data_path;
+
+const N_VOCAB: usize = 320;
+const TOKENS: [u32; 24] = [
+    1, 14, 111, 208, 305, 85, 182, 279, 59, 156, 253, 33, 130, 227, 7, 104, 201, 298, 78, 175, 272,
+    52, 149, 246,
+];
+
+fn model() -> Model {
+    Model::open(data_path("fixtures/granitehybrid-Q4_K_M.gguf")).unwrap()
+}
+
+fn cache(model: &Model, max_seqs: usize) -> KvCache {
+    let mut cfg = KvCacheConfig::for_context(256);
+    cfg.type_k = CacheType::F32;
+    cfg.type_v = CacheType::F32;
+    cfg.max_seqs = max_seqs;
+    KvCache::new(model.config(), cfg).unwrap()
+}
+
+/// Runs `tokens` of `seq` in steps covering `splits`, logits for every token.
+fn run(
+    model: &Model,
+    kv: &mut KvCache,
+    st: &mut ForwardState,
+    seq: SeqId,
+    tokens: &[u32],
+    splits: &[Range<usize>],
+) -> Vec<f32> {
+    let mut out = Vec::new();
+    for r in splits {
+        kv.grow_to(seq, r.end).unwrap();
+        let mut batch = Batch::new();
+        for p in r.clone() {
+            batch.push(tokens[p], p, seq, true);
+        }
+        out.extend_from_slice(model.forward(&batch, kv, st).unwrap());
+    }
+    out
+}
+
+fn alone(model: &Model, tokens: &[u32], splits: &[Range<usize>]) -> Vec<f32> {
+    let mut kv = cache(model, 1);
+    let mut st = ForwardState::new(2);
+    kv.add_sequence(3).unwrap();
+    run(model, &mut kv, &mut st, 3, tokens, splits)
+}
+
+#[test]
+fn two_sequences_in_one_batch_equal_each_alone() {
+    let model = model();
+    let a = &TOKENS[..14];
+    let b: Vec<u32> = TOKENS.iter().rev().take(12).copied().collect();
+    // Prefill in two parts, then one decode step each: the batches mix a continuing
+    // sequence with the other's prompt, then two decodes.
+    let sa = [0..6, 6..13, 13..14];
+    let sb = [0..4, 4..11, 11..12];
+    let (want_a, want_b) = (alone(&model, a, &sa), alone(&model, &b, &sb));
+
+    let mut kv = cache(&model, 2);
+    let mut st = ForwardState::new(2);
+    kv.add_sequence(10).unwrap();
+    kv.add_sequence(20).unwrap();
+    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+    for (ra, rb) in sa.iter().zip(&sb) {
+        kv.grow_to(10, ra.end).unwrap();
+        kv.grow_to(20, rb.end).unwrap();
+        let mut batch = Batch::new();
+        let (mut ia, mut ib) = (ra.clone(), rb.clone());
+        loop {
+            let (pa, pb) = (ia.next(), ib.next());
+            if pa.is_none() && pb.is_none() {
+                break;
+            }
+            if let Some(p) = pb {
+                batch.push(b[p], p, 20, true);
+            }
+            if let Some(p) = pa {
+                batch.push(a[p], p, 10, true);
+            }
+        }
+        let out = model.forward(&batch, &mut kv, &mut st).unwrap();
+        for (row, &seq) in out.chunks_exact(N_VOCAB).zip(&batch.seq_ids) {
+            match seq {
+                10 => got_a.extend_from_slice(row),
+                _ => got_b.extend_from_slice(row),
+            }
+        }
+    }
+    assert_eq!(got_a, want_a, "sequence A differs when batched");
+    assert_eq!(got_b, want_b, "sequence B differs when batched");
+}
+
+#[test]
+fn prefill_agrees_with_token_by_token_decode() {
+    let model = model();
+    let n = TOKENS.len();
+    let prefill = alone(&model, &TOKENS, &[0..n]);
+    let steps: Vec<Range<usize>> = (0..n).map(|p| p..p + 1).collect();
+    let decode = alone(&model, &TOKENS, &steps);
+    for (r, (p, d)) in prefill
+        .chunks_exact(N_VOCAB)
+        .zip(decode.chunks_exact(N_VOCAB))
+        .enumerate()
+    {
+        let mean = p.iter().sum::<f32>() / N_VOCAB as f32;
+        let std = (p.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / N_VOCAB as f32).sqrt();
+        let worst = p
+            .iter()
+            .zip(d)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst / std < 1e-4, "row {r}: rel_max {}", worst / std);
+    }
+}
+
+#[test]
+fn recurrent_slots_come_and_go_with_sequences() {
+    let model = model();
+    let mut kv = cache(&model, 2);
+    let mut st = ForwardState::new(1);
+    assert!(kv.recurrent().has_layers());
+    assert_eq!(kv.recurrent().capacity(), 2);
+    kv.add_sequence(0).unwrap();
+    kv.add_sequence(1).unwrap();
+    let err = kv.add_sequence(2).unwrap_err().to_string();
+    assert!(err.contains("recurrent state pool exhausted"), "{err}");
+    assert!(
+        !kv.has_sequence(2),
+        "a refused sequence leaves nothing behind"
+    );
+    kv.remove_sequence(0);
+    kv.add_sequence(2).unwrap();
+    for i in 0..40u32 {
+        let seq = 100 + i;
+        kv.remove_sequence(if i == 0 { 1 } else { seq - 1 });
+        kv.add_sequence(seq).unwrap();
+        run(&model, &mut kv, &mut st, seq, &TOKENS[..3], &[0..3]);
+        assert_eq!(kv.recurrent().n_free(), 0);
+    }
+    kv.remove_sequence(139);
+    kv.remove_sequence(2);
+    assert_eq!(kv.recurrent().n_free(), 2, "every slot is back");
+    assert_eq!(
+        kv.free_blocks(),
+        kv.total_blocks(),
+        "every KV block is back"
+    );
+}
+
+#[test]
+fn misplaced_tokens_are_refused_and_state_survives() {
+    let model = model();
+    let want = alone(&model, &TOKENS[..8], &[0..5, 5..8]);
+    let mut kv = cache(&model, 2);
+    let mut st = ForwardState::new(2);
+    kv.add_sequence(1).unwrap();
+    let mut got = run(&model, &mut kv, &mut st, 1, &TOKENS, &[0..5]);
+    kv.grow_to(1, 9).unwrap();
+    for (pos, seq) in [(3usize, 1), (6, 1), (5, 9)] {
+        let mut batch = Batch::new();
+        batch.push(TOKENS[pos], pos, seq, true);
+        assert!(
+            model.forward(&batch, &mut kv, &mut st).is_err(),
+            "pos {pos}"
+        );
+    }
+    // A sequence repeating a position within one batch is refused too.
+    let mut batch = Batch::new();
+    batch.push(TOKENS[5], 5, 1, true);
+    batch.push(TOKENS[5], 5, 1, true);
+    assert!(model.forward(&batch, &mut kv, &mut st).is_err());
+    got.extend(run(&model, &mut kv, &mut st, 1, &TOKENS, &[5..8]));
+    assert_eq!(got, want, "refused batches left the state untouched");
+
+    // Removing and re-adding a sequence starts it afresh.
+    kv.remove_sequence(1);
+    kv.add_sequence(1).unwrap();
+    let again = run(&model, &mut kv, &mut st, 1, &TOKENS, &[0..5, 5..8]);
+    assert_eq!(again, want);
+}
+
+#[test]
+fn ssm_keys_are_required_and_named() {
+    let path = data_path("fixtures/granitehybrid-Q4_K_M.gguf");
+    let gguf = Gguf::open(&path).unwrap();
+    let dir = std::env::temp_dir().join(format!("nanorun-hybrid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for key in [
+        "granitehybrid.ssm.state_size",
+        "granitehybrid.ssm.conv_kernel",
+        "granitehybrid.ssm.group_count",
+    ] {
+        let mut w = GgufWriter::from_gguf(&gguf);
+        w.remove(key);
+        let out = dir.join("missing.gguf");
+        w.write_file(&out).unwrap();
+        let err = Model::open(&out).unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+    let mut w = GgufWriter::from_gguf(&gguf);
+    w.set_u32("granitehybrid.ssm.time_step_rank", 7);
+    let out = dir.join("bad.gguf");
+    w.write_file(&out).unwrap();
+    let err = Model::open(&out).unwrap_err().to_string();
+    assert!(err.contains("granitehybrid.ssm.time_step_rank"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn prefix_sharing_copies_state_only_at_the_source_end() {
+    let model = model();
+    let want = alone(&model, &TOKENS[..10], &[0..7, 7..10]);
+    let mut kv = cache(&model, 3);
+    let mut st = ForwardState::new(2);
+    kv.add_sequence(1).unwrap();
+    run(&model, &mut kv, &mut st, 1, &TOKENS, &[0..7]);
+    // Mid-prefix: the state is not available there; refused, nothing taken.
+    let free = (kv.recurrent().n_free(), kv.free_blocks());
+    assert!(kv.fork_prefix(1, 2, 5).is_err());
+    assert!(!kv.has_sequence(2));
+    assert_eq!((kv.recurrent().n_free(), kv.free_blocks()), free);
+    // At the source's end: K/V shared, state copied; both continue like a lone sequence.
+    kv.fork_prefix(1, 2, 7).unwrap();
+    let tail = &want[7 * N_VOCAB..];
+    assert_eq!(run(&model, &mut kv, &mut st, 2, &TOKENS, &[7..10]), tail);
+    assert_eq!(run(&model, &mut kv, &mut st, 1, &TOKENS, &[7..10]), tail);
+    kv.remove_sequence(1);
+    kv.remove_sequence(2);
+    assert_eq!(kv.recurrent().n_free(), 3);
+}
