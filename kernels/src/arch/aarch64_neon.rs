@@ -1,7 +1,7 @@
-//! aarch64 NEON + dotprod versions of the dot products of every quantized type, F32 and BF16
+//! aarch64 NEON + dotprod versions of the dot products of every quantized type, F32, F16, BF16
 //! rows (four-token versions for Q8_0, Q4_0, Q5_0, Q4_K, Q6_K, bit-identical per token to the
-//! one-token ones), and of the Q8_0 / Q8_K activation quantizers. F16 rows and Q8_1 activations use the
-//! scalar kernels (f16 vector conversion needs the unstable `f16` type).
+//! one-token ones), and of the Q8_0 / Q8_K activation quantizers. Q8_1 activations use the
+//! scalar quantizer.
 //!
 //! `vdotq_s32` is unstable on our toolchain, so `sdot` is issued with `asm!` inside
 //! `#[target_feature(enable = "neon,dotprod")]` functions. They may only run on a CPU with
@@ -438,6 +438,47 @@ pub(crate) fn vec_dot_f32(w: &[f32], a: &[f32]) -> f32 {
     sum
 }
 
+/// Four f16 (raw bits in the low half of `h`) → four f32, with `fcvtl` (base ARMv8 FP; the
+/// `float16x4_t` intrinsics need the unstable `f16` type).
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
+    let out: float32x4_t;
+    // SAFETY: fcvtl only reads and writes registers; NEON is available (target feature).
+    unsafe {
+        asm!("fcvtl {out:v}.4s, {h:v}.4h",
+             out = lateout(vreg) out, h = in(vreg) h,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    out
+}
+
+/// F16 · F32.
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) fn vec_dot_f16(w: &[u16], a: &[f32]) -> f32 {
+    let n = w.len().min(a.len());
+    let mut acc = [vdupq_n_f32(0.0); 2];
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n for both slices.
+        let (h, y0, y1) = unsafe {
+            (
+                vld1q_u16(w.as_ptr().add(i)),
+                vld1q_f32(a.as_ptr().add(i)),
+                vld1q_f32(a.as_ptr().add(i + 4)),
+            )
+        };
+        acc[0] = vfmaq_f32(acc[0], f16x4_to_f32(vget_low_u16(h)), y0);
+        acc[1] = vfmaq_f32(acc[1], f16x4_to_f32(vget_high_u16(h)), y1);
+        i += 8;
+    }
+    let mut sum = vaddvq_f32(vaddq_f32(acc[0], acc[1]));
+    for j in i..n {
+        sum += half::f16::from_bits(w[j]).to_f32() * a[j];
+    }
+    sum
+}
+
 /// BF16 · F32 (a bf16 is the top half of an f32).
 #[target_feature(enable = "neon,dotprod")]
 pub(crate) fn vec_dot_bf16(w: &[u16], a: &[f32]) -> f32 {
@@ -540,6 +581,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
     for t in table.iter_mut() {
         match t.ty {
             GgmlType::F32 => t.vec_dot = |w, a| unsafe { vec_dot_f32(cast(w), cast(a)) },
+            GgmlType::F16 => t.vec_dot = |w, a| unsafe { vec_dot_f16(cast(w), cast(a)) },
             GgmlType::BF16 => t.vec_dot = |w, a| unsafe { vec_dot_bf16(cast(w), cast(a)) },
             GgmlType::Q4_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q4_0_n(cast(w), [cast(a)])[0] };
