@@ -9,6 +9,7 @@ mod chat;
 mod common;
 mod inspect;
 mod run;
+mod serve;
 mod tools;
 
 use std::process::ExitCode;
@@ -40,10 +41,14 @@ enum Command {
     Tokenize(tools::TokenizeArgs),
     /// Write the raw logits of given token ids (every position, one batch) to a file.
     Logits(tools::LogitsArgs),
+    /// Serve the model over OpenAI-compatible HTTP (completions, chat, SSE streaming).
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
-    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    // llama.cpp spells the parallel-slots flag `-np`.
+    let argv = std::env::args_os().map(|a| if a == "-np" { "--parallel".into() } else { a });
+    let matches = <Cli as clap::CommandFactory>::command().get_matches_from(argv);
     let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => e.exit(),
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         None => run::run(&cli.run),
         Some(Command::Chat(args)) => chat::run(args),
         Some(Command::Inspect(args)) => inspect::run(args),
+        Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Tokenize(args)) => tools::tokenize(args),
         Some(Command::Logits(args)) => {
             tools::logits(args, explicit("cache_type_k"), explicit("cache_type_v"))

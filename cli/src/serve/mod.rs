@@ -1,0 +1,128 @@
+//! `nanorun serve`: an OpenAI-compatible HTTP server over [`nanorun::Engine`] (axum on
+//! tokio). `POST /v1/completions`, `POST /v1/chat/completions` (`stream: true` as server-sent
+//! events ending with `data: [DONE]`), `GET /v1/models`, `GET /health`, `GET /metrics`
+//! (Prometheus text). Errors are 4xx/5xx with OpenAI's `{"error": {...}}` body; a client that
+//! disconnects mid-stream cancels its request.
+
+mod api;
+mod handlers;
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use nanorun::{Engine, EngineConfig};
+
+use crate::common::ModelArgs;
+use handlers::AppState;
+
+/// Options of `nanorun serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one; the address is printed on stderr).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Requests decoded at once (parallel slots).
+    #[arg(
+        long = "parallel",
+        short = 'n',
+        visible_alias = "np",
+        default_value_t = 4
+    )]
+    pub parallel: usize,
+    /// The model name clients use (default: the file name without `.gguf`).
+    #[arg(long)]
+    pub alias: Option<String>,
+    /// Do not share identical prompt prefixes between requests.
+    #[arg(long = "no-prefix-sharing")]
+    pub no_prefix_sharing: bool,
+}
+
+/// Loads the model and serves until interrupted.
+pub fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let path = args.model.path()?.clone();
+    if args.parallel == 0 || args.parallel > 256 {
+        return Err(format!("--parallel {} must be between 1 and 256", args.parallel).into());
+    }
+    let n_threads = args.model.n_threads()?;
+    let loaded = args.model.load()?;
+    let kv = args.model.kv_config(&loaded.model)?;
+    let cfg = EngineConfig {
+        n_threads,
+        n_ctx: args.model.ctx_size.unwrap_or(4096 * args.parallel.min(4)),
+        max_seqs: args.parallel,
+        max_batch_tokens: args.model.batch_size.max(args.parallel),
+        type_k: kv.type_k,
+        type_v: kv.type_v,
+        prefix_sharing: !args.no_prefix_sharing,
+    };
+    let engine = Engine::new(loaded.model, loaded.tokenizer, cfg)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let name = args.alias.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let state = Arc::new(AppState {
+        engine: Arc::new(engine),
+        name,
+        created: handlers::now(),
+        http_errors: AtomicU64::new(0),
+        next_id: AtomicU64::new(1),
+    });
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .or_else(|_| {
+            std::net::ToSocketAddrs::to_socket_addrs(&(args.host.as_str(), args.port))
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or(())
+        })
+        .map_err(|_| format!("cannot resolve --host {}", args.host))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr()?;
+        eprintln!(
+            "nanorun: serving {} on http://{local} (parallel {}, context {})",
+            state.name,
+            args.parallel,
+            state.engine.max_seq_len()
+        );
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })
+}
+
+/// The routes.
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(handlers::health))
+        .route("/v1/models", get(handlers::models))
+        .route("/metrics", get(handlers::metrics))
+        .route("/v1/completions", post(handlers::completions))
+        .route("/v1/chat/completions", post(handlers::chat_completions))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(|| async {
+            handlers::status_error(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this endpoint",
+            )
+        })
+        .with_state(state)
+}
