@@ -145,6 +145,21 @@ fn bench_quantize(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_pool(c: &mut Criterion) {
+    let mut g = c.benchmark_group("thread_pool");
+    for threads in [1, 2] {
+        let pool = ThreadPool::new(threads);
+        g.bench_function(format!("run_16_empty_chunks/t{threads}"), |b| {
+            b.iter(|| {
+                pool.run(16, |i| {
+                    black_box(i);
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
 fn bench_bandwidth(c: &mut Criterion) {
     let words = vec![1u64; (1 << 30) / 8];
     let mut g = c.benchmark_group("read_bandwidth");
@@ -187,6 +202,7 @@ fn bench_bandwidth(c: &mut Criterion) {
 
 criterion_group!(
     benches,
+    bench_pool,
     bench_bandwidth,
     bench_quantize,
     bench_vec_dot,

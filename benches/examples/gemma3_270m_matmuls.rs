@@ -23,7 +23,10 @@ const SHAPES: [(GgmlType, usize, usize, usize); 9] = [
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let isa = args.get(1).map_or(Ok(Isa::best()), |s| Isa::parse(s)).expect("isa");
+    let isa = args
+        .get(1)
+        .map_or(Ok(Isa::best()), |s| Isa::parse(s))
+        .expect("isa");
     let threads: usize = args.get(2).map_or(1, |s| s.parse().expect("threads"));
     let tokens: usize = args.get(3).map_or(20, |s| s.parse().expect("tokens"));
     let k = Kernels::for_isa(isa).expect("isa available");
@@ -44,7 +47,13 @@ fn main() {
     let mut out = vec![0.0f32; 262_144];
     let step = |scratch: &mut MatmulScratch, out: &mut [f32]| {
         for (ty, rows, cols, words, len) in &mats {
-            let w = QMatrix::new(&bytemuck::cast_slice::<u64, u8>(words)[..*len], *ty, *rows, *cols).expect("matrix");
+            let w = QMatrix::new(
+                &bytemuck::cast_slice::<u64, u8>(words)[..*len],
+                *ty,
+                *rows,
+                *cols,
+            )
+            .expect("matrix");
             matmul(k, &pool, &w, &x[..*cols], 1, &mut out[..*rows], scratch).expect("matmul");
         }
     };
