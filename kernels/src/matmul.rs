@@ -338,5 +338,14 @@ mod tests {
         assert!(matmul(k, &pool, &w, &[0.0; 31], 1, &mut out, &mut s).is_err());
         assert!(matmul(k, &pool, &w, &[0.0; 32], 1, &mut out[..1], &mut s).is_err());
         assert!(matmul(k, &pool, &w, &[0.0; 32], 1, &mut out, &mut s).is_ok());
+        // Q4_0 blocks hold f16 scales: 2-byte alignment is required, and an odd address is an
+        // error, not a panic.
+        let words = vec![0u16; 2 * 18 / 2 + 1];
+        let bytes: &[u8] = bytemuck::cast_slice(&words);
+        let odd = QMatrix::new(&bytes[1..1 + 2 * 18], GgmlType::Q4_0, 2, 32).unwrap();
+        assert!(matches!(
+            matmul(k, &pool, &odd, &[0.0; 32], 1, &mut out, &mut s),
+            Err(KernelError::Misaligned { .. })
+        ));
     }
 }
