@@ -12,13 +12,17 @@
 //!   [`Kernels::active`] is the one `NANORUN_ISA` or detection picks.
 //! - `arch`: the SIMD versions (AVX2, AVX-512 VNNI, NEON dotprod).
 //! - [`matmul()`]: `out[t][r] = W[r,:]·x[t,:]` over a quantized matrix, threaded by row ranges on
-//!   a [`ThreadPool`].
+//!   a [`ThreadPool`]; batches use four-token kernels where the ISA has them.
+//! - [`Kernels::dot_f32`], [`axpy_f32`]: plain f32 helpers for the engine's own math.
 //!
 //! # Numerics
 //! Dot products follow ggml: activations are quantized once per row (Q8_0 for Q4_0/Q5_0/Q8_0,
 //! Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F32 for float rows), each block's integer sum is
 //! exact, and scales are applied in f32. SIMD versions compute the same integer sums and differ
-//! from the scalar oracle only in the order of the f32 accumulation.
+//! from the scalar oracle only in the order of the f32 accumulation. Within one ISA a token's
+//! result is bit-identical whatever batch it is computed in. The reference quantizers are
+//! byte-identical to llama-quantize's (no importance matrix); see the crate README for
+//! measurements and what is not done.
 
 #![warn(missing_docs)]
 
