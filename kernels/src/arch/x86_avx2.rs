@@ -86,7 +86,7 @@ pub(crate) fn nibbles_32(qs: &[u8; 16]) -> __m256i {
 /// Byte j = 0xFF when bit j of `bits` is set, else 0.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn bits_to_bytes(bits: u32) -> __m256i {
+pub(crate) fn bits_to_bytes(bits: u32) -> __m256i {
     let v = _mm256_set1_epi32(bits as i32);
     let spread = _mm256_shuffle_epi8(
         v,
@@ -676,8 +676,14 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
     for t in table.iter_mut() {
         match t.ty {
             GgmlType::F32 => t.vec_dot = |w, a| unsafe { vec_dot_f32(cast(w), cast(a)) },
-            GgmlType::F16 => t.vec_dot = |w, a| unsafe { vec_dot_f16(cast(w), cast(a)) },
-            GgmlType::BF16 => t.vec_dot = |w, a| unsafe { vec_dot_bf16(cast(w), cast(a)) },
+            GgmlType::F16 => {
+                t.vec_dot = |w, a| unsafe { vec_dot_f16(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_half::<false>(cast(w), o) };
+            }
+            GgmlType::BF16 => {
+                t.vec_dot = |w, a| unsafe { vec_dot_bf16(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_half::<true>(cast(w), o) };
+            }
             GgmlType::Q4_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q4_0_n(cast(w), [cast(a)])[0] };
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q4_0_n(cast(w), a.map(cast)) });
@@ -689,6 +695,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             GgmlType::Q5_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q5_0_n(cast(w), [cast(a)])[0] };
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q5_0_n(cast(w), a.map(cast)) });
+                t.dequantize = |w, o| unsafe { convert::dequantize_q5_0(cast(w), o) };
             }
             GgmlType::Q5_1 => t.vec_dot = |w, a| unsafe { dot_q5_1_n(cast(w), [cast(a)])[0] },
             GgmlType::Q8_0 => {

@@ -7,8 +7,10 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::x86_avx2::{f16x2, hsum_epi32, load32, load32u, nibbles_32, q6_half};
-use crate::quant::{BlockQ4K, BlockQ4_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QK32, QK_K};
+use super::x86_avx2::{bits_to_bytes, f16x2, hsum_epi32, load32, load32u, nibbles_32, q6_half};
+use crate::quant::{
+    BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QK32, QK_K,
+};
 
 // ---------------------------------------------------------------- activation quantizers
 
@@ -168,6 +170,44 @@ pub(crate) fn dequantize_q4_0(w: &[BlockQ4_0], out: &mut [f32]) {
             f16x2(b.d, b.d).0,
             None,
         );
+    }
+}
+
+/// Dequantize Q5_0 (bit-identical to the reference).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q5_0(w: &[BlockQ5_0], out: &mut [f32]) {
+    let sixteen = _mm256_set1_epi8(16);
+    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK32)) {
+        let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(b.qh)), sixteen);
+        let q = _mm256_sub_epi8(_mm256_or_si256(nibbles_32(&b.qs), hi), sixteen);
+        store_dequant32(o, q, f16x2(b.d, b.d).0, None);
+    }
+}
+
+/// Widen F16 (`BF16 = false`) or BF16 (`true`) values to f32, eight at a time (exact).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_half<const BF16: bool>(w: &[u16], out: &mut [f32]) {
+    let n = w.len().min(out.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n for both slices.
+        unsafe {
+            let h = _mm_loadu_si128(w.as_ptr().add(i).cast());
+            let v = if BF16 {
+                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+            } else {
+                _mm256_cvtph_ps(h)
+            };
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), v);
+        }
+        i += 8;
+    }
+    for j in i..n {
+        out[j] = if BF16 {
+            f32::from_bits((w[j] as u32) << 16)
+        } else {
+            f16::from_bits(w[j]).to_f32()
+        };
     }
 }
 
