@@ -122,6 +122,7 @@ impl Engine {
         let mut kv_cfg = KvCacheConfig::for_context(cfg.n_ctx);
         kv_cfg.type_k = cfg.type_k;
         kv_cfg.type_v = cfg.type_v;
+        kv_cfg.max_seqs = cfg.max_seqs;
         let kv = KvCache::new(&config, kv_cfg)?;
         let n_kv_blocks = kv_cfg.n_blocks;
         let all_attention = config.layers.iter().all(|l| l.attention.n_head_kv > 0);
@@ -355,6 +356,12 @@ impl RequestStream {
     /// The request's id (for [`Engine::cancel`]).
     pub fn id(&self) -> RequestId {
         self.id
+    }
+
+    /// Asks the engine to cancel the request: the stream then ends with
+    /// `Finished { reason: Cancelled }` (unless it ended first).
+    pub fn cancel(&self) {
+        let _ = self.commands.send(Command::Cancel(self.id));
     }
 
     /// The next event, waiting for it; `None` after the last one.

@@ -1,0 +1,138 @@
+//! Aggregate decode throughput against concurrency: N greedy streams at once through one
+//! `nanorun::Engine`, for each N given.
+//!
+//! ```text
+//! cargo run --release -p nanorun --example throughput -- MODEL.gguf [--parallel 1,2,4,8]
+//!     [-n TOKENS] [-t THREADS] [--prompt-tokens N]
+//! ```
+//!
+//! For each concurrency N it submits N requests of `-n` tokens each (prompts of the same
+//! length, all different) and reports aggregate generated tokens per second (decode phase:
+//! from the moment every stream has its first token to the end), time to first token, and
+//! per-request latency. Exits successfully, saying so, when the model file is absent.
+
+use std::time::{Duration, Instant};
+
+use nanorun::{Engine, EngineConfig, Event, Request};
+
+struct Args {
+    model: String,
+    parallel: Vec<usize>,
+    n: usize,
+    threads: usize,
+    prompt_tokens: usize,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        model: "models/gemma-3-270m-q4_k_m.gguf".into(),
+        parallel: vec![1, 2, 4, 8],
+        n: 64,
+        threads: 0,
+        prompt_tokens: 32,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        let mut val = || it.next().ok_or(format!("{x} needs a value"));
+        match x.as_str() {
+            "--parallel" => {
+                a.parallel = val()?
+                    .split(',')
+                    .map(|s| s.parse().map_err(|_| format!("bad --parallel value '{s}'")))
+                    .collect::<Result<_, _>>()?
+            }
+            "-n" => a.n = val()?.parse().map_err(|_| "bad -n")?,
+            "-t" => a.threads = val()?.parse().map_err(|_| "bad -t")?,
+            "--prompt-tokens" => {
+                a.prompt_tokens = val()?.parse().map_err(|_| "bad --prompt-tokens")?
+            }
+            m if !m.starts_with('-') => a.model = m.to_string(),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse()?;
+    if !std::path::Path::new(&args.model).exists() {
+        println!("SKIPPED: model {} not found", args.model);
+        return Ok(());
+    }
+    let max_n = args.parallel.iter().copied().max().unwrap_or(1);
+    let engine = Engine::load(
+        &args.model,
+        EngineConfig {
+            n_threads: args.threads,
+            n_ctx: max_n * (args.prompt_tokens + args.n + 32),
+            max_seqs: max_n,
+            prefix_sharing: false,
+            ..EngineConfig::default()
+        },
+    )?;
+    let n_vocab = engine.model_config().n_vocab as u32;
+    println!("| streams | aggregate decode tok/s | per-stream tok/s | TTFT mean (ms) | latency mean (s) |");
+    println!("|---|---|---|---|---|");
+    for &n in &args.parallel {
+        let t0 = Instant::now();
+        let mut streams: Vec<_> = (0..n)
+            .map(|i| {
+                // Distinct prompts of the same length (token ids spread over the vocabulary).
+                let prompt: Vec<u32> = std::iter::once(2)
+                    .chain(
+                        (1..args.prompt_tokens as u32)
+                            .map(|j| 1000 + (j * 7919 + i as u32 * 104_729) % (n_vocab - 2000)),
+                    )
+                    .collect();
+                let mut r = Request::from_tokens(prompt).max_tokens(args.n).greedy();
+                r.ignore_eos = true;
+                engine.submit(r)
+            })
+            .collect::<Result<_, _>>()?;
+        let mut first: Vec<Option<Duration>> = vec![None; n];
+        let mut done: Vec<Option<Duration>> = vec![None; n];
+        let mut generated = vec![0usize; n];
+        while done.iter().any(Option::is_none) {
+            for (i, s) in streams.iter_mut().enumerate() {
+                if done[i].is_some() {
+                    continue;
+                }
+                while let Ok(Some(e)) = s.recv_timeout(Duration::from_millis(1)) {
+                    match e {
+                        Event::Token { .. } => {
+                            generated[i] += 1;
+                            first[i].get_or_insert(t0.elapsed());
+                        }
+                        Event::Text(_) => {}
+                        Event::Finished { .. } | Event::Error(_) => {
+                            done[i] = Some(t0.elapsed());
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let all_first = first.iter().flatten().max().copied().unwrap_or_default();
+        let end = done.iter().flatten().max().copied().unwrap_or_default();
+        let decode_tokens: usize = generated.iter().map(|g| g.saturating_sub(1)).sum();
+        let tps = decode_tokens as f64 / (end - all_first).as_secs_f64().max(1e-9);
+        let ttft = first
+            .iter()
+            .flatten()
+            .map(Duration::as_secs_f64)
+            .sum::<f64>()
+            / n as f64;
+        let lat = done
+            .iter()
+            .flatten()
+            .map(Duration::as_secs_f64)
+            .sum::<f64>()
+            / n as f64;
+        println!(
+            "| {n} | {tps:.1} | {:.1} | {:.0} | {lat:.2} |",
+            tps / n as f64,
+            ttft * 1e3
+        );
+    }
+    Ok(())
+}
