@@ -7,6 +7,7 @@ use nanorun_kernels::{matmul, MatmulScratch, QMatrix, ThreadPool};
 use super::attention::{attend, AttnParams, AttnScratch};
 use super::config::{Activation, LayerKind, QkNorm, RopeScaling};
 use super::ops::{self, Rope};
+use super::profile::{Laps, LayerTimes, Part};
 use super::ssm::{self, SsmScratch};
 use super::weights::Linear;
 use super::Model;
@@ -35,6 +36,7 @@ pub struct ForwardState {
     mm: MatmulScratch,
     attn_scratch: AttnScratch,
     ssm: SsmScratch,
+    profile: Option<LayerTimes>,
 }
 
 impl ForwardState {
@@ -60,12 +62,23 @@ impl ForwardState {
             mm: MatmulScratch::new(),
             attn_scratch: AttnScratch::default(),
             ssm: SsmScratch::default(),
+            profile: None,
         }
     }
 
     /// The thread pool.
     pub fn pool(&self) -> &ThreadPool {
         &self.pool
+    }
+
+    /// Switches per-part timing of the forward pass on (from zero) or off.
+    pub fn set_profiling(&mut self, on: bool) {
+        self.profile = on.then(LayerTimes::default);
+    }
+
+    /// The time per part since profiling was switched on (`None` when off).
+    pub fn profile(&self) -> Option<&LayerTimes> {
+        self.profile.as_ref()
     }
 
     /// Grows the buffers for a batch of `t` tokens (no-op once large enough).
@@ -219,6 +232,7 @@ impl Model {
         let t_n = batch.len();
         let e = c.n_embd;
         st.reserve(self, t_n);
+        let mut laps = Laps::start(&st.profile);
 
         // Embeddings.
         let row_bytes = w.token_embd.row_bytes();
@@ -237,12 +251,21 @@ impl Model {
         if recurrent {
             ssm::check_batch(self, batch, kv)?;
         }
+        laps.lap(&mut st.profile, Part::Other);
         for l in 0..c.n_layer() {
-            match c.layers[l].kind {
-                LayerKind::Attention => self.attention_block(l, batch, kv, st)?,
-                LayerKind::Mamba2 => self.mamba2_block(l, batch, kv, st)?,
-            }
+            let part = match c.layers[l].kind {
+                LayerKind::Attention => {
+                    self.attention_block(l, batch, kv, st)?;
+                    Part::Attention
+                }
+                LayerKind::Mamba2 => {
+                    self.mamba2_block(l, batch, kv, st)?;
+                    Part::Mamba2
+                }
+            };
+            laps.lap(&mut st.profile, part);
             self.ffn_block(l, st)?;
+            laps.lap(&mut st.profile, Part::Ffn);
         }
         if recurrent {
             kv.recurrent_mut().advance(&batch.seq_ids, &batch.positions);
@@ -285,6 +308,11 @@ impl Model {
         }
         if let Some(cap) = c.final_softcap {
             ops::softcap(logits, cap);
+        }
+        laps.lap(&mut st.profile, Part::Other);
+        if let Some(p) = &mut st.profile {
+            p.forwards += 1;
+            p.tokens += t_n;
         }
         Ok(logits)
     }

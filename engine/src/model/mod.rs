@@ -4,6 +4,7 @@ pub mod attention;
 pub mod config;
 mod forward;
 pub mod ops;
+pub mod profile;
 pub mod ssm;
 pub mod weights;
 
