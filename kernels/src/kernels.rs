@@ -72,6 +72,26 @@ impl Kernels {
         wt.vec_dot(at, n, w, a)
     }
 
+    /// y\[i\] += alpha·(row dequantized)\[i\] for a row of `ty` holding `y.len()` values — e.g.
+    /// attention's weighted sum over a quantized V cache — without a dequantized copy of the
+    /// row (it goes through a 256-value stack buffer with this ISA's dequantize kernel).
+    pub fn axpy_row(&self, ty: GgmlType, alpha: f32, row: &[u8], y: &mut [f32]) -> Result<()> {
+        let t = self.traits(ty)?;
+        t.check_row("axpy row", row, y.len())?;
+        const CHUNK: usize = 256;
+        let blocks = (CHUNK / t.block_size).max(1);
+        let mut tmp = [0.0f32; CHUNK];
+        for (bytes, ys) in row
+            .chunks(blocks * t.block_bytes)
+            .zip(y.chunks_mut(blocks * t.block_size))
+        {
+            let tmp = &mut tmp[..ys.len()];
+            (t.dequantize)(bytes, tmp);
+            axpy_f32(alpha, tmp, ys);
+        }
+        Ok(())
+    }
+
     /// Σ a\[i\]·b\[i\] over the shorter length, with this ISA's F32 dot kernel (for attention
     /// scores and other plain f32 math).
     pub fn dot_f32(&self, a: &[f32], b: &[f32]) -> f32 {

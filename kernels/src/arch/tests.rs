@@ -361,3 +361,24 @@ fn simd_vec_dot_matches_scalar_with_extreme_scales() {
         }
     }
 }
+
+#[test]
+fn axpy_row_adds_the_dequantized_row_on_every_isa() {
+    let mut rng = Rng::new(17);
+    for k in simd_isas().into_iter().chain([scalar()]) {
+        for &ty in &SUPPORTED {
+            let t = k.traits(ty).unwrap();
+            let n = 3 * t.block_size.max(256);
+            let w = random_weights(&mut rng, ty, 1, n);
+            let mut deq = vec![0.0f32; n];
+            t.dequantize_row(w.bytes(), &mut deq).unwrap();
+            let base = random_values(&mut rng, n);
+            let mut y = base.clone();
+            k.axpy_row(ty, 0.75, w.bytes(), &mut y).unwrap();
+            for i in 0..n {
+                assert_eq!(y[i], base[i] + 0.75 * deq[i], "{} {ty} i={i}", k.isa());
+            }
+            assert!(k.axpy_row(ty, 1.0, w.bytes(), &mut y[..n - 1]).is_err());
+        }
+    }
+}
