@@ -13,7 +13,8 @@
 //! - `arch`: the SIMD versions (AVX2, AVX-512 VNNI, NEON dotprod).
 //! - [`matmul()`]: `out[t][r] = W[r,:]·x[t,:]` over a quantized matrix, threaded by row ranges on
 //!   a [`ThreadPool`]; batches use four-token kernels where the ISA has them.
-//! - [`Kernels::dot_f32`], [`axpy_f32`]: plain f32 helpers for the engine's own math.
+//! - [`Kernels::dot_f32`], [`axpy_f32`], [`Kernels::axpy_row`]: helpers for the engine's own math.
+//! - [`quantize_matrix()`]: a whole tensor to a type, threaded (for `nanorun quantize`).
 //!
 //! # Numerics
 //! Dot products follow ggml: activations are quantized once per row (Q8_0 for Q4_0/Q5_0/Q8_0,
@@ -32,6 +33,7 @@ mod isa;
 mod kernels;
 pub mod matmul;
 pub mod quant;
+pub mod quantize_matrix;
 pub mod threads;
 mod traits;
 
@@ -43,6 +45,7 @@ pub use isa::Isa;
 pub use kernels::{axpy_f32, Kernels};
 pub use matmul::{matmul, MatmulScratch, QMatrix};
 pub use nanorun_formats::GgmlType;
+pub use quantize_matrix::quantize_matrix;
 pub use threads::ThreadPool;
 pub use traits::{
     type_traits, DequantizeFn, QuantizeFn, TypeTraits, VecDotFn, VecDotX4Fn, SUPPORTED,
