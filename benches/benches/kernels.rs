@@ -126,6 +126,23 @@ fn bench_matmul_batch(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_quantize_weights(c: &mut Criterion) {
+    let n = 4096;
+    let x = values(8, n);
+    let mut g = c.benchmark_group("quantize_weights_4096");
+    g.throughput(Throughput::Bytes((n * 4) as u64));
+    for ty in WEIGHT_TYPES.into_iter().filter(|t| t.is_quantized()) {
+        let t = nanorun_kernels::type_traits(ty).expect("type");
+        let len = t.row_bytes(n).expect("len");
+        let mut out = vec![0u64; len.div_ceil(8)];
+        let bytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut out)[..len];
+        g.bench_function(format!("{ty}"), |b| {
+            b.iter(|| t.quantize_row(black_box(&x), bytes).expect("quantize"))
+        });
+    }
+    g.finish();
+}
+
 fn bench_quantize(c: &mut Criterion) {
     let n = 4096;
     let x = values(7, n);
@@ -205,6 +222,7 @@ criterion_group!(
     bench_pool,
     bench_bandwidth,
     bench_quantize,
+    bench_quantize_weights,
     bench_vec_dot,
     bench_matmul,
     bench_matmul_batch
