@@ -91,12 +91,26 @@ fn spin_until(budget: Duration, ready: impl Fn() -> bool) -> bool {
 impl ThreadPool {
     /// A pool running ops on `n_threads` threads in all (the caller plus `n_threads − 1`
     /// workers; 0 is treated as 1).
+    ///
+    /// # Panics
+    /// When the operating system refuses to start a thread; [`ThreadPool::try_new`] returns
+    /// that as an error instead (use it where the count comes from a user).
     pub fn new(n_threads: usize) -> ThreadPool {
-        ThreadPool::with_spin(n_threads, Duration::from_micros(50))
+        ThreadPool::try_new(n_threads, Duration::from_micros(50))
+            .expect("starting thread-pool workers")
     }
 
     /// As [`ThreadPool::new`], with the time a waiting thread spins before it parks.
+    ///
+    /// # Panics
+    /// As [`ThreadPool::new`].
     pub fn with_spin(n_threads: usize, spin: Duration) -> ThreadPool {
+        ThreadPool::try_new(n_threads, spin).expect("starting thread-pool workers")
+    }
+
+    /// A pool of `n_threads` threads in all that spin `spin` before parking, or the operating
+    /// system's error when it cannot start the workers (those already started are stopped).
+    pub fn try_new(n_threads: usize, spin: Duration) -> std::io::Result<ThreadPool> {
         let n_threads = n_threads.max(1);
         let shared = Arc::new(Shared {
             epoch: AtomicU64::new(0),
@@ -117,21 +131,21 @@ impl ThreadPool {
             caller_sleeping: AtomicBool::new(false),
             spin,
         });
-        let handles = (1..n_threads)
-            .map(|i| {
-                let s = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("nanorun-worker-{i}"))
-                    .spawn(move || worker(&s))
-                    .expect("spawning a thread-pool worker")
-            })
-            .collect();
-        ThreadPool {
+        // Dropping a partially built pool stops and joins the workers started so far.
+        let mut pool = ThreadPool {
             shared,
-            handles,
+            handles: Vec::new(),
             n_threads,
             run_lock: Mutex::new(()),
+        };
+        for i in 1..n_threads {
+            let s = Arc::clone(&pool.shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("nanorun-worker-{i}"))
+                .spawn(move || worker(&s))?;
+            pool.handles.push(handle);
         }
+        Ok(pool)
     }
 
     /// Threads taking part in an op (workers plus the caller).
