@@ -81,7 +81,14 @@ fn dot_q5_0_n<const N: usize>(w: &[BlockQ5_0], a: [&[BlockQ8_0]; N]) -> [f32; N]
         },
         |(ax, q), y| {
             let sy = _mm256_sign_epi8(load32(&y.qs), q);
-            _mm256_cvtepi32_ps(x86_avx2::dot_u8_i8(ax, sy))
+            // One row: vpmaddubsw + vpmaddwd measured faster; several rows: vpdpbusd.
+            // Both give the exact same integer sums, so the same bits.
+            let p = if N == 1 {
+                x86_avx2::dot_u8_i8(ax, sy)
+            } else {
+                _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy)
+            };
+            _mm256_cvtepi32_ps(p)
         },
     )
 }
