@@ -9,7 +9,7 @@
 //!
 //! The calling thread takes part in every op, so `ThreadPool::new(n)` starts `n − 1` workers.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex};
@@ -156,12 +156,16 @@ impl ThreadPool {
     /// Run `f(i)` for every `i` in `0..n_chunks`, spread over the pool's threads; returns when
     /// all have run. Each index runs exactly once. A panic in `f` is re-raised here after every
     /// thread has left the op.
+    ///
+    /// Called from inside an op (from `f`, on any pool's thread), it runs `f` over the chunks
+    /// serially on the calling thread instead of deadlocking.
     pub fn run<F: Fn(usize) + Sync>(&self, n_chunks: usize, f: F) {
-        if self.n_threads == 1 || n_chunks <= 1 {
+        if self.n_threads == 1 || n_chunks <= 1 || IN_OP.with(Cell::get) {
             (0..n_chunks).for_each(f);
             return;
         }
         let _serial = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _in_op = InOp::enter();
         let s = &*self.shared;
         let f_ref: &(dyn Fn(usize) + Sync + '_) = &f;
         // SAFETY: erasing the closure's lifetime is sound because this function does not return
@@ -197,6 +201,27 @@ impl ThreadPool {
     }
 }
 
+thread_local! {
+    /// Whether this thread is running a pool op's chunks (a worker always is).
+    static IN_OP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread as inside an op until dropped.
+struct InOp;
+
+impl InOp {
+    fn enter() -> InOp {
+        IN_OP.with(|c| c.set(true));
+        InOp
+    }
+}
+
+impl Drop for InOp {
+    fn drop(&mut self) {
+        IN_OP.with(|c| c.set(false));
+    }
+}
+
 /// Closes the current op and waits until no worker is inside it (also when unwinding).
 struct Close<'a>(&'a Shared);
 
@@ -228,6 +253,7 @@ fn notify_caller(s: &Shared) {
 }
 
 fn worker(s: &Shared) {
+    IN_OP.with(|c| c.set(true));
     let mut seen = 0u64;
     loop {
         if !spin_until(s.spin, || s.epoch.load(SeqCst) != seen) {
@@ -314,6 +340,23 @@ mod tests {
             }
         }
         assert_eq!(total.load(Relaxed), 2000 * 10);
+    }
+
+    #[test]
+    fn a_nested_run_runs_inline_instead_of_deadlocking() {
+        let pool = ThreadPool::new(2);
+        let count = AtomicUsize::new(0);
+        pool.run(8, |_| {
+            pool.run(4, |_| {
+                count.fetch_add(1, Relaxed);
+            });
+        });
+        assert_eq!(count.load(Relaxed), 32);
+        // And the pool is still parallel afterwards.
+        pool.run(8, |_| {
+            count.fetch_add(1, Relaxed);
+        });
+        assert_eq!(count.load(Relaxed), 40);
     }
 
     #[test]
