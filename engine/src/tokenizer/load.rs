@@ -214,6 +214,9 @@ fn byte_level_pre(pre: &str) -> Option<(PreTokenizer, bool, bool, bool)> {
         "bloom" | "gpt3-finnish" => (Bloom, false, false, true),
         "poro-chat" => (Bloom, false, false, false),
         "viking" => (Viking, false, false, false),
+        "deepseek-v3" | "hunyuan-dense" | "joyai-llm" | "hy_v4" => (DeepSeek3, false, false, false),
+        "minicpm5" => (MiniCpm5, true, false, true),
+        "tiny_aya" | "cohere2moe" => (TinyAya, false, false, false),
         _ => return None,
     })
 }

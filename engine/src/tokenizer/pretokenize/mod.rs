@@ -9,8 +9,10 @@ mod passes;
 mod words;
 
 use super::unicode::flags;
-use passes::{ascii_digit_triples, class_pass, lead_run_pass, Lead};
-use words::{gpt2, llama3, o200k, Llama3Opts, L3, QWEN2};
+use passes::{
+    ascii_digit_triples, class_pass, digits_from_right, lead_run_pass, number_groups, Lead,
+};
+use words::{deepseek3, gpt2, llama3, o200k, tiny_aya, Llama3Opts, L3, QWEN2};
 
 /// Which pre-tokenizer a BPE vocabulary uses (llama.cpp's `llama_vocab_pre_type`, the subset
 /// implemented here).
@@ -46,6 +48,14 @@ pub enum PreTokenizer {
     Bloom,
     /// BLOOM's regex, then every digit alone (`viking`).
     Viking,
+    /// Numbers in threes, CJK / kana runs, then DeepSeek V3's word regex (`deepseek-v3`,
+    /// `hunyuan-dense`, `joyai-llm`, `hy_v4`).
+    DeepSeek3,
+    /// Numbers in threes, then Llama 3's regex with whole number runs (`minicpm5`).
+    MiniCpm5,
+    /// ASCII digits grouped by three from the right, then an o200k-like regex (`tiny_aya`,
+    /// `cohere2moe`).
+    TinyAya,
     /// Runs of non-newlines and runs of newlines (`[^\n]+|[\n]+`): Gemma 4's SPM-style BPE.
     Lines,
 }
@@ -85,7 +95,10 @@ pub fn split(pre: PreTokenizer, cpts: &[u32]) -> Vec<Span> {
         PreTokenizer::Tekken => refine(cpts, &all, |c, s, o| o200k(c, s, false, 1, o)),
         PreTokenizer::DeepSeekCoder => {
             let is_nl = |cp: u32| cp == '\r' as u32 || cp == '\n' as u32;
-            let cjk = |cp: u32| matches!(cp, 0x0800..=0x9FA5 | 0xAC00..=0xD7FF);
+            // A `std::wregex` pass: llama.cpp hands it non-ASCII whitespace as \v, outside the ranges.
+            let cjk = |cp: u32| {
+                matches!(cp, 0x0800..=0x9FA5 | 0xAC00..=0xD7FF) && !flags(cp).is_whitespace()
+            };
             let p = refine(cpts, &all, |c, s, o| class_pass(c, s, is_nl, false, o));
             let p = refine(cpts, &p, |c, s, o| {
                 lead_run_pass(c, s, Lead::Whitespace, |cp| flags(cp).is_letter(), o)
@@ -130,6 +143,24 @@ pub fn split(pre: PreTokenizer, cpts: &[u32]) -> Vec<Span> {
             } else {
                 p
             }
+        }
+        PreTokenizer::DeepSeek3 => {
+            let cjk = |cp: u32| matches!(cp, 0x4E00..=0x9FA5 | 0x3040..=0x30FF);
+            let p = refine(cpts, &all, number_groups);
+            let p = refine(cpts, &p, |c, s, o| class_pass(c, s, cjk, true, o));
+            refine(cpts, &p, deepseek3)
+        }
+        PreTokenizer::MiniCpm5 => {
+            let p = refine(cpts, &all, number_groups);
+            let opts = Llama3Opts {
+                group: usize::MAX,
+                ..L3
+            };
+            refine(cpts, &p, |c, s, o| llama3(c, s, opts, o))
+        }
+        PreTokenizer::TinyAya => {
+            let p = refine(cpts, &all, digits_from_right);
+            refine(cpts, &p, tiny_aya)
         }
         PreTokenizer::Lines => refine(cpts, &all, |c, s, o| {
             class_pass(c, s, |cp| cp == '\n' as u32, true, o)
@@ -238,6 +269,19 @@ mod tests {
         assert_eq!(
             words(PreTokenizer::Lines, "a b\n\nc\n"),
             ["a b", "\n\n", "c", "\n"]
+        );
+    }
+
+    #[test]
+    fn deepseek3_minicpm5_tiny_aya_words() {
+        assert_eq!(
+            words(PreTokenizer::DeepSeek3, "12345 .Net 中文x!!\n"),
+            ["123", "45", " .", "Net", " ", "中文", "x", "!!\n"]
+        );
+        assert_eq!(words(PreTokenizer::MiniCpm5, "a12345"), ["a", "123", "45"]);
+        assert_eq!(
+            words(PreTokenizer::TinyAya, "1234567 12ab I'M"),
+            ["1", "234", "567", " ", "12", "ab", " I'M"]
         );
     }
 

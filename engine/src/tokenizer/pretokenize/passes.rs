@@ -104,3 +104,57 @@ pub(super) fn ascii_digit_triples(cpts: &[u32], (ini, end): Span, out: &mut Vec<
         out.push((gap, end));
     }
 }
+
+/// `\p{N}{1,3}`: runs of up to three numbers, and the gaps.
+pub(super) fn number_groups(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
+    let mut pos = ini;
+    let mut gap = ini;
+    while pos < end {
+        if flags(cpts[pos]).is_number() {
+            if gap < pos {
+                out.push((gap, pos));
+            }
+            let start = pos;
+            while pos < end && pos - start < 3 && flags(cpts[pos]).is_number() {
+                pos += 1;
+            }
+            out.push((start, pos));
+            gap = pos;
+        } else {
+            pos += 1;
+        }
+    }
+    if gap < end {
+        out.push((gap, end));
+    }
+}
+
+/// Tiny Aya's `\d{1,3}(?=(?:\d{3})*\b)`, which llama.cpp runs with its AFMoE digit splitter:
+/// every run of numbers (`\p{N}`) is cut into groups of three counted from the right, and the
+/// stretch before a run is glued to the run's first group (later passes split them again).
+pub(super) fn digits_from_right(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
+    let mut prev = ini;
+    let mut pos = ini;
+    while pos < end {
+        if !flags(cpts[pos]).is_number() {
+            pos += 1;
+            continue;
+        }
+        let start = pos;
+        while pos < end && flags(cpts[pos]).is_number() {
+            pos += 1;
+        }
+        let mut cut = start + (pos - start) % 3;
+        if cut == start {
+            cut += 3;
+        }
+        while cut <= pos {
+            out.push((prev, cut));
+            prev = cut;
+            cut += 3;
+        }
+    }
+    if prev < end {
+        out.push((prev, end));
+    }
+}

@@ -301,3 +301,101 @@ pub(super) fn o200k(
         pos = e;
     }
 }
+
+/// DeepSeek V3's word regex (also Hunyuan dense, JoyAI, HY v4), as `std::regex` runs it on
+/// the collapsed text; unmatched stretches (numbers, already split off) stay pieces:
+/// `[!-/:-@\[-`{-~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+pub(super) fn deepseek3(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
+    let v = View { cpts, ini, end };
+    let ascii_punct = |c: u32| matches!(c, 0x21..=0x2F | 0x3A..=0x40 | 0x5B..=0x60 | 0x7B..=0x7E);
+    let ascii_alpha = |c: u32| (0x41..=0x5A).contains(&c) || (0x61..=0x7A).contains(&c);
+    let lm = |p: usize| v.flags(p).is_letter() || v.flags(p).is_accent_mark();
+    let ps = |p: usize| v.flags(p).is_punctuation() || v.flags(p).is_symbol();
+    let lead = |p: usize| {
+        let f = v.flags(p);
+        f.any() && !is_nl(v.cpt(p)) && !f.is_letter() && !f.is_punctuation() && !f.is_symbol()
+    };
+    let run = |mut e: usize, pred: &dyn Fn(usize) -> bool| {
+        while pred(e) {
+            e += 1;
+        }
+        e
+    };
+    let mut pos = ini;
+    let mut gap = ini;
+    while pos < end {
+        let q = pos + (v.cpt(pos) == ' ' as u32) as usize;
+        let m = if ascii_punct(v.cpt(pos)) && ascii_alpha(v.cpt(pos + 1)) {
+            Some(run(pos + 1, &|p| ascii_alpha(v.cpt(p))))
+        } else if lead(pos) && lm(pos + 1) {
+            Some(run(pos + 1, &lm))
+        } else if lm(pos) {
+            Some(run(pos, &lm))
+        } else if ps(q) {
+            Some(run(run(q, &ps), &|p| is_nl(v.cpt(p))))
+        } else if v.flags(pos).is_whitespace() {
+            Some(pos + whitespace_piece(&v, pos))
+        } else {
+            None
+        };
+        match m {
+            Some(e) => {
+                if gap < pos {
+                    out.push((gap, pos));
+                }
+                out.push((pos, e));
+                pos = e;
+                gap = e;
+            }
+            None => pos += 1,
+        }
+    }
+    if gap < end {
+        out.push((gap, end));
+    }
+}
+
+/// Tiny Aya's word regex as `std::regex` runs it on the collapsed text, where `\p{Lu}` and
+/// `\p{Ll}` both become "any letter":
+/// `[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+C?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+/// (`C` the contractions).
+pub(super) fn tiny_aya(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
+    let v = View { cpts, ini, end };
+    let lm = |p: usize| v.flags(p).is_letter() || v.flags(p).is_accent_mark();
+    let lead = |p: usize| {
+        let f = v.flags(p);
+        f.any() && !is_nl(v.cpt(p)) && !f.is_letter() && !f.is_number()
+    };
+    let other = |p: usize| not_word(v.flags(p)) && v.flags(p).any();
+    let mut pos = ini;
+    while pos < end {
+        let mut e;
+        if (lead(pos) && lm(pos + 1)) || lm(pos) {
+            e = pos + 1;
+            while lm(e) {
+                e += 1;
+            }
+            e += v.contraction(e, true);
+        } else if v.flags(pos).is_number() {
+            e = pos;
+            while e - pos < 3 && v.flags(e).is_number() {
+                e += 1;
+            }
+        } else {
+            let q = pos + (v.cpt(pos) == ' ' as u32) as usize;
+            if other(q) {
+                e = q;
+                while other(e) {
+                    e += 1;
+                }
+                while is_nl(v.cpt(e)) || v.cpt(e) == '/' as u32 {
+                    e += 1;
+                }
+            } else {
+                e = pos + whitespace_piece(&v, pos);
+            }
+        }
+        out.push((pos, e));
+        pos = e;
+    }
+}
