@@ -32,21 +32,78 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-/// Dot product with eight partial sums (vectorises; order fixed, so results are
-/// deterministic).
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
+/// The one reduction of the scans, per instruction set.
+trait Dot {
+    /// Σ a\[i\]·b\[i\] over equal lengths.
+    fn dot(a: &[f32], b: &[f32]) -> f32;
+}
+
+/// Plain Rust (the build target's vectors).
+struct Plain;
+
+impl Dot for Plain {
+    #[inline(always)]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let mut acc = [0f32; 8];
+        let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (x, y) in ca.zip(cb) {
+            for i in 0..8 {
+                acc[i] += x[i] * y[i];
+            }
         }
+        let mut sum: f32 = acc.iter().sum();
+        for (x, y) in ra.iter().zip(rb) {
+            sum += x * y;
+        }
+        sum
     }
-    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (x, y) in ra.iter().zip(rb) {
-        sum += x * y;
+}
+
+/// AVX2 + FMA, two accumulators.
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl Dot for Avx2 {
+    #[inline(always)]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        // SAFETY: `Avx2` is only used inside functions that checked for AVX2 and FMA.
+        unsafe { dot_avx2(a, b) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut i = 0;
+    // SAFETY (all loads): `i + 16 <= n` resp. `i + 8 <= n`, within both slices.
+    while i + 16 <= n {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
+        s1 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 8)),
+            _mm256_loadu_ps(pb.add(i + 8)),
+            s1,
+        );
+        i += 16;
+    }
+    if i + 8 <= n {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
+        i += 8;
+    }
+    let s = _mm256_add_ps(s0, s1);
+    let q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+    let mut sum = _mm_cvtss_f32(q);
+    while i < n {
+        sum += a[i] * b[i];
+        i += 1;
     }
     sum
 }
@@ -126,9 +183,35 @@ impl HeadIo<'_> {
     }
 }
 
+/// Whether the AVX2+FMA builds of the scans can run here (checked once, cached by std).
+#[cfg(target_arch = "x86_64")]
+fn have_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
 /// The recurrence over the tokens `range` (indices into `io.rows`): updates `state`
 /// (`head_dim × d_state`) and writes `y` (`range.len() × head_dim`, without `D·x`).
+///
+/// The same Rust code is compiled twice, for the build target and with AVX2 + FMA (dot
+/// products with FMA), and the better one is picked at run time, so on one machine prefill
+/// and decode always use the same arithmetic.
 pub fn scan_steps(state: &mut [f32], io: &HeadIo<'_>, range: Range<usize>, y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if have_avx2() {
+        // SAFETY: AVX2 and FMA were detected just above.
+        return unsafe { scan_steps_avx2(state, io, range, y) };
+    }
+    scan_steps_impl::<Plain>(state, io, range, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scan_steps_avx2(state: &mut [f32], io: &HeadIo<'_>, range: Range<usize>, y: &mut [f32]) {
+    scan_steps_impl::<Avx2>(state, io, range, y)
+}
+
+#[inline(always)]
+fn scan_steps_impl<D: Dot>(state: &mut [f32], io: &HeadIo<'_>, range: Range<usize>, y: &mut [f32]) {
     let (hd, ds) = (io.head_dim, io.d_state);
     for (n, j) in range.enumerate() {
         let dt = io.dt(j);
@@ -140,7 +223,7 @@ pub fn scan_steps(state: &mut [f32], io: &HeadIo<'_>, range: Range<usize>, y: &m
             for (s, &bi) in row.iter_mut().zip(b) {
                 *s = *s * da + bi * xdt;
             }
-            y[n * hd + p] = dot(row, c);
+            y[n * hd + p] = D::dot(row, c);
         }
     }
 }
@@ -156,8 +239,36 @@ pub struct ChunkScratch {
 pub const CHUNK: usize = 64;
 
 /// The chunked form over the tokens `range` (at most [`CHUNK`] of them): same contract as
-/// [`scan_steps`].
+/// [`scan_steps`] (and compiled twice like it).
 pub fn scan_chunk(
+    state: &mut [f32],
+    io: &HeadIo<'_>,
+    range: Range<usize>,
+    y: &mut [f32],
+    scratch: &mut ChunkScratch,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if have_avx2() {
+        // SAFETY: AVX2 and FMA were detected just above.
+        return unsafe { scan_chunk_avx2(state, io, range, y, scratch) };
+    }
+    scan_chunk_impl::<Plain>(state, io, range, y, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scan_chunk_avx2(
+    state: &mut [f32],
+    io: &HeadIo<'_>,
+    range: Range<usize>,
+    y: &mut [f32],
+    scratch: &mut ChunkScratch,
+) {
+    scan_chunk_impl::<Avx2>(state, io, range, y, scratch)
+}
+
+#[inline(always)]
+fn scan_chunk_impl<D: Dot>(
     state: &mut [f32],
     io: &HeadIo<'_>,
     range: Range<usize>,
@@ -181,10 +292,10 @@ pub fn scan_chunk(
         let yt = &mut y[t * hd..(t + 1) * hd];
         let decay = cum[t].exp();
         for (p, o) in yt.iter_mut().enumerate() {
-            *o = decay * dot(&state[p * ds..(p + 1) * ds], c);
+            *o = decay * D::dot(&state[p * ds..(p + 1) * ds], c);
         }
         for s in 0..=t {
-            let g = dot(c, io.b(j0 + s)) * (cum[t] - cum[s]).exp() * io.dt(j0 + s);
+            let g = D::dot(c, io.b(j0 + s)) * (cum[t] - cum[s]).exp() * io.dt(j0 + s);
             for (o, &xs) in yt.iter_mut().zip(io.x(j0 + s)) {
                 *o += g * xs;
             }
@@ -219,8 +330,25 @@ mod tests {
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
+    /// Which builds of the scans to compare: the dispatched one, then the plain one.
+    fn builds() -> [(StepFn, ChunkFn); 2] {
+        [
+            (scan_steps, scan_chunk),
+            (scan_steps_impl::<Plain>, scan_chunk_impl::<Plain>),
+        ]
+    }
+
+    type StepFn = fn(&mut [f32], &HeadIo<'_>, Range<usize>, &mut [f32]);
+    type ChunkFn = fn(&mut [f32], &HeadIo<'_>, Range<usize>, &mut [f32], &mut ChunkScratch);
+
     #[test]
     fn chunked_scan_equals_step_by_step() {
+        for (steps, chunk) in builds() {
+            compare_scans(steps, chunk);
+        }
+    }
+
+    fn compare_scans(scan_steps: StepFn, scan_chunk: ChunkFn) {
         let (hd, ds, n_tok) = (8, 16, 150);
         let (stride, x_off, b_off, c_off) = (hd + 2 * ds, 0, hd, hd + ds);
         let mut seed = 7;
