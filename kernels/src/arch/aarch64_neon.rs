@@ -182,12 +182,13 @@ fn dot_q5_0_n<const N: usize>(w: &[BlockQ5_0], a: [&[BlockQ8_0]; N]) -> [f32; N]
     )
 }
 
-/// Σq·a over 32 values: `q` two unsigned (≤ 127) halves, `y` 32 activations.
+/// Σq·a over 32 values as four lane partial sums: `q` two unsigned (≤ 127) halves, `y` 32
+/// activations.
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
-fn dot32(q0: uint8x16_t, q1: uint8x16_t, y: &[i8]) -> i32 {
+fn dot32(q0: uint8x16_t, q1: uint8x16_t, y: &[i8]) -> int32x4_t {
     let p = sdot(vdupq_n_s32(0), vreinterpretq_s8_u8(q0), ld_s8(y));
-    vaddvq_s32(sdot(p, vreinterpretq_s8_u8(q1), ld_s8(&y[16..])))
+    sdot(p, vreinterpretq_s8_u8(q1), ld_s8(&y[16..]))
 }
 
 /// Q4_K · N Q8_K rows (each weight block unpacked once for all rows).
@@ -198,7 +199,8 @@ fn dot_q4_k_n<const N: usize>(w: &[BlockQ4K], a: [&[BlockQ8K]; N]) -> [f32; N] {
     let m4 = vdupq_n_u8(0x0f);
     let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
     for (i, x) in w[..n].iter().enumerate() {
-        let (mut isum, mut imin) = ([0i32; N], [0i32; N]);
+        // Scaled sub-block sums stay in vector lanes: one horizontal add per super-block.
+        let (mut isum, mut imin) = ([vdupq_n_s32(0); N], [0i32; N]);
         let (sc, mn) = crate::quant::kquant_util::unpack_scale_min_k4(&x.scales);
         for c in 0..4 {
             let (s0, m0, s1, m1) = (sc[2 * c], mn[2 * c], sc[2 * c + 1], mn[2 * c + 1]);
@@ -211,12 +213,13 @@ fn dot_q4_k_n<const N: usize>(w: &[BlockQ4K], a: [&[BlockQ8K]; N]) -> [f32; N] {
                 imin[t] += m1 as i32 * (y.bsums[4 * c + 2] as i32 + y.bsums[4 * c + 3] as i32);
                 let lo = dot32(l0, l1, &y.qs[64 * c..]);
                 let hi = dot32(h0, h1, &y.qs[64 * c + 32..]);
-                isum[t] += s0 as i32 * lo + s1 as i32 * hi;
+                isum[t] = vmlaq_n_s32(vmlaq_n_s32(isum[t], lo, s0 as i32), hi, s1 as i32);
             }
         }
         for t in 0..N {
             let y = &a[t][i];
-            sum[t] += x.d.to_f32() * y.d * isum[t] as f32 - x.dmin.to_f32() * y.d * imin[t] as f32;
+            let isum = vaddvq_s32(isum[t]);
+            sum[t] += x.d.to_f32() * y.d * isum as f32 - x.dmin.to_f32() * y.d * imin[t] as f32;
         }
     }
     sum
@@ -231,7 +234,7 @@ fn dot_q6_k_n<const N: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; N]) -> [f32; N] {
     let m3 = vdupq_n_u8(0x30);
     let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
     for (i, x) in w[..n].iter().enumerate() {
-        let mut isum = [0i32; N];
+        let mut isum = [vdupq_n_s32(0); N];
         for n in 0..2 {
             for half in 0..2 {
                 // 16 lanes of each of the four 32-value groups.
@@ -252,7 +255,7 @@ fn dot_q6_k_n<const N: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; N]) -> [f32; N] {
                             vreinterpretq_s8_u8(*qk),
                             ld_s8(&a[t][i].qs[at..]),
                         );
-                        isum[t] += x.scales[at / 16] as i32 * vaddvq_s32(p);
+                        isum[t] = vmlaq_n_s32(isum[t], p, x.scales[at / 16] as i32);
                     }
                 }
             }
@@ -265,7 +268,7 @@ fn dot_q6_k_n<const N: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; N]) -> [f32; N] {
                 .zip(&y.bsums)
                 .map(|(&s, &b)| s as i32 * b as i32)
                 .sum();
-            sum[t] += x.d.to_f32() * y.d * (isum[t] - 32 * offset) as f32;
+            sum[t] += x.d.to_f32() * y.d * (vaddvq_s32(isum[t]) - 32 * offset) as f32;
         }
     }
     sum
@@ -306,7 +309,7 @@ pub(crate) fn vec_dot_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
     let m4 = vdupq_n_u8(0x0f);
     let s16 = vdupq_n_u8(0x10);
     for (x, y) in w.iter().zip(a) {
-        let (mut isum, mut imin) = (0i32, 0i32);
+        let (mut isum, mut imin) = (vdupq_n_s32(0), 0i32);
         let (h0, h1) = (ld_u8(&x.qh), ld_u8(&x.qh[16..]));
         let (sc, mn) = crate::quant::kquant_util::unpack_scale_min_k4(&x.scales);
         for c in 0..4 {
@@ -326,8 +329,9 @@ pub(crate) fn vec_dot_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
                 vorrq_u8(vshrq_n_u8::<4>(v1), bit(h1, b1)),
                 &y.qs[64 * c + 32..],
             );
-            isum += s0 as i32 * lo + s1 as i32 * hi;
+            isum = vmlaq_n_s32(vmlaq_n_s32(isum, lo, s0 as i32), hi, s1 as i32);
         }
+        let isum = vaddvq_s32(isum);
         sum += x.d.to_f32() * y.d * isum as f32 - x.dmin.to_f32() * y.d * imin as f32;
     }
     sum
@@ -345,7 +349,7 @@ pub(crate) fn vec_dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
             .zip(&y.bsums)
             .map(|(&s, &b)| (s >> 4) as i32 * b as i32)
             .sum();
-        let mut isum = 0i32;
+        let mut isum = vdupq_n_s32(0);
         for n in 0..2 {
             for half in 0..2 {
                 let qs = ld_u8(&x.qs[32 * n + 16 * half..]);
@@ -357,15 +361,12 @@ pub(crate) fn vec_dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
                 ];
                 for (j, qj) in q.iter().enumerate() {
                     let at = 128 * n + 32 * j + 16 * half;
-                    let p = vaddvq_s32(sdot(
-                        vdupq_n_s32(0),
-                        vreinterpretq_s8_u8(*qj),
-                        ld_s8(&y.qs[at..]),
-                    ));
-                    isum += (x.scales[at / 16] & 0x0f) as i32 * p;
+                    let p = sdot(vdupq_n_s32(0), vreinterpretq_s8_u8(*qj), ld_s8(&y.qs[at..]));
+                    isum = vmlaq_n_s32(isum, p, (x.scales[at / 16] & 0x0f) as i32);
                 }
             }
         }
+        let isum = vaddvq_s32(isum);
         sum += x.d.to_f32() * y.d * isum as f32 - x.dmin.to_f32() * y.d * imin as f32;
     }
     sum
@@ -384,7 +385,7 @@ pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
             .zip(&y.bsums)
             .map(|(&s, &b)| s as i32 * b as i32)
             .sum();
-        let mut isum = 0i32;
+        let mut isum = vdupq_n_s32(0);
         for n in 0..2 {
             for half in 0..2 {
                 let qs = ld_u8(&x.qs[32 * n + 16 * half..]);
@@ -399,12 +400,12 @@ pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
                     let h = vandq_u8(vtstq_u8(hm, vdupq_n_u8(1 << (4 * n + j))), four);
                     let at = 128 * n + 32 * j + 16 * half;
                     let qv = vreinterpretq_s8_u8(vorrq_u8(*qj, h));
-                    let p = vaddvq_s32(sdot(vdupq_n_s32(0), qv, ld_s8(&y.qs[at..])));
-                    isum += sc[at / 16] as i32 * p;
+                    let p = sdot(vdupq_n_s32(0), qv, ld_s8(&y.qs[at..]));
+                    isum = vmlaq_n_s32(isum, p, sc[at / 16] as i32);
                 }
             }
         }
-        sum += x.d.to_f32() * y.d * (isum - 4 * offset) as f32;
+        sum += x.d.to_f32() * y.d * (vaddvq_s32(isum) - 4 * offset) as f32;
     }
     sum
 }
