@@ -326,3 +326,89 @@ fn real_model_concurrent_greedy_matches_alone() {
     }
     assert_eq!(e.metrics().kv_blocks_used, 0);
 }
+
+/// 16 client threads submit random requests (shared and distinct prompts, random lengths,
+/// greedy and sampled) into a cache small enough to force preemption, and cancel some at
+/// random, by id or by dropping the stream. Runs 2 s by default; `NANORUN_SOAK_SECS=300`
+/// makes it the few-minute soak. Every request must end cleanly and no block may leak.
+#[test]
+fn soak_random_requests_and_cancellations_leak_nothing() {
+    let secs: u64 = std::env::var("NANORUN_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let cfg = EngineConfig {
+        n_threads: 2,
+        n_ctx: 256, // 16 blocks: six sequences of up to 128 tokens need preemption
+        max_seqs: 6,
+        max_batch_tokens: 48,
+        ..EngineConfig::default()
+    };
+    let e = Arc::new(engine(fixture("llama-Q4_K_M"), cfg));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let shared = prompt(77, 40);
+    let clients: Vec<_> = (0..16u64)
+        .map(|c| {
+            let (e, shared) = (e.clone(), shared.clone());
+            std::thread::spawn(move || {
+                let mut rng =
+                    0x9E37_79B9_7F4A_7C15u64 ^ (c + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                let mut next = move |n: u64| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng % n
+                };
+                let mut done = 0;
+                while std::time::Instant::now() < deadline {
+                    let mut p = if next(2) == 0 {
+                        shared.clone()
+                    } else {
+                        Vec::new()
+                    };
+                    p.extend(prompt(next(1000) as u32, 1 + next(60) as usize));
+                    let mut r = Request::from_tokens(p).max_tokens(1 + next(40) as usize);
+                    if next(2) == 0 {
+                        r = r.greedy();
+                    }
+                    r.ignore_eos = next(2) == 0;
+                    let mut s = e.submit(r).expect("valid request");
+                    match next(4) {
+                        0 => {
+                            // Drop after a few tokens.
+                            for _ in 0..next(5) {
+                                s.recv();
+                            }
+                            drop(s);
+                        }
+                        1 => {
+                            e.cancel(s.id());
+                            let end = s.iter().last().expect("an end event");
+                            assert!(matches!(end, Event::Finished { .. }), "{end:?}");
+                        }
+                        _ => {
+                            s.wait().expect("request ends cleanly");
+                        }
+                    }
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let total: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    for _ in 0..500 {
+        let m = e.metrics();
+        if m.running == 0 && m.waiting == 0 && m.kv_blocks_used == 0 {
+            assert_eq!(m.failed, 0);
+            assert_eq!(m.requests as usize, total);
+            eprintln!(
+                "soak: {total} requests in {secs} s, {} preemptions",
+                m.preemptions
+            );
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("blocks leaked or requests stuck: {:?}", e.metrics());
+}
