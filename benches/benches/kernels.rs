@@ -132,13 +132,18 @@ fn bench_quantize_weights(c: &mut Criterion) {
     let mut g = c.benchmark_group("quantize_weights_4096");
     g.throughput(Throughput::Bytes((n * 4) as u64));
     for ty in WEIGHT_TYPES.into_iter().filter(|t| t.is_quantized()) {
-        let t = nanorun_kernels::type_traits(ty).expect("type");
-        let len = t.row_bytes(n).expect("len");
-        let mut out = vec![0u64; len.div_ceil(8)];
-        let bytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut out)[..len];
-        g.bench_function(format!("{ty}"), |b| {
-            b.iter(|| t.quantize_row(black_box(&x), bytes).expect("quantize"))
-        });
+        for k in isas() {
+            let t = k.traits(ty).expect("type");
+            let len = t.row_bytes(n).expect("len");
+            let mut out = vec![0u64; len.div_ceil(8)];
+            let bytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut out)[..len];
+            g.bench_function(format!("{ty}/{}", k.isa()), |b| {
+                b.iter(|| {
+                    t.quantize_weights_row(black_box(&x), bytes)
+                        .expect("quantize")
+                })
+            });
+        }
     }
     g.finish();
 }

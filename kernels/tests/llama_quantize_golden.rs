@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use nanorun_formats::Gguf;
-use nanorun_kernels::{type_traits, GgmlType};
+use nanorun_kernels::{type_traits, GgmlType, Isa, Kernels};
 
 fn fixtures() -> Option<PathBuf> {
     let dir = std::env::var_os("NANORUN_FIXTURES")
@@ -37,21 +37,29 @@ fn reference_quantizers_reproduce_llama_quantize_byte_for_byte() {
             }
             let s = src.tensor(&t.name).expect("same tensor in the F32 file");
             let x: &[f32] = bytemuck::cast_slice(src.tensor_data(s));
-            let traits = type_traits(t.ty).expect("supported");
-            let mut out = vec![0u8; t.n_bytes as usize];
-            let row = traits.row_bytes(t.dims[0] as usize).unwrap();
-            for (xr, or) in x.chunks(t.dims[0] as usize).zip(out.chunks_mut(row)) {
-                traits.quantize_weights_row(xr, or).unwrap();
+            // The reference table and the best ISA's (SIMD quantizers where it has them).
+            let best = Kernels::for_isa(Isa::best()).unwrap();
+            let tables = [
+                (Isa::Scalar, type_traits(t.ty).unwrap()),
+                (best.isa(), best.traits(t.ty).unwrap()),
+            ];
+            for (isa, traits) in tables {
+                let mut out = vec![0u16; t.n_bytes as usize / 2];
+                let out: &mut [u8] = bytemuck::cast_slice_mut(&mut out);
+                let row = traits.row_bytes(t.dims[0] as usize).unwrap();
+                for (xr, or) in x.chunks(t.dims[0] as usize).zip(out.chunks_mut(row)) {
+                    traits.quantize_weights_row(xr, or).unwrap();
+                }
+                let want = q.tensor_data(t);
+                if out != want {
+                    let first = out.iter().zip(want).position(|(a, b)| a != b).unwrap_or(0);
+                    failures.push(format!(
+                        "{isa} llama-{file} {} ({}): first difference at byte {first}",
+                        t.name, t.ty
+                    ));
+                }
+                checked += 1;
             }
-            let want = q.tensor_data(t);
-            if out != want {
-                let first = out.iter().zip(want).position(|(a, b)| a != b).unwrap_or(0);
-                failures.push(format!(
-                    "llama-{file} {} ({}): first difference at byte {first}",
-                    t.name, t.ty
-                ));
-            }
-            checked += 1;
         }
     }
     assert!(

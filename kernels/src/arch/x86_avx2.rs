@@ -14,6 +14,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::x86_avx2_convert as convert;
+use super::x86_avx2_kquantize as kquantize;
 use super::x86_avx2_multi as multi;
 use crate::quant::{
     q3_k, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
@@ -712,11 +713,15 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             GgmlType::Q2_K => t.vec_dot = |w, a| unsafe { vec_dot_q2_k(cast(w), cast(a)) },
             GgmlType::Q3_K => t.vec_dot = |w, a| unsafe { vec_dot_q3_k(cast(w), cast(a)) },
             GgmlType::Q4_K => {
+                t.quantize = |x, o| unsafe { kquantize::quantize_q4_k(x, cast_mut(o)) };
                 t.vec_dot = |w, a| unsafe { vec_dot_q4_k(cast(w), cast(a)) };
                 t.vec_dot_x4 = Some(|w, a| unsafe { multi::vec_dot_q4_k_x4(cast(w), a.map(cast)) });
                 t.dequantize = |w, o| unsafe { convert::dequantize_q4_k(cast(w), o) };
             }
-            GgmlType::Q5_K => t.vec_dot = |w, a| unsafe { vec_dot_q5_k(cast(w), cast(a)) },
+            GgmlType::Q5_K => {
+                t.quantize = |x, o| unsafe { kquantize::quantize_q5_k(x, cast_mut(o)) };
+                t.vec_dot = |w, a| unsafe { vec_dot_q5_k(cast(w), cast(a)) };
+            }
             GgmlType::Q6_K => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };
                 t.vec_dot_x4 = Some(|w, a| unsafe { multi::vec_dot_q6_k_x4(cast(w), a.map(cast)) });

@@ -42,7 +42,16 @@ pub fn unpack(b: &BlockQ4K) -> [u8; QK_K] {
 /// weights av_x + |x|, scales and mins quantized to 6 bits against their maxima, then the values
 /// re-quantized with the stored scales.
 pub fn quantize_row_ref(x: &[f32], out: &mut [BlockQ4K]) {
-    quantize_kx(
+    quantize_row_with(x, out, fit_subblocks);
+}
+
+/// [`quantize_row_ref`] with the sub-block fits done by `fit` (see [`quantize_kx_with`]).
+pub(crate) fn quantize_row_with(
+    x: &[f32],
+    out: &mut [BlockQ4K],
+    fit: impl Fn(&[f32; QK_K], i32, Qkx2Search) -> ([u8; QK_K], [f32; 8], [f32; 8]),
+) {
+    quantize_kx_with(
         x,
         out.len(),
         15,
@@ -52,6 +61,7 @@ pub fn quantize_row_ref(x: &[f32], out: &mut [BlockQ4K]) {
             nstep: 20,
             use_mad: false,
         },
+        fit,
         |i, d, dmin, scales, l| {
             let b = &mut out[i];
             b.d = d;
@@ -66,36 +76,52 @@ pub fn quantize_row_ref(x: &[f32], out: &mut [BlockQ4K]) {
     );
 }
 
-/// The shared body of the Q4_K and Q5_K reference quantizers. `store(block, d, dmin, scales,
-/// levels)` packs one super-block.
-pub(crate) fn quantize_kx(
+/// The scalar sub-block fits of one super-block: per sub-block of 32, weights av_x + |x| and
+/// [`make_qkx2_quants`]. Returns (levels, scales, mins).
+pub fn fit_subblocks(
+    xb: &[f32; QK_K],
+    nmax: i32,
+    search: Qkx2Search,
+) -> ([u8; QK_K], [f32; 8], [f32; 8]) {
+    let mut l = [0u8; QK_K];
+    let mut scales = [0.0f32; 8];
+    let mut mins = [0.0f32; 8];
+    for j in 0..8 {
+        let xs = &xb[32 * j..32 * j + 32];
+        let sum_x2: f32 = xs.iter().fold(0.0, |s, v| s + v * v);
+        let av_x = (sum_x2 / 32.0).sqrt();
+        let mut w = [0.0f32; 32];
+        for (wi, v) in w.iter_mut().zip(xs) {
+            *wi = av_x + v.abs();
+        }
+        let (s, m) = make_qkx2_quants(xs, &w, nmax, &mut l[32 * j..32 * j + 32], search);
+        scales[j] = s;
+        mins[j] = m;
+    }
+    (l, scales, mins)
+}
+
+/// The shared body of the Q4_K and Q5_K reference quantizers, with the sub-block fits done by
+/// `fit` ([`fit_subblocks`], or a SIMD version returning exactly
+/// what [`fit_subblocks`] returns).
+pub(crate) fn quantize_kx_with(
     x: &[f32],
     nblocks: usize,
     nmax: i32,
     search: Qkx2Search,
+    fit: impl Fn(&[f32; QK_K], i32, Qkx2Search) -> ([u8; QK_K], [f32; 8], [f32; 8]),
     mut store: impl FnMut(usize, f16, f16, &[u8; 12], &[u8; QK_K]),
 ) {
     for (i, xb) in x.chunks_exact(QK_K).take(nblocks).enumerate() {
-        let mut l = [0u8; QK_K];
-        let mut scales = [0.0f32; 8];
-        let mut mins = [0.0f32; 8];
+        let xb: &[f32; QK_K] = xb.try_into().expect("chunks_exact(QK_K)");
+        let (mut l, scales, mins) = fit(xb, nmax, search);
         let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
         for j in 0..8 {
-            let xs = &xb[32 * j..32 * j + 32];
-            let sum_x2: f32 = xs.iter().fold(0.0, |s, v| s + v * v);
-            let av_x = (sum_x2 / 32.0).sqrt();
-            let mut w = [0.0f32; 32];
-            for (wi, v) in w.iter_mut().zip(xs) {
-                *wi = av_x + v.abs();
+            if scales[j] > max_scale {
+                max_scale = scales[j];
             }
-            let (s, m) = make_qkx2_quants(xs, &w, nmax, &mut l[32 * j..32 * j + 32], search);
-            scales[j] = s;
-            mins[j] = m;
-            if s > max_scale {
-                max_scale = s;
-            }
-            if m > max_min {
-                max_min = m;
+            if mins[j] > max_min {
+                max_min = mins[j];
             }
         }
         let inv_scale = if max_scale > 0.0 {

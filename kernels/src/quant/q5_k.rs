@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use half::f16;
 
 use super::kquant_util::{scale_min_k4, Qkx2Search};
-use super::q4_k::quantize_kx;
+use super::q4_k::{fit_subblocks, quantize_kx_with};
 use super::{BlockQ8K, QK_K};
 
 /// One Q5_K super-block: `d`, `dmin`, 12 bytes of scales/mins, 32 bytes of high bits, 128 bytes
@@ -43,13 +43,22 @@ pub fn unpack(b: &BlockQ5K) -> [u8; QK_K] {
 
 /// `quantize_row_q5_K_ref` (no importance matrix): as Q4_K with 31 levels and a narrower search.
 pub fn quantize_row_ref(x: &[f32], out: &mut [BlockQ5K]) {
+    quantize_row_with(x, out, fit_subblocks);
+}
+
+/// [`quantize_row_ref`] with the sub-block fits done by `fit` (see `q4_k::quantize_kx_with`).
+pub(crate) fn quantize_row_with(
+    x: &[f32],
+    out: &mut [BlockQ5K],
+    fit: impl Fn(&[f32; QK_K], i32, Qkx2Search) -> ([u8; QK_K], [f32; 8], [f32; 8]),
+) {
     let search = Qkx2Search {
         rmin: -0.5,
         rdelta: 0.1,
         nstep: 15,
         use_mad: false,
     };
-    quantize_kx(x, out.len(), 31, search, |i, d, dmin, scales, l| {
+    quantize_kx_with(x, out.len(), 31, search, fit, |i, d, dmin, scales, l| {
         let b = &mut out[i];
         b.d = d;
         b.dmin = dmin;

@@ -1,0 +1,231 @@
+//! x86-64 AVX2 version of the Q4_K / Q5_K reference quantizers' sub-block fits: ggml's
+//! `make_qkx2_quants` for the eight sub-blocks of a super-block at once, one per lane. Each lane
+//! performs exactly the scalar code's f32 operations in the same order (multiplies and adds
+//! kept separate: no FMA), so the output is byte-identical to the reference — and so to
+//! llama-quantize. Same safety contract as `x86_avx2`: reachable only through the AVX2 table.
+
+use std::arch::x86_64::*;
+
+use crate::quant::kquant_util::Qkx2Search;
+use crate::quant::{q4_k, q5_k, BlockQ4K, BlockQ5K, QK_K};
+
+/// ggml's `nearest_int` lane-wise (valid for |v| ≤ 4194303, as the scalar one).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn nearest_int(v: __m256) -> __m256i {
+    let r = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12_582_912.0)));
+    _mm256_sub_epi32(
+        _mm256_and_si256(r, _mm256_set1_epi32(0x007f_ffff)),
+        _mm256_set1_epi32(0x0040_0000),
+    )
+}
+
+/// `(m ? b : a)` lane-wise for floats and ints.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn pick(a: __m256, b: __m256, m: __m256) -> __m256 {
+    _mm256_blendv_ps(a, b, m)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn pick_i(a: __m256i, b: __m256i, m: __m256) -> __m256i {
+    _mm256_castps_si256(_mm256_blendv_ps(
+        _mm256_castsi256_ps(a),
+        _mm256_castsi256_ps(b),
+        m,
+    ))
+}
+
+/// The error term of one value: w·|d| or w·d².
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn err(diff: __m256, w: __m256, use_mad: bool) -> __m256 {
+    if use_mad {
+        _mm256_mul_ps(w, _mm256_andnot_ps(_mm256_set1_ps(-0.0), diff))
+    } else {
+        _mm256_mul_ps(w, _mm256_mul_ps(diff, diff))
+    }
+}
+
+/// `fit_subblocks` (weights av_x + |x|, `make_qkx2_quants`) for the eight sub-blocks of `xb`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn fit_subblocks(
+    xb: &[f32; QK_K],
+    nmax: i32,
+    p: Qkx2Search,
+) -> ([u8; QK_K], [f32; 8], [f32; 8]) {
+    let zero = _mm256_setzero_ps();
+    let nmax_i = _mm256_set1_epi32(nmax);
+    let stride = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
+    // x[i] holds value i of each sub-block (lane j = sub-block j).
+    let mut x = [zero; 32];
+    for (i, xi) in x.iter_mut().enumerate() {
+        // SAFETY: indices 32j + i < 256 = xb.len().
+        *xi = unsafe {
+            _mm256_i32gather_ps::<4>(
+                xb.as_ptr(),
+                _mm256_add_epi32(stride, _mm256_set1_epi32(i as i32)),
+            )
+        };
+    }
+    let mut sum_x2 = zero;
+    for xi in &x {
+        sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(*xi, *xi));
+    }
+    let av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32.0)));
+    let sign = _mm256_set1_ps(-0.0);
+    let w: [__m256; 32] =
+        std::array::from_fn(|i| _mm256_add_ps(av_x, _mm256_andnot_ps(sign, x[i])));
+
+    let (mut min, mut max) = (x[0], x[0]);
+    let mut sum_w = w[0];
+    let mut sum_x = _mm256_mul_ps(sum_w, x[0]);
+    for i in 1..32 {
+        min = _mm256_min_ps(x[i], min);
+        max = _mm256_max_ps(x[i], max);
+        sum_w = _mm256_add_ps(sum_w, w[i]);
+        sum_x = _mm256_add_ps(sum_x, _mm256_mul_ps(w[i], x[i]));
+    }
+    min = _mm256_min_ps(min, zero); // "if min > 0 { min = 0 }"
+    let degenerate = _mm256_cmp_ps::<_CMP_EQ_OQ>(max, min);
+    // As in ggml, `min` is the best fit so far: the search below moves it.
+    let level = |iscale: __m256, xi: __m256, min: __m256| {
+        let l = nearest_int(_mm256_mul_ps(iscale, _mm256_sub_ps(xi, min)));
+        _mm256_max_epi32(_mm256_min_epi32(l, nmax_i), _mm256_setzero_si256())
+    };
+
+    let iscale = _mm256_div_ps(_mm256_set1_ps(nmax as f32), _mm256_sub_ps(max, min));
+    let mut scale = _mm256_div_ps(_mm256_set1_ps(1.0), iscale);
+    let mut best_l = [_mm256_setzero_si256(); 32];
+    let mut best_error = zero;
+    for i in 0..32 {
+        best_l[i] = level(iscale, x[i], min);
+        let diff = _mm256_sub_ps(
+            _mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(best_l[i])), min),
+            x[i],
+        );
+        best_error = _mm256_add_ps(best_error, err(diff, w[i], p.use_mad));
+    }
+    let mut best_min = min;
+    if p.nstep >= 1 {
+        let mut laux = [_mm256_setzero_si256(); 32];
+        for is in 0..=p.nstep {
+            let num = p.rmin + p.rdelta * is as f32 + nmax as f32;
+            let iscale = _mm256_div_ps(_mm256_set1_ps(num), _mm256_sub_ps(max, best_min));
+            let (mut sum_l, mut sum_l2, mut sum_xl) = (zero, zero, zero);
+            for i in 0..32 {
+                laux[i] = level(iscale, x[i], best_min);
+                let l = _mm256_cvtepi32_ps(laux[i]);
+                let wl = _mm256_mul_ps(w[i], l);
+                sum_l = _mm256_add_ps(sum_l, wl);
+                sum_l2 = _mm256_add_ps(sum_l2, _mm256_mul_ps(wl, l));
+                sum_xl = _mm256_add_ps(sum_xl, _mm256_mul_ps(wl, x[i]));
+            }
+            let d = _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_l2), _mm256_mul_ps(sum_l, sum_l));
+            let d_pos = _mm256_cmp_ps::<_CMP_GT_OQ>(d, zero);
+            let mut this_scale = _mm256_div_ps(
+                _mm256_sub_ps(_mm256_mul_ps(sum_w, sum_xl), _mm256_mul_ps(sum_x, sum_l)),
+                d,
+            );
+            let mut this_min = _mm256_div_ps(
+                _mm256_sub_ps(_mm256_mul_ps(sum_l2, sum_x), _mm256_mul_ps(sum_l, sum_xl)),
+                d,
+            );
+            let min_pos = _mm256_cmp_ps::<_CMP_GT_OQ>(this_min, zero);
+            this_min = pick(this_min, zero, min_pos);
+            this_scale = pick(this_scale, _mm256_div_ps(sum_xl, sum_l2), min_pos);
+            let mut cur_error = zero;
+            for i in 0..32 {
+                let l = _mm256_cvtepi32_ps(laux[i]);
+                let diff =
+                    _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale, l), this_min), x[i]);
+                cur_error = _mm256_add_ps(cur_error, err(diff, w[i], p.use_mad));
+            }
+            let better = _mm256_and_ps(d_pos, _mm256_cmp_ps::<_CMP_LT_OQ>(cur_error, best_error));
+            for i in 0..32 {
+                best_l[i] = pick_i(best_l[i], laux[i], better);
+            }
+            best_error = pick(best_error, cur_error, better);
+            scale = pick(scale, this_scale, better);
+            best_min = pick(best_min, this_min, better);
+        }
+    }
+    // Degenerate sub-blocks (max == min): levels 0, scale 0, min as it was.
+    scale = pick(scale, zero, degenerate);
+    best_min = pick(best_min, min, degenerate);
+    let mut l = [0u8; QK_K];
+    for (i, bl) in best_l.iter().enumerate() {
+        let v = pick_i(*bl, _mm256_setzero_si256(), degenerate);
+        let mut lanes = [0i32; 8];
+        // SAFETY: lanes is 32 bytes.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
+        for (j, &lj) in lanes.iter().enumerate() {
+            l[32 * j + i] = lj as u8;
+        }
+    }
+    let (mut scales, mut mins) = ([0.0f32; 8], [0.0f32; 8]);
+    // SAFETY: both arrays are 32 bytes.
+    unsafe {
+        _mm256_storeu_ps(scales.as_mut_ptr(), scale);
+        _mm256_storeu_ps(mins.as_mut_ptr(), _mm256_xor_ps(best_min, sign));
+    }
+    (l, scales, mins)
+}
+
+/// Q4_K reference quantizer with the AVX2 fits (byte-identical to `q4_k::quantize_row_ref`).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn quantize_q4_k(x: &[f32], out: &mut [BlockQ4K]) {
+    q4_k::quantize_row_with(x, out, |xb, nmax, p| fit_subblocks(xb, nmax, p));
+}
+
+/// Q5_K reference quantizer with the AVX2 fits (byte-identical to `q5_k::quantize_row_ref`).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn quantize_q5_k(x: &[f32], out: &mut [BlockQ5K]) {
+    q5_k::quantize_row_with(x, out, |xb, nmax, p| fit_subblocks(xb, nmax, p));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{random_values, Rng};
+
+    #[test]
+    fn simd_fits_equal_the_scalar_fits() {
+        if !crate::Isa::Avx2.is_available() {
+            eprintln!("skipping: no AVX2");
+            return;
+        }
+        let mut rng = Rng::new(31);
+        for (nmax, p) in [
+            (
+                15,
+                Qkx2Search {
+                    rmin: -1.0,
+                    rdelta: 0.1,
+                    nstep: 20,
+                    use_mad: false,
+                },
+            ),
+            (
+                31,
+                Qkx2Search {
+                    rmin: -0.5,
+                    rdelta: 0.1,
+                    nstep: 15,
+                    use_mad: false,
+                },
+            ),
+        ] {
+            for _ in 0..50 {
+                let x: [f32; QK_K] = random_values(&mut rng, QK_K).try_into().unwrap();
+                let want = q4_k::fit_subblocks(&x, nmax, p);
+                // SAFETY: AVX2 checked above.
+                let got = unsafe { fit_subblocks(&x, nmax, p) };
+                assert_eq!(got.1.map(f32::to_bits), want.1.map(f32::to_bits), "scales");
+                assert_eq!(got.2.map(f32::to_bits), want.2.map(f32::to_bits), "mins");
+                assert_eq!(got.0, want.0, "levels");
+            }
+        }
+    }
+}
