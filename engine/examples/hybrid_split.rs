@@ -7,13 +7,14 @@
 //!
 //! ```text
 //! cargo run --release -p nanorun --example hybrid_split -- [--out PATH] [-t THREADS]
-//!     [--prompt N] [--gen N] [--small]
+//!     [--prompt N] [--gen N] [--small] [--chunked]
 //! ```
 //!
 //! The default shape follows Granite 4.0-H 1B: 40 layers of width 1536 (4 of them attention:
 //! 12 query / 4 KV heads of 128, NoPE), Mamba2 with d_inner 3072 (48 heads of 64), d_state 128,
 //! 1 group, d_conv 4; dense SwiGLU FFN of 4096 in every layer; vocabulary 100352.
-//! `--small` makes a 4-layer toy for a quick check.
+//! `--small` makes a 4-layer toy for a quick check; `--chunked` runs the prompt with the
+//! chunked scan instead of the (default) step-by-step one.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -293,6 +294,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut kv = KvCache::new(c, KvCacheConfig::for_context(n_prompt + n_gen + 16))?;
     let mut st = ForwardState::new(threads);
+    if args.iter().any(|a| a == "--chunked") {
+        st.set_ssm_scan(nanorun::model::ssm::ScanMode::Chunked);
+    }
     kv.add_sequence(0)?;
     let tokens: Vec<u32> = (0..n_prompt + n_gen)
         .map(|i| (i * 7919 % c.n_vocab) as u32)

@@ -7,6 +7,7 @@
 use std::ops::Range;
 
 use nanorun::formats::{Gguf, GgufWriter};
+use nanorun::model::ssm::ScanMode;
 use nanorun::{Batch, CacheType, ForwardState, KvCache, KvCacheConfig, Model, SeqId};
 use nanorun_tests::data_path;
 
@@ -50,8 +51,13 @@ fn run(
 }
 
 fn alone(model: &Model, tokens: &[u32], splits: &[Range<usize>]) -> Vec<f32> {
+    alone_with(model, tokens, splits, ScanMode::default())
+}
+
+fn alone_with(model: &Model, tokens: &[u32], splits: &[Range<usize>], mode: ScanMode) -> Vec<f32> {
     let mut kv = cache(model, 1);
     let mut st = ForwardState::new(2);
+    st.set_ssm_scan(mode);
     kv.add_sequence(3).unwrap();
     run(model, &mut kv, &mut st, 3, tokens, splits)
 }
@@ -101,27 +107,45 @@ fn two_sequences_in_one_batch_equal_each_alone() {
     assert_eq!(got_b, want_b, "sequence B differs when batched");
 }
 
-#[test]
-fn prefill_agrees_with_token_by_token_decode() {
-    let model = model();
-    let n = TOKENS.len();
-    let prefill = alone(&model, &TOKENS, &[0..n]);
-    let steps: Vec<Range<usize>> = (0..n).map(|p| p..p + 1).collect();
-    let decode = alone(&model, &TOKENS, &steps);
-    for (r, (p, d)) in prefill
-        .chunks_exact(N_VOCAB)
-        .zip(decode.chunks_exact(N_VOCAB))
-        .enumerate()
-    {
+/// Largest |a − b| over a row, relative to the row's standard deviation.
+fn rel_max(a: &[f32], b: &[f32]) -> f32 {
+    let mut worst = 0f32;
+    for (p, d) in a.chunks_exact(N_VOCAB).zip(b.chunks_exact(N_VOCAB)) {
         let mean = p.iter().sum::<f32>() / N_VOCAB as f32;
         let std = (p.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / N_VOCAB as f32).sqrt();
-        let worst = p
+        let m = p
             .iter()
             .zip(d)
             .map(|(x, y)| (x - y).abs())
             .fold(0f32, f32::max);
-        assert!(worst / std < 1e-4, "row {r}: rel_max {}", worst / std);
+        worst = worst.max(m / std);
     }
+    worst
+}
+
+#[test]
+fn prefill_agrees_with_token_by_token_decode_in_both_scan_forms() {
+    let model = model();
+    let n = TOKENS.len();
+    let steps: Vec<Range<usize>> = (0..n).map(|p| p..p + 1).collect();
+    let decode = alone(&model, &TOKENS, &steps);
+    for mode in [ScanMode::Steps, ScanMode::Chunked] {
+        let prefill = alone_with(&model, &TOKENS, &[0..n], mode);
+        let r = rel_max(&prefill, &decode);
+        assert!(r < 1e-4, "{mode:?}: rel_max {r}");
+    }
+}
+
+#[test]
+fn stepping_prefill_does_not_depend_on_how_the_prompt_is_split() {
+    let model = model();
+    let whole = alone(&model, &TOKENS, &[0..24]);
+    assert_eq!(alone(&model, &TOKENS, &[0..5, 5..17, 17..24]), whole);
+    assert_eq!(alone(&model, &TOKENS, &[0..1, 1..2, 2..24]), whole);
+    // The chunked form agrees to rounding, whatever the split.
+    let chunked = alone_with(&model, &TOKENS, &[0..5, 5..17, 17..24], ScanMode::Chunked);
+    let r = rel_max(&chunked, &whole);
+    assert!(r < 1e-4, "chunked vs steps: rel_max {r}");
 }
 
 #[test]

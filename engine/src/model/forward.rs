@@ -71,6 +71,11 @@ impl ForwardState {
         &self.pool
     }
 
+    /// Selects the selective-scan form Mamba2 layers use for prompts (see [`ssm::ScanMode`]).
+    pub fn set_ssm_scan(&mut self, mode: ssm::ScanMode) {
+        self.ssm.set_mode(mode);
+    }
+
     /// Switches per-part timing of the forward pass on (from zero) or off.
     pub fn set_profiling(&mut self, on: bool) {
         self.profile = on.then(LayerTimes::default);
