@@ -36,9 +36,10 @@ impl Server {
             .expect("start nanorun serve");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let line = lines
-            .next()
-            .expect("server printed its address")
-            .expect("readable stderr");
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.contains("serving"))
+            .expect("server printed its address");
         let port = line
             .rsplit_once("127.0.0.1:")
             .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
@@ -286,12 +287,22 @@ fn bad_requests_get_openai_error_bodies_and_the_server_keeps_serving() {
     }
     let (st, _) = srv.request("GET", "/v1/completions", "");
     assert_eq!(st, 405);
+    // The server still serves, and counted the errors.
     let (st, v) = srv.json(
         "/v1/completions",
         json!({"prompt": [1, 2], "max_tokens": 2}),
     );
     assert_eq!(st, 200, "{v}");
     assert_eq!(srv.metric("http_errors_total"), cases.len() as u64);
+    drop(srv);
+    // With a built-in template the same model chats.
+    let srv = Server::start(fixture("llama-Q4_K_M"), &["--chat-template", "chatml"]);
+    let (st, v) = srv.json(
+        "/v1/chat/completions",
+        json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 2}),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["object"], "chat.completion");
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use axum::routing::{get, post};
 use axum::Router;
+use nanorun::chat::{BuiltinTemplate, ChatTemplate};
 use nanorun::{Engine, EngineConfig};
 
 use crate::common::ModelArgs;
@@ -40,6 +41,9 @@ pub struct ServeArgs {
     /// The model name clients use (default: the file name without `.gguf`).
     #[arg(long)]
     pub alias: Option<String>,
+    /// Use a built-in chat template (chatml, gemma) instead of the model's.
+    #[arg(long = "chat-template")]
+    pub chat_template: Option<String>,
     /// Do not share identical prompt prefixes between requests.
     #[arg(long = "no-prefix-sharing")]
     pub no_prefix_sharing: bool,
@@ -63,8 +67,19 @@ pub fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         type_v: kv.type_v,
         prefix_sharing: !args.no_prefix_sharing,
     };
-    let engine = Engine::new(loaded.model, loaded.tokenizer, cfg)
+    let mut engine = Engine::new(loaded.model, loaded.tokenizer, cfg)
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(name) = &args.chat_template {
+        let which = BuiltinTemplate::from_name(name).ok_or_else(|| {
+            format!("unknown built-in chat template '{name}' (expected chatml or gemma)")
+        })?;
+        engine = engine.with_chat_template(ChatTemplate::builtin(which));
+    } else if engine.chat_template().is_none() {
+        eprintln!(
+            "nanorun: note: the model has no chat template; /v1/chat/completions will refuse \
+             requests (pass --chat-template chatml|gemma)"
+        );
+    }
     let name = args.alias.clone().unwrap_or_else(|| {
         path.file_stem()
             .map_or("model".into(), |s| s.to_string_lossy().into_owned())

@@ -191,6 +191,12 @@ impl Engine {
         self.template.as_ref()
     }
 
+    /// Replaces the chat template (e.g. a built-in one for a model that ships none).
+    pub fn with_chat_template(mut self, template: ChatTemplate) -> Engine {
+        self.template = Some(template);
+        self
+    }
+
     /// Renders a conversation with the chat template, ready to submit as a prompt (the
     /// template writes BOS itself where it wants one).
     pub fn render_chat(&self, messages: &[ChatMessage]) -> Result<String> {
