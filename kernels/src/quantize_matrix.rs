@@ -1,7 +1,7 @@
-//! Quantize a whole row-major f32 matrix to a type, rows split across the thread pool — what
-//! `nanorun quantize` needs per tensor. Uses the table's quantizer: the reference quantizers
-//! (byte-identical to llama-quantize without an importance matrix), SIMD for Q8_0 / Q8_1 / Q8_K
-//! where the ISA has it (byte-identical too).
+//! Quantize a whole row-major f32 matrix of weights to a type, rows split across the thread
+//! pool — what `nanorun quantize` needs per tensor. Uses the table's weight quantizers
+//! ([`crate::TypeTraits::quantize_weights_row`]): byte-identical to llama-quantize without an
+//! importance matrix, SIMD where the ISA has a version.
 
 use nanorun_formats::GgmlType;
 
@@ -42,7 +42,7 @@ pub fn quantize_matrix(
         return Ok(());
     }
     t.check_row("quantized matrix", &out[..row_bytes], cols)?;
-    let quantize = t.quantize_fn();
+    let quantize = t.quantize_weights_fn();
     let base = SendPtr(out.as_mut_ptr());
     pool.run(rows.div_ceil(ROWS_PER_CHUNK), |c| {
         let (r0, r1) = (c * ROWS_PER_CHUNK, ((c + 1) * ROWS_PER_CHUNK).min(rows));
@@ -91,7 +91,7 @@ mod tests {
             let mut want = vec![0u64; (rows * rb).div_ceil(8)];
             let want: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut want)[..rows * rb];
             for r in 0..rows {
-                t.quantize_row(
+                t.quantize_weights_row(
                     &x[r * cols..(r + 1) * cols],
                     &mut want[r * rb..(r + 1) * rb],
                 )

@@ -98,12 +98,18 @@ impl TypeTraits {
     /// does (half to even, scale 127/amax) while its reference rounds them away from zero.
     pub fn quantize_weights_row(&self, x: &[f32], out: &mut [u8]) -> Result<()> {
         self.check_row("quantize output", out, x.len())?;
-        match self.ty {
-            GgmlType::Q8_0 => quant(crate::quant::q8_0::quantize_row_ref, x, out),
-            GgmlType::Q8_1 => quant(crate::quant::q8_1::quantize_row_ref, x, out),
-            _ => (self.quantize)(x, out),
-        }
+        (self.quantize_weights_fn())(x, out);
         Ok(())
+    }
+
+    /// The raw weight quantizer behind [`TypeTraits::quantize_weights_row`] (see
+    /// [`TypeTraits::vec_dot_fn`] for the contract).
+    pub fn quantize_weights_fn(&self) -> QuantizeFn {
+        match self.ty {
+            GgmlType::Q8_0 => |x, out| quant(crate::quant::q8_0::quantize_row_ref, x, out),
+            GgmlType::Q8_1 => |x, out| quant(crate::quant::q8_1::quantize_row_ref, x, out),
+            _ => self.quantize,
+        }
     }
 
     /// Dot product of a weight row of this type with an activation row of `act`'s type (which
