@@ -5,10 +5,15 @@
 //! state. (Agreement with llama.cpp's logits is in `fixture_logits`.)
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use nanorun::formats::{Gguf, GgufWriter};
 use nanorun::model::ssm::ScanMode;
-use nanorun::{Batch, CacheType, ForwardState, KvCache, KvCacheConfig, Model, SeqId};
+use nanorun::tokenizer::Tokenizer;
+use nanorun::{
+    Batch, CacheType, Engine, EngineConfig, ForwardState, KvCache, KvCacheConfig, Model, Request,
+    SeqId,
+};
 use nanorun_tests::data_path;
 
 const N_VOCAB: usize = 320;
@@ -262,4 +267,88 @@ fn prefix_sharing_copies_state_only_at_the_source_end() {
     kv.remove_sequence(1);
     kv.remove_sequence(2);
     assert_eq!(kv.recurrent().n_free(), 3);
+}
+
+fn prompt(seed: u32, len: usize) -> Vec<u32> {
+    (0..len as u32)
+        .map(|i| 3 + (seed * 37 + i * 11) % 300)
+        .collect()
+}
+
+fn engine(cfg: EngineConfig) -> Arc<Engine> {
+    let model = model();
+    let tok = Tokenizer::from_gguf(model.gguf()).unwrap();
+    Arc::new(Engine::new(model, tok, cfg).unwrap())
+}
+
+fn greedy(e: &Engine, p: Vec<u32>, n: usize) -> Vec<u32> {
+    let mut r = Request::from_tokens(p).max_tokens(n).greedy();
+    r.ignore_eos = true;
+    e.generate(r).unwrap().tokens
+}
+
+/// Submits every prompt at once and checks each gets the tokens it gets alone.
+fn concurrent_equals_alone(e: &Engine, prompts: &[Vec<u32>], n: usize) {
+    let alone: Vec<Vec<u32>> = prompts.iter().map(|p| greedy(e, p.clone(), n)).collect();
+    let streams: Vec<_> = prompts
+        .iter()
+        .map(|p| {
+            let mut r = Request::from_tokens(p.clone()).max_tokens(n).greedy();
+            r.ignore_eos = true;
+            e.submit(r).unwrap()
+        })
+        .collect();
+    for (i, s) in streams.into_iter().enumerate() {
+        assert_eq!(s.wait().unwrap().tokens, alone[i], "request {i}");
+    }
+}
+
+#[test]
+fn engine_serves_hybrid_requests_concurrently_as_alone() {
+    let e = engine(EngineConfig {
+        n_threads: 2,
+        n_ctx: 1024,
+        max_seqs: 3,
+        max_batch_tokens: 24,
+        ..EngineConfig::default()
+    });
+    // Six requests over three recurrent slots, prompts split over steps by the token budget.
+    let prompts: Vec<Vec<u32>> = (0..6).map(|i| prompt(i, 5 + 9 * i as usize)).collect();
+    concurrent_equals_alone(&e, &prompts, 10);
+    let m = e.metrics();
+    assert_eq!(m.kv_blocks_used, 0);
+}
+
+#[test]
+fn engine_preempts_hybrid_requests_and_still_matches() {
+    let e = engine(EngineConfig {
+        n_threads: 2,
+        n_ctx: 160,
+        max_seqs: 4,
+        max_batch_tokens: 64,
+        prefix_sharing: false,
+        ..EngineConfig::default()
+    });
+    let prompts: Vec<Vec<u32>> = (0..4).map(|i| prompt(i + 20, 30)).collect();
+    concurrent_equals_alone(&e, &prompts, 30);
+    let m = e.metrics();
+    assert!(m.preemptions > 0, "expected preemptions: {m:?}");
+    assert_eq!(m.kv_blocks_used, 0);
+}
+
+#[test]
+fn engine_prefix_sharing_on_a_hybrid_changes_nothing() {
+    let e = engine(EngineConfig {
+        n_threads: 2,
+        n_ctx: 2048,
+        max_seqs: 4,
+        max_batch_tokens: 256,
+        ..EngineConfig::default()
+    });
+    let system = prompt(42, 100);
+    let prompts: Vec<Vec<u32>> = (0..4)
+        .map(|i| [system.clone(), prompt(i, 10)].concat())
+        .collect();
+    concurrent_equals_alone(&e, &prompts, 8);
+    assert_eq!(e.metrics().kv_blocks_used, 0);
 }
