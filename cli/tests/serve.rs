@@ -387,3 +387,88 @@ fn the_python_openai_client_works_against_the_server() {
         "{stdout}"
     );
 }
+
+/// 16 HTTP clients send random completions (streamed or not, shared or distinct prompts) and
+/// some hang up mid-stream, into a cache small enough to force preemption. 2 s by default;
+/// `NANORUN_SOAK_SECS=300` for the few-minute soak. No 5xx, no failed request, no block left
+/// in use at the end.
+#[test]
+fn soak_many_clients_with_random_disconnects() {
+    let secs: u64 = std::env::var("NANORUN_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let srv = Server::start(
+        fixture("llama-Q4_K_M"),
+        &["-np", "6", "-c", "256", "-b", "48"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let total: usize = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..16u64)
+            .map(|c| {
+                let srv = &srv;
+                s.spawn(move || {
+                    let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ (c + 1).wrapping_mul(0x9E37_79B9);
+                    let mut next = move |n: u64| {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        rng % n
+                    };
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        let len = 1 + next(50);
+                        let seed = if next(2) == 0 { 0 } else { 1 + next(1000) };
+                        let prompt: Vec<u64> =
+                            (0..len).map(|i| 3 + (seed * 13 + i * 7) % 300).collect();
+                        let stream = next(2) == 0;
+                        let body = json!({"prompt": prompt, "max_tokens": 1 + next(40),
+                                          "temperature": next(2), "stream": stream,
+                                          "ignore_eos": next(2) == 0})
+                        .to_string();
+                        if stream && next(3) == 0 {
+                            // Hang up after the first bytes.
+                            let mut sock = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+                            write!(
+                                sock,
+                                "POST /v1/completions HTTP/1.1\r\nHost: x\r\n\
+                                 Content-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .unwrap();
+                            let mut buf = [0u8; 256];
+                            let _ = sock.read(&mut buf);
+                        } else {
+                            let (st, text) = srv.request("POST", "/v1/completions", &body);
+                            assert_eq!(st, 200, "{body}: {text}");
+                            if stream {
+                                assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+                            }
+                        }
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        if srv.metric("requests_running") == 0
+            && srv.metric("queue_depth") == 0
+            && srv.metric("kv_blocks_used") == 0
+        {
+            assert_eq!(srv.metric("requests_failed_total"), 0);
+            assert_eq!(srv.metric("requests_total"), total as u64);
+            eprintln!(
+                "soak: {total} requests in {secs} s, {} preemptions, {} cancelled",
+                srv.metric("preemptions_total"),
+                srv.metric("requests_cancelled_total")
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("requests stuck or blocks leaked after the soak");
+}
