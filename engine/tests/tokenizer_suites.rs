@@ -631,6 +631,8 @@ const PRE_NAMES: &[&str] = &[
     "hunyuan-dense",
     "minicpm5",
     "tiny_aya",
+    "youtu",
+    "granite-embed-multi-97m",
 ];
 
 /// GPT-2's vocabulary written to temporary GGUF files, one per pre-tokenizer name.

@@ -217,6 +217,8 @@ fn byte_level_pre(pre: &str) -> Option<(PreTokenizer, bool, bool, bool)> {
         "deepseek-v3" | "hunyuan-dense" | "joyai-llm" | "hy_v4" => (DeepSeek3, false, false, false),
         "minicpm5" => (MiniCpm5, true, false, true),
         "tiny_aya" | "cohere2moe" => (TinyAya, false, false, false),
+        "youtu" => (Youtu, true, false, false),
+        "granite-embed-multi-97m" => (GraniteEmbedMulti, true, false, false),
         _ => return None,
     })
 }

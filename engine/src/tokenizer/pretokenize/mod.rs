@@ -10,9 +10,10 @@ mod words;
 
 use super::unicode::flags;
 use passes::{
-    ascii_digit_triples, class_pass, digits_from_right, lead_run_pass, number_groups, Lead,
+    ascii_digit_triples, class_pass, digits_from_right, lead_run_pass, number_groups,
+    youtu_scripts, Lead,
 };
-use words::{deepseek3, gpt2, llama3, o200k, tiny_aya, Llama3Opts, L3, QWEN2};
+use words::{deepseek3, gpt2, llama3, o200k, o200k_with, tiny_aya, Llama3Opts, L3, QWEN2};
 
 /// Which pre-tokenizer a BPE vocabulary uses (llama.cpp's `llama_vocab_pre_type`, the subset
 /// implemented here).
@@ -56,6 +57,11 @@ pub enum PreTokenizer {
     /// ASCII digits grouped by three from the right, then an o200k-like regex (`tiny_aya`,
     /// `cohere2moe`).
     TinyAya,
+    /// Hangul, CJK punctuation, Bopomofo and CJK / kana runs, then Tiny Aya's word regex
+    /// with single digits (`youtu`).
+    Youtu,
+    /// The o200k regex with combining marks counted as letters (`granite-embed-multi-97m`).
+    GraniteEmbedMulti,
     /// Runs of non-newlines and runs of newlines (`[^\n]+|[\n]+`): Gemma 4's SPM-style BPE.
     Lines,
 }
@@ -160,7 +166,14 @@ pub fn split(pre: PreTokenizer, cpts: &[u32]) -> Vec<Span> {
         }
         PreTokenizer::TinyAya => {
             let p = refine(cpts, &all, digits_from_right);
-            refine(cpts, &p, tiny_aya)
+            refine(cpts, &p, |c, s, o| tiny_aya(c, s, 3, o))
+        }
+        PreTokenizer::Youtu => {
+            let p = refine(cpts, &all, youtu_scripts);
+            refine(cpts, &p, |c, s, o| tiny_aya(c, s, 1, o))
+        }
+        PreTokenizer::GraniteEmbedMulti => {
+            refine(cpts, &all, |c, s, o| o200k_with(c, s, true, 3, true, o))
         }
         PreTokenizer::Lines => refine(cpts, &all, |c, s, o| {
             class_pass(c, s, |cp| cp == '\n' as u32, true, o)

@@ -158,3 +158,57 @@ pub(super) fn digits_from_right(cpts: &[u32], (ini, end): Span, out: &mut Vec<Sp
         out.push((prev, end));
     }
 }
+
+/// Youtu's first pass, `[가-힣ㄱ-ㆎ]+|[！…“”‘’—：；，、-〿︰-﹏]+|[ㄅ-ㄯ]+|[一-龥぀-ゟ゠-ヿ]+`, as a
+/// `std::wregex` (non-ASCII whitespace arrives as \v, outside every class): runs of one
+/// class, and the gaps.
+pub(super) fn youtu_scripts(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
+    let class = |cp: u32| -> u8 {
+        match cp {
+            0xAC00..=0xD7A3 | 0x3131..=0x318E => 1,
+            0xFF01
+            | 0x2026
+            | 0x201C
+            | 0x201D
+            | 0x2018
+            | 0x2019
+            | 0x2014
+            | 0xFF1A
+            | 0xFF1B
+            | 0xFF0C
+            | 0x3001..=0x303F
+            | 0xFE30..=0xFE4F => 2,
+            0x3105..=0x312F => 3,
+            0x4E00..=0x9FA5 | 0x3040..=0x309F | 0x30A0..=0x30FF => 4,
+            _ => 0,
+        }
+    };
+    let class = |cp: u32| {
+        if flags(cp).is_whitespace() {
+            0
+        } else {
+            class(cp)
+        }
+    };
+    let mut pos = ini;
+    let mut gap = ini;
+    while pos < end {
+        let c = class(cpts[pos]);
+        if c == 0 {
+            pos += 1;
+            continue;
+        }
+        if gap < pos {
+            out.push((gap, pos));
+        }
+        let start = pos;
+        while pos < end && class(cpts[pos]) == c {
+            pos += 1;
+        }
+        out.push((start, pos));
+        gap = pos;
+    }
+    if gap < end {
+        out.push((gap, end));
+    }
+}

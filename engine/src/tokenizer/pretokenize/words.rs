@@ -226,13 +226,26 @@ pub(super) fn whitespace_piece(v: &View<'_>, pos: usize) -> usize {
 /// `[^\r\n\p{L}\p{N}]?[\p{L}&&[^a-z]]*[\p{L}&&[^A-Z]]+C?|[^\r\n\p{L}\p{N}]?[\p{L}&&[^a-z]]+[\p{L}&&[^A-Z]]*C?|\p{N}{1,G}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 pub(super) fn o200k(
     cpts: &[u32],
-    (ini, end): Span,
+    span: Span,
     contractions: bool,
     group: usize,
     out: &mut Vec<Span>,
 ) {
+    o200k_with(cpts, span, contractions, group, false, out)
+}
+
+/// [`o200k`], with combining marks counted as (caseless) letters when `marks`
+/// (`granite-embed-multi-97m`: `(?=[\p{L}\p{M}])` in the lookaheads).
+pub(super) fn o200k_with(
+    cpts: &[u32],
+    (ini, end): Span,
+    contractions: bool,
+    group: usize,
+    marks: bool,
+    out: &mut Vec<Span>,
+) {
     let v = View { cpts, ini, end };
-    let letter = |p: usize| v.flags(p).is_letter();
+    let letter = |p: usize| v.flags(p).is_letter() || (marks && v.flags(p).is_accent_mark());
     let upper = |p: usize| letter(p) && !(b'a' as u32..=b'z' as u32).contains(&v.cpt(p));
     let lower = |p: usize| letter(p) && !(b'A' as u32..=b'Z' as u32).contains(&v.cpt(p));
     let lead = |p: usize| {
@@ -249,32 +262,43 @@ pub(super) fn o200k(
     };
     let mut pos = ini;
     while pos < end {
-        let q = pos + lead(pos) as usize;
-        let mut m = 0;
-        while upper(q + m) {
-            m += 1;
-        }
         // Alternative 1: upper* lower+ (backtracking into the upper run for a letter that is
-        // also lower case); alternative 2: upper+ lower*.
-        let k = if lower(q + m) {
-            Some(m)
-        } else {
-            (0..m).rev().find(|&k| lower(q + k))
+        // also lower case); alternative 2: upper+ lower*. Each tries with the optional lead
+        // character first, then without it (which matters when the lead is itself a letter:
+        // a combining mark counted as one).
+        let upper_run = |q: usize| {
+            let mut m = 0;
+            while upper(q + m) {
+                m += 1;
+            }
+            m
         };
-        let e = if let Some(k) = k {
-            let mut e = q + k;
+        let lower_end = |mut e: usize| {
             while lower(e) {
                 e += 1;
             }
-            Some(tail(e))
-        } else if m > 0 {
-            let mut e = q + m;
-            while lower(e) {
-                e += 1;
-            }
-            Some(tail(e))
+            tail(e)
+        };
+        let alt1 = |q: usize| {
+            let m = upper_run(q);
+            let k = if lower(q + m) {
+                Some(m)
+            } else {
+                (0..m).rev().find(|&k| lower(q + k))
+            };
+            k.map(|k| lower_end(q + k))
+        };
+        let alt2 = |q: usize| {
+            let m = upper_run(q);
+            (m > 0).then(|| lower_end(q + m))
+        };
+        let e = if lead(pos) {
+            alt1(pos + 1)
+                .or_else(|| alt1(pos))
+                .or_else(|| alt2(pos + 1))
+                .or_else(|| alt2(pos))
         } else {
-            None
+            alt1(pos).or_else(|| alt2(pos))
         };
         let e = e.unwrap_or_else(|| {
             if v.flags(pos).is_number() {
@@ -358,8 +382,8 @@ pub(super) fn deepseek3(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
 /// Tiny Aya's word regex as `std::regex` runs it on the collapsed text, where `\p{Lu}` and
 /// `\p{Ll}` both become "any letter":
 /// `[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+C?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
-/// (`C` the contractions).
-pub(super) fn tiny_aya(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
+/// (`C` the contractions; Youtu's is the same with single digits).
+pub(super) fn tiny_aya(cpts: &[u32], (ini, end): Span, group: usize, out: &mut Vec<Span>) {
     let v = View { cpts, ini, end };
     let lm = |p: usize| v.flags(p).is_letter() || v.flags(p).is_accent_mark();
     let lead = |p: usize| {
@@ -378,7 +402,7 @@ pub(super) fn tiny_aya(cpts: &[u32], (ini, end): Span, out: &mut Vec<Span>) {
             e += v.contraction(e, true);
         } else if v.flags(pos).is_number() {
             e = pos;
-            while e - pos < 3 && v.flags(e).is_number() {
+            while e - pos < group && v.flags(e).is_number() {
                 e += 1;
             }
         } else {
