@@ -723,6 +723,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                 t.vec_dot = |w, a| unsafe { vec_dot_q5_k(cast(w), cast(a)) };
             }
             GgmlType::Q6_K => {
+                t.quantize = |x, o| unsafe { kquantize::quantize_q6_k(x, cast_mut(o)) };
                 t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };
                 t.vec_dot_x4 = Some(|w, a| unsafe { multi::vec_dot_q6_k_x4(cast(w), a.map(cast)) });
                 t.dequantize = |w, o| unsafe { convert::dequantize_q6_k(cast(w), o) };

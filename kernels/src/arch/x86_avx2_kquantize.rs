@@ -1,5 +1,6 @@
-//! x86-64 AVX2 version of the Q4_K / Q5_K reference quantizers' sub-block fits: ggml's
-//! `make_qkx2_quants` for the eight sub-blocks of a super-block at once, one per lane. Each lane
+//! x86-64 AVX2 versions of the K-quant reference quantizers' sub-block fits: ggml's
+//! `make_qkx2_quants` (Q4_K, Q5_K) for the eight sub-blocks of a super-block at once, and
+//! `make_qx_quants` (Q6_K) for eight of its sixteen at once, one sub-block per lane. Each lane
 //! performs exactly the scalar code's f32 operations in the same order (multiplies and adds
 //! kept separate: no FMA), so the output is byte-identical to the reference — and so to
 //! llama-quantize. Same safety contract as `x86_avx2`: reachable only through the AVX2 table.
@@ -7,7 +8,7 @@
 use std::arch::x86_64::*;
 
 use crate::quant::kquant_util::Qkx2Search;
-use crate::quant::{q4_k, q5_k, BlockQ4K, BlockQ5K, QK_K};
+use crate::quant::{q4_k, q5_k, q6_k, BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
 
 /// ggml's `nearest_int` lane-wise (valid for |v| ≤ 4194303, as the scalar one).
 #[inline]
@@ -173,6 +174,115 @@ pub(crate) fn fit_subblocks(
     (l, scales, mins)
 }
 
+/// ggml's `make_qx_quants` (x²-weighted, no importance matrix) with `nmax` for eight sub-blocks
+/// of 16 values (`xs[16j..16j + 16]` in lane j): levels + nmax and scales, as the scalar
+/// `kquant_util::make_qx_quants`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn make_qx_quants_x8(xs: &[f32], nmax: i32) -> ([i8; 128], [f32; 8]) {
+    assert!(xs.len() >= 128);
+    let zero = _mm256_setzero_ps();
+    let sign = _mm256_set1_ps(-0.0);
+    let stride = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    let mut x = [zero; 16];
+    for (i, xi) in x.iter_mut().enumerate() {
+        // SAFETY: indices 16j + i < 128 <= xs.len() (checked).
+        *xi = unsafe {
+            _mm256_i32gather_ps::<4>(
+                xs.as_ptr(),
+                _mm256_add_epi32(stride, _mm256_set1_epi32(i as i32)),
+            )
+        };
+    }
+    // The value of largest magnitude, first one on ties ("if ax > amax").
+    let (mut max, mut amax) = (zero, zero);
+    for xi in &x {
+        let ax = _mm256_andnot_ps(sign, *xi);
+        let gt = _mm256_cmp_ps::<_CMP_GT_OQ>(ax, amax);
+        amax = pick(amax, ax, gt);
+        max = pick(max, *xi, gt);
+    }
+    let all_zero = _mm256_cmp_ps::<_CMP_LT_OQ>(
+        amax,
+        _mm256_set1_ps(crate::quant::kquant_util::GROUP_MAX_EPS),
+    );
+    let (lo, hi) = (_mm256_set1_epi32(-nmax), _mm256_set1_epi32(nmax - 1));
+    let level = |iscale: __m256, xi: __m256| {
+        _mm256_max_epi32(
+            _mm256_min_epi32(nearest_int(_mm256_mul_ps(iscale, xi)), hi),
+            lo,
+        )
+    };
+    let w: [__m256; 16] = std::array::from_fn(|i| _mm256_mul_ps(x[i], x[i]));
+    let sums = |iscale: __m256, l: &mut [__m256i; 16]| {
+        let (mut slx, mut sl2) = (zero, zero);
+        for i in 0..16 {
+            l[i] = level(iscale, x[i]);
+            let lf = _mm256_cvtepi32_ps(l[i]);
+            slx = _mm256_add_ps(slx, _mm256_mul_ps(_mm256_mul_ps(w[i], x[i]), lf));
+            sl2 = _mm256_add_ps(sl2, _mm256_mul_ps(_mm256_mul_ps(w[i], lf), lf));
+        }
+        (slx, sl2)
+    };
+    let mut best_l = [_mm256_setzero_si256(); 16];
+    let iscale = _mm256_div_ps(_mm256_set1_ps(-(nmax as f32)), max);
+    let (sumlx, suml2) = sums(iscale, &mut best_l);
+    let nonzero = _mm256_cmp_ps::<_CMP_NEQ_UQ>(suml2, zero);
+    let mut scale = pick(zero, _mm256_div_ps(sumlx, suml2), nonzero);
+    let mut best = _mm256_mul_ps(scale, sumlx);
+    let mut l = [_mm256_setzero_si256(); 16];
+    for is in -9..=9 {
+        if is == 0 {
+            continue;
+        }
+        let num = -(nmax as f32 + 0.1 * is as f32);
+        let iscale = _mm256_div_ps(_mm256_set1_ps(num), max);
+        let (slx, sl2) = sums(iscale, &mut l);
+        let better = _mm256_and_ps(
+            _mm256_cmp_ps::<_CMP_GT_OQ>(sl2, zero),
+            _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_mul_ps(slx, slx), _mm256_mul_ps(best, sl2)),
+        );
+        for i in 0..16 {
+            best_l[i] = pick_i(best_l[i], l[i], better);
+        }
+        let new_scale = _mm256_div_ps(slx, sl2);
+        scale = pick(scale, new_scale, better);
+        best = pick(best, _mm256_mul_ps(new_scale, slx), better);
+    }
+    scale = pick(scale, zero, all_zero);
+    let mut out = [0i8; 128];
+    let off = _mm256_set1_epi32(nmax);
+    for (i, bl) in best_l.iter().enumerate() {
+        // All-zero sub-blocks: levels 0 (not 0 + nmax), as the scalar code.
+        let v = pick_i(_mm256_add_epi32(*bl, off), _mm256_setzero_si256(), all_zero);
+        let mut lanes = [0i32; 8];
+        // SAFETY: lanes is 32 bytes.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
+        for (j, &lj) in lanes.iter().enumerate() {
+            out[16 * j + i] = lj as i8;
+        }
+    }
+    let mut scales = [0.0f32; 8];
+    // SAFETY: scales is 32 bytes.
+    unsafe { _mm256_storeu_ps(scales.as_mut_ptr(), scale) };
+    (out, scales)
+}
+
+/// Q6_K reference quantizer with the AVX2 fits (byte-identical to `q6_k::quantize_row_ref`).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn quantize_q6_k(x: &[f32], out: &mut [BlockQ6K]) {
+    q6_k::quantize_row_with(x, out, |xb| {
+        let (l0, s0) = make_qx_quants_x8(&xb[..128], 32);
+        let (l1, s1) = make_qx_quants_x8(&xb[128..], 32);
+        let mut l = [0i8; QK_K];
+        l[..128].copy_from_slice(&l0);
+        l[128..].copy_from_slice(&l1);
+        let mut scales = [0.0f32; 16];
+        scales[..8].copy_from_slice(&s0);
+        scales[8..].copy_from_slice(&s1);
+        (l, scales)
+    });
+}
+
 /// Q4_K reference quantizer with the AVX2 fits (byte-identical to `q4_k::quantize_row_ref`).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn quantize_q4_k(x: &[f32], out: &mut [BlockQ4K]) {
@@ -226,6 +336,25 @@ mod tests {
                 assert_eq!(got.2.map(f32::to_bits), want.2.map(f32::to_bits), "mins");
                 assert_eq!(got.0, want.0, "levels");
             }
+        }
+        for _ in 0..50 {
+            let mut x: [f32; QK_K] = random_values(&mut rng, QK_K).try_into().unwrap();
+            x[..16].iter_mut().for_each(|v| *v = 0.0); // an all-zero sub-block
+            x[20] = -x[21].abs() - 1.0; // a negative extreme
+            let want = q6_k::fit_subblocks(&x);
+            // SAFETY: AVX2 checked above.
+            let (l0, s0) = unsafe { make_qx_quants_x8(&x[..128], 32) };
+            let (l1, s1) = unsafe { make_qx_quants_x8(&x[128..], 32) };
+            assert_eq!(&l0[..], &want.0[..128]);
+            assert_eq!(&l1[..], &want.0[128..]);
+            assert_eq!(
+                s0.map(f32::to_bits),
+                want.1[..8].iter().map(|v| v.to_bits()).collect::<Vec<_>>()[..]
+            );
+            assert_eq!(
+                s1.map(f32::to_bits),
+                want.1[8..].iter().map(|v| v.to_bits()).collect::<Vec<_>>()[..]
+            );
         }
     }
 }

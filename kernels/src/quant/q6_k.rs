@@ -43,17 +43,36 @@ pub fn unpack(b: &BlockQ6K) -> [i8; QK_K] {
 /// `quantize_row_q6_K_ref` (no importance matrix): `make_qx_quants` per sub-block of 16, scales
 /// quantized to i8 against the largest, values re-quantized. Bit-identical to llama-quantize.
 pub fn quantize_row_ref(x: &[f32], out: &mut [BlockQ6K]) {
+    quantize_row_with(x, out, fit_subblocks);
+}
+
+/// The scalar sub-block fits of one super-block: [`make_qx_quants`] with 32 levels on each of
+/// the sixteen sub-blocks of 16. Returns (levels + 32, scales).
+pub fn fit_subblocks(xb: &[f32; QK_K]) -> ([i8; QK_K], [f32; 16]) {
+    let mut l = [0i8; QK_K];
+    let mut scales = [0.0f32; 16];
+    for ib in 0..16 {
+        scales[ib] = make_qx_quants(
+            &xb[16 * ib..16 * ib + 16],
+            32,
+            &mut l[16 * ib..16 * ib + 16],
+        );
+    }
+    (l, scales)
+}
+
+/// [`quantize_row_ref`] with the sub-block fits done by `fit` (which must return exactly what
+/// [`fit_subblocks`] returns).
+pub(crate) fn quantize_row_with(
+    x: &[f32],
+    out: &mut [BlockQ6K],
+    fit: impl Fn(&[f32; QK_K]) -> ([i8; QK_K], [f32; 16]),
+) {
     for (xb, b) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
-        let mut l = [0i8; QK_K];
-        let mut scales = [0.0f32; 16];
+        let xb: &[f32; QK_K] = xb.try_into().expect("chunks_exact(QK_K)");
+        let (mut l, scales) = fit(xb);
         let (mut max_scale, mut max_abs_scale) = (0.0f32, 0.0f32);
-        for ib in 0..16 {
-            let s = make_qx_quants(
-                &xb[16 * ib..16 * ib + 16],
-                32,
-                &mut l[16 * ib..16 * ib + 16],
-            );
-            scales[ib] = s;
+        for &s in &scales {
             if s.abs() > max_abs_scale {
                 max_abs_scale = s.abs();
                 max_scale = s;
