@@ -22,9 +22,9 @@
 //! - special tokens of equal length are matched in id order (llama.cpp's sort is unstable);
 //! - Unicode categories are Unicode 15.1's, as llama.cpp's tables (`gen_unicode_tables.py`).
 //!
-//! Not implemented (an error at load): `t5` (UGM), `rwkv`, `plamo2` vocabularies and the rarer
-//! BPE pre-tokenizers (`deepseek-llm`, `deepseek-v3`, `chameleon`, `tiny_aya`, `kimi-k2`,
-//! `superbpe`, `afmoe`, `exaone-moe`, `minicpm5`, `youtu`, `jais-2`, `laguna`, ...).
+//! Not implemented (an error at load): `t5` (UGM), `rwkv`, `plamo2`, `whitespace` and
+//! `hybriddna` vocabularies and the rarer BPE pre-tokenizers (`deepseek-llm`, `spark2_5`,
+//! `chameleon`, `kimi-k2`, `superbpe`, `afmoe`, `exaone-moe`, `jais-2`, `laguna`).
 //!
 //! Verification: besides llama.cpp's suites and goldens (the tests), the tokenizers were run
 //! against llama.cpp itself (its vendored copy in llama-cpp-python 0.3.36, through
