@@ -318,3 +318,6 @@ impl KvCache {
         (self.cfg.type_k, self.cfg.type_v)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -202,7 +202,8 @@ fn online_softmax_f16(
             vs = (s - max).exp();
         }
         add_value(j, vs, acc16);
-        sum = sum * ms + vs;
+        // GCC contracts llama.cpp's `S*ms + vs` into a fused multiply-add.
+        sum = sum.mul_add(ms, vs);
     }
     let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
     for (o, &a) in out.iter_mut().zip(acc16.iter()) {
