@@ -126,7 +126,10 @@ fn sse_data(body: &str) -> Vec<String> {
 
 #[test]
 fn completions_chat_models_health_and_metrics() {
-    let srv = Server::start(fixture("gemma3-Q4_K_M"), &["-np", "2"]);
+    let srv = Server::start(
+        fixture("gemma3-Q4_K_M"),
+        &["-np", "2", "--prefix-cache", "0"],
+    );
     let (st, body) = srv.request("GET", "/health", "");
     assert_eq!((st, body.as_str()), (200, r#"{"status":"ok"}"#));
     let (st, models) = srv.request("GET", "/v1/models", "");
@@ -307,7 +310,10 @@ fn bad_requests_get_openai_error_bodies_and_the_server_keeps_serving() {
 
 #[test]
 fn concurrent_requests_match_each_alone() {
-    let srv = Server::start(fixture("llama-Q4_K_M"), &["-np", "4"]);
+    let srv = Server::start(
+        fixture("llama-Q4_K_M"),
+        &["-np", "4", "--prefix-cache", "0"],
+    );
     let body = |i: u32| {
         json!({"prompt": (0..5 + 3 * i).map(|t| 3 + (t * 7 + i) % 300).collect::<Vec<_>>(),
                "max_tokens": 10, "temperature": 0, "ignore_eos": true})
@@ -334,7 +340,7 @@ fn concurrent_requests_match_each_alone() {
 
 #[test]
 fn a_client_that_disconnects_mid_stream_frees_its_sequence() {
-    let srv = Server::start(fixture("llama-Q4_K_M"), &[]);
+    let srv = Server::start(fixture("llama-Q4_K_M"), &["--prefix-cache", "0"]);
     let body = json!({"prompt": [1, 2, 3], "max_tokens": 100000, "ignore_eos": true,
                       "stream": true})
     .to_string();
@@ -400,7 +406,7 @@ fn soak_many_clients_with_random_disconnects() {
         .unwrap_or(2);
     let srv = Server::start(
         fixture("llama-Q4_K_M"),
-        &["-np", "6", "-c", "256", "-b", "48"],
+        &["-np", "6", "-c", "256", "-b", "48", "--prefix-cache", "0"],
     );
     let deadline = Instant::now() + Duration::from_secs(secs);
     let total: usize = std::thread::scope(|s| {

@@ -113,6 +113,19 @@ fn a_forked_prefix_gives_the_logits_of_a_full_prefill() {
     }
 }
 
+/// Clears the prefix cache and waits until no block is in use; returns the metrics then.
+fn drained(e: &Engine) -> nanorun::MetricsSnapshot {
+    e.clear_prefix_cache();
+    for _ in 0..1000 {
+        let m = e.metrics();
+        if m.kv_blocks_used == 0 && m.running == 0 && m.waiting == 0 && m.cached_seqs == 0 {
+            return m;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("blocks still in use: {:?}", e.metrics());
+}
+
 fn engine(path: PathBuf, cfg: EngineConfig) -> Engine {
     let model = Model::open(&path).unwrap();
     let tok = Tokenizer::from_gguf(model.gguf()).unwrap();
@@ -152,9 +165,8 @@ fn concurrent_greedy_requests_give_the_tokens_each_gives_alone() {
     for (i, h) in handles.into_iter().enumerate() {
         assert_eq!(h.join().unwrap(), alone[i], "request {i}");
     }
-    let m = e.metrics();
+    let m = drained(&e);
     assert_eq!(m.finished, 12);
-    assert_eq!(m.kv_blocks_used, 0);
 }
 
 #[test]
@@ -184,9 +196,8 @@ fn a_small_cache_preempts_and_still_gives_the_same_tokens() {
     for (i, s) in streams.into_iter().enumerate() {
         assert_eq!(s.wait().unwrap().tokens, alone[i], "request {i}");
     }
-    let m = e.metrics();
+    let m = drained(&e);
     assert!(m.preemptions > 0, "expected preemptions: {m:?}");
-    assert_eq!(m.kv_blocks_used, 0);
 }
 
 #[test]
@@ -196,6 +207,7 @@ fn shared_prompt_prefixes_skip_prefill_and_change_nothing() {
         n_ctx: 2048,
         max_seqs: 4,
         max_batch_tokens: 256,
+        prefix_cache: 0, // live sharing only: the runs alone must not lend their prefixes
         ..EngineConfig::default()
     };
     // (Not gemma3: its fixture's window of 8 tokens has moved past the shared prefix.)
@@ -230,7 +242,7 @@ fn shared_prompt_prefixes_skip_prefill_and_change_nothing() {
         "three of four requests reuse the 100-token prefix"
     );
     assert_eq!(after.cached_tokens - before.cached_tokens, 300);
-    assert_eq!(after.kv_blocks_used, 0);
+    drained(&e);
 }
 
 #[test]
@@ -238,6 +250,7 @@ fn dropping_or_cancelling_a_stream_frees_its_blocks() {
     let cfg = EngineConfig {
         n_threads: 2,
         n_ctx: 1024,
+        prefix_cache: 0,
         ..EngineConfig::default()
     };
     let e = engine(fixture("llama-Q4_K_M"), cfg);
@@ -324,7 +337,7 @@ fn real_model_concurrent_greedy_matches_alone() {
     for (i, h) in handles.into_iter().enumerate() {
         assert_eq!(h.join().unwrap(), alone[i], "prompt {:?}", texts[i]);
     }
-    assert_eq!(e.metrics().kv_blocks_used, 0);
+    drained(&e);
 }
 
 /// 16 client threads submit random requests (shared and distinct prompts, random lengths,
@@ -399,7 +412,8 @@ fn soak_random_requests_and_cancellations_leak_nothing() {
     let total: usize = clients.into_iter().map(|c| c.join().unwrap()).sum();
     for _ in 0..500 {
         let m = e.metrics();
-        if m.running == 0 && m.waiting == 0 && m.kv_blocks_used == 0 {
+        if m.running == 0 && m.waiting == 0 {
+            let m = drained(&e);
             assert_eq!(m.failed, 0);
             assert_eq!(m.requests as usize, total);
             eprintln!(
@@ -411,4 +425,42 @@ fn soak_random_requests_and_cancellations_leak_nothing() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!("blocks leaked or requests stuck: {:?}", e.metrics());
+}
+
+#[test]
+fn a_later_request_reuses_a_finished_requests_prefix() {
+    let cfg = EngineConfig {
+        n_threads: 2,
+        n_ctx: 1024,
+        prefix_cache: 4,
+        ..EngineConfig::default()
+    };
+    let e = engine(fixture("llama-Q4_K_M"), cfg);
+    // Turn 1, then turn 2 resending turn 1 and its answer, as a chat client does.
+    let turn1 = prompt(3, 50);
+    let c1 = e
+        .generate(Request::from_tokens(turn1.clone()).max_tokens(10).greedy())
+        .unwrap();
+    assert_eq!(c1.usage.cached_tokens, 0);
+    let turn2 = [turn1, c1.tokens.clone(), prompt(4, 20)].concat();
+    let c2 = e
+        .generate(Request::from_tokens(turn2.clone()).max_tokens(5).greedy())
+        .unwrap();
+    // Everything turn 1 computed: its prompt and all but its last generated token.
+    assert_eq!(c2.usage.cached_tokens, 50 + c1.tokens.len() - 1);
+    let fresh = engine(
+        fixture("llama-Q4_K_M"),
+        EngineConfig {
+            n_threads: 2,
+            n_ctx: 1024,
+            prefix_cache: 0,
+            ..EngineConfig::default()
+        },
+    );
+    let c2_fresh = fresh
+        .generate(Request::from_tokens(turn2).max_tokens(5).greedy())
+        .unwrap();
+    assert_eq!(c2.tokens, c2_fresh.tokens, "reused K/V changes nothing");
+    assert_eq!(e.metrics().cached_seqs, 2);
+    drained(&e);
 }

@@ -135,6 +135,12 @@ pub async fn metrics(State(st): Shared) -> Response {
     );
     put("requests_running", "gauge", "Requests running.", m.running);
     put(
+        "prefix_cache_sequences",
+        "gauge",
+        "Finished requests whose K/V is kept for prefix sharing.",
+        m.cached_seqs,
+    );
+    put(
         "kv_blocks_used",
         "gauge",
         "KV cache blocks in use.",

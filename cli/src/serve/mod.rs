@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// Use a built-in chat template (chatml, gemma) instead of the model's.
     #[arg(long = "chat-template")]
     pub chat_template: Option<String>,
+    /// Finished requests whose K/V is kept for later requests with the same prefix (0: none).
+    #[arg(long = "prefix-cache", default_value_t = 16)]
+    pub prefix_cache: usize,
     /// Do not share identical prompt prefixes between requests.
     #[arg(long = "no-prefix-sharing")]
     pub no_prefix_sharing: bool,
@@ -66,6 +69,7 @@ pub fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         type_k: kv.type_k,
         type_v: kv.type_v,
         prefix_sharing: !args.no_prefix_sharing,
+        prefix_cache: args.prefix_cache,
     };
     let mut engine = Engine::new(loaded.model, loaded.tokenizer, cfg)
         .map_err(|e| format!("{}: {e}", path.display()))?;

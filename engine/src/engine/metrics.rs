@@ -18,6 +18,7 @@ pub(crate) struct Metrics {
     pub steps: AtomicU64,
     pub waiting: AtomicU64,
     pub running: AtomicU64,
+    pub cached_seqs: AtomicU64,
     pub kv_blocks_used: AtomicU64,
     pub kv_blocks_free: AtomicU64,
     pub batch_tokens: AtomicU64,
@@ -39,6 +40,7 @@ impl Metrics {
             steps: self.steps.load(Relaxed),
             waiting: self.waiting.load(Relaxed),
             running: self.running.load(Relaxed),
+            cached_seqs: self.cached_seqs.load(Relaxed),
             kv_blocks_used: self.kv_blocks_used.load(Relaxed),
             kv_blocks_free: self.kv_blocks_free.load(Relaxed),
             batch_tokens: self.batch_tokens.load(Relaxed),
@@ -74,6 +76,8 @@ pub struct MetricsSnapshot {
     pub waiting: u64,
     /// Requests running.
     pub running: u64,
+    /// Finished requests whose K/V is kept for prefix sharing (their blocks count as used).
+    pub cached_seqs: u64,
     /// KV blocks in use.
     pub kv_blocks_used: u64,
     /// KV blocks free.

@@ -63,8 +63,12 @@ pub struct EngineConfig {
     pub type_k: CacheType,
     /// V cache element type.
     pub type_v: CacheType,
-    /// Share identical prompt prefixes between live requests (attention-only models).
+    /// Share identical prompt prefixes between requests (attention-only models).
     pub prefix_sharing: bool,
+    /// Finished requests whose K/V is kept for later requests with the same prefix (a
+    /// multi-turn chat resending its history, agents sharing a system prompt); evicted oldest
+    /// first when blocks run short. 0 keeps none.
+    pub prefix_cache: usize,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +81,7 @@ impl Default for EngineConfig {
             type_k: CacheType::F16,
             type_v: CacheType::F16,
             prefix_sharing: true,
+            prefix_cache: 16,
         }
     }
 }
@@ -131,6 +136,7 @@ impl Engine {
                 max_seqs: cfg.max_seqs,
                 max_batch_tokens: cfg.max_batch_tokens.max(cfg.max_seqs),
                 prefix_sharing: cfg.prefix_sharing && all_attention,
+                retain_finished: cfg.prefix_cache,
             },
             kv,
         )?;
@@ -316,6 +322,13 @@ impl Engine {
             commands,
             done: false,
         })
+    }
+
+    /// Frees the K/V kept from finished requests (the prefix cache).
+    pub fn clear_prefix_cache(&self) {
+        if let Ok(c) = self.commands.lock() {
+            let _ = c.send(Command::ClearCache);
+        }
     }
 
     /// Cancels request `id` (no-op when it has ended): its stream gets

@@ -32,6 +32,7 @@ pub(crate) struct Job {
 pub(crate) enum Command {
     Submit(Box<Job>),
     Cancel(RequestId),
+    ClearCache,
     Shutdown,
 }
 
@@ -81,6 +82,7 @@ impl Worker {
                             self.end(l, FinishReason::Cancelled);
                         }
                     }
+                    Command::ClearCache => self.sched.clear_retained(),
                     Command::Shutdown => {
                         for (_, l) in live.drain() {
                             let _ = l.job.events.send(Event::Error("engine shut down".into()));
@@ -234,6 +236,7 @@ impl Worker {
         let m = &self.metrics;
         m.waiting.store(self.sched.n_waiting() as u64, Relaxed);
         m.running.store(self.sched.n_running() as u64, Relaxed);
+        m.cached_seqs.store(self.sched.n_retained() as u64, Relaxed);
         m.kv_blocks_used
             .store(self.sched.kv().used_blocks() as u64, Relaxed);
         m.kv_blocks_free

@@ -123,25 +123,30 @@ impl<K: KvSpace> KvManager<K> {
     }
 
     /// Starts `seq`, sharing the longest useful prefix of `tokens` with a donor. Returns the
-    /// tokens whose K/V it starts with (0 when nothing was shared).
+    /// tokens whose K/V it starts with (0 when nothing was shared) and the donor used.
     pub fn start<'a>(
         &mut self,
         seq: SeqId,
         tokens: &[u32],
         donors: impl IntoIterator<Item = Donor<'a>>,
-    ) -> Result<usize> {
+    ) -> Result<(usize, Option<SeqId>)> {
         if let Some((donor, n)) = self.best_prefix(tokens, donors) {
             if self.kv.fork_prefix(donor, seq, n).is_ok() {
-                return Ok(n);
+                return Ok((n, Some(donor)));
             }
             // No block for the partial copy, or the window moved on: share full blocks only.
             let aligned = n / self.kv.block_size() * self.kv.block_size();
             if aligned >= self.min_share && self.kv.fork_prefix(donor, seq, aligned).is_ok() {
-                return Ok(aligned);
+                return Ok((aligned, Some(donor)));
             }
         }
         self.kv.add_sequence(seq)?;
-        Ok(0)
+        Ok((0, None))
+    }
+
+    /// Shortest prefix worth sharing, in tokens (one block).
+    pub fn min_share(&self) -> usize {
+        self.min_share
     }
 
     /// Ends `seq` and frees its blocks.

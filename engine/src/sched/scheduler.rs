@@ -25,8 +25,11 @@ pub struct SchedulerConfig {
     pub max_seqs: usize,
     /// Tokens per forward pass (decode tokens plus prefill chunks); at least `max_seqs`.
     pub max_batch_tokens: usize,
-    /// Share identical prompt prefixes between live sequences.
+    /// Share identical prompt prefixes between sequences.
     pub prefix_sharing: bool,
+    /// Finished sequences whose K/V is kept for later requests to share (a prefix cache,
+    /// evicted oldest first when blocks run short); 0 keeps none. Needs `prefix_sharing`.
+    pub retain_finished: usize,
 }
 
 impl Default for SchedulerConfig {
@@ -35,6 +38,7 @@ impl Default for SchedulerConfig {
             max_seqs: 8,
             max_batch_tokens: 512,
             prefix_sharing: true,
+            retain_finished: 0,
         }
     }
 }
@@ -116,6 +120,9 @@ pub struct Scheduler<K> {
     waiting: VecDeque<SeqState>,
     /// Sorted by arrival, oldest first.
     running: Vec<SeqState>,
+    /// Finished sequences kept for their prefix, least recently used first. Their K/V stays
+    /// in the cache until they are evicted.
+    retained: VecDeque<SeqState>,
     next_arrival: u64,
     stats: SchedulerStats,
 }
@@ -136,6 +143,7 @@ impl<K: KvSpace> Scheduler<K> {
             kv: KvManager::new(kv),
             waiting: VecDeque::new(),
             running: Vec::new(),
+            retained: VecDeque::new(),
             next_arrival: 0,
             stats: SchedulerStats::default(),
         })
@@ -171,7 +179,28 @@ impl<K: KvSpace> Scheduler<K> {
         self.running.len()
     }
 
-    /// Whether nothing is waiting or running.
+    /// Finished sequences kept for their prefix.
+    pub fn n_retained(&self) -> usize {
+        self.retained.len()
+    }
+
+    /// Drops every retained finished sequence, freeing its blocks.
+    pub fn clear_retained(&mut self) {
+        while self.evict_one() {}
+    }
+
+    /// Frees the least recently used retained sequence; false when none is left.
+    fn evict_one(&mut self) -> bool {
+        match self.retained.pop_front() {
+            Some(s) => {
+                self.kv.free(s.id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether nothing is waiting or running (retained sequences do not count).
     pub fn is_idle(&self) -> bool {
         self.waiting.is_empty() && self.running.is_empty()
     }
@@ -190,6 +219,11 @@ impl<K: KvSpace> Scheduler<K> {
             return Err(EngineError::BadBatch(format!(
                 "sequence {seq} already scheduled"
             )));
+        }
+        if let Some(i) = self.retained.iter().position(|r| r.id == seq) {
+            // The id is reused: the old K/V goes.
+            let old = self.retained.remove(i).expect("index found above");
+            self.kv.free(old.id);
         }
         let arrival = self.next_arrival;
         self.next_arrival += 1;
@@ -231,7 +265,11 @@ impl<K: KvSpace> Scheduler<K> {
                 i += 1;
                 continue;
             }
-            // Out of blocks: free the newest sequence (this one, when it is the newest).
+            // Out of blocks: drop a retained prefix first, then free the newest running
+            // sequence (this one, when it is the newest).
+            if self.evict_one() {
+                continue;
+            }
             let victim = self.running.len() - 1;
             if victim == 0 {
                 // Alone and still no room: it can never fit.
@@ -258,16 +296,21 @@ impl<K: KvSpace> Scheduler<K> {
             }
             let mut reused_now = usize::MAX;
             if !s.started {
-                let donors = self.running.iter().map(|r| Donor {
+                let donors = self.running.iter().chain(&self.retained).map(|r| Donor {
                     seq: r.id,
                     tokens: &r.tokens,
                     n_computed: r.n_computed,
                 });
-                let reused = if self.cfg.prefix_sharing {
+                let (reused, donor) = if self.cfg.prefix_sharing {
                     self.kv.start(s.id, &s.tokens, donors)?
                 } else {
                     self.kv.start(s.id, &s.tokens, std::iter::empty())?
                 };
+                if let Some(i) = donor.and_then(|d| self.retained.iter().position(|r| r.id == d)) {
+                    // Used: now the most recently used.
+                    let r = self.retained.remove(i).expect("index found above");
+                    self.retained.push_back(r);
+                }
                 s.n_computed = reused;
                 reused_now = reused;
                 s.started = true;
@@ -275,7 +318,11 @@ impl<K: KvSpace> Scheduler<K> {
                 self.stats.reused_tokens += reused as u64;
             }
             let n = (s.tokens.len() - s.n_computed).min(*budget);
-            if !self.kv.try_grow(s.id, s.n_computed + n)? {
+            let mut grown = self.kv.try_grow(s.id, s.n_computed + n)?;
+            while !grown && self.evict_one() {
+                grown = self.kv.try_grow(s.id, s.n_computed + n)?;
+            }
+            if !grown {
                 self.kv.free(s.id);
                 if self.running.is_empty() {
                     plan.out_of_space.push(s.id);
@@ -369,12 +416,24 @@ impl<K: KvSpace> Scheduler<K> {
         Ok(())
     }
 
-    /// Ends `seq` (finished or cancelled), waiting or running, and frees its blocks at once.
+    /// Ends `seq` (finished or cancelled), waiting or running, and frees its blocks at once
+    /// (or, with `retain_finished`, keeps them for later requests to share until evicted).
     /// Returns whether it was known.
     pub fn finish(&mut self, seq: SeqId) -> bool {
         if let Some(i) = self.running.iter().position(|s| s.id == seq) {
-            self.running.remove(i);
-            self.kv.free(seq);
+            let mut s = self.running.remove(i);
+            let keep = self.cfg.prefix_sharing
+                && self.cfg.retain_finished > 0
+                && s.n_computed >= self.kv.min_share();
+            if keep {
+                s.tokens.truncate(s.n_computed);
+                self.retained.push_back(s);
+                if self.retained.len() > self.cfg.retain_finished {
+                    self.evict_one();
+                }
+            } else {
+                self.kv.free(seq);
+            }
             return true;
         }
         if let Some(i) = self.waiting.iter().position(|s| s.id == seq) {

@@ -173,6 +173,7 @@ fn alone(p: &[u32], max_new: usize) -> Vec<u32> {
         max_seqs: 1,
         max_batch_tokens: 64,
         prefix_sharing: false,
+        ..SchedulerConfig::default()
     };
     let (out, _, _) = drive(cfg, FakeKv::new(64, 4), &[p.to_vec()], max_new, None);
     out[&0].clone()
@@ -185,6 +186,7 @@ fn concurrent_sequences_match_each_alone_and_free_every_block() {
         max_seqs: 4,
         max_batch_tokens: 8,
         prefix_sharing: true,
+        ..SchedulerConfig::default()
     };
     let (out, s, max_batch) = drive(cfg, FakeKv::new(64, 4), &prompts, 10, None);
     for (i, p) in prompts.iter().enumerate() {
@@ -201,6 +203,7 @@ fn running_out_of_blocks_preempts_and_recomputes() {
         max_seqs: 5,
         max_batch_tokens: 32,
         prefix_sharing: false,
+        ..SchedulerConfig::default()
     };
     // 5 sequences of 9 + 12 tokens need 6 blocks of 4 each; 14 blocks force preemptions.
     let (out, s, _) = drive(cfg, FakeKv::new(14, 4), &prompts, 12, None);
@@ -225,6 +228,7 @@ fn shared_prefixes_are_reused_and_give_the_same_tokens() {
         max_seqs: 4,
         max_batch_tokens: 64,
         prefix_sharing: true,
+        ..SchedulerConfig::default()
     };
     let (out, s, _) = drive(cfg, FakeKv::new(64, 4), &prompts, 6, None);
     for (i, p) in prompts.iter().enumerate() {
@@ -251,6 +255,7 @@ fn cancelled_and_out_of_space_sequences_free_their_blocks() {
         max_seqs: 3,
         max_batch_tokens: 16,
         prefix_sharing: true,
+        ..SchedulerConfig::default()
     };
     // 8 blocks of 4 = 32 tokens: the 40-token prompt can never fit.
     let (out, s, _) = drive(cfg, FakeKv::new(8, 4), &prompts, 5, Some((1, 2)));
@@ -278,6 +283,56 @@ fn bad_limits_are_refused() {
         max_seqs: 8,
         max_batch_tokens: 4,
         prefix_sharing: true,
+        ..SchedulerConfig::default()
     };
     assert!(Scheduler::new(cfg, FakeKv::new(8, 4)).is_err());
+}
+
+#[test]
+fn finished_sequences_lend_their_prefix_until_blocks_run_short() {
+    let system = prompt(7, 24);
+    let a = [system.clone(), prompt(1, 4)].concat();
+    let b = [system.clone(), prompt(2, 4)].concat();
+    let cfg = SchedulerConfig {
+        max_seqs: 2,
+        max_batch_tokens: 64,
+        prefix_sharing: true,
+        retain_finished: 4,
+    };
+    // One after the other: the second reuses the first's prefix after it finished.
+    let mut s = Scheduler::new(cfg, FakeKv::new(16, 4)).unwrap();
+    let mut plan = StepPlan::default();
+    let mut run = |s: &mut Scheduler<FakeKv>, id: SeqId, p: &[u32]| {
+        s.add(id, p.to_vec()).unwrap();
+        let mut out = Vec::new();
+        while out.len() < 3 {
+            s.schedule(&mut plan).unwrap();
+            let next = fake_forward(s.kv_mut(), &plan.batch);
+            s.complete_step(&plan);
+            let row = plan.seqs[0].logits_row.expect("logits");
+            out.push(next[row]);
+            s.append_token(id, next[row]).unwrap();
+        }
+        s.finish(id);
+        out
+    };
+    let out_a = run(&mut s, 0, &a);
+    assert_eq!(s.n_retained(), 1);
+    let before = s.stats().reused_tokens;
+    let out_b = run(&mut s, 1, &b);
+    assert_eq!(
+        s.stats().reused_tokens - before,
+        24,
+        "the shared prefix came from the cache"
+    );
+    assert_eq!(out_a, alone(&a, 3));
+    assert_eq!(out_b, alone(&b, 3));
+    assert_eq!(s.n_retained(), 2);
+    // A long request needs the blocks: the retained prefixes are evicted, nothing preempted.
+    let long = prompt(9, 60);
+    let out_c = run(&mut s, 2, &long);
+    assert_eq!(out_c, alone(&long, 3));
+    assert_eq!(s.stats().preemptions, 0);
+    s.clear_retained();
+    assert_eq!(s.kv().free_blocks(), 16);
 }
