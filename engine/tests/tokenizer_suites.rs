@@ -699,3 +699,73 @@ fn embedding_fixture_tokenizations() {
         eprintln!("embed-{arch}: {n}/{n} tokenizations identical to llama.cpp");
     }
 }
+
+/// nanorun's side of the differential runs in `engine/src/tokenizer/tools/README.md`: does
+/// nothing unless `NANORUN_TOK_DUMP=MODEL,RECORDS,ADD,PARSE,MODE,OUT` is set (MODE: `ids`,
+/// `detok` or `pieces`), and then writes the same lines as `llama_tokbatch`.
+#[test]
+fn dump_for_differential_runs() {
+    use std::io::Write;
+    let Ok(spec) = std::env::var("NANORUN_TOK_DUMP") else {
+        return;
+    };
+    let f: Vec<&str> = spec.split(',').collect();
+    assert_eq!(
+        f.len(),
+        6,
+        "NANORUN_TOK_DUMP=MODEL,RECORDS,ADD,PARSE,MODE,OUT"
+    );
+    let g = Gguf::open(f[0]).expect("model");
+    let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(f[5]).expect("output"));
+    let hex = |out: &mut dyn Write, b: &[u8]| {
+        for x in b {
+            write!(out, "{x:02x}").unwrap();
+        }
+    };
+    if f[4] == "pieces" {
+        for id in 0..tok.n_vocab() as u32 {
+            hex(&mut out, tok.token_to_piece(id, false).unwrap());
+            write!(out, " ").unwrap();
+            hex(&mut out, tok.token_to_piece(id, true).unwrap());
+            writeln!(out).unwrap();
+        }
+        write!(out, "EOG").unwrap();
+        for &id in tok.eog_ids() {
+            write!(out, " {id}").unwrap();
+        }
+        let n = |x: Option<u32>| x.map_or(-1, i64::from);
+        writeln!(
+            out,
+            "\nBOS {} EOS {} EOT {}",
+            n(tok.bos()),
+            n(tok.eos()),
+            n(tok.eot())
+        )
+        .unwrap();
+        return;
+    }
+    let (add, parse) = (f[2] == "1", f[3] == "1");
+    let recs = std::fs::read(f[1]).expect("records");
+    let mut off = 0;
+    while off + 4 <= recs.len() {
+        let n = u32::from_le_bytes(recs[off..off + 4].try_into().unwrap()) as usize;
+        let text = &recs[off + 4..off + 4 + n];
+        off += 4 + n;
+        let ids = tok.encode_bytes(text, add, parse);
+        let s: Vec<String> = ids.iter().map(u32::to_string).collect();
+        write!(out, "{}", s.join(" ")).unwrap();
+        if f[4] == "detok" {
+            for special in [false, true] {
+                write!(out, " |").unwrap();
+                hex(&mut out, &tok.decode_bytes(&ids, special).unwrap());
+            }
+            write!(out, " |").unwrap();
+            for &id in &ids {
+                hex(&mut out, tok.token_to_piece(id, false).unwrap());
+                write!(out, ".").unwrap();
+            }
+        }
+        writeln!(out).unwrap();
+    }
+}

@@ -28,11 +28,12 @@
 //!
 //! Verification: besides llama.cpp's suites and goldens (the tests), the tokenizers were run
 //! against llama.cpp itself (its vendored copy in llama-cpp-python 0.3.36, through
-//! `llama_tokenize` / `llama_detokenize` / `llama_token_to_piece`) on ~5000 random texts per
+//! `llama_tokenize` / `llama_detokenize` / `llama_token_to_piece`) on ~9000 random texts per
 //! vocabulary (every byte, mixed scripts, combining marks, odd whitespace, invalid UTF-8,
 //! special tokens, BOS on and off) and every token's piece, for all the vocabularies in
 //! `tests/data/vocab` and `../shared/vocab`, Gemma 3, the fixtures' models, a synthetic Gemma 4
 //! vocabulary and GPT-2's vocabulary under each implemented pre-tokenizer: all identical.
+//! `tools/README.md` says how to repeat that.
 
 mod bpe;
 mod decode;
