@@ -710,7 +710,10 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_1_n(cast(w), a.map(cast)) });
                 t.quantize = |x, o| unsafe { convert::quantize_q8_1(x, cast_mut(o)) };
             }
-            GgmlType::Q2_K => t.vec_dot = |w, a| unsafe { vec_dot_q2_k(cast(w), cast(a)) },
+            GgmlType::Q2_K => {
+                t.quantize = |x, o| unsafe { kquantize::quantize_q2_k(x, cast_mut(o)) };
+                t.vec_dot = |w, a| unsafe { vec_dot_q2_k(cast(w), cast(a)) };
+            }
             GgmlType::Q3_K => t.vec_dot = |w, a| unsafe { vec_dot_q3_k(cast(w), cast(a)) },
             GgmlType::Q4_K => {
                 t.quantize = |x, o| unsafe { kquantize::quantize_q4_k(x, cast_mut(o)) };

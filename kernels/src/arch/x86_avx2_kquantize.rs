@@ -8,7 +8,7 @@
 use std::arch::x86_64::*;
 
 use crate::quant::kquant_util::Qkx2Search;
-use crate::quant::{q4_k, q5_k, q6_k, BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
+use crate::quant::{q2_k, q4_k, q5_k, q6_k, BlockQ2K, BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
 
 /// ggml's `nearest_int` lane-wise (valid for |v| ≤ 4194303, as the scalar one).
 #[inline]
@@ -49,40 +49,43 @@ fn err(diff: __m256, w: __m256, use_mad: bool) -> __m256 {
     }
 }
 
-/// `fit_subblocks` (weights av_x + |x|, `make_qkx2_quants`) for the eight sub-blocks of `xb`.
+/// Sub-block values transposed: `out[i]` lane j = `xs[stride·j + i]`.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn fit_subblocks(
-    xb: &[f32; QK_K],
+fn gather<const N: usize>(xs: &[f32]) -> [__m256; N] {
+    assert!(xs.len() >= 8 * N);
+    let base = _mm256_mullo_epi32(
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        _mm256_set1_epi32(N as i32),
+    );
+    std::array::from_fn(|i| {
+        // SAFETY: indices N·j + i < 8·N <= xs.len() (checked).
+        unsafe {
+            _mm256_i32gather_ps::<4>(
+                xs.as_ptr(),
+                _mm256_add_epi32(base, _mm256_set1_epi32(i as i32)),
+            )
+        }
+    })
+}
+
+/// ggml's `make_qkx2_quants` for eight sub-blocks of `N` values at once (lane j = sub-block
+/// j): levels 0..=nmax, scale, and the min it returns (≥ 0).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn qkx2_lanes<const N: usize>(
+    x: &[__m256; N],
+    w: &[__m256; N],
     nmax: i32,
     p: Qkx2Search,
-) -> ([u8; QK_K], [f32; 8], [f32; 8]) {
+) -> ([__m256i; N], __m256, __m256) {
     let zero = _mm256_setzero_ps();
-    let nmax_i = _mm256_set1_epi32(nmax);
-    let stride = _mm256_setr_epi32(0, 32, 64, 96, 128, 160, 192, 224);
-    // x[i] holds value i of each sub-block (lane j = sub-block j).
-    let mut x = [zero; 32];
-    for (i, xi) in x.iter_mut().enumerate() {
-        // SAFETY: indices 32j + i < 256 = xb.len().
-        *xi = unsafe {
-            _mm256_i32gather_ps::<4>(
-                xb.as_ptr(),
-                _mm256_add_epi32(stride, _mm256_set1_epi32(i as i32)),
-            )
-        };
-    }
-    let mut sum_x2 = zero;
-    for xi in &x {
-        sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(*xi, *xi));
-    }
-    let av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32.0)));
     let sign = _mm256_set1_ps(-0.0);
-    let w: [__m256; 32] =
-        std::array::from_fn(|i| _mm256_add_ps(av_x, _mm256_andnot_ps(sign, x[i])));
-
+    let nmax_i = _mm256_set1_epi32(nmax);
     let (mut min, mut max) = (x[0], x[0]);
     let mut sum_w = w[0];
     let mut sum_x = _mm256_mul_ps(sum_w, x[0]);
-    for i in 1..32 {
+    for i in 1..N {
         min = _mm256_min_ps(x[i], min);
         max = _mm256_max_ps(x[i], max);
         sum_w = _mm256_add_ps(sum_w, w[i]);
@@ -95,12 +98,11 @@ pub(crate) fn fit_subblocks(
         let l = nearest_int(_mm256_mul_ps(iscale, _mm256_sub_ps(xi, min)));
         _mm256_max_epi32(_mm256_min_epi32(l, nmax_i), _mm256_setzero_si256())
     };
-
     let iscale = _mm256_div_ps(_mm256_set1_ps(nmax as f32), _mm256_sub_ps(max, min));
     let mut scale = _mm256_div_ps(_mm256_set1_ps(1.0), iscale);
-    let mut best_l = [_mm256_setzero_si256(); 32];
+    let mut best_l = [_mm256_setzero_si256(); N];
     let mut best_error = zero;
-    for i in 0..32 {
+    for i in 0..N {
         best_l[i] = level(iscale, x[i], min);
         let diff = _mm256_sub_ps(
             _mm256_add_ps(_mm256_mul_ps(scale, _mm256_cvtepi32_ps(best_l[i])), min),
@@ -110,12 +112,12 @@ pub(crate) fn fit_subblocks(
     }
     let mut best_min = min;
     if p.nstep >= 1 {
-        let mut laux = [_mm256_setzero_si256(); 32];
+        let mut laux = [_mm256_setzero_si256(); N];
         for is in 0..=p.nstep {
             let num = p.rmin + p.rdelta * is as f32 + nmax as f32;
             let iscale = _mm256_div_ps(_mm256_set1_ps(num), _mm256_sub_ps(max, best_min));
             let (mut sum_l, mut sum_l2, mut sum_xl) = (zero, zero, zero);
-            for i in 0..32 {
+            for i in 0..N {
                 laux[i] = level(iscale, x[i], best_min);
                 let l = _mm256_cvtepi32_ps(laux[i]);
                 let wl = _mm256_mul_ps(w[i], l);
@@ -137,14 +139,14 @@ pub(crate) fn fit_subblocks(
             this_min = pick(this_min, zero, min_pos);
             this_scale = pick(this_scale, _mm256_div_ps(sum_xl, sum_l2), min_pos);
             let mut cur_error = zero;
-            for i in 0..32 {
+            for i in 0..N {
                 let l = _mm256_cvtepi32_ps(laux[i]);
                 let diff =
                     _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(this_scale, l), this_min), x[i]);
                 cur_error = _mm256_add_ps(cur_error, err(diff, w[i], p.use_mad));
             }
             let better = _mm256_and_ps(d_pos, _mm256_cmp_ps::<_CMP_LT_OQ>(cur_error, best_error));
-            for i in 0..32 {
+            for i in 0..N {
                 best_l[i] = pick_i(best_l[i], laux[i], better);
             }
             best_error = pick(best_error, cur_error, better);
@@ -155,23 +157,78 @@ pub(crate) fn fit_subblocks(
     // Degenerate sub-blocks (max == min): levels 0, scale 0, min as it was.
     scale = pick(scale, zero, degenerate);
     best_min = pick(best_min, min, degenerate);
-    let mut l = [0u8; QK_K];
-    for (i, bl) in best_l.iter().enumerate() {
-        let v = pick_i(*bl, _mm256_setzero_si256(), degenerate);
+    for bl in best_l.iter_mut() {
+        *bl = pick_i(*bl, _mm256_setzero_si256(), degenerate);
+    }
+    (best_l, scale, _mm256_xor_ps(best_min, sign))
+}
+
+/// Lane j of `levels[i]` → `out[N·j + i]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scatter_levels<const N: usize>(levels: &[__m256i; N], out: &mut [u8]) {
+    for (i, v) in levels.iter().enumerate() {
         let mut lanes = [0i32; 8];
         // SAFETY: lanes is 32 bytes.
-        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), *v) };
         for (j, &lj) in lanes.iter().enumerate() {
-            l[32 * j + i] = lj as u8;
+            out[N * j + i] = lj as u8;
         }
     }
-    let (mut scales, mut mins) = ([0.0f32; 8], [0.0f32; 8]);
-    // SAFETY: both arrays are 32 bytes.
-    unsafe {
-        _mm256_storeu_ps(scales.as_mut_ptr(), scale);
-        _mm256_storeu_ps(mins.as_mut_ptr(), _mm256_xor_ps(best_min, sign));
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn store8(v: __m256) -> [f32; 8] {
+    let mut out = [0.0f32; 8];
+    // SAFETY: out is 32 bytes.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+    out
+}
+
+/// `q4_k::fit_subblocks` (weights av_x + |x|, `make_qkx2_quants`) for the eight sub-blocks of `xb`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn fit_subblocks(
+    xb: &[f32; QK_K],
+    nmax: i32,
+    p: Qkx2Search,
+) -> ([u8; QK_K], [f32; 8], [f32; 8]) {
+    let x: [__m256; 32] = gather::<32>(xb);
+    let mut sum_x2 = _mm256_setzero_ps();
+    for xi in &x {
+        sum_x2 = _mm256_add_ps(sum_x2, _mm256_mul_ps(*xi, *xi));
+    }
+    let av_x = _mm256_sqrt_ps(_mm256_div_ps(sum_x2, _mm256_set1_ps(32.0)));
+    let sign = _mm256_set1_ps(-0.0);
+    let w: [__m256; 32] =
+        std::array::from_fn(|i| _mm256_add_ps(av_x, _mm256_andnot_ps(sign, x[i])));
+    let (levels, scale, min) = qkx2_lanes(&x, &w, nmax, p);
+    let mut l = [0u8; QK_K];
+    scatter_levels(&levels, &mut l);
+    (l, store8(scale), store8(min))
+}
+
+/// `q2_k::fit_subblocks` (weights |x|, `make_qkx2_quants` with 3 levels) for the sixteen
+/// sub-blocks of `xb`, eight at a time.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn fit_subblocks_q2k(xb: &[f32; QK_K]) -> ([u8; QK_K], [f32; 16], [f32; 16]) {
+    let sign = _mm256_set1_ps(-0.0);
+    let (mut l, mut scales, mut mins) = ([0u8; QK_K], [0.0f32; 16], [0.0f32; 16]);
+    for half in 0..2 {
+        let x: [__m256; 16] = gather::<16>(&xb[128 * half..]);
+        let w: [__m256; 16] = std::array::from_fn(|i| _mm256_andnot_ps(sign, x[i]));
+        let (levels, scale, min) = qkx2_lanes(&x, &w, 3, q2_k::SEARCH);
+        scatter_levels(&levels, &mut l[128 * half..]);
+        scales[8 * half..8 * half + 8].copy_from_slice(&store8(scale));
+        mins[8 * half..8 * half + 8].copy_from_slice(&store8(min));
     }
     (l, scales, mins)
+}
+
+/// Q2_K reference quantizer with the AVX2 fits (byte-identical to `q2_k::quantize_row_ref`).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn quantize_q2_k(x: &[f32], out: &mut [BlockQ2K]) {
+    q2_k::quantize_row_with(x, out, |xb| fit_subblocks_q2k(xb));
 }
 
 /// ggml's `make_qx_quants` (x²-weighted, no importance matrix) with `nmax` for eight sub-blocks
@@ -336,6 +393,24 @@ mod tests {
                 assert_eq!(got.2.map(f32::to_bits), want.2.map(f32::to_bits), "mins");
                 assert_eq!(got.0, want.0, "levels");
             }
+        }
+        for _ in 0..50 {
+            let mut x: [f32; QK_K] = random_values(&mut rng, QK_K).try_into().unwrap();
+            x[32..48].iter_mut().for_each(|v| *v = 0.5); // a constant sub-block
+            let want = q2_k::fit_subblocks(&x, q2_k::SEARCH);
+            // SAFETY: AVX2 checked above.
+            let got = unsafe { fit_subblocks_q2k(&x) };
+            assert_eq!(
+                got.1.map(f32::to_bits),
+                want.1.map(f32::to_bits),
+                "q2_k scales"
+            );
+            assert_eq!(
+                got.2.map(f32::to_bits),
+                want.2.map(f32::to_bits),
+                "q2_k mins"
+            );
+            assert_eq!(got.0, want.0, "q2_k levels");
         }
         for _ in 0..50 {
             let mut x: [f32; QK_K] = random_values(&mut rng, QK_K).try_into().unwrap();

@@ -49,32 +49,55 @@ pub(crate) fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8; QK_K / 4]) {
 
 /// `quantize_row_q2_K_ref` (no importance matrix).
 pub fn quantize_row_ref(x: &[f32], out: &mut [BlockQ2K]) {
+    let search = SEARCH;
+    quantize_row_with(x, out, |xb| fit_subblocks(xb, search));
+}
+
+/// The search `quantize_row_q2_K_ref` runs on each sub-block.
+pub const SEARCH: Qkx2Search = Qkx2Search {
+    rmin: -0.5,
+    rdelta: 0.1,
+    nstep: 15,
+    use_mad: true,
+};
+
+/// The scalar sub-block fits of one super-block: weights |x| and [`make_qkx2_quants`] with 3
+/// levels on each of the sixteen sub-blocks of 16. Returns (levels, scales, mins).
+pub fn fit_subblocks(xb: &[f32; QK_K], search: Qkx2Search) -> ([u8; QK_K], [f32; 16], [f32; 16]) {
+    let mut l = [0u8; QK_K];
+    let mut scales = [0.0f32; 16];
+    let mut mins = [0.0f32; 16];
+    for j in 0..16 {
+        let xs = &xb[16 * j..16 * j + 16];
+        let mut w = [0.0f32; 16];
+        for (wi, v) in w.iter_mut().zip(xs) {
+            *wi = v.abs();
+        }
+        let (s, m) = make_qkx2_quants(xs, &w, 3, &mut l[16 * j..16 * j + 16], search);
+        scales[j] = s;
+        mins[j] = m;
+    }
+    (l, scales, mins)
+}
+
+/// [`quantize_row_ref`] with the sub-block fits done by `fit` (which must return exactly what
+/// [`fit_subblocks`] returns).
+pub(crate) fn quantize_row_with(
+    x: &[f32],
+    out: &mut [BlockQ2K],
+    fit: impl Fn(&[f32; QK_K]) -> ([u8; QK_K], [f32; 16], [f32; 16]),
+) {
     const Q4SCALE: f32 = 15.0;
-    let search = Qkx2Search {
-        rmin: -0.5,
-        rdelta: 0.1,
-        nstep: 15,
-        use_mad: true,
-    };
     for (xb, b) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
-        let mut l = [0u8; QK_K];
-        let mut scales = [0.0f32; 16];
-        let mut mins = [0.0f32; 16];
+        let xb: &[f32; QK_K] = xb.try_into().expect("chunks_exact(QK_K)");
+        let (mut l, scales, mins) = fit(xb);
         let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
         for j in 0..16 {
-            let xs = &xb[16 * j..16 * j + 16];
-            let mut w = [0.0f32; 16];
-            for (wi, v) in w.iter_mut().zip(xs) {
-                *wi = v.abs();
+            if scales[j] > max_scale {
+                max_scale = scales[j];
             }
-            let (s, m) = make_qkx2_quants(xs, &w, 3, &mut l[16 * j..16 * j + 16], search);
-            scales[j] = s;
-            mins[j] = m;
-            if s > max_scale {
-                max_scale = s;
-            }
-            if m > max_min {
-                max_min = m;
+            if mins[j] > max_min {
+                max_min = mins[j];
             }
         }
         if max_scale > 0.0 {
