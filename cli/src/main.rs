@@ -5,6 +5,7 @@
 //! and `logits` (reference tools). Every
 //! error prints one line on stderr and exits non-zero.
 
+mod bench;
 mod chat;
 mod common;
 mod inspect;
@@ -41,6 +42,8 @@ enum Command {
     Tokenize(tools::TokenizeArgs),
     /// Write the raw logits of given token ids (every position, one batch) to a file.
     Logits(tools::LogitsArgs),
+    /// Prompt-processing and generation speed (like llama-bench).
+    Bench(bench::BenchArgs),
     /// Serve the model over OpenAI-compatible HTTP (completions, chat, SSE streaming).
     Serve(serve::ServeArgs),
 }
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None => run::run(&cli.run),
         Some(Command::Chat(args)) => chat::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Inspect(args)) => inspect::run(args),
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Tokenize(args)) => tools::tokenize(args),

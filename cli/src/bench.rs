@@ -1,0 +1,155 @@
+//! `nanorun bench`: prompt-processing and generation speed, llama-bench style. For each thread
+//! count: `ppN` runs an N-token prompt as one batch from an empty cache; `tgN` generates N tokens
+//! one at a time from an empty cache. Repeated `-r` times; mean ± std of tok/s, plus the weight
+//! bytes each decode step reads and the bandwidth that implies.
+
+use std::time::Instant;
+
+use nanorun::{Batch, ForwardState, KvCache, KvCacheConfig, Model};
+use serde_json::json;
+
+/// Options of `nanorun bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// The GGUF model file.
+    #[arg(short = 'm', long = "model")]
+    model: std::path::PathBuf,
+    /// Prompt lengths (comma-separated; 0 = none).
+    #[arg(
+        short = 'p',
+        long = "n-prompt",
+        value_delimiter = ',',
+        default_value = "128"
+    )]
+    n_prompt: Vec<usize>,
+    /// Generation lengths (comma-separated; 0 = none).
+    #[arg(
+        short = 'n',
+        long = "n-gen",
+        value_delimiter = ',',
+        default_value = "64"
+    )]
+    n_gen: Vec<usize>,
+    /// Thread counts (comma-separated).
+    #[arg(
+        short = 't',
+        long = "threads",
+        value_delimiter = ',',
+        default_value = "1"
+    )]
+    threads: Vec<usize>,
+    /// Repetitions of each test.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
+    repetitions: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Token ids for a test: deterministic, spread over the vocabulary, never special ids 0..3.
+fn test_tokens(n: usize, n_vocab: usize) -> Vec<u32> {
+    (0..n)
+        .map(|i| (4 + (i * 7919 + 13) % (n_vocab.saturating_sub(4)).max(1)) as u32)
+        .collect()
+}
+
+/// One run of a test; returns seconds.
+fn run_once(
+    model: &Model,
+    st: &mut ForwardState,
+    pp: usize,
+    tg: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let n_vocab = model.config().n_vocab;
+    let mut kv = KvCache::new(
+        model.config(),
+        KvCacheConfig::for_context((pp + tg).max(1) + 16),
+    )?;
+    kv.add_sequence(0)?;
+    let mut batch = Batch::new();
+    let t0 = Instant::now();
+    if pp > 0 {
+        kv.grow_to(0, pp)?;
+        batch.push_sequence(&test_tokens(pp, n_vocab), 0, 0, true);
+        model.forward(&batch, &mut kv, st)?;
+    }
+    let toks = test_tokens(tg, n_vocab);
+    for (i, &t) in toks.iter().enumerate() {
+        kv.grow_to(0, pp + i + 1)?;
+        batch.clear();
+        batch.push(t, pp + i, 0, true);
+        model.forward(&batch, &mut kv, st)?;
+        kv.release_out_of_window(0);
+    }
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len().max(2) - 1) as f64;
+    (m, var.sqrt())
+}
+
+/// Runs `bench`.
+pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.repetitions == 0 || args.threads.contains(&0) {
+        return Err("-r and -t must be at least 1".into());
+    }
+    let model = Model::open(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
+    let bytes = model.weight_bytes_per_token();
+    let mut results = Vec::new();
+    if !args.json {
+        println!("| model | isa | threads | test | tok/s | GB/s (weights) |");
+        println!("| --- | --- | ---: | --- | ---: | ---: |");
+    }
+    for &t in &args.threads {
+        let mut st = ForwardState::new(t);
+        let tests: Vec<(String, usize, usize)> = args
+            .n_prompt
+            .iter()
+            .filter(|&&p| p > 0)
+            .map(|&p| (format!("pp{p}"), p, 0))
+            .chain(
+                args.n_gen
+                    .iter()
+                    .filter(|&&n| n > 0)
+                    .map(|&n| (format!("tg{n}"), 0, n)),
+            )
+            .collect();
+        for (name, pp, tg) in tests {
+            run_once(&model, &mut st, pp.min(16), tg.min(2))?; // warm-up
+            let mut tps = Vec::new();
+            for _ in 0..args.repetitions {
+                let secs = run_once(&model, &mut st, pp, tg)?;
+                tps.push((pp + tg) as f64 / secs);
+            }
+            let (m, s) = mean_std(&tps);
+            let gbs = if tg > 0 {
+                Some(bytes as f64 * m / 1e9)
+            } else {
+                None
+            };
+            let file = args
+                .model
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if !args.json {
+                println!(
+                    "| {file} | {} | {t} | {name} | {m:.2} ± {s:.2} | {} |",
+                    model.kernels().isa().name(),
+                    gbs.map_or("-".into(), |g| format!("{g:.2}"))
+                );
+            }
+            results.push(json!({
+                "model": file, "isa": model.kernels().isa().name(), "threads": t, "test": name,
+                "n_prompt": pp, "n_gen": tg, "tok_per_s_mean": m, "tok_per_s_std": s,
+                "samples_tok_per_s": tps, "weight_bytes_per_token": bytes, "weight_gb_per_s": gbs,
+            }));
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(())
+}
