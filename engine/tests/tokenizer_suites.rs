@@ -27,6 +27,9 @@ fn read_suite(gguf: &Path) -> (Vec<Vec<u8>>, Vec<Vec<u32>>) {
         inputs.push(rest[..p].to_vec());
         rest = &rest[p + sep.len()..];
     }
+    if !rest.is_empty() {
+        inputs.push(rest.to_vec()); // a last case without the closing separator
+    }
     let expected: Vec<Vec<u32>> = out
         .lines()
         .map(|l| {
@@ -768,4 +771,50 @@ fn dump_for_differential_runs() {
         }
         writeln!(out).unwrap();
     }
+}
+
+/// The `models/ggml-vocab-*.gguf` suites of the llama.cpp source the reference build was made
+/// from (`$NANORUN_REF` or `~/.cache/nanorun-ref`, `src/*/vendor/llama.cpp/models`): more
+/// vocabularies than `../shared/vocab` (Gemma 4, Qwen3.5, Falcon, MPT, StarCoder, ...).
+/// Skipped when that source is absent; vocabularies this crate does not implement are listed.
+#[test]
+fn llama_cpp_source_suites() {
+    let Some(root) = std::env::var_os("NANORUN_REF")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/nanorun-ref")))
+    else {
+        return;
+    };
+    let models: Vec<PathBuf> = std::fs::read_dir(root.join("src"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("vendor/llama.cpp/models"))
+        .filter(|p| p.is_dir())
+        .collect();
+    let Some(dir) = models.first() else {
+        eprintln!("skipped: no llama.cpp source under {}", root.display());
+        return;
+    };
+    let mut suites: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("models dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+        .filter(|p| Path::new(&format!("{}.inp", p.display())).is_file())
+        .collect();
+    suites.sort();
+    let mut failed = Vec::new();
+    for path in suites {
+        let g = Gguf::open(&path).expect("open");
+        if let Err(e) = Tokenizer::from_gguf(&g) {
+            eprintln!("{}: not implemented here ({e})", path.display());
+            continue;
+        }
+        let (passed, total) = run_suite(&path);
+        if passed != total {
+            failed.push(format!("{}: {passed}/{total}", path.display()));
+        }
+    }
+    assert!(failed.is_empty(), "{failed:?}");
 }
