@@ -464,3 +464,54 @@ fn a_later_request_reuses_a_finished_requests_prefix() {
     assert_eq!(e.metrics().cached_seqs, 2);
     drained(&e);
 }
+
+#[test]
+fn stop_strings_end_the_text_before_them_and_seeded_sampling_is_reproducible() {
+    let Some(path) = real_model() else { return };
+    let cfg = EngineConfig {
+        n_ctx: 2048,
+        max_seqs: 4,
+        ..EngineConfig::default()
+    };
+    let e = Arc::new(engine(path, cfg));
+    let full = e
+        .generate(
+            Request::new("The capital of France is")
+                .max_tokens(24)
+                .greedy(),
+        )
+        .unwrap();
+    // A stop string from the middle of the text: the completion ends right before it.
+    let mid = full.text.char_indices().map(|(i, _)| i).nth(12).unwrap();
+    let stop: String = full.text[mid..].chars().take(4).collect();
+    let c = e
+        .generate(
+            Request::new("The capital of France is")
+                .max_tokens(24)
+                .greedy()
+                .stop([stop.clone()]),
+        )
+        .unwrap();
+    assert_eq!(c.finish, FinishReason::Stop, "{c:?}");
+    assert_eq!(
+        c.text,
+        full.text[..full.text.find(&stop).unwrap()],
+        "stop {stop:?}"
+    );
+    // Seeded sampling: the same tokens alone and among other requests.
+    let sampled = |seed| {
+        Request::new("Once upon a time")
+            .max_tokens(16)
+            .sampling(SamplingParams {
+                seed: Some(seed),
+                ..SamplingParams::default()
+            })
+    };
+    let alone: Vec<Vec<u32>> = (0..3)
+        .map(|s| e.generate(sampled(s)).unwrap().tokens)
+        .collect();
+    let streams: Vec<_> = (0..3).map(|s| e.submit(sampled(s)).unwrap()).collect();
+    for (s, st) in streams.into_iter().enumerate() {
+        assert_eq!(st.wait().unwrap().tokens, alone[s], "seed {s}");
+    }
+}

@@ -44,9 +44,17 @@ pub fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `GET /health`.
-pub async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /health`: 200 while the engine serves, 503 once it has stopped.
+pub async fn health(State(st): Shared) -> Response {
+    if st.engine.is_running() {
+        Json(json!({"status": "ok"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "error", "message": "the engine has stopped"})),
+        )
+            .into_response()
+    }
 }
 
 /// `GET /v1/models`.
@@ -226,7 +234,15 @@ async fn try_generate(st: Arc<AppState>, body: Bytes, kind: Kind) -> Result<Resp
     let stream = tokio::task::spawn_blocking(move || engine.submit(req))
         .await
         .map_err(|e| ApiError::server(format!("submit task failed: {e}")))?
-        .map_err(engine_error)?;
+        .map_err(|e| {
+            if st.engine.is_running() {
+                engine_error(e)
+            } else {
+                let mut err = ApiError::server(e.to_string());
+                err.status = StatusCode::SERVICE_UNAVAILABLE;
+                err
+            }
+        })?;
     let id = format!(
         "{}-{}",
         if kind == Kind::Chat {

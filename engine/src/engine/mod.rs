@@ -234,6 +234,12 @@ impl Engine {
         self.n_kv_blocks
     }
 
+    /// Whether the engine thread is still serving (false after an internal failure killed
+    /// it; every request then fails).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// The engine's counters now.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
