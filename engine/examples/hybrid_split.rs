@@ -19,7 +19,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nanorun::formats::{GgmlType, GgufWriter, MetadataArray, MetadataValue};
+use nanorun::formats::{GgmlType, GgufWriter, MetadataArray, MetadataValue, StringArray};
 use nanorun::kernels::Kernels;
 use nanorun::{Batch, ForwardState, KvCache, KvCacheConfig, Model};
 
@@ -160,6 +160,8 @@ fn write_model(path: &PathBuf, s: &Shape) -> Result<(), Box<dyn std::error::Erro
         w.set_f32(&format!("{a}.{key}"), v);
     }
 
+    add_vocab(&mut w, s.n_vocab);
+
     let e = s.n_embd as u64;
     let mut add = |name: String, ty: GgmlType, dims: &[u64], data: Vec<u8>| {
         w.add_tensor(&name, ty, dims, data)
@@ -238,6 +240,35 @@ fn write_model(path: &PathBuf, s: &Shape) -> Result<(), Box<dyn std::error::Erro
     }
     w.write_file(path)?;
     Ok(())
+}
+
+/// A SentencePiece-style vocabulary llama.cpp accepts (so that llama-bench can load the file
+/// for a side-by-side measurement): `<unk> <s> </s>`, the 256 byte tokens, then filler pieces.
+fn add_vocab(w: &mut GgufWriter<'_>, n_vocab: usize) {
+    let mut tokens = StringArray::default();
+    let mut types = Vec::with_capacity(n_vocab);
+    for (i, t) in ["<unk>", "<s>", "</s>"].iter().enumerate() {
+        tokens.push(t.as_bytes());
+        types.push(if i == 0 { 2 } else { 3 });
+    }
+    for b in 0..256 {
+        tokens.push(format!("<0x{b:02X}>").as_bytes());
+        types.push(6);
+    }
+    for i in tokens.len()..n_vocab {
+        tokens.push(format!("\u{2581}t{i}").as_bytes());
+        types.push(1);
+    }
+    w.set_str("tokenizer.ggml.model", "llama");
+    w.set_array("tokenizer.ggml.tokens", MetadataArray::String(tokens));
+    w.set_array(
+        "tokenizer.ggml.scores",
+        MetadataArray::F32((0..n_vocab).map(|i| -(i as f32)).collect()),
+    );
+    w.set_array("tokenizer.ggml.token_type", MetadataArray::I32(types));
+    w.set_u32("tokenizer.ggml.bos_token_id", 1);
+    w.set_u32("tokenizer.ggml.eos_token_id", 2);
+    w.set_u32("tokenizer.ggml.unknown_token_id", 0);
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], flag: &str, default: T) -> T {
