@@ -360,11 +360,36 @@ fn a_client_that_disconnects_mid_stream_frees_its_sequence() {
     while t0.elapsed() < Duration::from_secs(30) {
         if srv.metric("requests_cancelled_total") == 1 && srv.metric("kv_blocks_used") == 0 {
             assert_eq!(srv.metric("requests_running"), 0);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        srv.metric("requests_cancelled_total"),
+        1,
+        "streamed request not cancelled"
+    );
+    // The same for a request that is not streamed: hang up while it generates.
+    let body = json!({"prompt": [1, 2, 3], "max_tokens": 100000, "ignore_eos": true}).to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", srv.port)).unwrap();
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    while srv.metric("requests_running") == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(s);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(30) {
+        if srv.metric("requests_cancelled_total") == 2 && srv.metric("kv_blocks_used") == 0 {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("the disconnected request was not cancelled");
+    panic!("the disconnected non-streamed request was not cancelled");
 }
 
 #[test]
