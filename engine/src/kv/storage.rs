@@ -104,7 +104,7 @@ impl KvBuf {
                 .zip(q)
                 .map(|(a, b)| a * b)
                 .sum(),
-            KvBuf::F16(v) => dot_f16_ggml(&v[start..start + q.len()], q),
+            KvBuf::F16(v) => crate::model::f16ops::dot(&v[start..start + q.len()], q),
             KvBuf::Q8_0(v) => {
                 let mut sum = 0.0;
                 for (bi, blk) in v[start / 32..(start + q.len()) / 32].iter().enumerate() {
@@ -156,49 +156,8 @@ impl KvBuf {
         let start = slot * row_len + off;
         let n = acc.len();
         match self {
-            KvBuf::F16(v) => {
-                for (a, x) in acc.iter_mut().zip(&v[start..start + n]) {
-                    *a = f16::from_f32(x.to_f32().mul_add(w, *a)).to_f32();
-                }
-            }
+            KvBuf::F16(v) => crate::model::f16ops::mad(acc, &v[start..start + n], w),
             _ => self.axpy(slot, row_len, off, w, acc),
         }
     }
-}
-
-/// `k · q` summed in the order of ggml's AVX-512 `ggml_vec_dot_f16` (four accumulators of 16
-/// lanes fed 64 values at a time with fused multiply-adds, reduced pairwise, then the lanes
-/// halved as GCC's `_mm512_reduce_add_ps` does, the tail added in f64), so that attention over
-/// an f16 cache gives llama.cpp's scores bit for bit.
-fn dot_f16_ggml(k: &[f16], q: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    const STEP: usize = 4 * LANES;
-    let n = k.len();
-    let np = n - n % STEP;
-    let mut acc = [[0f32; LANES]; 4];
-    for (kc, qc) in k[..np].chunks_exact(STEP).zip(q[..np].chunks_exact(STEP)) {
-        for (j, a) in acc.iter_mut().enumerate() {
-            for (l, lane) in a.iter_mut().enumerate() {
-                let i = j * LANES + l;
-                *lane = kc[i].to_f32().mul_add(qc[i], *lane);
-            }
-        }
-    }
-    let mut v = [0f32; LANES];
-    for l in 0..LANES {
-        v[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
-    }
-    let mut h8 = [0f32; 8];
-    for l in 0..8 {
-        h8[l] = v[8 + l] + v[l];
-    }
-    let mut h4 = [0f32; 4];
-    for l in 0..4 {
-        h4[l] = h8[4 + l] + h8[l];
-    }
-    let mut sum = ((h4[0] + h4[2]) + (h4[1] + h4[3])) as f64;
-    for i in np..n {
-        sum += (k[i].to_f32() * q[i]) as f64;
-    }
-    sum as f32
 }

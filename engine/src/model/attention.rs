@@ -194,9 +194,7 @@ fn online_softmax_f16(
             max = s;
             ms = (old - max).exp();
             if ms != 1.0 {
-                for a in acc16.iter_mut() {
-                    *a = f16::from_f32(*a * ms).to_f32();
-                }
+                super::f16ops::scale(acc16, ms);
             }
         } else {
             vs = (s - max).exp();

@@ -2,6 +2,9 @@
 
 pub mod attention;
 pub mod config;
+pub mod encoder;
+pub mod encoder_config;
+pub mod f16ops;
 mod forward;
 pub mod ops;
 pub mod profile;
@@ -15,6 +18,7 @@ use nanorun_formats::Gguf;
 use nanorun_kernels::Kernels;
 
 pub use config::{Arch, ModelConfig};
+pub use encoder::{EmbedState, Embedder};
 pub use forward::ForwardState;
 pub use weights::Weights;
 

@@ -1,0 +1,230 @@
+//! The f16 vector operations of attention over an f16 KV cache, computed exactly as ggml's
+//! AVX-512 build computes them (`ggml_vec_dot_f16`, `ggml_vec_mad_f16`, `ggml_vec_scale_f16`)
+//! so that scores and outputs agree with llama.cpp bit for bit — with an AVX-512 version and a
+//! portable one that performs the same float operations in the same order.
+
+use std::sync::OnceLock;
+
+use half::f16;
+use nanorun_kernels::{Isa, Kernels};
+
+fn use_avx512() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| Kernels::active().is_ok_and(|k| k.isa() == Isa::Avx512))
+}
+
+const LANES: usize = 16;
+const STEP: usize = 4 * LANES;
+
+/// The last steps of GCC's `_mm512_reduce_add_ps` on 16 lanes.
+#[inline(always)]
+fn reduce16(v: &[f32; LANES]) -> f32 {
+    let mut h8 = [0f32; 8];
+    for l in 0..8 {
+        h8[l] = v[8 + l] + v[l];
+    }
+    let mut h4 = [0f32; 4];
+    for l in 0..4 {
+        h4[l] = h8[4 + l] + h8[l];
+    }
+    (h4[0] + h4[2]) + (h4[1] + h4[3])
+}
+
+/// `k · q`: four accumulators of 16 lanes fed 64 values at a time with fused multiply-adds,
+/// reduced pairwise and across lanes, the tail added in f64; `q` holds f16-rounded values.
+pub fn dot(k: &[f16], q: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx512() {
+        // SAFETY: AVX-512F/FMA/F16C were detected (Kernels only picks AVX-512 when present).
+        return unsafe { avx512::dot(k, q) };
+    }
+    dot_portable(k, q)
+}
+
+fn dot_portable(k: &[f16], q: &[f32]) -> f32 {
+    let n = k.len().min(q.len());
+    let np = n - n % STEP;
+    let mut acc = [[0f32; LANES]; 4];
+    for (kc, qc) in k[..np].chunks_exact(STEP).zip(q[..np].chunks_exact(STEP)) {
+        for (j, a) in acc.iter_mut().enumerate() {
+            for (l, lane) in a.iter_mut().enumerate() {
+                let i = j * LANES + l;
+                *lane = kc[i].to_f32().mul_add(qc[i], *lane);
+            }
+        }
+    }
+    let mut v = [0f32; LANES];
+    for l in 0..LANES {
+        v[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    }
+    tail(reduce16(&v), &k[np..n], &q[np..n])
+}
+
+#[inline(always)]
+fn tail(head: f32, k: &[f16], q: &[f32]) -> f32 {
+    let mut sum = head as f64;
+    for (a, b) in k.iter().zip(q) {
+        sum += (a.to_f32() * b) as f64;
+    }
+    sum as f32
+}
+
+/// `acc[i] = f16(acc[i] + x[i]·w)` with a fused multiply-add; `acc` holds f16-rounded values.
+pub fn mad(acc: &mut [f32], x: &[f16], w: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx512() {
+        // SAFETY: as in `dot`.
+        return unsafe { avx512::mad(acc, x, w) };
+    }
+    for (a, v) in acc.iter_mut().zip(x) {
+        *a = f16::from_f32(v.to_f32().mul_add(w, *a)).to_f32();
+    }
+}
+
+/// `acc[i] = f16(acc[i]·s)`; `acc` holds f16-rounded values.
+pub fn scale(acc: &mut [f32], s: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx512() {
+        // SAFETY: as in `dot`.
+        return unsafe { avx512::scale(acc, s) };
+    }
+    for a in acc.iter_mut() {
+        *a = f16::from_f32(*a * s).to_f32();
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use half::f16;
+
+    use super::{reduce16, tail, LANES, STEP};
+
+    /// # Safety
+    /// The CPU must have AVX-512F, FMA and F16C.
+    #[target_feature(enable = "avx512f,fma,f16c")]
+    pub unsafe fn dot(k: &[f16], q: &[f32]) -> f32 {
+        let n = k.len().min(q.len());
+        let np = n - n % STEP;
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let (kp, qp) = (k.as_ptr() as *const u16, q.as_ptr());
+        let mut i = 0;
+        while i < np {
+            for (j, a) in acc.iter_mut().enumerate() {
+                let off = i + j * LANES;
+                // SAFETY: off + 16 <= np <= n for both slices.
+                let kv = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(kp.add(off).cast()) });
+                let qv = unsafe { _mm512_loadu_ps(qp.add(off)) };
+                *a = _mm512_fmadd_ps(kv, qv, *a);
+            }
+            i += STEP;
+        }
+        let v = _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
+        let mut lanes = [0f32; LANES];
+        // SAFETY: 16 floats.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+        tail(reduce16(&lanes), &k[np..n], &q[np..n])
+    }
+
+    /// # Safety
+    /// As [`dot`].
+    #[target_feature(enable = "avx512f,fma,f16c")]
+    pub unsafe fn mad(acc: &mut [f32], x: &[f16], w: f32) {
+        let n = acc.len().min(x.len());
+        let np = n - n % LANES;
+        let wv = _mm512_set1_ps(w);
+        let (ap, xp) = (acc.as_mut_ptr(), x.as_ptr() as *const u16);
+        let mut i = 0;
+        while i < np {
+            // SAFETY: i + 16 <= n for both slices.
+            unsafe {
+                let y = _mm512_loadu_ps(ap.add(i));
+                let xv = _mm512_cvtph_ps(_mm256_loadu_si256(xp.add(i).cast()));
+                let r = _mm512_fmadd_ps(xv, wv, y);
+                let r = _mm512_cvtph_ps(_mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(r));
+                _mm512_storeu_ps(ap.add(i), r);
+            }
+            i += LANES;
+        }
+        for (a, v) in acc[np..n].iter_mut().zip(&x[np..n]) {
+            *a = f16::from_f32(v.to_f32().mul_add(w, *a)).to_f32();
+        }
+    }
+
+    /// # Safety
+    /// As [`dot`].
+    #[target_feature(enable = "avx512f,fma,f16c")]
+    pub unsafe fn scale(acc: &mut [f32], s: f32) {
+        let n = acc.len();
+        let np = n - n % LANES;
+        let sv = _mm512_set1_ps(s);
+        let ap = acc.as_mut_ptr();
+        let mut i = 0;
+        while i < np {
+            // SAFETY: i + 16 <= n.
+            unsafe {
+                let r = _mm512_mul_ps(_mm512_loadu_ps(ap.add(i)), sv);
+                let r = _mm512_cvtph_ps(_mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(r));
+                _mm512_storeu_ps(ap.add(i), r);
+            }
+            i += LANES;
+        }
+        for a in acc[np..].iter_mut() {
+            *a = f16::from_f32(*a * s).to_f32();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, seed: u32) -> (Vec<f16>, Vec<f32>) {
+        let mut s = seed;
+        let mut next = || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / (1u32 << 24) as f32 * 4.0 - 2.0
+        };
+        let k = (0..n).map(|_| f16::from_f32(next())).collect();
+        let q = (0..n).map(|_| f16::from_f32(next()).to_f32()).collect();
+        (k, q)
+    }
+
+    #[test]
+    fn simd_and_portable_agree_bit_for_bit() {
+        for n in [64, 70, 128, 256, 37] {
+            let (k, q) = data(n, n as u32);
+            assert_eq!(
+                dot(&k, &q).to_bits(),
+                dot_portable(&k, &q).to_bits(),
+                "dot n={n}"
+            );
+            let mut a1: Vec<f32> = q.clone();
+            let mut a2 = q.clone();
+            mad(&mut a1, &k, 0.37);
+            for (a, v) in a2.iter_mut().zip(&k) {
+                *a = f16::from_f32(v.to_f32().mul_add(0.37, *a)).to_f32();
+            }
+            assert_eq!(a1, a2, "mad n={n}");
+            let mut s1 = a1.clone();
+            scale(&mut s1, 0.61);
+            let s2: Vec<f32> = a1
+                .iter()
+                .map(|a| f16::from_f32(a * 0.61).to_f32())
+                .collect();
+            assert_eq!(s1, s2, "scale n={n}");
+        }
+    }
+
+    #[test]
+    fn dot_is_close_to_exact() {
+        let (k, q) = data(256, 7);
+        let exact: f64 = k
+            .iter()
+            .zip(&q)
+            .map(|(a, b)| a.to_f32() as f64 * *b as f64)
+            .sum();
+        assert!((dot(&k, &q) as f64 - exact).abs() < 1e-3);
+    }
+}
