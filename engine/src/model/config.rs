@@ -456,8 +456,8 @@ impl ModelConfig {
         let is_swa = |l: usize| -> bool {
             match (arch, window) {
                 (_, None) => false,
-                (Arch::Gemma2, Some(_)) => l % 2 == 0,
-                (Arch::Gemma3, Some(_)) => (l + 1) % 6 != 0,
+                (Arch::Gemma2, Some(_)) => l.is_multiple_of(2),
+                (Arch::Gemma3, Some(_)) => !(l + 1).is_multiple_of(6),
                 (Arch::Phi3, Some(_)) => true,
                 _ => false,
             }
@@ -551,7 +551,7 @@ fn read_ssm(k: &Keys<'_>) -> Result<SsmConfig> {
         key: k.key(key),
         reason,
     };
-    if s.d_inner % s.n_head != 0 {
+    if !s.d_inner.is_multiple_of(s.n_head) {
         return Err(bad(
             "ssm.time_step_rank",
             format!(
@@ -560,7 +560,7 @@ fn read_ssm(k: &Keys<'_>) -> Result<SsmConfig> {
             ),
         ));
     }
-    if s.d_inner % s.n_group != 0 || s.n_head % s.n_group != 0 {
+    if !s.d_inner.is_multiple_of(s.n_group) || !s.n_head.is_multiple_of(s.n_group) {
         return Err(bad(
             "ssm.group_count",
             format!(
