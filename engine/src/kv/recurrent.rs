@@ -2,7 +2,7 @@
 //! the KV block pool and owned by the same [`KvCache`](super::KvCache).
 //!
 //! A slot holds, for every Mamba2 layer, the convolution state (the last `d_conv − 1` inputs
-//! of each conv channel, `[channel][d_conv − 1]`) and the SSM state (`[head][head_dim][d_state]`),
+//! of each conv channel, `[d_conv − 1][channel]`) and the SSM state (`[head][head_dim][d_state]`),
 //! plus the number of tokens the state has consumed. A slot is taken when the sequence is added
 //! ([`KvCache::add_sequence`](super::KvCache::add_sequence)), zeroed then, and returned when the
 //! sequence is removed. The pool's capacity (`KvCacheConfig::max_seqs`) is fixed; the memory

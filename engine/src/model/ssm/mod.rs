@@ -37,7 +37,7 @@ use scan::{ChunkScratch, HeadIo, CHUNK};
 pub struct SsmWeights {
     /// `ssm_in`: `n_embd → d_inner (z) + conv channels (xBC) + n_head (dt)`.
     pub in_proj: Linear,
-    /// `ssm_conv1d.weight`, `[conv channel][d_conv]`.
+    /// `ssm_conv1d.weight`, transposed at load to `[d_conv][conv channel]` (tap-major).
     pub conv_w: Vec<f32>,
     /// `ssm_conv1d.bias`, one per conv channel.
     pub conv_b: Option<Vec<f32>>,
@@ -104,7 +104,7 @@ impl SsmWeights {
         let ch = s.conv_channels();
         Ok(SsmWeights {
             in_proj: linear(&n("ssm_in.weight"), n_embd, Some(s.in_proj_rows()))?,
-            conv_w: req("ssm_conv1d.weight", ch * s.d_conv)?,
+            conv_w: scan::transpose_conv(&req("ssm_conv1d.weight", ch * s.d_conv)?, s.d_conv),
             conv_b: small(gguf, kernels, &n("ssm_conv1d.bias"), ch, false)?,
             dt_bias: req("ssm_dt.bias", s.n_head)?,
             a: req("ssm_a", s.n_head)?,

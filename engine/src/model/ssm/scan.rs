@@ -109,34 +109,55 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// One token through the causal depthwise convolution, then bias and SiLU. `state` holds the
-/// previous `d_conv − 1` inputs of each channel (`[channel][d_conv − 1]`, oldest first) and
-/// is shifted by this token; `w` is `[channel][d_conv]`, tap `d_conv − 1` on the current input.
+/// previous `d_conv − 1` inputs of every channel, tap-major (`[d_conv − 1][channel]`, oldest
+/// first) and is shifted by this token; `w_t` is the weight tap-major too
+/// (`[d_conv][channel]`, tap `d_conv − 1` on the current input; see [`transpose_conv`]). Taps
+/// are summed in order, then the bias added, as ggml does; every loop runs along channels.
 pub fn conv_step(
     input: &[f32],
     state: &mut [f32],
-    w: &[f32],
+    w_t: &[f32],
     bias: Option<&[f32]>,
     d_conv: usize,
     out: &mut [f32],
 ) {
-    let k = d_conv - 1;
-    for (c, (&cur, o)) in input.iter().zip(out.iter_mut()).enumerate() {
-        let st = &mut state[c * k..(c + 1) * k];
-        let wc = &w[c * d_conv..(c + 1) * d_conv];
-        let mut sum = 0f32;
-        for i in 0..k {
-            sum += st[i] * wc[i];
-        }
-        sum += cur * wc[k];
-        if let Some(b) = bias {
-            sum += b[c];
-        }
-        *o = silu(sum);
-        if k > 0 {
-            st.copy_within(1.., 0);
-            st[k - 1] = cur;
+    let (ch, k) = (input.len(), d_conv - 1);
+    let out = &mut out[..ch];
+    out.fill(0.0);
+    for i in 0..k {
+        let (st, w) = (&state[i * ch..(i + 1) * ch], &w_t[i * ch..(i + 1) * ch]);
+        for ((o, &x), &wi) in out.iter_mut().zip(st).zip(w) {
+            *o += x * wi;
         }
     }
+    for ((o, &x), &wi) in out.iter_mut().zip(input).zip(&w_t[k * ch..(k + 1) * ch]) {
+        *o += x * wi;
+    }
+    if let Some(b) = bias {
+        for (o, &bi) in out.iter_mut().zip(b) {
+            *o += bi;
+        }
+    }
+    for o in out.iter_mut() {
+        *o = silu(*o);
+    }
+    if k > 0 {
+        state.copy_within(ch..k * ch, 0);
+        state[(k - 1) * ch..k * ch].copy_from_slice(input);
+    }
+}
+
+/// `ssm_conv1d.weight` as stored (`[channel][d_conv]`) to the tap-major layout of
+/// [`conv_step`] (`[d_conv][channel]`).
+pub fn transpose_conv(w: &[f32], d_conv: usize) -> Vec<f32> {
+    let ch = w.len() / d_conv;
+    let mut t = vec![0.0; w.len()];
+    for c in 0..ch {
+        for i in 0..d_conv {
+            t[i * ch + c] = w[c * d_conv + i];
+        }
+    }
+    t
 }
 
 /// Where one head's inputs are, for the tokens of one sequence.
@@ -401,13 +422,21 @@ mod tests {
         let inputs = [[1.0, 2.0], [3.0, -1.0], [0.5, 4.0]];
         let mut out = [0.0; 2];
         for (t, inp) in inputs.iter().enumerate() {
-            conv_step(inp, &mut state, &w, Some(&b), 3, &mut out);
+            conv_step(
+                inp,
+                &mut state,
+                &transpose_conv(&w, 3),
+                Some(&b),
+                3,
+                &mut out,
+            );
             for c in 0..2 {
                 let at = |k: usize| if t >= k { inputs[t - k][c] } else { 0.0 };
                 let pre = w[c * 3] * at(2) + w[c * 3 + 1] * at(1) + w[c * 3 + 2] * at(0) + b[c];
                 assert!((out[c] - silu(pre)).abs() < 1e-6);
             }
         }
-        assert_eq!(state, vec![3.0, 0.5, -1.0, 4.0]);
+        // Tap-major: the two previous inputs of channel 0, then of channel 1, interleaved.
+        assert_eq!(state, vec![3.0, -1.0, 0.5, 4.0]);
     }
 }
