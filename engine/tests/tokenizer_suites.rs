@@ -347,7 +347,8 @@ fn random_text(rng: &mut Rng, len: usize) -> String {
     s
 }
 
-fn all_vocab_files() -> Vec<PathBuf> {
+/// The repo's vocabularies, `../shared/vocab`'s and Gemma 3's when present.
+fn core_vocab_files() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = ["llama-spm", "phi-3", "gpt-2", "bert-bge"]
         .iter()
         .map(|n| repo_root().join(format!("tests/data/vocab/ggml-vocab-{n}.gguf")))
@@ -364,6 +365,50 @@ fn all_vocab_files() -> Vec<PathBuf> {
         v.push(gemma);
     }
     v
+}
+
+/// [`core_vocab_files`] and the extra vocabularies of a llama.cpp source checkout.
+fn all_vocab_files() -> Vec<PathBuf> {
+    let mut v = core_vocab_files();
+    // Vocabularies of the reference build's llama.cpp source that this crate implements and the
+    // ones above do not cover (Gemma 4, Qwen3.5, XLM-R unigram, ...).
+    if let Some(dir) = llama_cpp_models_dir() {
+        for n in [
+            "gemma-4",
+            "qwen35",
+            "nomic-bert-moe",
+            "command-r",
+            "falcon",
+            "mpt",
+            "starcoder",
+            "refact",
+            "deepseek-coder",
+            "gpt-neox",
+            "baichuan",
+            "aquila",
+        ] {
+            let p = dir.join(format!("ggml-vocab-{n}.gguf"));
+            if p.is_file() {
+                v.push(p);
+            }
+        }
+    }
+    v
+}
+
+/// `models/` of the llama.cpp source the reference build was made from, if present
+/// (`$NANORUN_REF` or `~/.cache/nanorun-ref`, `src/*/vendor/llama.cpp/models`).
+fn llama_cpp_models_dir() -> Option<PathBuf> {
+    let root = std::env::var_os("NANORUN_REF")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/nanorun-ref"))
+        })?;
+    std::fs::read_dir(root.join("src"))
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("vendor/llama.cpp/models"))
+        .find(|p| p.is_dir())
 }
 
 #[test]
@@ -391,7 +436,10 @@ fn pieces_reassemble_the_text() {
     for path in all_vocab_files() {
         let g = Gguf::open(&path).expect("open");
         let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
-        if tok.kind() == nanorun::tokenizer::TokenizerKind::Wpm {
+        if matches!(
+            tok.kind(),
+            nanorun::tokenizer::TokenizerKind::Wpm | nanorun::tokenizer::TokenizerKind::Ugm
+        ) {
             continue; // WordPiece normalises (lowercase, accents, spaces): not reversible
         }
         for _ in 0..300 {
@@ -422,7 +470,10 @@ fn every_token_piece_reassembles() {
     for path in all_vocab_files() {
         let g = Gguf::open(&path).expect("open");
         let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
-        if tok.kind() == nanorun::tokenizer::TokenizerKind::Wpm {
+        if matches!(
+            tok.kind(),
+            nanorun::tokenizer::TokenizerKind::Wpm | nanorun::tokenizer::TokenizerKind::Ugm
+        ) {
             continue;
         }
         let mut checked = 0;
@@ -524,7 +575,7 @@ fn differential_against_llama_cpp() {
         .unwrap_or(4);
     let mut rng = Rng(7);
     let mut failures = Vec::new();
-    for path in all_vocab_files() {
+    for path in core_vocab_files() {
         let g = Gguf::open(&path).expect("open");
         let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
         let controls: Vec<u32> = (0..tok.n_vocab() as u32)
@@ -779,23 +830,11 @@ fn dump_for_differential_runs() {
 /// Skipped when that source is absent; vocabularies this crate does not implement are listed.
 #[test]
 fn llama_cpp_source_suites() {
-    let Some(root) = std::env::var_os("NANORUN_REF")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/nanorun-ref")))
-    else {
+    let Some(models) = llama_cpp_models_dir() else {
+        eprintln!("skipped: no llama.cpp source next to a reference build");
         return;
     };
-    let models: Vec<PathBuf> = std::fs::read_dir(root.join("src"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path().join("vendor/llama.cpp/models"))
-        .filter(|p| p.is_dir())
-        .collect();
-    let Some(dir) = models.first() else {
-        eprintln!("skipped: no llama.cpp source under {}", root.display());
-        return;
-    };
+    let dir = &models;
     let mut suites: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("models dir")
         .flatten()

@@ -4,11 +4,12 @@
 
 use std::borrow::Cow;
 
-use nanorun_formats::Gguf;
+use nanorun_formats::{Gguf, MetadataArray};
 
 use super::bpe::BpeModel;
 use super::pretokenize::PreTokenizer;
 use super::special::special_cache;
+use super::ugm::UgmModel;
 use super::unicode::ByteAlphabet;
 use super::vocab::{attr, Merges, Vocab};
 use super::wpm::Normalizer;
@@ -58,6 +59,10 @@ pub struct TokenizerSpec<'a> {
     pub add_sep: Option<bool>,
     /// `tokenizer.ggml.add_space_prefix`.
     pub add_space_prefix: Option<bool>,
+    /// `tokenizer.ggml.precompiled_charsmap` (unigram; empty: none).
+    pub precompiled_charsmap: Cow<'a, [u8]>,
+    /// `tokenizer.ggml.remove_extra_whitespaces` (unigram).
+    pub remove_extra_whitespaces: Option<bool>,
     /// `tokenizer.ggml.normalizer.lowercase` (WordPiece).
     pub lowercase: Option<bool>,
     /// `tokenizer.ggml.normalizer.strip_accents` (WordPiece).
@@ -119,8 +124,24 @@ impl<'a> TokenizerSpec<'a> {
             None => Vec::new(),
             Some(_) => g.get_str_array("tokenizer.ggml.merges")?.iter().collect(),
         };
+        const CHARSMAP: &str = "tokenizer.ggml.precompiled_charsmap";
+        let precompiled_charsmap: Cow<[u8]> = match g.get(CHARSMAP) {
+            None => Cow::Borrowed(&[]),
+            Some(_) => match g.get_array(CHARSMAP)? {
+                MetadataArray::U8(v) => Cow::Borrowed(v.as_slice()),
+                MetadataArray::I8(v) => Cow::Owned(v.iter().map(|&b| b as u8).collect()),
+                other => {
+                    return Err(TokenizerError::Invalid {
+                        key: CHARSMAP,
+                        reason: format!("array of {:?}, expected u8 or i8", other.element_type()),
+                    })
+                }
+            },
+        };
         Ok(TokenizerSpec {
             model,
+            precompiled_charsmap,
+            remove_extra_whitespaces: g.get_opt_bool("tokenizer.ggml.remove_extra_whitespaces")?,
             pre: g.get_opt_str("tokenizer.ggml.pre")?,
             tokens,
             scores,
@@ -425,6 +446,21 @@ fn model_and_defaults(spec: &TokenizerSpec<'_>) -> Result<(Model, Defaults), Tok
             };
             (Model::Bpe(Box::new(bpe)), d)
         }
+        "t5" => {
+            // The unigram model needs the vocabulary: it is built in `from_spec`.
+            let d = Defaults {
+                bos: None,
+                eos: Some(1),
+                unk: Some(2),
+                sep: None,
+                pad: Some(0),
+                add_bos: false,
+                add_sep: false,
+                add_space_prefix: false,
+                clean_spaces: false,
+            };
+            (Model::Spm, d)
+        }
         other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
     })
 }
@@ -553,9 +589,24 @@ impl Tokenizer {
             // llama.cpp forces a BOS for Gemma 4 whatever the metadata says.
             add_bos |= bpe.newline_words;
         }
-        let add_eos = spec.add_eos.unwrap_or(false);
+        let add_eos = spec.add_eos.unwrap_or(spec.model == "t5");
         let add_sep = spec.add_sep.unwrap_or(d.add_sep);
         let add_space_prefix = spec.add_space_prefix.unwrap_or(d.add_space_prefix);
+        let model = if spec.model == "t5" {
+            let ugm = UgmModel::new(
+                &vocab,
+                &spec.precompiled_charsmap,
+                add_space_prefix,
+                spec.remove_extra_whitespaces.unwrap_or(false),
+            )
+            .map_err(|reason| TokenizerError::Invalid {
+                key: "tokenizer.ggml.precompiled_charsmap",
+                reason: reason.to_string(),
+            })?;
+            Model::Ugm(Box::new(ugm))
+        } else {
+            model
+        };
         require(
             add_bos,
             bos,

@@ -6,6 +6,8 @@
 //!   `tokenizer.ggml.pre`, GPT-2's byte alphabet, merges by rank (`bpe.rs`, [`pretokenize`]).
 //! - `gemma4` (BPE over raw UTF-8 with ▁ for spaces and `<0xXX>` byte fallback, `bpe.rs`).
 //! - `bert` (WordPiece): BERT normalisation and greedy longest match (`wpm.rs`).
+//! - `t5` (SentencePiece unigram: T5, XLM-RoBERTa): precompiled character map, Viterbi
+//!   (`ugm.rs`).
 //!
 //! Special tokens (control, user-defined) are cut out of the text first (`special.rs`); decoding
 //! goes through per-token pieces so that a streamer can hold back incomplete UTF-8
@@ -22,7 +24,7 @@
 //! - special tokens of equal length are matched in id order (llama.cpp's sort is unstable);
 //! - Unicode categories are Unicode 15.1's, as llama.cpp's tables (`gen_unicode_tables.py`).
 //!
-//! Not implemented (an error at load): `t5` (UGM), `rwkv`, `plamo2`, `whitespace` and
+//! Not implemented (an error at load): `rwkv`, `plamo2`, `whitespace` and
 //! `hybriddna` vocabularies and the rarer BPE pre-tokenizers (`deepseek-llm`, `spark2_5`,
 //! `chameleon`, `kimi-k2`, `superbpe`, `afmoe`, `exaone-moe`, `jais-2`, `laguna`).
 //!
@@ -41,6 +43,7 @@ mod load;
 pub mod pretokenize;
 mod special;
 mod spm;
+mod ugm;
 mod unicode;
 mod unicode_tables;
 pub mod vocab;
@@ -75,7 +78,7 @@ pub enum TokenizerError {
     },
     /// `tokenizer.ggml.model` names a tokenizer this crate does not implement.
     #[error(
-        "unsupported tokenizer model '{0}' (tokenizer.ggml.model); supported: llama, gpt2, gemma4, bert"
+        "unsupported tokenizer model '{0}' (tokenizer.ggml.model); supported: llama, gpt2, gemma4, bert, t5"
     )]
     UnsupportedModel(String),
     /// `tokenizer.ggml.pre` names a BPE pre-tokenizer this crate does not implement.
@@ -110,12 +113,15 @@ pub enum TokenizerKind {
     Bpe,
     /// WordPiece (`bert`).
     Wpm,
+    /// SentencePiece unigram (`t5`).
+    Ugm,
 }
 
 enum Model {
     Spm,
     Bpe(Box<bpe::BpeModel>),
     Wpm(wpm::Normalizer),
+    Ugm(Box<ugm::UgmModel>),
 }
 
 /// What `load` hands to [`Tokenizer::assemble`].
@@ -172,6 +178,7 @@ impl Tokenizer {
             Model::Spm => TokenizerKind::Spm,
             Model::Bpe(_) => TokenizerKind::Bpe,
             Model::Wpm(_) => TokenizerKind::Wpm,
+            Model::Ugm(_) => TokenizerKind::Ugm,
         }
     }
 
@@ -318,6 +325,20 @@ impl Tokenizer {
                 for f in frags {
                     match f {
                         Fragment::Raw(s, e) => bpe.tokenize(&p.vocab, &text[s..e], &mut out),
+                        Fragment::Token(id) => out.push(id),
+                    }
+                }
+                if add_special && p.add_eos {
+                    out.extend(p.eos);
+                }
+            }
+            Model::Ugm(ugm) => {
+                if add_special && p.add_bos {
+                    out.extend(p.bos);
+                }
+                for f in frags {
+                    match f {
+                        Fragment::Raw(s, e) => ugm.tokenize(&p.vocab, &text[s..e], p.unk, &mut out),
                         Fragment::Token(id) => out.push(id),
                     }
                 }
