@@ -8,6 +8,7 @@
 mod bench;
 mod chat;
 mod common;
+mod embed;
 mod inspect;
 mod run;
 mod serve;
@@ -44,6 +45,8 @@ enum Command {
     Logits(tools::LogitsArgs),
     /// Prompt-processing and generation speed (like llama-bench).
     Bench(bench::BenchArgs),
+    /// Sentence embeddings with an encoder model (bert, nomic-bert, gemma-embedding).
+    Embed(embed::EmbedArgs),
     /// Serve the model over OpenAI-compatible HTTP (completions, chat, SSE streaming).
     Serve(serve::ServeArgs),
 }
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Inspect(args)) => inspect::run(args),
         Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Embed(args)) => embed::run(args),
         Some(Command::Tokenize(args)) => tools::tokenize(args),
         Some(Command::Logits(args)) => {
             tools::logits(args, explicit("cache_type_k"), explicit("cache_type_v"))

@@ -67,6 +67,22 @@ pub fn geglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// `x[i] = gelu(x[i])` as ggml's CPU `gelu` computes it (f16 table, saturating outside
+/// (-10, 10)).
+pub fn gelu(x: &mut [f32]) {
+    let table = gelu_table();
+    for v in x {
+        let a = *v;
+        *v = if a <= -10.0 {
+            0.0
+        } else if a >= 10.0 {
+            a
+        } else {
+            table[f16::from_f32(a).to_bits() as usize].to_f32()
+        };
+    }
+}
+
 /// `gate[i] = silu(gate[i]) * up[i]` (SwiGLU).
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {

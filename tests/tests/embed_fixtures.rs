@@ -1,0 +1,219 @@
+//! Embedding models against llama.cpp: the random-weight encoder fixtures of
+//! `tests/data/embed/` (and `../shared/fixtures/embed/` for the files not copied here), three
+//! sequences embedded together in one batch, pooled vectors compared per sequence with the
+//! README's rule (`rel_max = max |e − l| / rms(l)` and cosine), and the tokenizations.
+
+use std::path::{Path, PathBuf};
+
+use nanorun::model::encoder::l2_normalize;
+use nanorun::model::{EmbedState, Embedder};
+use nanorun_tests::{data_path, shared_dir, skipped};
+
+const MODELS: [&str; 9] = [
+    "bert-F32",
+    "bert-Q8_0",
+    "bert-Q4_K_M",
+    "nomic-bert-F32",
+    "nomic-bert-Q8_0",
+    "nomic-bert-Q4_K_M",
+    "gemma-embedding-F32",
+    "gemma-embedding-Q8_0",
+    "gemma-embedding-Q4_K_M",
+];
+
+const WPM_SEQS: [&[u32]; 3] = [
+    &[2, 16, 113, 210, 307, 89, 3],
+    &[2, 77, 174, 271, 53, 150, 247, 29, 126, 223, 5, 3],
+    &[
+        2, 138, 235, 17, 114, 211, 308, 90, 187, 284, 66, 163, 260, 42, 139, 236, 18, 115, 212,
+        309, 91, 188, 285, 3,
+    ],
+];
+
+const SPM_SEQS: [&[u32]; 3] = [
+    &[1, 14, 111, 208, 305, 85, 2],
+    &[1, 75, 172, 269, 49, 146, 243, 23, 120, 217, 314, 2],
+    &[
+        1, 136, 233, 13, 110, 207, 304, 84, 181, 278, 58, 155, 252, 32, 129, 226, 6, 103, 200, 297,
+        77, 174, 271, 2,
+    ],
+];
+
+/// The file `name` in the repository's copy, else in `../shared/fixtures/embed/`.
+fn find(name: &str) -> Option<PathBuf> {
+    let local = data_path("embed").join(name);
+    if local.is_file() {
+        return Some(local);
+    }
+    let shared = shared_dir()?.join("fixtures").join("embed").join(name);
+    shared.is_file().then_some(shared)
+}
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+fn seqs(model: &str) -> Vec<Vec<u32>> {
+    let s = match model.starts_with("gemma") {
+        true => SPM_SEQS,
+        false => WPM_SEQS,
+    };
+    s.iter().map(|v| v.to_vec()).collect()
+}
+
+/// (rel_max, cos) of `e` against `l`.
+fn rel_cos(e: &[f32], l: &[f32]) -> (f64, f64) {
+    let n = l.len() as f64;
+    let rms = (l.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n).sqrt();
+    let max = e
+        .iter()
+        .zip(l)
+        .map(|(&a, &b)| (a as f64 - b as f64).abs())
+        .fold(0.0, f64::max);
+    let dot: f64 = e.iter().zip(l).map(|(&a, &b)| a as f64 * b as f64).sum();
+    let ne = e.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+    let nl = l.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+    (max / rms, dot / (ne * nl))
+}
+
+/// The README's limits: F32 files (2e-3, 0.99999), quantized files (0.2, 0.998).
+fn limits(model: &str) -> (f64, f64) {
+    match model.ends_with("-F32") {
+        true => (2e-3, 0.99999),
+        false => (0.2, 0.998),
+    }
+}
+
+#[test]
+fn embeddings_match_llama_cpp() {
+    let mut st = EmbedState::new(2);
+    let mut ran = 0;
+    for model in MODELS {
+        let (Some(gguf), Some(emb)) = (
+            find(&format!("{model}.gguf")),
+            find(&format!("{model}.emb.f32")),
+        ) else {
+            skipped(model, "model or reference embeddings not present");
+            continue;
+        };
+        let e = Embedder::open(&gguf).unwrap_or_else(|err| panic!("{model}: {err}"));
+        assert_eq!(e.n_embd_out(), 256, "{model}");
+        let input = seqs(model);
+        let ours = e.embed(&input, &mut st).expect("embed");
+        let want = read_f32(&emb);
+        assert_eq!(ours.len(), 3);
+        let (max_lim, cos_lim) = limits(model);
+        let mut worst = (0f64, 1f64);
+        for (s, (v, l)) in ours.iter().zip(want.chunks_exact(256)).enumerate() {
+            let (rel, cos) = rel_cos(v, l);
+            assert!(
+                rel.is_finite() && rel <= max_lim && cos >= cos_lim,
+                "{model} seq {s}: rel_max {rel:.3e} (limit {max_lim}), cos {cos:.6} (limit {cos_lim})"
+            );
+            worst = (worst.0.max(rel), worst.1.min(cos));
+        }
+        // Against the float64 reference on the same (dequantized) weights.
+        let mut ref_note = String::new();
+        if let Some(r) = find(&format!("{model}.ref.f32")) {
+            let r = read_f32(&r);
+            let rel = ours
+                .iter()
+                .zip(r.chunks_exact(256))
+                .map(|(v, l)| rel_cos(v, l).0)
+                .fold(0.0, f64::max);
+            ref_note = format!(", vs numpy f64 rel_max {rel:.2e}");
+        }
+        // One sequence alone gives the same vector as in the batch.
+        let alone = e.embed(&input[2..], &mut st).expect("embed alone");
+        let (rel_alone, _) = rel_cos(&alone[0], &ours[2]);
+        assert!(
+            rel_alone < 1e-4,
+            "{model}: alone vs batched {rel_alone:.2e}"
+        );
+        eprintln!(
+            "{model}: rel_max {:.2e}, min cos {:.7} vs llama.cpp{ref_note}; alone vs batched {rel_alone:.1e}",
+            worst.0, worst.1
+        );
+        ran += 1;
+    }
+    assert!(ran >= 5, "only {ran} embedding fixtures ran");
+}
+
+#[test]
+fn normalized_embeddings_have_unit_norm() {
+    let Some(gguf) = find("bert-Q8_0.gguf") else {
+        skipped("normalize", "bert-Q8_0.gguf not present");
+        return;
+    };
+    let e = Embedder::open(gguf).expect("open");
+    let mut st = EmbedState::new(1);
+    let v = e
+        .embed_texts(&["hello world", "the lazy dog"], true, &mut st)
+        .expect("embed");
+    for mut x in v {
+        let n: f32 = x.iter().map(|a| a * a).sum::<f32>().sqrt();
+        assert!((n - 1.0).abs() < 1e-5, "norm {n}");
+        l2_normalize(&mut x);
+    }
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let Some(gguf) = find("bert-Q8_0.gguf") else {
+        skipped("bad input", "bert-Q8_0.gguf not present");
+        return;
+    };
+    let e = Embedder::open(gguf).expect("open");
+    let mut st = EmbedState::new(1);
+    assert!(e.embed(&[vec![2, 9999, 3]], &mut st).is_err());
+    assert!(e.embed(&[vec![]], &mut st).is_err());
+    assert!(e.embed(&[vec![5; 129]], &mut st).is_err());
+    assert!(e.embed(&[], &mut st).expect("empty").is_empty());
+}
+
+/// The `(text, ids)` cases of a `<arch>.tokenize.json` file.
+fn tokenize_cases(path: &Path) -> Vec<(String, Vec<u32>)> {
+    let text = std::fs::read_to_string(path).expect("read tokenize.json");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|c| {
+            let t = c["text"].as_str().expect("text").to_string();
+            let ids = c["ids"]
+                .as_array()
+                .expect("ids")
+                .iter()
+                .map(|x| x.as_u64().expect("id") as u32)
+                .collect();
+            (t, ids)
+        })
+        .collect()
+}
+
+#[test]
+fn tokenizations_match_llama_cpp() {
+    for (arch, model) in [
+        ("bert", "bert-Q8_0"),
+        ("nomic-bert", "nomic-bert-Q8_0"),
+        ("gemma-embedding", "gemma-embedding-Q4_K_M"),
+    ] {
+        let (Some(gguf), Some(json)) = (
+            find(&format!("{model}.gguf")),
+            find(&format!("{arch}.tokenize.json")),
+        ) else {
+            skipped(arch, "model or tokenize.json not present");
+            continue;
+        };
+        let e = Embedder::open(gguf).expect("open");
+        let cases = tokenize_cases(&json);
+        assert!(cases.len() >= 6, "{arch}: {} cases", cases.len());
+        for (text, ids) in &cases {
+            assert_eq!(&e.tokenize(text), ids, "{arch}: {text:?}");
+        }
+        eprintln!("{arch}: {0}/{0} tokenizations identical", cases.len());
+    }
+}
