@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, and every test of every crate.
+# The whole test suite: formatting, lints, every test of every crate, and the kernels built
+# for aarch64 and run under qemu (NEON with and without dotprod).
 # Large suites from ../shared/ are used when present; tests say SKIPPED when they are not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,3 +9,10 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+# NEON: needs Debian's cross toolchain and qemu-user, which the script installs (as root).
+if [ "$(id -u)" = 0 ] || command -v qemu-aarch64 >/dev/null; then
+  scripts/test-aarch64.sh -p nanorun-kernels
+  QEMU_CPU=cortex-a72 scripts/test-aarch64.sh -p nanorun-kernels --lib
+else
+  echo "SKIPPED aarch64/NEON kernel tests: installing the cross toolchain needs root"
+fi
