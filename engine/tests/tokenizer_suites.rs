@@ -94,9 +94,12 @@ fn run_suite(gguf: &Path) -> (usize, usize) {
 }
 
 fn check_in_repo(name: &str) {
-    let path = repo_root()
-        .join("tests/data/vocab")
-        .join(format!("ggml-vocab-{name}.gguf"));
+    let file = if name.starts_with("synthetic-") {
+        format!("{name}.gguf")
+    } else {
+        format!("ggml-vocab-{name}.gguf")
+    };
+    let path = repo_root().join("tests/data/vocab").join(file);
     let (passed, total) = run_suite(&path);
     assert_eq!(passed, total, "{name}: {passed}/{total} passed");
 }
@@ -129,6 +132,12 @@ fn suite_gpt_2() {
 #[test]
 fn suite_bert_bge() {
     check_in_repo("bert-bge");
+}
+
+/// A unigram (`t5`, XLM-RoBERTa) vocabulary with its precompiled charsmap; ids by llama.cpp.
+#[test]
+fn suite_ugm_xlmr() {
+    check_in_repo("synthetic-ugm-xlmr");
 }
 
 #[test]
@@ -353,6 +362,7 @@ fn core_vocab_files() -> Vec<PathBuf> {
         .iter()
         .map(|n| repo_root().join(format!("tests/data/vocab/ggml-vocab-{n}.gguf")))
         .collect();
+    v.push(repo_root().join("tests/data/vocab/synthetic-ugm-xlmr.gguf"));
     let shared = repo_root().join("../shared/vocab");
     for n in ["llama-bpe", "qwen2"] {
         let p = shared.join(format!("ggml-vocab-{n}.gguf"));
