@@ -39,8 +39,15 @@ const SPM_SEQS: [&[u32]; 3] = [
     ],
 ];
 
-/// The file `name` in the repository's copy, else in `../shared/fixtures/embed/`.
+/// The file `name` in `$NANORUN_EMBED_DIR` (e.g. where `gen_embed.py` regenerated
+/// `gemma-embedding-F32.gguf`), the repository's copy, else `../shared/fixtures/embed/`.
 fn find(name: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("NANORUN_EMBED_DIR") {
+        let p = PathBuf::from(dir).join(name);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
     let local = data_path("embed").join(name);
     if local.is_file() {
         return Some(local);

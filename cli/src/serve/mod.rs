@@ -5,6 +5,7 @@
 //! disconnects mid-stream cancels its request.
 
 mod api;
+mod embeddings;
 mod handlers;
 
 use std::net::SocketAddr;
@@ -55,6 +56,9 @@ pub struct ServeArgs {
 /// Loads the model and serves until interrupted.
 pub fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let path = args.model.path()?.clone();
+    if embeddings::is_embedding_model(&path) {
+        return embeddings::run(args, &path);
+    }
     if args.parallel == 0 || args.parallel > 256 {
         return Err(format!("--parallel {} must be between 1 and 256", args.parallel).into());
     }
