@@ -59,6 +59,7 @@ pub fn run(args: &ChatArgs) -> Result<(), Box<dyn std::error::Error>> {
     let template = pick_template(args, &loaded)?;
     let kv = args.model.kv_config(&loaded.model)?;
     let mut session = Session::new(&loaded.model, &loaded.tokenizer, kv, n_threads)?;
+    session.set_n_ctx(args.model.context(&loaded.model)?);
     let tok = &loaded.tokenizer;
     let text_of = |id: Option<u32>| {
         id.and_then(|i| tok.token_text(i).ok())

@@ -150,19 +150,22 @@ impl ModelArgs {
         }
     }
 
+    /// The context length in tokens: `-c`, or 4096 capped at the model's training context.
+    pub fn context(&self, model: &Model) -> Result<usize, String> {
+        let train = model.config().n_ctx_train.max(1);
+        match self.ctx_size {
+            Some(0) => Err("-c must be at least 1".into()),
+            Some(c) if c > 1 << 22 => Err(format!(
+                "-c {c} is larger than nanorun supports (4M tokens)"
+            )),
+            Some(c) => Ok(c),
+            None => Ok(4096.min(train)),
+        }
+    }
+
     /// The KV cache configuration for `model`.
     pub fn kv_config(&self, model: &Model) -> Result<KvCacheConfig, String> {
-        let train = model.config().n_ctx_train.max(1);
-        let n_ctx = match self.ctx_size {
-            Some(0) => return Err("-c must be at least 1".into()),
-            Some(c) if c > 1 << 22 => {
-                return Err(format!(
-                    "-c {c} is larger than nanorun supports (4M tokens)"
-                ))
-            }
-            Some(c) => c,
-            None => 4096.min(train),
-        };
+        let n_ctx = self.context(model)?;
         if self.batch_size == 0 {
             return Err("-b must be at least 1".into());
         }

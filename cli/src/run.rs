@@ -46,6 +46,7 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let loaded = args.model.load()?;
     let kv = args.model.kv_config(&loaded.model)?;
     let mut session = Session::new(&loaded.model, &loaded.tokenizer, kv, n_threads)?;
+    session.set_n_ctx(args.model.context(&loaded.model)?);
     let prompt_ids = session.tokenize(&prompt);
     let opts = GenerateOptions {
         max_tokens: args.n_predict,

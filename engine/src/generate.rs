@@ -151,6 +151,12 @@ impl<'m> Session<'m> {
         self.n_ctx
     }
 
+    /// Limits the context to `n` tokens (the cache, allocated in whole blocks, may hold a few
+    /// more); `n` above the cache's capacity is clamped to it.
+    pub fn set_n_ctx(&mut self, n: usize) {
+        self.n_ctx = n.clamp(1, self.kv.config().n_blocks * self.kv.config().block_size);
+    }
+
     /// Tokenizes `prompt` as llama.cpp does for completion: BOS when the model wants it,
     /// special tokens parsed.
     pub fn tokenize(&self, prompt: &str) -> Vec<u32> {

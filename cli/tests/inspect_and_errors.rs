@@ -1,0 +1,138 @@
+//! The `nanorun` binary end to end: `inspect` on the default model (text and JSON), and bad
+//! input giving one clear line on stderr and a non-zero exit.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn nanorun() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nanorun"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+#[test]
+fn inspect_lists_the_default_model_and_its_json_is_valid() {
+    let model = repo().join("models/gemma-3-270m-q4_k_m.gguf");
+    if !model.is_file() {
+        eprintln!(
+            "SKIPPED inspect of the default model: {} absent",
+            model.display()
+        );
+        return;
+    }
+    let out = nanorun().arg("inspect").arg(&model).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("architecture:  gemma3") && text.contains("blocks:        18"),
+        "{text}"
+    );
+    assert!(text.contains("tensors:       236") && text.contains("[262144 × string]"));
+
+    let out = nanorun()
+        .args(["inspect", "--json"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(v["block_count"], 18);
+    assert_eq!(v["tensor_count"], 236);
+    assert_eq!(v["metadata"]["tokenizer.ggml.tokens"]["length"], 262144);
+    let by_type = &v["totals_by_type"];
+    for (ty, n) in [
+        ("F32", 109),
+        ("Q5_0", 81),
+        ("Q4_K", 27),
+        ("Q8_0", 10),
+        ("Q6_K", 9),
+    ] {
+        assert_eq!(by_type[ty]["tensors"], n, "{ty}");
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_on_stderr_and_a_failing_exit() {
+    let dir = std::env::temp_dir().join(format!("nanorun-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let not_gguf = dir.join("not.gguf");
+    std::fs::write(&not_gguf, b"this is not a gguf file at all").unwrap();
+    let truncated = dir.join("truncated.gguf");
+    let fixture = std::fs::read(repo().join("tests/data/fixtures/llama-Q4_K_M.gguf")).unwrap();
+    std::fs::write(&truncated, &fixture[..fixture.len() / 2]).unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["inspect".into(), not_gguf.display().to_string()],
+            "bad magic",
+        ),
+        (
+            vec!["inspect".into(), truncated.display().to_string()],
+            "outside the file",
+        ),
+        (
+            vec![
+                "inspect".into(),
+                dir.join("missing.gguf").display().to_string(),
+            ],
+            "missing.gguf",
+        ),
+        (
+            vec![
+                "-m".into(),
+                truncated.display().to_string(),
+                "-p".into(),
+                "hi".into(),
+            ],
+            "outside the file",
+        ),
+        (
+            vec![
+                "-m".into(),
+                repo()
+                    .join("tests/data/fixtures/llama-Q4_K_M.gguf")
+                    .display()
+                    .to_string(),
+                "-p".into(),
+                "hi".into(),
+                "-c".into(),
+                "1".into(),
+            ],
+            "context",
+        ),
+        (
+            vec![
+                "-m".into(),
+                repo()
+                    .join("tests/data/fixtures/llama-Q4_K_M.gguf")
+                    .display()
+                    .to_string(),
+                "-p".into(),
+                "hi".into(),
+                "--top-p".into(),
+                "7".into(),
+            ],
+            "top_p",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = nanorun().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            err.contains(needle),
+            "{args:?}: stderr {err:?} lacks {needle:?}"
+        );
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: not one line: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
