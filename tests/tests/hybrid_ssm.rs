@@ -4,6 +4,9 @@
 //! are allocated and freed with their sequences, and misuse is refused without corrupting
 //! state. (Agreement with llama.cpp's logits is in `fixture_logits`.)
 
+// Schedules are lists of position ranges; a one-range schedule is a real case, not a typo.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::ops::Range;
 use std::sync::Arc;
 
