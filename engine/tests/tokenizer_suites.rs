@@ -140,6 +140,12 @@ fn suite_ugm_xlmr() {
     check_in_repo("synthetic-ugm-xlmr");
 }
 
+/// A Gemma 4 (SPM-style BPE) vocabulary; ids by llama.cpp.
+#[test]
+fn suite_gemma4() {
+    check_in_repo("synthetic-gemma4");
+}
+
 #[test]
 fn suite_llama_bpe() {
     check_shared("llama-bpe");
@@ -363,6 +369,7 @@ fn core_vocab_files() -> Vec<PathBuf> {
         .map(|n| repo_root().join(format!("tests/data/vocab/ggml-vocab-{n}.gguf")))
         .collect();
     v.push(repo_root().join("tests/data/vocab/synthetic-ugm-xlmr.gguf"));
+    v.push(repo_root().join("tests/data/vocab/synthetic-gemma4.gguf"));
     let shared = repo_root().join("../shared/vocab");
     for n in ["llama-bpe", "qwen2"] {
         let p = shared.join(format!("ggml-vocab-{n}.gguf"));
