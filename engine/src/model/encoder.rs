@@ -7,7 +7,7 @@
 //! `llama_get_embeddings_seq()` within the tolerance of `tests/data/embed/README.md`.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use nanorun_formats::Gguf;
 use nanorun_kernels::{matmul, Kernels, MatmulScratch, QMatrix, ThreadPool};
@@ -278,7 +278,7 @@ impl Embedder {
                 }
             };
             let (q, k, v) = self.qkv(st, lw, &h, t_n)?;
-            let attn = self.attend(l, q, k, v, &spans)?;
+            let attn = self.attend(&st.pool, l, q, k, v, &spans)?;
             let mut o = self.proj(st, &lw.wo, &attn, t_n)?;
             if let Some(pn) = &lw.post_attn_norm {
                 norm_rows(&mut o, e, pn, c.norm_eps, false);
@@ -432,6 +432,7 @@ impl Embedder {
     /// layer `l`); returns `t × n_head × head_dim`.
     fn attend(
         &self,
+        pool: &ThreadPool,
         l: usize,
         mut q: Vec<f32>,
         mut k: Vec<f32>,
@@ -471,32 +472,40 @@ impl Embedder {
         let group = c.n_head / c.n_head_kv;
         let t_n = q.len() / q_dim;
         let mut out = vec![0.0f32; t_n * q_dim];
-        let mut scores = Vec::new();
-        for &(start, len) in &spans.spans {
-            for i in 0..len {
-                let (lo, hi) = match window {
-                    Some(half) => (i.saturating_sub(half), (i + half + 1).min(len)),
-                    None => (0, len),
-                };
-                let ti = start + i;
-                for hd in 0..c.n_head {
-                    let kh = hd / group;
-                    let qv = &q[ti * q_dim + hd * d..][..d];
-                    scores.clear();
-                    for j in lo..hi {
-                        let kv = &k[(start + j) * kv_dim + kh * d..][..d];
-                        let dot: f32 = qv.iter().zip(kv).map(|(a, b)| a * b).sum();
-                        scores.push(dot * c.attention_scale);
-                    }
-                    ops::softmax(&mut scores);
-                    let o = &mut out[ti * q_dim + hd * d..][..d];
-                    for (j, &p) in (lo..hi).zip(&scores) {
-                        let vv = &v[(start + j) * kv_dim + kh * d..][..d];
-                        ops::add_scaled(o, vv, p);
-                    }
+        // One task per query token (all its heads): (sequence start, sequence length, i).
+        let tasks: Vec<(usize, usize, usize)> = spans
+            .spans
+            .iter()
+            .flat_map(|&(start, len)| (0..len).map(move |i| (start, len, i)))
+            .collect();
+        let rows: Vec<Mutex<&mut [f32]>> = out.chunks_mut(q_dim).map(Mutex::new).collect();
+        let (q, k, v) = (&q, &k, &v);
+        pool.run(tasks.len(), |ti| {
+            let (start, len, i) = tasks[ti];
+            let (lo, hi) = match window {
+                Some(half) => (i.saturating_sub(half), (i + half + 1).min(len)),
+                None => (0, len),
+            };
+            let mut row = rows[ti].lock().unwrap_or_else(|p| p.into_inner());
+            let mut scores = Vec::with_capacity(hi - lo);
+            for hd in 0..c.n_head {
+                let kh = hd / group;
+                let qv = &q[ti * q_dim + hd * d..][..d];
+                scores.clear();
+                for j in lo..hi {
+                    let kv = &k[(start + j) * kv_dim + kh * d..][..d];
+                    let dot: f32 = qv.iter().zip(kv).map(|(a, b)| a * b).sum();
+                    scores.push(dot * c.attention_scale);
+                }
+                ops::softmax(&mut scores);
+                let o = &mut row[hd * d..(hd + 1) * d];
+                for (j, &p) in (lo..hi).zip(&scores) {
+                    let vv = &v[(start + j) * kv_dim + kh * d..][..d];
+                    ops::add_scaled(o, vv, p);
                 }
             }
-        }
+        });
+        drop(rows);
         Ok(out)
     }
 }

@@ -143,9 +143,13 @@ pub struct EncoderConfig {
     pub embedding_scale: f32,
     /// Scale of Q·K.
     pub attention_scale: f32,
-    /// Sliding window in tokens (symmetric: ±window/2 around each query) and the layer
-    /// pattern period: layer `l` is windowed iff `l % period < period - 1`.
-    pub sliding_window: Option<(usize, usize)>,
+    /// Sliding window in tokens (symmetric: ±window/2 around each query) on the layers
+    /// [`EncoderConfig::swa_layers`] marks.
+    pub sliding_window: Option<usize>,
+    /// Which layers use the sliding window (`attention.sliding_window_pattern`: a per-layer
+    /// bool array, or a period `p`: layer `l` is windowed iff `p == 0 || l % p < p - 1`;
+    /// default 6 for gemma-embedding).
+    pub swa_layers: Vec<bool>,
     /// Pooling of the per-token vectors.
     pub pooling: Pooling,
     /// Width of the pooled output (after the dense heads, if any).
@@ -155,8 +159,12 @@ pub struct EncoderConfig {
 impl EncoderConfig {
     /// Whether layer `l` attends only within the sliding window, and its half width.
     pub fn window(&self, l: usize) -> Option<usize> {
-        let (w, period) = self.sliding_window?;
-        (period > 0 && l % period < period - 1).then_some(w / 2)
+        let w = self.sliding_window?;
+        self.swa_layers
+            .get(l)
+            .copied()
+            .unwrap_or(false)
+            .then_some(w / 2)
     }
 
     /// Reads the config of the encoder in `gguf`; `n_vocab` comes from the token embedding.
@@ -238,15 +246,12 @@ impl EncoderConfig {
                     .unwrap_or(10_000.0),
             },
         };
-        let sliding_window = match gemma {
-            false => None,
-            true => {
-                let w = req("attention.sliding_window")?;
-                let period = gguf
-                    .get_opt_u32(&key("attention.sliding_window_pattern"))?
-                    .unwrap_or(6) as usize;
-                Some((w, period))
-            }
+        let (sliding_window, swa_layers) = match gemma {
+            false => (None, vec![false; n_layer]),
+            true => (
+                Some(req("attention.sliding_window")?),
+                swa_pattern(gguf, &key("attention.sliding_window_pattern"), n_layer)?,
+            ),
         };
         let mut n_embd_out = n_embd;
         if gemma {
@@ -285,10 +290,34 @@ impl EncoderConfig {
             embedding_scale: if gemma { (n_embd as f32).sqrt() } else { 1.0 },
             attention_scale: 1.0 / (head_dim as f32).sqrt(),
             sliding_window,
+            swa_layers,
             pooling,
             n_embd_out,
         })
     }
+}
+
+/// The sliding-window layers from `key`: a bool per layer, or a period (default 6) as
+/// llama.cpp's `set_swa_pattern` reads it.
+fn swa_pattern(gguf: &Gguf, key: &str, n_layer: usize) -> Result<Vec<bool>> {
+    use nanorun_formats::{MetadataArray, MetadataValue};
+    if let Some(MetadataValue::Array(a)) = gguf.get(key) {
+        let v: Vec<bool> = match a {
+            MetadataArray::Bool(b) => b.clone(),
+            MetadataArray::U32(b) => b.iter().map(|&x| x != 0).collect(),
+            MetadataArray::I32(b) => b.iter().map(|&x| x != 0).collect(),
+            _ => Vec::new(),
+        };
+        if v.len() != n_layer {
+            return Err(EngineError::BadMetadata {
+                key: key.to_string(),
+                reason: format!("expected {n_layer} per-layer flags"),
+            });
+        }
+        return Ok(v);
+    }
+    let p = gguf.get_opt_u32(key)?.unwrap_or(6) as usize;
+    Ok((0..n_layer).map(|l| p == 0 || l % p < p - 1).collect())
 }
 
 /// A LayerNorm or RMSNorm: weight and optional bias.
