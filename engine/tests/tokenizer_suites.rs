@@ -368,8 +368,9 @@ fn core_vocab_files() -> Vec<PathBuf> {
         .iter()
         .map(|n| repo_root().join(format!("tests/data/vocab/ggml-vocab-{n}.gguf")))
         .collect();
+    // (Not the synthetic Gemma 4 subset: tokens it lacks fall back to bytes of ▁, which do not
+    // decode back to spaces, so the reassembly properties do not hold there.)
     v.push(repo_root().join("tests/data/vocab/synthetic-ugm-xlmr.gguf"));
-    v.push(repo_root().join("tests/data/vocab/synthetic-gemma4.gguf"));
     let shared = repo_root().join("../shared/vocab");
     for n in ["llama-bpe", "qwen2"] {
         let p = shared.join(format!("ggml-vocab-{n}.gguf"));
