@@ -246,6 +246,13 @@ fn ssm_keys_are_required_and_named() {
     w.write_file(&out).unwrap();
     let err = Model::open(&out).unwrap_err().to_string();
     assert!(err.contains("granitehybrid.ssm.time_step_rank"), "{err}");
+    // Mixture-of-experts hybrids (Granite 4.0-H Tiny/Small) are refused by name.
+    let mut w = GgufWriter::from_gguf(&gguf);
+    w.set_u32("granitehybrid.expert_count", 4);
+    let out = dir.join("moe.gguf");
+    w.write_file(&out).unwrap();
+    let err = Model::open(&out).unwrap_err().to_string();
+    assert!(err.contains("granitehybrid.expert_count"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
