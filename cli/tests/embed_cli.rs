@@ -1,0 +1,270 @@
+//! `nanorun embed` and `nanorun serve` with an embedding model, end to end: the reference form
+//! (`--ids … --out FILE`) reproduces llama.cpp's pooled vectors of the encoder fixtures, text
+//! input with `--json --normalize`, errors; `/v1/embeddings` over loopback (string, list and
+//! token inputs, base64, dimensions, usage, error bodies) and, when the Python `openai` package
+//! is installed (`python3`, or the interpreter in `$NANORUN_PYTHON`), the real OpenAI client.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+const SEQS: [&str; 3] = [
+    "2,16,113,210,307,89,3",
+    "2,77,174,271,53,150,247,29,126,223,5,3",
+    "2,138,235,17,114,211,308,90,187,284,66,163,260,42,139,236,18,115,212,309,91,188,285,3",
+];
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/data/embed/{name}"))
+}
+
+fn nanorun() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nanorun"))
+}
+
+fn read_f32(path: &PathBuf) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn embed_ids_out_matches_llama_cpp() {
+    for model in ["bert-Q8_0", "nomic-bert-Q4_K_M"] {
+        let out =
+            std::env::temp_dir().join(format!("nanorun-embed-{model}-{}.f32", std::process::id()));
+        let mut cmd = nanorun();
+        cmd.args(["embed", "-t", "2", "-m"])
+            .arg(data(&format!("{model}.gguf")));
+        for s in SEQS {
+            cmd.args(["--ids", s]);
+        }
+        let st = cmd.arg("--out").arg(&out).status().unwrap();
+        assert!(st.success(), "{model}");
+        let ours = read_f32(&out);
+        let want = read_f32(&data(&format!("{model}.emb.f32")));
+        let _ = std::fs::remove_file(&out);
+        assert_eq!(ours.len(), 3 * 256, "{model}: [n_seq][n_embd_out] f32");
+        for (s, (e, l)) in ours.chunks(256).zip(want.chunks(256)).enumerate() {
+            let rms = (l.iter().map(|v| v * v).sum::<f32>() / 256.0).sqrt();
+            let max = e
+                .iter()
+                .zip(l)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(max / rms < 0.2, "{model} seq {s}: rel_max {}", max / rms);
+        }
+    }
+}
+
+#[test]
+fn embed_text_json_normalized_and_errors() {
+    let out = nanorun()
+        .args(["embed", "-t", "1", "--json", "--normalize", "-m"])
+        .arg(data("bert-Q8_0.gguf"))
+        .args(["-p", "hello world", "-p", "the lazy dog"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert_eq!(v["data"][0]["n_tokens"], 4);
+    let e: Vec<f64> = v["data"][1]["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(e.len(), 256);
+    assert!((e.iter().map(|x| x * x).sum::<f64>() - 1.0).abs() < 1e-4);
+
+    for args in [vec!["--ids", "2,999,3"], vec!["--ids", "2,x"], vec![]] {
+        let out = nanorun()
+            .args(["embed", "-m"])
+            .arg(data("bert-Q8_0.gguf"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("nanorun: error:"), "{args:?}: {err}");
+    }
+}
+
+/// A running server, killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(model: PathBuf) -> Server {
+        let mut child = nanorun()
+            .args(["serve", "-m"])
+            .arg(&model)
+            .args(["--host", "127.0.0.1", "--port", "0", "-t", "2"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nanorun serve");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let line = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.contains("serving"))
+            .expect("server printed its address");
+        let port = line
+            .rsplit_once("127.0.0.1:")
+            .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        std::thread::spawn(move || lines.for_each(drop));
+        Server { child, port }
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let (head, rest) = raw.split_once("\r\n\r\n").expect("HTTP response");
+        assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
+        let v = serde_json::from_str(rest).unwrap_or_else(|e| panic!("{e}: {rest}"));
+        (head[9..12].parse().unwrap(), v)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn vector(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+#[test]
+fn v1_embeddings_endpoint() {
+    let srv = Server::start(data("bert-Q8_0.gguf"));
+    let (st, models) = srv.request("GET", "/v1/models", "");
+    assert_eq!(st, 200);
+    assert_eq!(models["data"][0]["id"], "bert-Q8_0");
+
+    // Token ids: the normalised llama.cpp vector.
+    let ids: Vec<Vec<u32>> = SEQS
+        .iter()
+        .map(|s| s.split(',').map(|x| x.parse().unwrap()).collect())
+        .collect();
+    let (st, v) = srv.request(
+        "POST",
+        "/v1/embeddings",
+        &json!({"model": "bert-Q8_0", "input": ids}).to_string(),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["object"], "list");
+    assert_eq!(v["usage"]["prompt_tokens"], 7 + 12 + 24);
+    let want = read_f32(&data("bert-Q8_0.emb.f32"));
+    for (s, l) in want.chunks(256).enumerate() {
+        let e = vector(&v["data"][s]["embedding"]);
+        assert_eq!(v["data"][s]["index"], s);
+        let n = l.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let max = e
+            .iter()
+            .zip(l)
+            .map(|(a, b)| (a - b / n).abs())
+            .fold(0.0, f32::max);
+        assert!(max < 1e-3, "seq {s}: {max}");
+    }
+
+    // A string, a list of strings, base64 and dimensions.
+    let (st, one) = srv.request("POST", "/v1/embeddings", r#"{"input": "hello world"}"#);
+    assert_eq!(st, 200);
+    assert_eq!(one["usage"]["total_tokens"], 4);
+    let (_, two) = srv.request(
+        "POST",
+        "/v1/embeddings",
+        r#"{"input": ["the lazy dog", "hello world"], "encoding_format": "base64"}"#,
+    );
+    assert!(two["data"][1]["embedding"].is_string());
+    let (_, short) = srv.request(
+        "POST",
+        "/v1/embeddings",
+        r#"{"input": "hello world", "dimensions": 64}"#,
+    );
+    let s = vector(&short["data"][0]["embedding"]);
+    assert_eq!(s.len(), 64);
+    assert!((s.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
+
+    // Errors.
+    for (body, status, param) in [
+        (r#"{"input": []}"#, 400, "input"),
+        (r#"{"input": [1, "a"]}"#, 400, "input"),
+        (r#"{"input": [[2, 99999, 3]]}"#, 400, "input"),
+        (
+            r#"{"input": "x", "encoding_format": "hex"}"#,
+            400,
+            "encoding_format",
+        ),
+        (r#"{"input": "x", "dimensions": 0}"#, 400, "dimensions"),
+    ] {
+        let (st, e) = srv.request("POST", "/v1/embeddings", body);
+        assert_eq!(st, status, "{body}: {e}");
+        assert_eq!(e["error"]["param"], param, "{body}");
+    }
+    let (st, e) = srv.request("POST", "/v1/embeddings", r#"{"model": "x", "input": "a"}"#);
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
+    let (st, _) = srv.request("POST", "/v1/chat/completions", "{}");
+    assert_eq!(st, 404);
+}
+
+#[test]
+fn the_python_openai_client_gets_embeddings() {
+    let python = std::env::var("NANORUN_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has = Command::new(&python)
+        .args(["-c", "import openai"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        eprintln!("SKIPPED: the Python openai package is not installed ({python})");
+        return;
+    }
+    let srv = Server::start(data("bert-Q8_0.gguf"));
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openai_embeddings.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{}/v1", srv.port))
+        .arg("bert-Q8_0")
+        .arg(data("bert-Q8_0.emb.f32"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("openai embeddings: all checks passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
