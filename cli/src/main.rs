@@ -10,6 +10,7 @@ mod chat;
 mod common;
 mod embed;
 mod inspect;
+mod quantize;
 mod run;
 mod serve;
 mod tools;
@@ -49,6 +50,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Serve the model over OpenAI-compatible HTTP (completions, chat, SSE streaming).
     Serve(serve::ServeArgs),
+    /// Quantize a GGUF file to a type or mix, as llama-quantize does (Q8_0, Q4_K_M, …).
+    Quantize(quantize::QuantizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Some(Command::Inspect(args)) => inspect::run(args),
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Embed(args)) => embed::run(args),
+        Some(Command::Quantize(args)) => quantize::run(args),
         Some(Command::Tokenize(args)) => tools::tokenize(args),
         Some(Command::Logits(args)) => {
             tools::logits(args, explicit("cache_type_k"), explicit("cache_type_v"))

@@ -11,6 +11,7 @@ pub mod error;
 pub mod generate;
 pub mod kv;
 pub mod model;
+pub mod quantize;
 pub mod sampler;
 pub mod sched;
 pub mod tokenizer;
