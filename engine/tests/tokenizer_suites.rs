@@ -290,66 +290,13 @@ impl Rng {
 /// Random text mixing the things tokenizers trip on: space runs, newlines, digits,
 /// contractions, punctuation, accents, combining marks, CJK, emoji, odd whitespace.
 fn random_text(rng: &mut Rng, len: usize) -> String {
+    #[rustfmt::skip]
     const PIECES: &[&str] = &[
-        " ",
-        "  ",
-        "   ",
-        "\n",
-        "\n\n",
-        "\t",
-        "\r\n",
-        "'s",
-        "'LL",
-        "'re",
-        "0",
-        "7",
-        "123",
-        "4567",
-        ".",
-        ",",
-        "!",
-        "?",
-        "...",
-        "(",
-        ")",
-        "\"",
-        "<",
-        ">",
-        "/",
-        "$",
-        "_",
-        "-",
-        "é",
-        "Ä",
-        "ß",
-        "ñ",
-        "Ω",
-        "λ",
-        "ж",
-        "Привет",
-        "中",
-        "文字",
-        "한국어",
-        "日本",
-        "ا",
-        "ह",
-        "\u{301}",
-        "\u{200d}",
-        "\u{a0}",
-        "\u{3000}",
-        "\u{85}",
-        "😀",
-        "🦙",
-        "👍🏽",
-        "\u{fffd}",
-        "a",
-        "the",
-        "The",
-        "HELLO",
-        "World",
-        "x",
-        "Zz",
-        "ĠĊ",
+        " ", "  ", "   ", "\n", "\n\n", "\t", "\r\n", "'s", "'LL", "'re", "0", "7", "123", "4567",
+        ".", ",", "!", "?", "...", "(", ")", "\"", "<", ">", "/", "$", "_", "-", "é", "Ä", "ß", "ñ",
+        "Ω", "λ", "ж", "Привет", "中", "文字", "한국어", "日本", "ا", "ह", "\u{301}", "\u{200d}", "\u{a0}",
+        "\u{3000}", "\u{85}", "😀", "🦙", "👍🏽", "\u{fffd}", "a", "the", "The", "HELLO", "World", "x",
+        "Zz", "ĠĊ",
     ];
     let mut s = String::new();
     for _ in 0..len {
@@ -391,20 +338,7 @@ fn all_vocab_files() -> Vec<PathBuf> {
     // Vocabularies of the reference build's llama.cpp source that this crate implements and the
     // ones above do not cover (Gemma 4, Qwen3.5, XLM-R unigram, ...).
     if let Some(dir) = llama_cpp_models_dir() {
-        for n in [
-            "gemma-4",
-            "qwen35",
-            "nomic-bert-moe",
-            "command-r",
-            "falcon",
-            "mpt",
-            "starcoder",
-            "refact",
-            "deepseek-coder",
-            "gpt-neox",
-            "baichuan",
-            "aquila",
-        ] {
+        for n in EXTRA_SOURCE_VOCABS {
             let p = dir.join(format!("ggml-vocab-{n}.gguf"));
             if p.is_file() {
                 v.push(p);
@@ -413,6 +347,13 @@ fn all_vocab_files() -> Vec<PathBuf> {
     }
     v
 }
+
+/// Vocabularies of llama.cpp's `models/` used beyond the suites (when the source is present).
+#[rustfmt::skip]
+const EXTRA_SOURCE_VOCABS: &[&str] = &[
+    "gemma-4", "qwen35", "nomic-bert-moe", "command-r", "falcon", "mpt", "starcoder", "refact",
+    "deepseek-coder", "gpt-neox", "baichuan", "aquila",
+];
 
 /// `models/` of the llama.cpp source the reference build was made from, if present
 /// (`$NANORUN_REF` or `~/.cache/nanorun-ref`, `src/*/vendor/llama.cpp/models`).
@@ -485,7 +426,7 @@ fn pieces_reassemble_the_text() {
 
 #[test]
 fn every_token_piece_reassembles() {
-    for path in all_vocab_files() {
+    for path in core_vocab_files() {
         let g = Gguf::open(&path).expect("open");
         let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
         if matches!(
@@ -674,36 +615,12 @@ fn differential_against_llama_cpp() {
 }
 
 /// Every implemented BPE pre-tokenizer name.
+#[rustfmt::skip]
 const PRE_NAMES: &[&str] = &[
-    "default",
-    "llama-bpe",
-    "dbrx",
-    "qwen2",
-    "starcoder",
-    "smollm",
-    "falcon",
-    "seed-coder",
-    "ufakzeka",
-    "gpt-4o",
-    "tekken",
-    "deepseek-coder",
-    "bloom",
-    "viking",
-    "bailingmoe",
-    "chatglm-bpe",
-    "gpt-2",
-    "olmo",
-    "refact",
-    "deepseek-r1-qwen",
-    "poro-chat",
-    "llama4",
-    "qwen35",
-    "glm4",
-    "deepseek-v3",
-    "hunyuan-dense",
-    "minicpm5",
-    "tiny_aya",
-    "youtu",
+    "default", "llama-bpe", "dbrx", "qwen2", "starcoder", "smollm", "falcon", "seed-coder",
+    "ufakzeka", "gpt-4o", "tekken", "deepseek-coder", "bloom", "viking", "bailingmoe",
+    "chatglm-bpe", "gpt-2", "olmo", "refact", "deepseek-r1-qwen", "poro-chat", "llama4", "qwen35",
+    "glm4", "deepseek-v3", "hunyuan-dense", "minicpm5", "tiny_aya", "youtu",
     "granite-embed-multi-97m",
 ];
 
