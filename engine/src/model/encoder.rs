@@ -193,7 +193,7 @@ impl Embedder {
                     "sequence {s} has no tokens"
                 )));
             }
-            if seq.len() > c.n_ctx_train && c.positions == Positions::Learned {
+            if seq.len() > c.n_ctx_train {
                 return Err(EngineError::InvalidRequest(format!(
                     "sequence {s} has {} tokens; {}.context_length allows {}",
                     seq.len(),
@@ -248,6 +248,9 @@ impl Embedder {
     /// Embeds every sequence of token ids (all in one batch, positions from 0 in each) and
     /// returns one pooled vector of [`Embedder::n_embd_out`] values per sequence, raw (not
     /// normalised), as llama.cpp's `llama_get_embeddings_seq()` returns them.
+    ///
+    /// Errors (nothing is run) when a sequence is empty, longer than the model's
+    /// `context_length`, or holds an id outside the vocabulary.
     pub fn embed(&self, sequences: &[Vec<u32>], st: &mut EmbedState) -> Result<Vec<Vec<f32>>> {
         if sequences.is_empty() {
             return Ok(Vec::new());
