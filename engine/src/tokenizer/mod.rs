@@ -9,6 +9,27 @@
 //! - `t5` (SentencePiece unigram: T5, XLM-RoBERTa): precompiled character map, Viterbi
 //!   (`ugm.rs`).
 //!
+//! ```no_run
+//! use nanorun::formats::Gguf;
+//! use nanorun::tokenizer::{StreamDecoder, Tokenizer};
+//!
+//! let gguf = Gguf::open("models/gemma-3-270m-q4_k_m.gguf")?;
+//! let tok = Tokenizer::from_gguf(&gguf)?;
+//! // As llama.cpp's `llama_tokenize(text, add_special = true, parse_special = true)`.
+//! let ids = tok.encode("<start_of_turn>user\nHi<end_of_turn>\n", true, true);
+//! // Streaming: pieces may end inside a UTF-8 character; the decoder holds such bytes back.
+//! let mut stream = StreamDecoder::new();
+//! for &id in &ids {
+//!     if tok.is_eog(id) {
+//!         break;
+//!     }
+//!     print!("{}", stream.push(tok.token_to_piece(id, false)?));
+//! }
+//! print!("{}", stream.finish());
+//! assert_eq!(tok.decode(&ids[1..], true)?, "<start_of_turn>user\nHi<end_of_turn>\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Special tokens (control, user-defined) are cut out of the text first (`special.rs`); decoding
 //! goes through per-token pieces so that a streamer can hold back incomplete UTF-8
 //! ([`StreamDecoder`]).
