@@ -51,6 +51,13 @@ impl Model {
 
     /// Loads the model in an opened file with the given kernels.
     pub fn from_gguf(gguf: Arc<Gguf>, kernels: &'static Kernels) -> Result<Model> {
+        if let Ok(arch) = gguf.architecture() {
+            if encoder_config::EncoderArch::is_encoder(arch) {
+                return Err(EngineError::InvalidRequest(format!(
+                    "'{arch}' is an embedding model: run it with `nanorun embed` or `Embedder`"
+                )));
+            }
+        }
         let n_vocab = gguf
             .tensor("token_embd.weight")
             .ok_or_else(|| EngineError::MissingTensor {
