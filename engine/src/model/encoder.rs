@@ -472,7 +472,7 @@ impl Embedder {
         } = c.positions
         {
             let rope = Rope {
-                n_rot: d,
+                n_rot: c.n_rot,
                 base: if window.is_some() { base_swa } else { base },
                 freq_scale: 1.0,
                 ext_factor: 0.0,
@@ -480,7 +480,7 @@ impl Embedder {
                 corr_dims: [0.0, 0.0],
                 neox: style == RopeStyle::Neox,
             };
-            let mut cache = vec![0.0f32; d];
+            let mut cache = vec![0.0f32; c.n_rot];
             for &(start, len) in &spans.spans {
                 for pos in 0..len {
                     let t = start + pos;

@@ -125,6 +125,8 @@ pub struct EncoderConfig {
     pub n_head_kv: usize,
     /// Head dimension (keys, queries and values).
     pub head_dim: usize,
+    /// Rotated dimensions per head (`rope.dimension_count`, default the head dimension).
+    pub n_rot: usize,
     /// FFN hidden size.
     pub n_ff: usize,
     /// Vocabulary size (rows of the token embedding).
@@ -211,6 +213,16 @@ impl EncoderConfig {
                 reason: format!("head dimension {head_dim}"),
             });
         }
+        let n_rot = match gguf.get_opt_u32(&key("rope.dimension_count"))? {
+            Some(r) => r as usize,
+            None => head_dim,
+        };
+        if n_rot > head_dim || n_rot % 2 != 0 {
+            return Err(EngineError::BadMetadata {
+                key: key("rope.dimension_count"),
+                reason: format!("{n_rot} rotated dims for head dimension {head_dim}"),
+            });
+        }
         let n_ff = req("feed_forward_length")?;
         let n_ctx_train = gguf.get_opt_u32(&key("context_length"))?.unwrap_or(512) as usize;
         let pooling_id =
@@ -272,6 +284,7 @@ impl EncoderConfig {
             n_head,
             n_head_kv,
             head_dim,
+            n_rot,
             n_ff,
             n_vocab,
             n_ctx_train,
