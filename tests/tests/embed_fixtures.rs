@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use nanorun::formats::{Gguf, GgufWriter};
 use nanorun::model::encoder::l2_normalize;
 use nanorun::model::{EmbedState, Embedder};
 use nanorun_tests::{data_path, shared_dir, skipped};
@@ -222,5 +223,88 @@ fn tokenizations_match_llama_cpp() {
             assert_eq!(&e.tokenize(text), ids, "{arch}: {text:?}");
         }
         eprintln!("{arch}: {0}/{0} tokenizations identical", cases.len());
+    }
+}
+
+/// `model` rewritten with `edit` applied to its metadata and without the tensor `drop`, opened
+/// as an embedding model: the error message.
+fn load_error(model: &str, edit: &dyn Fn(&mut GgufWriter<'_>), drop: Option<&str>) -> String {
+    let path = find(&format!("{model}.gguf")).expect("fixture");
+    let g = Gguf::open(path).expect("open");
+    let mut w = GgufWriter::new();
+    for (k, v) in g.metadata() {
+        w.set(k, v.clone());
+    }
+    for t in g.tensors().iter().filter(|t| Some(t.name.as_str()) != drop) {
+        w.add_tensor(&t.name, t.ty, &t.dims, g.tensor_data(t))
+            .expect("add tensor");
+    }
+    edit(&mut w);
+    let mut buf = Vec::new();
+    w.write_to(&mut buf).expect("write");
+    let g = Gguf::from_bytes(buf).expect("reopen");
+    let kernels = nanorun::kernels::Kernels::active().expect("kernels");
+    match Embedder::from_gguf(std::sync::Arc::new(g), kernels) {
+        Ok(_) => panic!("{model}: a broken file loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// (model, metadata edit, tensor to drop, what the error must name).
+type Case<'a> = (
+    &'a str,
+    &'a dyn Fn(&mut GgufWriter<'_>),
+    Option<&'a str>,
+    &'a str,
+);
+
+#[test]
+fn broken_files_are_errors_naming_the_key_or_tensor() {
+    let none = |_: &mut GgufWriter<'_>| {};
+    let cases: [Case; 6] = [
+        (
+            "bert-Q8_0",
+            &|w| w.set_u32("bert.pooling_type", 0),
+            None,
+            "bert.pooling_type",
+        ),
+        (
+            "bert-Q8_0",
+            &|w| w.set_u32("bert.pooling_type", 4),
+            None,
+            "bert.pooling_type",
+        ),
+        (
+            "bert-Q8_0",
+            &|w| w.remove("bert.pooling_type"),
+            None,
+            "bert.pooling_type",
+        ),
+        (
+            "bert-Q8_0",
+            &none,
+            Some("position_embd.weight"),
+            "position_embd.weight",
+        ),
+        (
+            "nomic-bert-Q8_0",
+            &none,
+            Some("blk.1.ffn_gate.weight"),
+            "blk.1.ffn_gate.weight",
+        ),
+        (
+            "gemma-embedding-Q4_K_M",
+            &|w| w.set_u32("gemma-embedding.dense_3_feat_out", 100),
+            None,
+            "gemma-embedding.dense_3_feat_out",
+        ),
+    ];
+    for (model, edit, drop, want) in cases {
+        if find(&format!("{model}.gguf")).is_none() {
+            skipped(model, "fixture not present");
+            continue;
+        }
+        let err = load_error(model, edit, drop);
+        assert!(err.contains(want), "{model}: {err:?} does not name {want}");
     }
 }
