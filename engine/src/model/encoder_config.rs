@@ -590,3 +590,44 @@ impl EncoderWeights {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nanorun_formats::{GgufWriter, MetadataArray};
+
+    fn gguf(edit: impl Fn(&mut GgufWriter<'_>)) -> Gguf {
+        let mut w = GgufWriter::new();
+        w.set_str("general.architecture", "gemma-embedding");
+        edit(&mut w);
+        let mut buf = Vec::new();
+        w.write_to(&mut buf).unwrap();
+        Gguf::from_bytes(buf).unwrap()
+    }
+
+    #[test]
+    fn swa_pattern_as_llama_cpp_reads_it() {
+        let k = "p";
+        let g = gguf(|_| {});
+        let default = swa_pattern(&g, k, 12).unwrap();
+        let globals: Vec<usize> = (0..12).filter(|&l| !default[l]).collect();
+        assert_eq!(globals, [5, 11]);
+        let g = gguf(|w| w.set_u32(k, 0));
+        assert!(swa_pattern(&g, k, 4).unwrap().iter().all(|&s| s));
+        let g = gguf(|w| w.set_u32(k, 2));
+        assert_eq!(swa_pattern(&g, k, 4).unwrap(), [true, false, true, false]);
+        let g = gguf(|w| w.set_array(k, MetadataArray::Bool(vec![false, true, true])));
+        assert_eq!(swa_pattern(&g, k, 3).unwrap(), [false, true, true]);
+        assert!(swa_pattern(&g, k, 4).is_err());
+    }
+
+    #[test]
+    fn pooling_ids() {
+        assert_eq!(Pooling::from_id(1), Some(Pooling::Mean));
+        assert_eq!(Pooling::from_id(2), Some(Pooling::Cls));
+        assert_eq!(Pooling::from_id(3), Some(Pooling::Last));
+        assert_eq!(Pooling::from_id(0), None);
+        assert_eq!(Pooling::from_id(4), None);
+        assert!(EncoderArch::is_encoder("nomic-bert") && !EncoderArch::is_encoder("gemma3"));
+    }
+}
