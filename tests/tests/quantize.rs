@@ -256,5 +256,13 @@ fn bad_input_is_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no-such-folder"), "{err}");
+    // Failed runs leave no temporary files behind.
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        assert!(
+            !name.ends_with(".quantizing") && !name.ends_with(".partial"),
+            "{name} left behind"
+        );
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

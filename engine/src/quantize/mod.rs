@@ -14,9 +14,10 @@ mod ftype;
 pub mod rules;
 
 use std::borrow::Cow;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-use nanorun_formats::{GgmlType, Gguf, GgufWriter, TensorInfo};
+use nanorun_formats::{GgmlType, Gguf, GgufError, GgufWriter, TensorInfo};
 use nanorun_kernels::{quantize_matrix, Kernels, ThreadPool};
 
 use crate::error::{EngineError, Result};
@@ -44,14 +45,17 @@ pub struct QuantizeReport {
     pub output_file_bytes: u64,
 }
 
-/// The values of a tensor as f32 (F32, F16 and BF16 inputs).
-fn to_f32(t: &TensorInfo, bytes: &[u8]) -> Result<Vec<f32>> {
+/// The values of a tensor as f32 (F32, F16 and BF16 inputs); F32 data is borrowed when aligned.
+fn to_f32<'a>(t: &TensorInfo, bytes: &'a [u8]) -> Result<Cow<'a, [f32]>> {
     let half = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]);
     Ok(match t.ty {
-        GgmlType::F32 => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
+        GgmlType::F32 => match bytemuck::try_cast_slice::<u8, f32>(bytes) {
+            Ok(v) if cfg!(target_endian = "little") => Cow::Borrowed(v),
+            _ => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        },
         GgmlType::F16 => bytes
             .chunks_exact(2)
             .map(|c| half::f16::from_bits(half(c)).to_f32())
@@ -93,7 +97,8 @@ fn convert(
 }
 
 /// Quantizes the GGUF file `input` to `ftype` and writes `output` (through a temporary file
-/// next to it). `progress(done, total)` is called with the number of tensors handled so far,
+/// next to it, `output` with the extension `.quantizing`). Memory use is one tensor's values
+/// and its quantized bytes, beyond the input's mapping. `progress(done, total)` is called with the number of tensors handled so far,
 /// once before the first and after each. `n_threads` quantizes rows in parallel (at least 1).
 pub fn quantize_file(
     input: impl AsRef<Path>,
@@ -118,6 +123,29 @@ pub fn quantize_file(
     }
     let kernels = Kernels::active()?;
     let pool = ThreadPool::new(n_threads.max(1));
+    let output = output.as_ref();
+
+    // Output bytes per tensor; converted tensors are first laid out as zeros (from one buffer).
+    let sizes = plan
+        .iter()
+        .map(|p| {
+            let t = &gguf.tensors()[p.index];
+            p.to.row_bytes(t.row_len())
+                .and_then(|r| r.checked_mul(t.n_rows()))
+                .ok_or_else(|| EngineError::BadTensor {
+                    name: t.name.clone(),
+                    reason: format!("shape {:?} does not fit type {}", t.dims, p.to),
+                })
+        })
+        .collect::<Result<Vec<u64>>>()?;
+    let max_converted = plan
+        .iter()
+        .zip(&sizes)
+        .filter(|(p, _)| p.from != p.to)
+        .map(|(_, &n)| n as usize)
+        .max()
+        .unwrap_or(0);
+    let zeros = vec![0u8; max_converted];
 
     let mut w = GgufWriter::new();
     for (key, value) in gguf.metadata() {
@@ -134,24 +162,62 @@ pub fn quantize_file(
     }
     w.set_u32("general.quantization_version", QUANTIZATION_VERSION);
     w.set_u32("general.file_type", ftype.id());
-
-    let total = plan.len();
-    progress(0, total);
     let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
-    for (done, p) in plan.iter().enumerate() {
+    for (p, &n) in plan.iter().zip(&sizes) {
         let t = &gguf.tensors()[p.index];
         let data = gguf.tensor_data(t);
-        let out: Cow<'_, [u8]> = if p.from == p.to {
-            Cow::Borrowed(data)
-        } else {
-            Cow::Owned(convert(kernels, &pool, t, data, p.to)?)
-        };
         bytes_in += data.len() as u64;
-        bytes_out += out.len() as u64;
-        w.add_tensor(&t.name, p.to, &t.dims, out)?;
-        progress(done + 1, total);
+        bytes_out += n;
+        let placed = if p.from == p.to {
+            data
+        } else {
+            &zeros[..n as usize]
+        };
+        w.add_tensor(&t.name, p.to, &t.dims, placed)?;
     }
-    let output_file_bytes = w.write_file(output.as_ref())?;
+
+    // Header, copied tensors and zeros first; then each converted tensor at its offset, so
+    // that memory holds one converted tensor at a time. All in a temporary file renamed into
+    // place at the end (removed on error).
+    let tmp = output.with_extension("quantizing");
+    let total = plan.len();
+    let mut fill = || -> Result<u64> {
+        progress(0, total);
+        let file_bytes = w.write_file(&tmp)?;
+        let laid = Gguf::open(&tmp)?;
+        let offsets: Vec<u64> = laid
+            .tensors()
+            .iter()
+            .map(|t| laid.data_offset() + t.offset)
+            .collect();
+        drop(laid);
+        let io = |source| GgufError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&tmp)
+            .map_err(io)?;
+        for (done, (p, &offset)) in plan.iter().zip(&offsets).enumerate() {
+            if p.from != p.to {
+                let t = &gguf.tensors()[p.index];
+                let bytes = convert(kernels, &pool, t, gguf.tensor_data(t), p.to)?;
+                file.seek(SeekFrom::Start(offset)).map_err(io)?;
+                file.write_all(&bytes).map_err(io)?;
+            }
+            progress(done + 1, total);
+        }
+        drop(file);
+        std::fs::rename(&tmp, output).map_err(|source| GgufError::Io {
+            path: output.to_path_buf(),
+            source,
+        })?;
+        Ok(file_bytes)
+    };
+    let output_file_bytes = fill().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
     Ok(QuantizeReport {
         ftype,
         tensors: plan,
