@@ -27,4 +27,4 @@ pub use engine::{
 pub use error::{EngineError, Result};
 pub use generate::{FinishReason, GenerateOptions, Generation, Session};
 pub use kv::{CacheType, KvCache, KvCacheConfig, SeqId};
-pub use model::{ForwardState, Model, ModelConfig};
+pub use model::{EmbedState, Embedder, ForwardState, Model, ModelConfig};
