@@ -1,8 +1,9 @@
-//! llama.cpp's per-layer type rules on a deeper model than the 2-layer fixtures: a synthetic
-//! 24-layer llama (GQA 4, so Q2_K's attn_v rule switches; feed-forward width 288, so ffn_down
-//! rows do not split into 256-value blocks and take llama.cpp's fallback types) quantized to
-//! every mix. The types per tensor must equal `tests/data/quantize/llama24-types.tsv`, which
-//! was written from llama-quantize's output. With `NANORUN_LLAMA_QUANTIZE=path/to/llama-quantize`
+//! llama.cpp's per-layer type rules on models unlike the 2-layer fixtures, quantized to every
+//! mix: a synthetic 24-layer llama (GQA 4, so Q2_K's attn_v rule switches; feed-forward width
+//! 288, so ffn_down rows do not split into 256-value blocks and take llama.cpp's fallback
+//! types) and a 4-layer, 8-expert one (the `n_expert == 8` rules, 3-D expert tensors, layer
+//! numbers from names, the router kept F32). The types per tensor must equal
+//! `tests/data/quantize/<model>-types.tsv`, which were written from llama-quantize's output. With `NANORUN_LLAMA_QUANTIZE=path/to/llama-quantize`
 //! the files are also compared with its output byte for byte (about a minute on two cores,
 //! hence opt-in); `NANORUN_BLESS=1` with it rewrites the TSV from llama-quantize's files.
 
@@ -14,9 +15,7 @@ use nanorun::formats::{GgmlType, Gguf, GgufWriter, MetadataValue};
 use nanorun::quantize::{quantize_file, FileType};
 use nanorun_tests::{data_path, skipped};
 
-const N_LAYER: usize = 24;
 const N_EMBD: u64 = 256;
-const N_FF: u64 = 288;
 const N_KV: u64 = 64;
 const N_VOCAB: u64 = 320;
 
@@ -47,8 +46,30 @@ fn tensor_bytes(n: u64, seed: &mut u64) -> Vec<u8> {
         .collect()
 }
 
-/// The synthetic model: the llama fixture's metadata (tokenizer included) with 24 layers.
-fn write_model(path: &Path) {
+/// A synthetic llama: layers, feed-forward width and experts (0: dense).
+struct Shape {
+    tag: &'static str,
+    n_layer: usize,
+    n_ff: u64,
+    n_expert: u64,
+}
+
+const DEEP: Shape = Shape {
+    tag: "llama24",
+    n_layer: 24,
+    n_ff: 288,
+    n_expert: 0,
+};
+
+const MOE: Shape = Shape {
+    tag: "llama4x8moe",
+    n_layer: 4,
+    n_ff: 256,
+    n_expert: 8,
+};
+
+/// The synthetic model: the llama fixture's metadata (tokenizer included) with `shape`.
+fn write_model(path: &Path, shape: &Shape) {
     let fixture = Gguf::open(data_path("fixtures/llama-Q4_K_M.gguf")).unwrap();
     let mut w = GgufWriter::new();
     for (k, v) in fixture.metadata() {
@@ -57,16 +78,30 @@ fn write_model(path: &Path) {
         }
     }
     w.set("general.file_type", MetadataValue::U32(0));
-    w.set("llama.block_count", MetadataValue::U32(N_LAYER as u32));
-    w.set("llama.feed_forward_length", MetadataValue::U32(N_FF as u32));
+    w.set(
+        "llama.block_count",
+        MetadataValue::U32(shape.n_layer as u32),
+    );
+    w.set(
+        "llama.feed_forward_length",
+        MetadataValue::U32(shape.n_ff as u32),
+    );
     w.set("llama.attention.head_count_kv", MetadataValue::U32(1));
+    if shape.n_expert > 0 {
+        w.set(
+            "llama.expert_count",
+            MetadataValue::U32(shape.n_expert as u32),
+        );
+        w.set("llama.expert_used_count", MetadataValue::U32(2));
+    }
     let mut seed = 7;
     let mut add = |w: &mut GgufWriter, name: &str, dims: &[u64]| {
         let data = tensor_bytes(dims.iter().product(), &mut seed);
         w.add_tensor(name, GgmlType::F32, dims, data).unwrap();
     };
     add(&mut w, "token_embd.weight", &[N_EMBD, N_VOCAB]);
-    for l in 0..N_LAYER {
+    let (ff, ne) = (shape.n_ff, shape.n_expert);
+    for l in 0..shape.n_layer {
         let p = |s: &str| format!("blk.{l}.{s}.weight");
         add(&mut w, &p("attn_norm"), &[N_EMBD]);
         add(&mut w, &p("attn_q"), &[N_EMBD, N_EMBD]);
@@ -74,9 +109,16 @@ fn write_model(path: &Path) {
         add(&mut w, &p("attn_v"), &[N_EMBD, N_KV]);
         add(&mut w, &p("attn_output"), &[N_EMBD, N_EMBD]);
         add(&mut w, &p("ffn_norm"), &[N_EMBD]);
-        add(&mut w, &p("ffn_gate"), &[N_EMBD, N_FF]);
-        add(&mut w, &p("ffn_up"), &[N_EMBD, N_FF]);
-        add(&mut w, &p("ffn_down"), &[N_FF, N_EMBD]);
+        if ne == 0 {
+            add(&mut w, &p("ffn_gate"), &[N_EMBD, ff]);
+            add(&mut w, &p("ffn_up"), &[N_EMBD, ff]);
+            add(&mut w, &p("ffn_down"), &[ff, N_EMBD]);
+        } else {
+            add(&mut w, &p("ffn_gate_inp"), &[N_EMBD, ne]);
+            add(&mut w, &p("ffn_gate_exps"), &[N_EMBD, ff, ne]);
+            add(&mut w, &p("ffn_up_exps"), &[N_EMBD, ff, ne]);
+            add(&mut w, &p("ffn_down_exps"), &[ff, N_EMBD, ne]);
+        }
     }
     add(&mut w, "output_norm.weight", &[N_EMBD]);
     add(&mut w, "output.weight", &[N_EMBD, N_VOCAB]);
@@ -94,12 +136,16 @@ fn llama_quantize() -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-#[test]
-fn deep_model_gets_llama_cpps_types_in_every_mix() {
-    let dir = std::env::temp_dir().join(format!("nanorun-quantize-rules-{}", std::process::id()));
+/// Quantizes `shape` to every mix; types against the TSV (and llama-quantize when given).
+fn check(shape: &Shape) {
+    let dir = std::env::temp_dir().join(format!(
+        "nanorun-quantize-{}-{}",
+        shape.tag,
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
-    let src = dir.join("llama24-F32.gguf");
-    write_model(&src);
+    let src = dir.join(format!("{}-F32.gguf", shape.tag));
+    write_model(&src, shape);
     let reference = llama_quantize();
     if reference.is_none() {
         skipped(
@@ -107,7 +153,7 @@ fn deep_model_gets_llama_cpps_types_in_every_mix() {
             "NANORUN_LLAMA_QUANTIZE not set (types compared with the TSV only)",
         );
     }
-    let golden_path = data_path("quantize/llama24-types.tsv");
+    let golden_path = data_path(&format!("quantize/{}-types.tsv", shape.tag));
     let bless = std::env::var_os("NANORUN_BLESS").is_some();
     let (mut ours_tsv, mut theirs_tsv) = (String::new(), String::new());
     for mix in MIXES {
@@ -115,9 +161,14 @@ fn deep_model_gets_llama_cpps_types_in_every_mix() {
         let report = quantize_file(&src, &out, mix, 2, |_, _| {}).unwrap();
         let ours = Gguf::open(&out).unwrap();
         types_tsv(mix, &ours, &mut ours_tsv);
-        // Every ffn_down row (288 values) falls back in the K mixes.
+        // Every ffn_down row that does not split into 256 values falls back in the K mixes.
         let k_mix = mix.default_type().block_size() == 256;
-        assert_eq!(report.n_fallback, if k_mix { N_LAYER } else { 0 }, "{mix}");
+        let expect = if k_mix && !shape.n_ff.is_multiple_of(256) {
+            shape.n_layer
+        } else {
+            0
+        };
+        assert_eq!(report.n_fallback, expect, "{mix}");
         if let Some(q) = &reference {
             let theirs = dir.join(format!("theirs-{}.gguf", mix.name()));
             let st = Command::new(q)
@@ -131,18 +182,15 @@ fn deep_model_gets_llama_cpps_types_in_every_mix() {
             types_tsv(mix, &Gguf::open(&theirs).unwrap(), &mut theirs_tsv);
             assert!(
                 std::fs::read(&out).unwrap() == std::fs::read(&theirs).unwrap(),
-                "{mix}: file differs from llama-quantize's"
+                "{} {mix}: file differs from llama-quantize's",
+                shape.tag
             );
         }
     }
     if bless {
-        let tsv = if reference.is_some() {
-            &theirs_tsv
-        } else {
-            panic!("bless needs llama-quantize")
-        };
+        assert!(reference.is_some(), "bless needs llama-quantize");
         std::fs::create_dir_all(golden_path.parent().unwrap()).unwrap();
-        std::fs::write(&golden_path, tsv).unwrap();
+        std::fs::write(&golden_path, &theirs_tsv).unwrap();
     }
     let golden = std::fs::read_to_string(&golden_path).unwrap();
     for (i, (a, b)) in ours_tsv.lines().zip(golden.lines()).enumerate() {
@@ -150,4 +198,14 @@ fn deep_model_gets_llama_cpps_types_in_every_mix() {
     }
     assert_eq!(ours_tsv.lines().count(), golden.lines().count());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn deep_model_gets_llama_cpps_types_in_every_mix() {
+    check(&DEEP);
+}
+
+#[test]
+fn eight_expert_model_gets_llama_cpps_types_in_every_mix() {
+    check(&MOE);
 }
