@@ -268,3 +268,36 @@ fn the_python_openai_client_gets_embeddings() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn concurrent_requests_share_batches_and_match_each_alone() {
+    let srv = Server::start(data("nomic-bert-Q8_0.gguf"));
+    let bodies: Vec<String> = (0..8)
+        .map(|i| match i {
+            3 => r#"{"input": [[2, 99999, 3]]}"#.to_string(),
+            _ => json!({"input": [format!("hello world {i}"), "the lazy dog"]}).to_string(),
+        })
+        .collect();
+    let alone: Vec<(u16, Value)> = bodies
+        .iter()
+        .map(|b| srv.request("POST", "/v1/embeddings", b))
+        .collect();
+    let together: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = bodies
+            .iter()
+            .map(|b| {
+                let srv = &srv;
+                s.spawn(move || srv.request("POST", "/v1/embeddings", b))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, ((sa, va), (st, vt))) in alone.iter().zip(&together).enumerate() {
+        assert_eq!(sa, st, "request {i}");
+        assert_eq!(*sa, if i == 3 { 400 } else { 200 }, "request {i}: {va}");
+        assert_eq!(
+            va, vt,
+            "request {i}: batched with others differs from alone"
+        );
+    }
+}

@@ -6,10 +6,13 @@
 //! L2-normalised (as OpenAI's and llama-server's are); `dimensions` truncates them first
 //! (Matryoshka models such as EmbeddingGemma); `encoding_format` is `float` or `base64`
 //! (little-endian f32, what the `openai` Python client asks for by default); `usage` counts the
-//! input tokens. Requests are served one at a time on a blocking thread.
+//! input tokens. One worker thread owns the model: it takes every request waiting (up to the
+//! batch size in tokens) and embeds their inputs together, so concurrent clients share forward
+//! passes; if such a batch fails, each request is retried alone and gets its own error.
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -26,12 +29,10 @@ use super::ServeArgs;
 
 /// What the embedding endpoints share.
 struct EmbedServer {
-    /// The model and its forward state (one request at a time).
-    model: Mutex<(Embedder, EmbedState)>,
+    /// Where requests go to the worker thread.
+    jobs: Mutex<mpsc::Sender<Job>>,
     /// The model name clients must use.
     name: String,
-    /// Most tokens per forward pass.
-    batch_tokens: usize,
     /// Vector width.
     n_embd: usize,
     /// Longest input in tokens.
@@ -58,14 +59,18 @@ pub fn run(args: &ServeArgs, path: &Path) -> Result<(), Box<dyn std::error::Erro
         path.file_stem()
             .map_or("model".into(), |s| s.to_string_lossy().into_owned())
     });
+    let (tx, rx) = mpsc::channel();
     let state = Arc::new(EmbedServer {
         name,
-        batch_tokens: args.model.batch_size.max(1),
         n_embd: embedder.n_embd_out(),
         n_ctx: embedder.config().n_ctx_train,
         arch: embedder.config().arch.name(),
-        model: Mutex::new((embedder, EmbedState::new(n_threads))),
+        jobs: Mutex::new(tx),
     });
+    let batch_tokens = args.model.batch_size.max(1);
+    std::thread::Builder::new()
+        .name("nanorun-embed".into())
+        .spawn(move || worker(embedder, EmbedState::new(n_threads), rx, batch_tokens))?;
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .or_else(|_| {
@@ -121,6 +126,66 @@ async fn models(State(st): Shared) -> Json<Value> {
         "owned_by": "nanorun",
         "meta": {"n_ctx": st.n_ctx, "n_embd": st.n_embd, "arch": st.arch},
     }]}))
+}
+
+/// The worker's answer to one request: its vectors and input token count, or the error.
+type Answer = Result<(Vec<Vec<f32>>, usize), String>;
+
+/// One request for the worker: its inputs and where the answer goes.
+struct Job {
+    inputs: Inputs,
+    reply: tokio::sync::oneshot::Sender<Answer>,
+}
+
+/// Owns the model: takes the waiting requests (whole requests, up to `batch_tokens` tokens
+/// unless one alone is larger), embeds them together, and answers each.
+fn worker(model: Embedder, mut st: EmbedState, rx: mpsc::Receiver<Job>, batch_tokens: usize) {
+    let tokenize = |job: Job| -> (Vec<Vec<u32>>, tokio::sync::oneshot::Sender<Answer>) {
+        let seqs = match job.inputs {
+            Inputs::Texts(t) => t.iter().map(|s| model.tokenize(s)).collect(),
+            Inputs::Tokens(t) => t,
+        };
+        (seqs, job.reply)
+    };
+    let count = |seqs: &[Vec<u32>]| seqs.iter().map(Vec::len).sum::<usize>();
+    let mut pending = None;
+    loop {
+        let first = match pending.take() {
+            Some(p) => p,
+            None => match rx.recv() {
+                Ok(job) => tokenize(job),
+                Err(_) => return,
+            },
+        };
+        let mut tokens = count(&first.0);
+        let mut group = vec![first];
+        while let Ok(job) = rx.try_recv() {
+            let next = tokenize(job);
+            if tokens + count(&next.0) > batch_tokens {
+                pending = Some(next);
+                break;
+            }
+            tokens += count(&next.0);
+            group.push(next);
+        }
+        let all: Vec<Vec<u32>> = group.iter().flat_map(|(s, _)| s.iter().cloned()).collect();
+        match model.embed_chunked(&all, batch_tokens, &mut st) {
+            Ok(vectors) => {
+                let mut it = vectors.into_iter();
+                for (seqs, reply) in group {
+                    let mine: Vec<Vec<f32>> = it.by_ref().take(seqs.len()).collect();
+                    let _ = reply.send(Ok((mine, count(&seqs))));
+                }
+            }
+            // Someone's input is bad: answer each request on its own.
+            Err(_) => {
+                for (seqs, reply) in group {
+                    let r = model.embed_chunked(&seqs, batch_tokens, &mut st);
+                    let _ = reply.send(r.map(|v| (v, count(&seqs))).map_err(|e| e.to_string()));
+                }
+            }
+        }
+    }
 }
 
 /// The inputs of a request: texts or token-id sequences.
@@ -237,22 +302,16 @@ async fn try_embeddings(st: Arc<EmbedServer>, body: Bytes) -> Result<Value, ApiE
             }
         },
     };
-    let st2 = st.clone();
-    let (vectors, n_tokens) = tokio::task::spawn_blocking(move || {
-        let mut guard = st2.model.lock().unwrap_or_else(|p| p.into_inner());
-        let (model, state) = &mut *guard;
-        let seqs = match inputs {
-            Inputs::Texts(t) => t.iter().map(|s| model.tokenize(s)).collect(),
-            Inputs::Tokens(t) => t,
-        };
-        let n: usize = seqs.iter().map(Vec::len).sum();
-        model
-            .embed_chunked(&seqs, st2.batch_tokens, state)
-            .map(|v| (v, n))
-            .map_err(|e| ApiError::bad(Some("input"), e.to_string()))
-    })
-    .await
-    .map_err(|e| ApiError::server(format!("embedding task failed: {e}")))??;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    st.jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(Job { inputs, reply })
+        .map_err(|_| ApiError::server("the embedding worker has stopped"))?;
+    let (vectors, n_tokens) = answer
+        .await
+        .map_err(|_| ApiError::server("the embedding worker has stopped"))?
+        .map_err(|e| ApiError::bad(Some("input"), e))?;
     let data: Vec<Value> = vectors
         .into_iter()
         .enumerate()
