@@ -9,8 +9,10 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use nanorun::model::encoder::l2_normalize;
+use nanorun::model::encoder_config::Pooling;
 use nanorun::model::{EmbedState, Embedder};
 use serde_json::json;
 
@@ -41,9 +43,17 @@ pub struct EmbedArgs {
     /// Threads (default: all available cores).
     #[arg(short = 't', long = "threads")]
     threads: Option<usize>,
+    /// Pool with `mean`, `cls` or `last` instead of the model's `<arch>.pooling_type`.
+    #[arg(long, value_parser = parse_pooling)]
+    pooling: Option<Pooling>,
     /// Most tokens per forward pass (whole texts are batched up to this).
     #[arg(short = 'b', long = "batch-size", default_value_t = 2048)]
     batch_size: usize,
+}
+
+fn parse_pooling(s: &str) -> Result<Pooling, String> {
+    Pooling::from_name(s)
+        .ok_or_else(|| format!("unknown pooling '{s}' (expected mean, cls or last)"))
 }
 
 fn parse_ids(list: &str) -> Result<Vec<u32>, String> {
@@ -67,7 +77,11 @@ pub fn run(args: &EmbedArgs) -> Result<(), Box<dyn std::error::Error>> {
         return Err("-b must be at least 1".into());
     }
     let path = &args.model;
-    let embedder = Embedder::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let kernels = nanorun::kernels::Kernels::active()?;
+    let embedder = nanorun::formats::Gguf::open(path)
+        .map_err(nanorun::EngineError::from)
+        .and_then(|g| Embedder::from_gguf_with_pooling(Arc::new(g), kernels, args.pooling))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut st = EmbedState::new(threads);
 
     if !args.ids.is_empty() {

@@ -308,3 +308,32 @@ fn broken_files_are_errors_naming_the_key_or_tensor() {
         assert!(err.contains(want), "{model}: {err:?} does not name {want}");
     }
 }
+
+#[test]
+fn pooling_override_cls_last_and_mean() {
+    use nanorun::model::encoder_config::Pooling;
+    let Some(path) = find("bert-Q8_0.gguf") else {
+        skipped("pooling override", "bert-Q8_0.gguf not present");
+        return;
+    };
+    let kernels = nanorun::kernels::Kernels::active().expect("kernels");
+    let g = std::sync::Arc::new(Gguf::open(path).expect("open"));
+    let mut st = EmbedState::new(1);
+    let with =
+        |p: Pooling| Embedder::from_gguf_with_pooling(g.clone(), kernels, Some(p)).expect("load");
+    let (mean, cls, last) = (with(Pooling::Mean), with(Pooling::Cls), with(Pooling::Last));
+    // One token: every pooling gives its vector.
+    let one = [vec![2u32]];
+    let m = mean.embed(&one, &mut st).unwrap();
+    assert_eq!(m, cls.embed(&one, &mut st).unwrap());
+    assert_eq!(m, last.embed(&one, &mut st).unwrap());
+    // Longer sequences: the three poolings give different vectors.
+    let seqs = seqs("bert");
+    let c = cls.embed(&seqs, &mut st).unwrap();
+    let l = last.embed(&seqs, &mut st).unwrap();
+    let mn = mean.embed(&seqs, &mut st).unwrap();
+    assert!(c != l && c != mn && l != mn);
+    // The file's own pooling (mean) is what the override `mean` gives.
+    let file = Embedder::from_gguf(g.clone(), kernels).unwrap();
+    assert_eq!(file.embed(&seqs, &mut st).unwrap(), mn);
+}

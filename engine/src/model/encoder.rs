@@ -126,6 +126,16 @@ impl Embedder {
 
     /// Loads the embedding model in an opened file with the given kernels.
     pub fn from_gguf(gguf: Arc<Gguf>, kernels: &'static Kernels) -> Result<Embedder> {
+        Embedder::from_gguf_with_pooling(gguf, kernels, None)
+    }
+
+    /// As [`Embedder::from_gguf`], pooling with `pooling` instead of the file's
+    /// `<arch>.pooling_type` when given (like llama.cpp's `--pooling`).
+    pub fn from_gguf_with_pooling(
+        gguf: Arc<Gguf>,
+        kernels: &'static Kernels,
+        pooling: Option<Pooling>,
+    ) -> Result<Embedder> {
         let n_vocab = gguf
             .tensor("token_embd.weight")
             .ok_or_else(|| EngineError::MissingTensor {
@@ -135,7 +145,7 @@ impl Embedder {
             .get(1)
             .copied()
             .unwrap_or(0) as usize;
-        let config = EncoderConfig::from_gguf(&gguf, n_vocab)?;
+        let config = EncoderConfig::from_gguf(&gguf, n_vocab, pooling)?;
         let weights = EncoderWeights::load(&gguf, &config, kernels)?;
         let tokenizer = Tokenizer::from_gguf(&gguf)?;
         Ok(Embedder {

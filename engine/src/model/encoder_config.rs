@@ -72,6 +72,16 @@ impl Pooling {
             _ => None,
         }
     }
+
+    /// The pooling named `mean`, `cls` or `last` (llama.cpp's `--pooling` values).
+    pub fn from_name(name: &str) -> Option<Pooling> {
+        match name {
+            "mean" => Some(Pooling::Mean),
+            "cls" => Some(Pooling::Cls),
+            "last" => Some(Pooling::Last),
+            _ => None,
+        }
+    }
 }
 
 /// The normalisation a block uses.
@@ -170,7 +180,12 @@ impl EncoderConfig {
     }
 
     /// Reads the config of the encoder in `gguf`; `n_vocab` comes from the token embedding.
-    pub fn from_gguf(gguf: &Gguf, n_vocab: usize) -> Result<EncoderConfig> {
+    /// `pooling` overrides `<arch>.pooling_type` (which is then not needed).
+    pub fn from_gguf(
+        gguf: &Gguf,
+        n_vocab: usize,
+        pooling: Option<Pooling>,
+    ) -> Result<EncoderConfig> {
         let name = gguf.architecture()?;
         let arch = EncoderArch::from_name(name).ok_or_else(|| EngineError::UnsupportedArch {
             arch: name.to_string(),
@@ -225,15 +240,20 @@ impl EncoderConfig {
         }
         let n_ff = req("feed_forward_length")?;
         let n_ctx_train = gguf.get_opt_u32(&key("context_length"))?.unwrap_or(512) as usize;
-        let pooling_id =
-            gguf.get_opt_u32(&key("pooling_type"))?
-                .ok_or_else(|| EngineError::MissingKey {
-                    key: key("pooling_type"),
+        let pooling = match pooling {
+            Some(p) => p,
+            None => {
+                let id = gguf.get_opt_u32(&key("pooling_type"))?.ok_or_else(|| {
+                    EngineError::MissingKey {
+                        key: key("pooling_type"),
+                    }
                 })?;
-        let pooling = Pooling::from_id(pooling_id).ok_or_else(|| EngineError::BadMetadata {
-            key: key("pooling_type"),
-            reason: format!("pooling type {pooling_id} is not supported (1 mean, 2 cls, 3 last)"),
-        })?;
+                Pooling::from_id(id).ok_or_else(|| EngineError::BadMetadata {
+                    key: key("pooling_type"),
+                    reason: format!("pooling type {id} is not supported (1 mean, 2 cls, 3 last)"),
+                })?
+            }
+        };
         let gemma = arch == EncoderArch::GemmaEmbedding;
         let norm_eps = match gemma {
             true => gguf.get_opt_f32(&key("attention.layer_norm_rms_epsilon"))?,
