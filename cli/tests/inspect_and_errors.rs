@@ -65,6 +65,17 @@ fn bad_input_is_one_line_on_stderr_and_a_failing_exit() {
     let truncated = dir.join("truncated.gguf");
     let fixture = std::fs::read(repo().join("tests/data/fixtures/llama-Q4_K_M.gguf")).unwrap();
     std::fs::write(&truncated, &fixture[..fixture.len() / 2]).unwrap();
+    let fixture_path = repo().join("tests/data/fixtures/llama-Q4_K_M.gguf");
+    let run_with = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            "-m".to_string(),
+            fixture_path.display().to_string(),
+            "-p".into(),
+            "hi".into(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec!["inspect".into(), not_gguf.display().to_string()],
@@ -90,34 +101,8 @@ fn bad_input_is_one_line_on_stderr_and_a_failing_exit() {
             ],
             "outside the file",
         ),
-        (
-            vec![
-                "-m".into(),
-                repo()
-                    .join("tests/data/fixtures/llama-Q4_K_M.gguf")
-                    .display()
-                    .to_string(),
-                "-p".into(),
-                "hi".into(),
-                "-c".into(),
-                "1".into(),
-            ],
-            "context",
-        ),
-        (
-            vec![
-                "-m".into(),
-                repo()
-                    .join("tests/data/fixtures/llama-Q4_K_M.gguf")
-                    .display()
-                    .to_string(),
-                "-p".into(),
-                "hi".into(),
-                "--top-p".into(),
-                "7".into(),
-            ],
-            "top_p",
-        ),
+        (run_with(&["-c", "1"]), "context"),
+        (run_with(&["--top-p", "7"]), "top_p"),
     ];
     for (args, needle) in cases {
         let out = nanorun().args(&args).output().unwrap();

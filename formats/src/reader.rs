@@ -73,21 +73,15 @@ impl Storage {
 /// An opened, validated GGUF file.
 pub struct Gguf {
     storage: Storage,
-    version: u32,
-    alignment: u64,
-    data_offset: u64,
-    metadata: Vec<(String, MetadataValue)>,
-    key_index: HashMap<String, usize>,
-    tensors: Vec<TensorInfo>,
-    tensor_index: HashMap<String, usize>,
+    meta: Parsed,
 }
 
 impl std::fmt::Debug for Gguf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gguf")
-            .field("version", &self.version)
-            .field("n_kv", &self.metadata.len())
-            .field("n_tensors", &self.tensors.len())
+            .field("version", &self.meta.version)
+            .field("n_kv", &self.meta.metadata.len())
+            .field("n_tensors", &self.meta.tensors.len())
             .field("file_len", &self.file_len())
             .finish()
     }
@@ -114,32 +108,23 @@ impl Gguf {
     }
 
     fn from_storage(storage: Storage) -> Result<Gguf> {
-        let parsed = parse(storage.bytes())?;
-        Ok(Gguf {
-            storage,
-            version: parsed.version,
-            alignment: parsed.alignment,
-            data_offset: parsed.data_offset,
-            metadata: parsed.metadata,
-            key_index: parsed.key_index,
-            tensors: parsed.tensors,
-            tensor_index: parsed.tensor_index,
-        })
+        let meta = parse(storage.bytes())?;
+        Ok(Gguf { storage, meta })
     }
 
     /// The GGUF version (2 or 3).
     pub fn version(&self) -> u32 {
-        self.version
+        self.meta.version
     }
 
     /// The alignment of the data section and of every tensor.
     pub fn alignment(&self) -> u64 {
-        self.alignment
+        self.meta.alignment
     }
 
     /// Absolute file offset of the data section.
     pub fn data_offset(&self) -> u64 {
-        self.data_offset
+        self.meta.data_offset
     }
 
     /// Size of the file in bytes.
@@ -154,12 +139,15 @@ impl Gguf {
 
     /// Metadata in file order.
     pub fn metadata(&self) -> impl ExactSizeIterator<Item = (&str, &MetadataValue)> + '_ {
-        self.metadata.iter().map(|(k, v)| (k.as_str(), v))
+        self.meta.metadata.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&MetadataValue> {
-        self.key_index.get(key).map(|&i| &self.metadata[i].1)
+        self.meta
+            .key_index
+            .get(key)
+            .map(|&i| &self.meta.metadata[i].1)
     }
 
     /// The value of `key`, or an error naming the key.
@@ -176,17 +164,20 @@ impl Gguf {
 
     /// Tensor-info records in file order.
     pub fn tensors(&self) -> &[TensorInfo] {
-        &self.tensors
+        &self.meta.tensors
     }
 
     /// The tensor called `name`, if present.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
-        self.tensor_index.get(name).map(|&i| &self.tensors[i])
+        self.meta
+            .tensor_index
+            .get(name)
+            .map(|&i| &self.meta.tensors[i])
     }
 
     /// The bytes of a tensor (a zero-copy view into the map). `info` must come from this file.
     pub fn tensor_data(&self, info: &TensorInfo) -> &[u8] {
-        let start = (self.data_offset + info.offset) as usize;
+        let start = (self.meta.data_offset + info.offset) as usize;
         &self.storage.bytes()[start..start + info.n_bytes as usize]
     }
 }
@@ -343,6 +334,7 @@ impl Gguf {
     }
 }
 
+/// Everything parsed from the header: metadata, tensor table and layout.
 struct Parsed {
     version: u32,
     alignment: u64,
