@@ -44,7 +44,7 @@ pub enum KernelError {
     #[error("instruction set {0} is not available on this CPU")]
     IsaUnavailable(&'static str),
     /// `NANORUN_ISA` named something that is not an ISA.
-    #[error("unknown instruction set {0:?} (expected scalar, avx2, avx512 or neon)")]
+    #[error("unknown instruction set {0:?} (expected scalar, avx2, avxvnni, avx512 or neon)")]
     UnknownIsa(String),
 }
 

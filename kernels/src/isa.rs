@@ -1,5 +1,5 @@
 //! Which instruction set the kernels run on: detected once with std's runtime feature
-//! detection, or forced with `NANORUN_ISA=scalar|avx2|avx512|neon`.
+//! detection, or forced with `NANORUN_ISA=scalar|avx2|avxvnni|avx512|neon`.
 //!
 //! AMX is never used: the CPUs we develop on advertise it, but its tile instructions fault.
 
@@ -14,6 +14,8 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 + FMA + F16C.
     Avx2,
+    /// x86-64 AVX2 + FMA + F16C with AVX-VNNI (256-bit `vpdpbusd`) and no AVX-512.
+    AvxVnni,
     /// x86-64 AVX-512 F/BW/VL + VNNI (plus AVX2, FMA, F16C).
     Avx512,
     /// aarch64 NEON with the dotprod (`sdot`) extension.
@@ -22,13 +24,14 @@ pub enum Isa {
 
 impl Isa {
     /// Every ISA, from least to most capable.
-    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+    pub const ALL: [Isa; 5] = [Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512, Isa::Neon];
 
     /// The name `NANORUN_ISA` uses.
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::AvxVnni => "avxvnni",
             Isa::Avx512 => "avx512",
             Isa::Neon => "neon",
         }
@@ -47,6 +50,7 @@ impl Isa {
         match self {
             Isa::Scalar => true,
             Isa::Avx2 => x86_has_avx2(),
+            Isa::AvxVnni => x86_has_avxvnni(),
             Isa::Avx512 => x86_has_avx512(),
             Isa::Neon => arm_has_dotprod(),
         }
@@ -54,7 +58,7 @@ impl Isa {
 
     /// The most capable ISA this CPU can run.
     pub fn best() -> Isa {
-        [Isa::Avx512, Isa::Avx2, Isa::Neon]
+        [Isa::Avx512, Isa::AvxVnni, Isa::Avx2, Isa::Neon]
             .into_iter()
             .find(|i| i.is_available())
             .unwrap_or(Isa::Scalar)
@@ -101,8 +105,18 @@ fn x86_has_avx512() -> bool {
         && is_x86_feature_detected!("avx512vnni")
 }
 
+#[cfg(target_arch = "x86_64")]
+fn x86_has_avxvnni() -> bool {
+    x86_has_avx2() && is_x86_feature_detected!("avxvnni")
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 fn x86_has_avx2() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn x86_has_avxvnni() -> bool {
     false
 }
 

@@ -19,7 +19,7 @@ pub struct Kernels {
     table: [TypeTraits; SUPPORTED.len()],
 }
 
-static TABLES: [OnceLock<Kernels>; 4] = [const { OnceLock::new() }; 4];
+static TABLES: [OnceLock<Kernels>; Isa::ALL.len()] = [const { OnceLock::new() }; Isa::ALL.len()];
 static ACTIVE: OnceLock<Result<Isa>> = OnceLock::new();
 
 impl Kernels {

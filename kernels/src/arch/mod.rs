@@ -13,6 +13,8 @@ pub mod x86_avx2_kquantize;
 pub mod x86_avx2_multi;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx512;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_avxvnni;
 
 use crate::isa::Isa;
 use crate::traits::TypeTraits;
@@ -24,6 +26,8 @@ pub(crate) fn install(isa: Isa, table: &mut [TypeTraits]) {
         Isa::Scalar => {}
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => x86_avx2::install(table),
+        #[cfg(target_arch = "x86_64")]
+        Isa::AvxVnni => x86_avxvnni::install(table),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => x86_avx512::install(table),
         #[cfg(target_arch = "aarch64")]

@@ -382,3 +382,26 @@ fn axpy_row_adds_the_dequantized_row_on_every_isa() {
         }
     }
 }
+
+#[test]
+fn avx_vnni_q8_0_is_bit_identical_to_avx2() {
+    let (Ok(vnni), Ok(avx2)) = (Kernels::for_isa(Isa::AvxVnni), Kernels::for_isa(Isa::Avx2)) else {
+        eprintln!("skipping: this CPU lacks AVX-VNNI or AVX2");
+        return;
+    };
+    let mut rng = Rng::new(0xA77);
+    for cols in [32, 256, 640, 2048] {
+        let w = random_weights(&mut rng, GgmlType::Q8_0, 1, cols);
+        let x = random_values(&mut rng, cols);
+        let mut a = Aligned::zeroed(cols / 32 * 34);
+        avx2.quantize_row(GgmlType::Q8_0, &x, a.bytes_mut())
+            .unwrap();
+        let (p, q) = (
+            vnni.vec_dot(GgmlType::Q8_0, cols, w.bytes(), a.bytes())
+                .unwrap(),
+            avx2.vec_dot(GgmlType::Q8_0, cols, w.bytes(), a.bytes())
+                .unwrap(),
+        );
+        assert_eq!(p.to_bits(), q.to_bits(), "cols {cols}: {p} vs {q}");
+    }
+}

@@ -1,0 +1,60 @@
+//! x86-64 AVX-VNNI: the 256-bit VEX `vpdpbusd` of CPUs that have it without AVX-512 (Intel
+//! Alder Lake and later client cores, AMD Zen 5 desktop parts). It replaces AVX2's
+//! `vpmaddubsw` + `vpmaddwd` pair where the multiply-adds are the work: Q8_0 (weights and the
+//! activation type of Q4_0/Q5_0/Q8_0 dots). For the 4- and 5-bit types and the K-quants the
+//! cost is in unpacking nibbles and scales, and the AVX-512 experiments with `vpdpbusd` there
+//! measured slower than AVX2, so they keep the AVX2 kernels.
+//!
+//! The integer sums equal AVX2's (each lane sums the same four products, and |a|·b stays
+//! within i16 in AVX2's pairs), so results are bit-identical to the AVX2 table's.
+//!
+//! Every `#[target_feature]` function here may only run on a CPU with `avx2,fma,f16c,avxvnni`:
+//! they are reachable only through the table `install` fills, which `Kernels::for_isa`
+//! hands out after `Isa::AvxVnni` was found available.
+
+use std::arch::x86_64::*;
+
+use nanorun_formats::GgmlType;
+
+use super::x86_avx2;
+use crate::quant::BlockQ8_0;
+use crate::traits::{cast, TypeTraits};
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+fn load32(p: &[i8]) -> __m256i {
+    assert!(p.len() >= 32);
+    // SAFETY: 32 readable bytes (checked).
+    unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
+}
+
+/// Q8_0 · N Q8_0 rows with 256-bit VEX `vpdpbusd`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+fn dot_q8_0_n<const N: usize>(w: &[BlockQ8_0], a: [&[BlockQ8_0]; N]) -> [f32; N] {
+    x86_avx2::sum_blocks_n::<_, _, _, N, false>(
+        w,
+        a,
+        |x| [x.d.to_bits(), 0],
+        |y| [y.d.to_bits(), 0],
+        |x| load32(&x.qs),
+        |q, y| {
+            let y = load32(&y.qs);
+            let (ax, sy) = (_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q));
+            _mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), ax, sy))
+        },
+    )
+}
+
+/// Start from the AVX2 kernels, then swap in the AVX-VNNI ones.
+pub(crate) fn install(table: &mut [TypeTraits]) {
+    x86_avx2::install(table);
+    // SAFETY (every closure below): this table is handed out only by `Kernels::for_isa`, after
+    // `Isa::AvxVnni` was found available (AVX2, FMA, F16C, AVX-VNNI).
+    for t in table.iter_mut() {
+        if t.ty == GgmlType::Q8_0 {
+            t.vec_dot = |w, a| unsafe { dot_q8_0_n(cast(w), [cast(a)])[0] };
+            t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
+        }
+    }
+}
