@@ -315,7 +315,7 @@ impl Model {
         let c = self.config();
         let lw = &self.weights().layers[l];
         let spec = &c.layers[l].attention;
-        let (t_n, e) = (st.n_tokens, c.n_embd);
+        let t_n = st.n_tokens;
         let (hd_k, hd_v) = (c.head_dim_k, c.head_dim_v);
         let (q_dim, k_dim, v_dim) = (
             spec.n_head * hd_k,
@@ -323,19 +323,7 @@ impl Model {
             spec.n_head_kv * hd_v,
         );
 
-        match &lw.attn_norm {
-            Some(wn) => {
-                for t in 0..t_n {
-                    ops::rms_norm(
-                        &st.x[t * e..(t + 1) * e],
-                        wn,
-                        c.norm_eps,
-                        &mut st.h[t * e..(t + 1) * e],
-                    );
-                }
-            }
-            None => st.h[..t_n * e].copy_from_slice(&st.x[..t_n * e]),
-        }
+        self.pre_norm(lw.attn_norm.as_deref(), st);
         if let Some(wqkv) = &lw.wqkv {
             let width = q_dim + k_dim + v_dim;
             self.matmul(&st.pool, &mut st.mm, wqkv, &st.h, t_n, &mut st.fused)?;
@@ -483,19 +471,7 @@ impl Model {
         let c = self.config();
         let lw = &self.weights().layers[l];
         let (t_n, e) = (st.n_tokens, c.n_embd);
-        match &lw.attn_norm {
-            Some(wn) => {
-                for t in 0..t_n {
-                    ops::rms_norm(
-                        &st.x[t * e..(t + 1) * e],
-                        wn,
-                        c.norm_eps,
-                        &mut st.h[t * e..(t + 1) * e],
-                    );
-                }
-            }
-            None => st.h[..t_n * e].copy_from_slice(&st.x[..t_n * e]),
-        }
+        self.pre_norm(lw.attn_norm.as_deref(), st);
         ssm::mamba2_mix(
             self,
             l,
@@ -509,6 +485,22 @@ impl Model {
         )?;
         self.finish_residual(l, None, None, st);
         Ok(())
+    }
+
+    /// `h = rms_norm(x) · w` for each token, or `h = x` when the block has no such norm.
+    fn pre_norm(&self, w: Option<&[f32]>, st: &mut ForwardState) {
+        let (t_n, e) = (st.n_tokens, self.config().n_embd);
+        match w {
+            Some(wn) => {
+                for (x, h) in st.x[..t_n * e]
+                    .chunks_exact(e)
+                    .zip(st.h[..t_n * e].chunks_exact_mut(e))
+                {
+                    ops::rms_norm(x, wn, self.config().norm_eps, h);
+                }
+            }
+            None => st.h[..t_n * e].copy_from_slice(&st.x[..t_n * e]),
+        }
     }
 
     /// `x += residual_scale · post_norm(o + bias)`.
@@ -536,20 +528,8 @@ impl Model {
     fn ffn_block(&self, l: usize, st: &mut ForwardState) -> Result<()> {
         let c = self.config();
         let lw = &self.weights().layers[l];
-        let (t_n, e, ff) = (st.n_tokens, c.n_embd, c.layers[l].n_ff);
-        match &lw.ffn_norm {
-            Some(wn) => {
-                for t in 0..t_n {
-                    ops::rms_norm(
-                        &st.x[t * e..(t + 1) * e],
-                        wn,
-                        c.norm_eps,
-                        &mut st.h[t * e..(t + 1) * e],
-                    );
-                }
-            }
-            None => st.h[..t_n * e].copy_from_slice(&st.x[..t_n * e]),
-        }
+        let (t_n, ff) = (st.n_tokens, c.layers[l].n_ff);
+        self.pre_norm(lw.ffn_norm.as_deref(), st);
         let up = lw.up.as_ref().ok_or_else(|| EngineError::MissingTensor {
             name: format!("blk.{l}.ffn_up.weight"),
         })?;
