@@ -103,6 +103,26 @@ impl Drop for Server {
     }
 }
 
+/// A copy of a fixture whose training context is raised to 1M tokens, so that a request can
+/// keep generating for as long as a test needs (the fixtures' own context is 128 tokens, which
+/// a fast CPU generates before a hang-up is noticed).
+fn long_context_fixture(name: &str) -> PathBuf {
+    use nanorun::formats::{Gguf, GgufWriter, MetadataValue};
+    let src = Gguf::open(fixture(name)).unwrap();
+    let arch = src.architecture().unwrap().to_string();
+    let mut w = GgufWriter::from_gguf(&src);
+    w.set(
+        &format!("{arch}.context_length"),
+        MetadataValue::U32(1 << 20),
+    );
+    let out = std::env::temp_dir().join(format!(
+        "nanorun-serve-test-{}-{name}.gguf",
+        std::process::id()
+    ));
+    w.write_file(&out).unwrap();
+    out
+}
+
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
@@ -340,7 +360,8 @@ fn concurrent_requests_match_each_alone() {
 
 #[test]
 fn a_client_that_disconnects_mid_stream_frees_its_sequence() {
-    let srv = Server::start(fixture("llama-Q4_K_M"), &["--prefix-cache", "0"]);
+    let model = long_context_fixture("llama-Q4_K_M");
+    let srv = Server::start(model.clone(), &["--prefix-cache", "0", "-c", "65536"]);
     let body = json!({"prompt": [1, 2, 3], "max_tokens": 100000, "ignore_eos": true,
                       "stream": true})
     .to_string();
@@ -385,6 +406,7 @@ fn a_client_that_disconnects_mid_stream_frees_its_sequence() {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(30) {
         if srv.metric("requests_cancelled_total") == 2 && srv.metric("kv_blocks_used") == 0 {
+            std::fs::remove_file(&model).ok();
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
