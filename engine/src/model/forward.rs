@@ -374,36 +374,17 @@ impl Model {
                 }
             }
         }
-        match c.traits.qk_norm {
-            QkNorm::None => {}
-            QkNorm::PerHead => {
-                ops::rms_norm_chunks(
-                    &mut st.q[..t_n * q_dim],
-                    hd_k,
-                    lw.q_norm.as_deref().unwrap_or(&[]),
-                    c.norm_eps,
-                );
-                ops::rms_norm_chunks(
-                    &mut st.k[..t_n * k_dim],
-                    hd_k,
-                    lw.k_norm.as_deref().unwrap_or(&[]),
-                    c.norm_eps,
-                );
-            }
-            QkNorm::Full => {
-                ops::rms_norm_chunks(
-                    &mut st.q[..t_n * q_dim],
-                    q_dim,
-                    lw.q_norm.as_deref().unwrap_or(&[]),
-                    c.norm_eps,
-                );
-                ops::rms_norm_chunks(
-                    &mut st.k[..t_n * k_dim],
-                    k_dim,
-                    lw.k_norm.as_deref().unwrap_or(&[]),
-                    c.norm_eps,
-                );
-            }
+        // Q/K norm widths: each head (Qwen3, Gemma 3) or the whole projection (OLMo 2).
+        let qk_widths = match c.traits.qk_norm {
+            QkNorm::None => None,
+            QkNorm::PerHead => Some((hd_k, hd_k)),
+            QkNorm::Full => Some((q_dim, k_dim)),
+        };
+        if let Some((qw, kw)) = qk_widths {
+            let q_norm = lw.q_norm.as_deref().unwrap_or(&[]);
+            let k_norm = lw.k_norm.as_deref().unwrap_or(&[]);
+            ops::rms_norm_chunks(&mut st.q[..t_n * q_dim], qw, q_norm, c.norm_eps);
+            ops::rms_norm_chunks(&mut st.k[..t_n * k_dim], kw, k_norm, c.norm_eps);
         }
         if spec.rope {
             let rope = self.rope_for(l);
