@@ -10,7 +10,6 @@
 //! batch size in tokens) and embeds their inputs together, so concurrent clients share forward
 //! passes; if such a batch fails, each request is retried alone and gets its own error.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -71,19 +70,8 @@ pub fn run(args: &ServeArgs, path: &Path) -> Result<(), Box<dyn std::error::Erro
     std::thread::Builder::new()
         .name("nanorun-embed".into())
         .spawn(move || worker(embedder, EmbedState::new(n_threads), rx, batch_tokens))?;
-    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
-        .parse()
-        .or_else(|_| {
-            std::net::ToSocketAddrs::to_socket_addrs(&(args.host.as_str(), args.port))
-                .ok()
-                .and_then(|mut a| a.next())
-                .ok_or(())
-        })
-        .map_err(|_| format!("cannot resolve --host {}", args.host))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let addr = super::resolve_addr(&args.host, args.port)?;
+    let rt = super::runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await

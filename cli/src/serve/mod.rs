@@ -99,19 +99,8 @@ pub fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         http_errors: AtomicU64::new(0),
         next_id: AtomicU64::new(1),
     });
-    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
-        .parse()
-        .or_else(|_| {
-            std::net::ToSocketAddrs::to_socket_addrs(&(args.host.as_str(), args.port))
-                .ok()
-                .and_then(|mut a| a.next())
-                .ok_or(())
-        })
-        .map_err(|_| format!("cannot resolve --host {}", args.host))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let addr = resolve_addr(&args.host, args.port)?;
+    let rt = runtime()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -148,4 +137,25 @@ fn router(state: Arc<AppState>) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// `host:port` as a socket address, resolving a host name when it is not an IP literal.
+fn resolve_addr(host: &str, port: u16) -> Result<SocketAddr, String> {
+    format!("{host}:{port}")
+        .parse()
+        .or_else(|_| {
+            std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or(())
+        })
+        .map_err(|_| format!("cannot resolve --host {host}"))
+}
+
+/// The server's tokio runtime (two workers: the engine thread does the heavy work).
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
 }
