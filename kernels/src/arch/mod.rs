@@ -8,6 +8,8 @@ pub mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_convert;
 #[cfg(target_arch = "x86_64")]
+pub mod x86_avx2_kdequant;
+#[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_kquantize;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_multi;

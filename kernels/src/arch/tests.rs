@@ -51,6 +51,21 @@ fn fix_q8k(b: &mut [u8], d: f32, mut q: impl FnMut(usize, i8) -> i8) {
     }
 }
 
+/// Byte offsets of the f16 scale fields in a block of quantized `ty` (none for Q8_K, whose
+/// scale is an f32 at 0).
+fn f16_fields(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q6_K => &[208],
+        GgmlType::Q8_K => &[],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q8_1 | GgmlType::Q4_K | GgmlType::Q5_K => {
+            &[0, 2]
+        }
+        _ => &[0],
+    }
+}
+
 /// Random blocks of `ty` whose scales are powers of two (every product exact in f32).
 fn exact_weights(rng: &mut Rng, t: &TypeTraits, n: usize) -> Aligned {
     let mut out = Aligned::zeroed(t.row_bytes(n).unwrap());
@@ -233,6 +248,68 @@ fn simd_quantizers_and_dequantizers_are_bit_identical_to_the_reference() {
     }
 }
 
+/// A random finite f16 (any sign, subnormals and the largest normal included), as bits.
+fn finite_f16(rng: &mut Rng) -> u16 {
+    loop {
+        let h = rng.next_u64() as u16;
+        if h & 0x7c00 != 0x7c00 {
+            return h;
+        }
+    }
+}
+
+#[test]
+fn simd_dequantize_is_bit_identical_on_random_blocks() {
+    // Every bit pattern of quants, scales and mins, with random finite f16 scale fields, so
+    // every sub-block scale / min / high-bit combination is seen; compared bit for bit (signed
+    // zeros included).
+    let mut rng = Rng::new(18);
+    for k in simd_isas() {
+        for &ty in &SUPPORTED {
+            let (ts, tk) = (scalar().traits(ty).unwrap(), k.traits(ty).unwrap());
+            for n in lengths(ts) {
+                let mut w = Aligned::zeroed(ts.row_bytes(n).unwrap());
+                w.bytes_mut()
+                    .iter_mut()
+                    .for_each(|b| *b = rng.next_u64() as u8);
+                let chunk = if ty.is_quantized() { ts.block_bytes } else { 2 };
+                for b in w.bytes_mut().chunks_exact_mut(chunk) {
+                    match ty {
+                        GgmlType::F32 => {}
+                        GgmlType::F16 => b.copy_from_slice(&finite_f16(&mut rng).to_le_bytes()),
+                        GgmlType::BF16 => b[1] &= 0xbf, // exponent below all-ones: finite
+                        GgmlType::Q8_K => {
+                            let d = f16::from_bits(finite_f16(&mut rng)).to_f32();
+                            b[..4].copy_from_slice(&d.to_le_bytes());
+                        }
+                        _ => {
+                            for &o in f16_fields(ty) {
+                                b[o..o + 2].copy_from_slice(&finite_f16(&mut rng).to_le_bytes());
+                            }
+                        }
+                    }
+                }
+                if ty == GgmlType::F32 {
+                    continue;
+                }
+                let (mut fa, mut fb) = (vec![0.0f32; n], vec![0.0f32; n]);
+                ts.dequantize_row(w.bytes(), &mut fa).unwrap();
+                tk.dequantize_row(w.bytes(), &mut fb).unwrap();
+                for i in 0..n {
+                    assert_eq!(
+                        fa[i].to_bits(),
+                        fb[i].to_bits(),
+                        "{} {ty} n={n} i={i}: {} vs {}",
+                        k.isa(),
+                        fa[i],
+                        fb[i]
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn unknown_or_unavailable_isa_is_an_error() {
     assert!(Isa::parse("avx9").is_err());
@@ -322,19 +399,8 @@ fn simd_vec_dot_matches_scalar_with_extreme_scales() {
             let n = 4 * ws.block_size.max(64);
             let mut w = exact_weights(&mut rng, ws, n);
             // Overwrite every f16 scale field exact_weights set with an extreme one.
-            let offsets: &[usize] = match ty {
-                GgmlType::Q2_K => &[80, 82],
-                GgmlType::Q3_K => &[108],
-                GgmlType::Q6_K => &[208],
-                GgmlType::Q4_1
-                | GgmlType::Q5_1
-                | GgmlType::Q8_1
-                | GgmlType::Q4_K
-                | GgmlType::Q5_K => &[0, 2],
-                _ => &[0],
-            };
             for b in w.bytes_mut().chunks_exact_mut(ws.block_bytes) {
-                for &o in offsets {
+                for &o in f16_fields(ty) {
                     put_f16(b, o, scales[rng.below(scales.len() as u64) as usize]);
                 }
             }

@@ -14,6 +14,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::x86_avx2_convert as convert;
+use super::x86_avx2_kdequant as kdequant;
 use super::x86_avx2_kquantize as kquantize;
 use super::x86_avx2_multi as multi;
 use crate::quant::{
@@ -100,6 +101,14 @@ pub(crate) fn bits_to_bytes(bits: u32) -> __m256i {
     );
     let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
     _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)
+}
+
+/// The 32 unsigned quants (0..=31) of a Q5_0 / Q5_1 block: nibbles plus fifth bits `qh`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn quants_5bit(qs: &[u8; 16], qh: [u8; 4]) -> __m256i {
+    let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(qh)), _mm256_set1_epi8(16));
+    _mm256_or_si256(nibbles_32(qs), hi)
 }
 
 #[inline]
@@ -292,13 +301,7 @@ pub(crate) fn dot_q5_0_n<const N: usize>(w: &[BlockQ5_0], a: [&[BlockQ8_0]; N]) 
         a,
         |x| [x.d.to_bits(), 0],
         |y| [y.d.to_bits(), 0],
-        |x| {
-            let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(x.qh)), sixteen);
-            abs_sign(_mm256_sub_epi8(
-                _mm256_or_si256(nibbles_32(&x.qs), hi),
-                sixteen,
-            ))
-        },
+        |x| abs_sign(_mm256_sub_epi8(quants_5bit(&x.qs, x.qh), sixteen)),
         |(ax, q), y| _mm256_cvtepi32_ps(dot_u8_i8(ax, _mm256_sign_epi8(load32(&y.qs), q))),
     )
 }
@@ -321,16 +324,12 @@ pub(crate) fn dot_q4_1_n<const N: usize>(w: &[BlockQ4_1], a: [&[BlockQ8_1]; N]) 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_q5_1_n<const N: usize>(w: &[BlockQ5_1], a: [&[BlockQ8_1]; N]) -> [f32; N] {
-    let sixteen = _mm256_set1_epi8(16);
     sum_blocks_n::<_, _, _, N, true>(
         w,
         a,
         |x| [x.d.to_bits(), x.m.to_bits()],
         |y| [y.d.to_bits(), y.s.to_bits()],
-        |x| {
-            let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(x.qh)), sixteen);
-            _mm256_or_si256(nibbles_32(&x.qs), hi)
-        },
+        |x| quants_5bit(&x.qs, x.qh),
         |q, y| _mm256_cvtepi32_ps(dot_u8_i8(q, load32(&y.qs))),
     )
 }
@@ -378,20 +377,51 @@ pub(crate) fn k4_min_term(m: &[u8; 8], bsums: &[i16; 16]) -> i32 {
     hsum_epi32(_mm256_mullo_epi32(pairs, mins))
 }
 
+/// The low nibbles, then the high nibbles, of 32 bytes (each 0..=15).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn nibble_halves(q: __m256i) -> [__m256i; 2] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    [
+        _mm256_and_si256(q, m4),
+        _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4),
+    ]
+}
+
+/// `val` in each byte of `v` that has `bit` set, 0 in the others.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn bit_as(v: __m256i, bit: u8, val: i8) -> __m256i {
+    let b = _mm256_set1_epi8(bit as i8);
+    _mm256_and_si256(
+        _mm256_cmpeq_epi8(_mm256_and_si256(v, b), b),
+        _mm256_set1_epi8(val),
+    )
+}
+
+/// Chunk `c` (values 64c..64c+64) of a Q5_K block as two 32-byte halves of 0..=31: the
+/// nibbles of `qs` (that chunk's 32 bytes) with fifth bits 2c and 2c+1 of `qh`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn q5k_chunk(qs: __m256i, qh: __m256i, c: usize) -> [__m256i; 2] {
+    let [lo, hi] = nibble_halves(qs);
+    [
+        _mm256_or_si256(lo, bit_as(qh, 1 << (2 * c), 16)),
+        _mm256_or_si256(hi, bit_as(qh, 2 << (2 * c), 16)),
+    ]
+}
+
 /// Q4_K · Q8_K.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut mins = 0.0f32;
-    let m4 = _mm256_set1_epi8(0x0f);
     for (x, y) in w.iter().zip(a) {
         let (sc, imin) = k4_scales(&x.scales, &y.bsums);
         mins += f16x2(x.d, x.dmin).1 * y.d * imin as f32;
         let mut sumi = _mm256_setzero_si256();
         for c in 0..4 {
-            let q = load32u(&x.qs[c * 32..]);
-            let lo = _mm256_and_si256(q, m4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+            let [lo, hi] = nibble_halves(load32u(&x.qs[c * 32..]));
             let p0 = _mm256_maddubs_epi16(lo, load32(&y.qs[c * 64..]));
             let p1 = _mm256_maddubs_epi16(hi, load32(&y.qs[c * 64 + 32..]));
             let p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c] as i16));
@@ -409,21 +439,13 @@ pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
 pub(crate) fn vec_dot_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut mins = 0.0f32;
-    let m4 = _mm256_set1_epi8(0x0f);
-    let sixteen = _mm256_set1_epi8(16);
     for (x, y) in w.iter().zip(a) {
         let (sc, imin) = k4_scales(&x.scales, &y.bsums);
         mins += f16x2(x.d, x.dmin).1 * y.d * imin as f32;
         let qh = load32u(&x.qh);
         let mut sumi = _mm256_setzero_si256();
         for c in 0..4 {
-            let q = load32u(&x.qs[c * 32..]);
-            let b0 = _mm256_set1_epi8(1 << (2 * c));
-            let b1 = _mm256_set1_epi8(1 << (2 * c + 1));
-            let h0 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b0), b0), sixteen);
-            let h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b1), b1), sixteen);
-            let lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
-            let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(q), m4), h1);
+            let [lo, hi] = q5k_chunk(load32u(&x.qs[c * 32..]), qh, c);
             let p0 = _mm256_maddubs_epi16(lo, load32(&y.qs[c * 64..]));
             let p1 = _mm256_maddubs_epi16(hi, load32(&y.qs[c * 64 + 32..]));
             let p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c] as i16));
@@ -518,7 +540,7 @@ fn dot_scales_bsums(sc16: __m256i, bsums: &[i16; 16]) -> i32 {
 /// The four 2-bit planes of 32 bytes of Q2_K / Q3_K quants (values +0, +32, +64, +96).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn planes_2bit(qs: __m256i) -> [__m256i; 4] {
+pub(crate) fn planes_2bit(qs: __m256i) -> [__m256i; 4] {
     let m3 = _mm256_set1_epi8(3);
     [
         _mm256_and_si256(qs, m3),
@@ -557,7 +579,6 @@ pub(crate) fn vec_dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
     let mut acc = _mm256_setzero_ps();
-    let four = _mm256_set1_epi8(4);
     let mut corr = 0.0f32;
     for (x, y) in w.iter().zip(a) {
         let sc = q3_k::unpack_scales_words(&x.scales);
@@ -569,8 +590,7 @@ pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
         let hm = load32u(&x.hmask);
         for n in 0..2 {
             for (j, qj) in planes_2bit(load32u(&x.qs[n * 32..])).iter().enumerate() {
-                let bit = _mm256_set1_epi8(1 << (4 * n + j));
-                let h = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit), four);
+                let h = bit_as(hm, 1 << (4 * n + j), 4);
                 let p = _mm256_maddubs_epi16(
                     _mm256_or_si256(*qj, h),
                     load32(&y.qs[n * 128 + 32 * j..]),
@@ -692,13 +712,19 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             }
             // (Four-token Q4_1 / Q5_1 measured slower than four single dots: 9.6–12 vs 13–14
             // GB/s per CPU-second for 8 tokens. The offset terms cost registers.)
-            GgmlType::Q4_1 => t.vec_dot = |w, a| unsafe { dot_q4_1_n(cast(w), [cast(a)])[0] },
+            GgmlType::Q4_1 => {
+                t.vec_dot = |w, a| unsafe { dot_q4_1_n(cast(w), [cast(a)])[0] };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q4_1(cast(w), o) };
+            }
             GgmlType::Q5_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q5_0_n(cast(w), [cast(a)])[0] };
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q5_0_n(cast(w), a.map(cast)) });
                 t.dequantize = |w, o| unsafe { convert::dequantize_q5_0(cast(w), o) };
             }
-            GgmlType::Q5_1 => t.vec_dot = |w, a| unsafe { dot_q5_1_n(cast(w), [cast(a)])[0] },
+            GgmlType::Q5_1 => {
+                t.vec_dot = |w, a| unsafe { dot_q5_1_n(cast(w), [cast(a)])[0] };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q5_1(cast(w), o) };
+            }
             GgmlType::Q8_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q8_0_n(cast(w), [cast(a)])[0] };
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
@@ -713,23 +739,28 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             GgmlType::Q2_K => {
                 t.quantize = |x, o| unsafe { kquantize::quantize_q2_k(x, cast_mut(o)) };
                 t.vec_dot = |w, a| unsafe { vec_dot_q2_k(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { kdequant::dequantize_q2_k(cast(w), o) };
             }
-            GgmlType::Q3_K => t.vec_dot = |w, a| unsafe { vec_dot_q3_k(cast(w), cast(a)) },
+            GgmlType::Q3_K => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q3_k(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { kdequant::dequantize_q3_k(cast(w), o) };
+            }
             GgmlType::Q4_K => {
                 t.quantize = |x, o| unsafe { kquantize::quantize_q4_k(x, cast_mut(o)) };
                 t.vec_dot = |w, a| unsafe { vec_dot_q4_k(cast(w), cast(a)) };
                 t.vec_dot_x4 = Some(|w, a| unsafe { multi::vec_dot_q4_k_x4(cast(w), a.map(cast)) });
-                t.dequantize = |w, o| unsafe { convert::dequantize_q4_k(cast(w), o) };
+                t.dequantize = |w, o| unsafe { kdequant::dequantize_q4_k(cast(w), o) };
             }
             GgmlType::Q5_K => {
                 t.quantize = |x, o| unsafe { kquantize::quantize_q5_k(x, cast_mut(o)) };
                 t.vec_dot = |w, a| unsafe { vec_dot_q5_k(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { kdequant::dequantize_q5_k(cast(w), o) };
             }
             GgmlType::Q6_K => {
                 t.quantize = |x, o| unsafe { kquantize::quantize_q6_k(x, cast_mut(o)) };
                 t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };
                 t.vec_dot_x4 = Some(|w, a| unsafe { multi::vec_dot_q6_k_x4(cast(w), a.map(cast)) });
-                t.dequantize = |w, o| unsafe { convert::dequantize_q6_k(cast(w), o) };
+                t.dequantize = |w, o| unsafe { kdequant::dequantize_q6_k(cast(w), o) };
             }
             GgmlType::Q8_K => t.quantize = |x, o| unsafe { convert::quantize_q8_k(x, cast_mut(o)) },
             _ => {}

@@ -1,15 +1,16 @@
 //! x86-64 AVX2 + FMA + F16C activation quantizers (bit-identical to the reference ones) and
-//! dequantizers for the hot types. Same safety contract as `x86_avx2`: every
-//! `#[target_feature]` function here runs only through the table `x86_avx2::install` fills,
-//! handed out after AVX2, FMA and F16C were detected.
+//! dequantizers of the 32-value and float types (the K-quant ones are in `x86_avx2_kdequant`).
+//! Same safety contract as `x86_avx2`: every `#[target_feature]` function here runs only
+//! through the table `x86_avx2::install` fills, handed out after AVX2, FMA and F16C were
+//! detected.
 
 use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::x86_avx2::{bits_to_bytes, f16x2, hsum_epi32, load32, load32u, nibbles_32, q6_half};
+use super::x86_avx2::{f16x2, hsum_epi32, load32, nibbles_32, quants_5bit};
 use crate::quant::{
-    BlockQ4K, BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QK32, QK_K,
+    BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8K, BlockQ8_0, BlockQ8_1, QK32, QK_K,
 };
 
 // ---------------------------------------------------------------- activation quantizers
@@ -128,13 +129,24 @@ pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [BlockQ8K]) {
 
 // ---------------------------------------------------------------- dequantize
 
-/// out\[i\] = q\[i\]·d − m for 32 signed bytes, multiply then subtract (no FMA), exactly as the
-/// scalar reference rounds.
+/// What [`store_dequant32`] does after q·d, as the scalar reference writes it.
+#[derive(Clone, Copy)]
+pub(crate) enum Then {
+    /// Nothing: q·d.
+    Keep,
+    /// q·d − m, with m per half of 16 values.
+    Sub([f32; 2]),
+    /// q·d + m, with m per half of 16 values.
+    Add([f32; 2]),
+}
+
+/// out\[i\] = q\[i\]·d (then − m or + m, see [`Then`]) for 32 signed bytes, with d (and m) per
+/// half of 16 values: multiply, then subtract or add (no FMA), exactly as the scalar reference
+/// rounds.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn store_dequant32(out: &mut [f32], q: __m256i, d: f32, m: Option<f32>) {
+pub(crate) fn store_dequant32(out: &mut [f32], q: __m256i, d: [f32; 2], then: Then) {
     assert!(out.len() >= 32);
-    let dv = _mm256_set1_ps(d);
     let lanes = [
         _mm256_cvtepi8_epi32(_mm256_castsi256_si128(q)),
         _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(_mm256_castsi256_si128(q))),
@@ -142,10 +154,12 @@ fn store_dequant32(out: &mut [f32], q: __m256i, d: f32, m: Option<f32>) {
         _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(_mm256_extracti128_si256::<1>(q))),
     ];
     for (k, l) in lanes.into_iter().enumerate() {
-        let mut v = _mm256_mul_ps(_mm256_cvtepi32_ps(l), dv);
-        if let Some(m) = m {
-            v = _mm256_sub_ps(v, _mm256_set1_ps(m));
-        }
+        let v = _mm256_mul_ps(_mm256_cvtepi32_ps(l), _mm256_set1_ps(d[k / 2]));
+        let v = match then {
+            Then::Keep => v,
+            Then::Sub(m) => _mm256_sub_ps(v, _mm256_set1_ps(m[k / 2])),
+            Then::Add(m) => _mm256_add_ps(v, _mm256_set1_ps(m[k / 2])),
+        };
         // SAFETY: 8k + 8 <= 32 <= out.len() (checked).
         unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * k), v) };
     }
@@ -155,7 +169,8 @@ fn store_dequant32(out: &mut [f32], q: __m256i, d: f32, m: Option<f32>) {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dequantize_q8_0(w: &[BlockQ8_0], out: &mut [f32]) {
     for (b, o) in w.iter().zip(out.chunks_exact_mut(QK32)) {
-        store_dequant32(o, load32(&b.qs), f16x2(b.d, b.d).0, None);
+        let d = f16x2(b.d, b.d).0;
+        store_dequant32(o, load32(&b.qs), [d; 2], Then::Keep);
     }
 }
 
@@ -164,12 +179,22 @@ pub(crate) fn dequantize_q8_0(w: &[BlockQ8_0], out: &mut [f32]) {
 pub(crate) fn dequantize_q4_0(w: &[BlockQ4_0], out: &mut [f32]) {
     let eight = _mm256_set1_epi8(8);
     for (b, o) in w.iter().zip(out.chunks_exact_mut(QK32)) {
+        let d = f16x2(b.d, b.d).0;
         store_dequant32(
             o,
             _mm256_sub_epi8(nibbles_32(&b.qs), eight),
-            f16x2(b.d, b.d).0,
-            None,
+            [d; 2],
+            Then::Keep,
         );
+    }
+}
+
+/// Dequantize Q4_1 (bit-identical to the reference: q·d + m).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q4_1(w: &[BlockQ4_1], out: &mut [f32]) {
+    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK32)) {
+        let (d, m) = f16x2(b.d, b.m);
+        store_dequant32(o, nibbles_32(&b.qs), [d; 2], Then::Add([m; 2]));
     }
 }
 
@@ -178,9 +203,17 @@ pub(crate) fn dequantize_q4_0(w: &[BlockQ4_0], out: &mut [f32]) {
 pub(crate) fn dequantize_q5_0(w: &[BlockQ5_0], out: &mut [f32]) {
     let sixteen = _mm256_set1_epi8(16);
     for (b, o) in w.iter().zip(out.chunks_exact_mut(QK32)) {
-        let hi = _mm256_and_si256(bits_to_bytes(u32::from_le_bytes(b.qh)), sixteen);
-        let q = _mm256_sub_epi8(_mm256_or_si256(nibbles_32(&b.qs), hi), sixteen);
-        store_dequant32(o, q, f16x2(b.d, b.d).0, None);
+        let q = _mm256_sub_epi8(quants_5bit(&b.qs, b.qh), sixteen);
+        store_dequant32(o, q, [f16x2(b.d, b.d).0; 2], Then::Keep);
+    }
+}
+
+/// Dequantize Q5_1 (bit-identical to the reference: q·d + m).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q5_1(w: &[BlockQ5_1], out: &mut [f32]) {
+    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK32)) {
+        let (d, m) = f16x2(b.d, b.m);
+        store_dequant32(o, quants_5bit(&b.qs, b.qh), [d; 2], Then::Add([m; 2]));
     }
 }
 
@@ -208,58 +241,5 @@ pub(crate) fn dequantize_half<const BF16: bool>(w: &[u16], out: &mut [f32]) {
         } else {
             f16::from_bits(w[j]).to_f32()
         };
-    }
-}
-
-/// Dequantize Q4_K (bit-identical to the reference).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dequantize_q4_k(w: &[BlockQ4K], out: &mut [f32]) {
-    let m4 = _mm256_set1_epi8(0x0f);
-    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK_K)) {
-        let (d, dmin) = f16x2(b.d, b.dmin);
-        for c in 0..4 {
-            let q = load32u(&b.qs[32 * c..]);
-            for (h, nib) in [
-                _mm256_and_si256(q, m4),
-                _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                let (sc, m) = crate::quant::kquant_util::scale_min_k4(2 * c + h, &b.scales);
-                store_dequant32(
-                    &mut o[64 * c + 32 * h..],
-                    nib,
-                    d * sc as f32,
-                    Some(dmin * m as f32),
-                );
-            }
-        }
-    }
-}
-
-/// Dequantize Q6_K (bit-identical to the reference).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dequantize_q6_k(w: &[BlockQ6K], out: &mut [f32]) {
-    let m32 = _mm256_set1_epi8(32);
-    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK_K)) {
-        let d = f16x2(b.d, b.d).0;
-        for n in 0..2 {
-            let q = q6_half(&b.ql[n * 64..], &b.qh[n * 32..]);
-            for (k, qk) in q.into_iter().enumerate() {
-                let at = 128 * n + 32 * k;
-                let qs = _mm256_sub_epi8(qk, m32);
-                // Each 32 values span two sub-blocks of 16 with their own scales.
-                let mut tmp = [0.0f32; 32];
-                store_dequant32(&mut tmp, qs, 1.0, None);
-                let (s0, s1) = (
-                    d * b.scales[at / 16] as f32,
-                    d * b.scales[at / 16 + 1] as f32,
-                );
-                for (i, v) in tmp.iter().enumerate() {
-                    o[at + i] = if i < 16 { s0 } else { s1 } * v;
-                }
-            }
-        }
     }
 }
