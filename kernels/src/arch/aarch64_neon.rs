@@ -1,7 +1,7 @@
 //! aarch64 NEON + dotprod versions of the dot products of every quantized type, F32, F16, BF16
 //! rows (four-token versions for Q8_0, Q4_0, Q5_0, Q4_K, Q6_K, bit-identical per token to the
-//! one-token ones), and of the Q8_0 / Q8_K activation quantizers. Q8_1 activations use the
-//! scalar quantizer.
+//! one-token ones), and the unpacking helpers they share with the activation quantizers and
+//! dequantizers in `aarch64_neon_convert`.
 //!
 //! `vdotq_s32` is unstable on our toolchain, so `sdot` is issued with `asm!` inside
 //! `#[target_feature(enable = "neon,dotprod")]` functions. They may only run on a CPU with
@@ -13,9 +13,10 @@ use std::arch::asm;
 
 use nanorun_formats::GgmlType;
 
+use super::aarch64_neon_convert as convert;
 use crate::quant::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
-    BlockQ8K, BlockQ8_0, BlockQ8_1, QK32, QK_K,
+    BlockQ8K, BlockQ8_0, BlockQ8_1,
 };
 use crate::traits::{cast, cast_mut, TypeTraits};
 
@@ -32,17 +33,19 @@ fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     acc
 }
 
+/// 16 signed bytes from the front of `p`.
 #[inline]
-#[target_feature(enable = "neon,dotprod")]
-fn ld_s8(p: &[i8]) -> int8x16_t {
+#[target_feature(enable = "neon")]
+pub(crate) fn ld_s8(p: &[i8]) -> int8x16_t {
     assert!(p.len() >= 16);
     // SAFETY: 16 readable bytes (checked).
     unsafe { vld1q_s8(p.as_ptr()) }
 }
 
+/// 16 bytes from the front of `p`.
 #[inline]
-#[target_feature(enable = "neon,dotprod")]
-fn ld_u8(p: &[u8]) -> uint8x16_t {
+#[target_feature(enable = "neon")]
+pub(crate) fn ld_u8(p: &[u8]) -> uint8x16_t {
     assert!(p.len() >= 16);
     // SAFETY: 16 readable bytes (checked).
     unsafe { vld1q_u8(p.as_ptr()) }
@@ -90,8 +93,8 @@ fn sum_blocks_n<B, A, P: Copy, const N: usize>(
 /// Signed quants of a 32-value block as two halves (values 0..16, 16..32) from nibbles and
 /// optional fifth bits, minus `offset`.
 #[inline]
-#[target_feature(enable = "neon,dotprod")]
-fn nibbles(
+#[target_feature(enable = "neon")]
+pub(crate) fn nibbles(
     qs: &[u8; 16],
     high: Option<(uint8x16_t, uint8x16_t)>,
     offset: i8,
@@ -111,8 +114,8 @@ fn nibbles(
 
 /// 0x10 in lane j where bit j of `qh` is set (values 0..16, then 16..32).
 #[inline]
-#[target_feature(enable = "neon,dotprod")]
-fn fifth_bits(qh: u32) -> (uint8x16_t, uint8x16_t) {
+#[target_feature(enable = "neon")]
+pub(crate) fn fifth_bits(qh: u32) -> (uint8x16_t, uint8x16_t) {
     const BITS: [u8; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
     // SAFETY: BITS is 8 bytes.
     let bits = unsafe { vld1_u8(BITS.as_ptr()) };
@@ -123,6 +126,67 @@ fn fifth_bits(qh: u32) -> (uint8x16_t, uint8x16_t) {
         vandq_u8(vcombine_u8(byte(0), byte(1)), s),
         vandq_u8(vcombine_u8(byte(2), byte(3)), s),
     )
+}
+
+/// `val` in each byte of `v` that has `bit` set, 0 in the others.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn bit_as(v: uint8x16_t, bit: u8, val: u8) -> uint8x16_t {
+    vandq_u8(vtstq_u8(v, vdupq_n_u8(bit)), vdupq_n_u8(val))
+}
+
+/// The four 2-bit planes of 16 bytes of Q2_K / Q3_K quants (values +0, +32, +64, +96).
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn planes_2bit(qs: uint8x16_t) -> [uint8x16_t; 4] {
+    let m3 = vdupq_n_u8(3);
+    [
+        vandq_u8(qs, m3),
+        vandq_u8(vshrq_n_u8::<2>(qs), m3),
+        vandq_u8(vshrq_n_u8::<4>(qs), m3),
+        vshrq_n_u8::<6>(qs),
+    ]
+}
+
+/// Chunk `c` (values 64c..64c+64) of a Q4_K block (`qh: None`; `qs` its 32 bytes) or a Q5_K
+/// block (`Some` of its two 16-byte halves of high bits: bits 2c and 2c+1 are this chunk's):
+/// \[low-nibble values, high-nibble values\], each as two 16-lane halves.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn k4_chunk(
+    qs: &[u8],
+    qh: Option<(uint8x16_t, uint8x16_t)>,
+    c: usize,
+) -> [[uint8x16_t; 2]; 2] {
+    let (v0, v1) = (ld_u8(qs), ld_u8(&qs[16..]));
+    let m4 = vdupq_n_u8(0x0f);
+    let mut q = [
+        [vandq_u8(v0, m4), vandq_u8(v1, m4)],
+        [vshrq_n_u8::<4>(v0), vshrq_n_u8::<4>(v1)],
+    ];
+    if let Some((h0, h1)) = qh {
+        for (k, qk) in q.iter_mut().enumerate() {
+            let bit = 1 << (2 * c + k);
+            qk[0] = vorrq_u8(qk[0], bit_as(h0, bit, 16));
+            qk[1] = vorrq_u8(qk[1], bit_as(h1, bit, 16));
+        }
+    }
+    q
+}
+
+/// The four 32-value groups' 16-lane slices of a Q6_K half (unsigned 0..=63), from the two
+/// `ql` slices 32 bytes apart and the `qh` slice.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn q6_groups(l0: uint8x16_t, l1: uint8x16_t, h: uint8x16_t) -> [uint8x16_t; 4] {
+    let m4 = vdupq_n_u8(0x0f);
+    let m3 = vdupq_n_u8(0x30);
+    [
+        vorrq_u8(vandq_u8(l0, m4), vandq_u8(vshlq_n_u8::<4>(h), m3)),
+        vorrq_u8(vandq_u8(l1, m4), vandq_u8(vshlq_n_u8::<2>(h), m3)),
+        vorrq_u8(vshrq_n_u8::<4>(l0), vandq_u8(h, m3)),
+        vorrq_u8(vshrq_n_u8::<4>(l1), vandq_u8(vshrq_n_u8::<2>(h), m3)),
+    ]
 }
 
 /// Q8_0 · N Q8_0 rows.
@@ -196,7 +260,6 @@ fn dot32(q0: uint8x16_t, q1: uint8x16_t, y: &[i8]) -> int32x4_t {
 #[target_feature(enable = "neon,dotprod")]
 fn dot_q4_k_n<const N: usize>(w: &[BlockQ4K], a: [&[BlockQ8K]; N]) -> [f32; N] {
     let mut sum = [0.0f32; N];
-    let m4 = vdupq_n_u8(0x0f);
     let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
     for (i, x) in w[..n].iter().enumerate() {
         // Scaled sub-block sums stay in vector lanes: one horizontal add per super-block.
@@ -204,9 +267,7 @@ fn dot_q4_k_n<const N: usize>(w: &[BlockQ4K], a: [&[BlockQ8K]; N]) -> [f32; N] {
         let (sc, mn) = crate::quant::kquant_util::unpack_scale_min_k4(&x.scales);
         for c in 0..4 {
             let (s0, m0, s1, m1) = (sc[2 * c], mn[2 * c], sc[2 * c + 1], mn[2 * c + 1]);
-            let (v0, v1) = (ld_u8(&x.qs[32 * c..]), ld_u8(&x.qs[32 * c + 16..]));
-            let (l0, l1) = (vandq_u8(v0, m4), vandq_u8(v1, m4));
-            let (h0, h1) = (vshrq_n_u8::<4>(v0), vshrq_n_u8::<4>(v1));
+            let [[l0, l1], [h0, h1]] = k4_chunk(&x.qs[32 * c..], None, c);
             for t in 0..N {
                 let y = &a[t][i];
                 imin[t] += m0 as i32 * (y.bsums[4 * c] as i32 + y.bsums[4 * c + 1] as i32);
@@ -230,8 +291,6 @@ fn dot_q4_k_n<const N: usize>(w: &[BlockQ4K], a: [&[BlockQ8K]; N]) -> [f32; N] {
 #[target_feature(enable = "neon,dotprod")]
 fn dot_q6_k_n<const N: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; N]) -> [f32; N] {
     let mut sum = [0.0f32; N];
-    let m4 = vdupq_n_u8(0x0f);
-    let m3 = vdupq_n_u8(0x30);
     let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
     for (i, x) in w[..n].iter().enumerate() {
         let mut isum = [vdupq_n_s32(0); N];
@@ -240,13 +299,7 @@ fn dot_q6_k_n<const N: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; N]) -> [f32; N] {
                 // 16 lanes of each of the four 32-value groups.
                 let o = 16 * half;
                 let (l0, l1) = (ld_u8(&x.ql[64 * n + o..]), ld_u8(&x.ql[64 * n + 32 + o..]));
-                let h = ld_u8(&x.qh[32 * n + o..]);
-                let q = [
-                    vorrq_u8(vandq_u8(l0, m4), vandq_u8(vshlq_n_u8::<4>(h), m3)),
-                    vorrq_u8(vandq_u8(l1, m4), vandq_u8(vshlq_n_u8::<2>(h), m3)),
-                    vorrq_u8(vshrq_n_u8::<4>(l0), vandq_u8(h, m3)),
-                    vorrq_u8(vshrq_n_u8::<4>(l1), vandq_u8(vshrq_n_u8::<2>(h), m3)),
-                ];
+                let q = q6_groups(l0, l1, ld_u8(&x.qh[32 * n + o..]));
                 for (k, qk) in q.iter().enumerate() {
                     let at = 128 * n + 32 * k + o;
                     for t in 0..N {
@@ -306,29 +359,17 @@ pub(crate) fn vec_dot_q5_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
 #[target_feature(enable = "neon,dotprod")]
 pub(crate) fn vec_dot_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
     let mut sum = 0.0f32;
-    let m4 = vdupq_n_u8(0x0f);
-    let s16 = vdupq_n_u8(0x10);
     for (x, y) in w.iter().zip(a) {
         let (mut isum, mut imin) = (vdupq_n_s32(0), 0i32);
-        let (h0, h1) = (ld_u8(&x.qh), ld_u8(&x.qh[16..]));
+        let qh = (ld_u8(&x.qh), ld_u8(&x.qh[16..]));
         let (sc, mn) = crate::quant::kquant_util::unpack_scale_min_k4(&x.scales);
         for c in 0..4 {
             let (s0, m0, s1, m1) = (sc[2 * c], mn[2 * c], sc[2 * c + 1], mn[2 * c + 1]);
             imin += m0 as i32 * (y.bsums[4 * c] as i32 + y.bsums[4 * c + 1] as i32);
             imin += m1 as i32 * (y.bsums[4 * c + 2] as i32 + y.bsums[4 * c + 3] as i32);
-            let (b0, b1) = (vdupq_n_u8(1 << (2 * c)), vdupq_n_u8(2 << (2 * c)));
-            let bit = |h: uint8x16_t, b: uint8x16_t| vandq_u8(vtstq_u8(h, b), s16);
-            let (v0, v1) = (ld_u8(&x.qs[32 * c..]), ld_u8(&x.qs[32 * c + 16..]));
-            let lo = dot32(
-                vorrq_u8(vandq_u8(v0, m4), bit(h0, b0)),
-                vorrq_u8(vandq_u8(v1, m4), bit(h1, b0)),
-                &y.qs[64 * c..],
-            );
-            let hi = dot32(
-                vorrq_u8(vshrq_n_u8::<4>(v0), bit(h0, b1)),
-                vorrq_u8(vshrq_n_u8::<4>(v1), bit(h1, b1)),
-                &y.qs[64 * c + 32..],
-            );
+            let [[l0, l1], [h0, h1]] = k4_chunk(&x.qs[32 * c..], Some(qh), c);
+            let lo = dot32(l0, l1, &y.qs[64 * c..]);
+            let hi = dot32(h0, h1, &y.qs[64 * c + 32..]);
             isum = vmlaq_n_s32(vmlaq_n_s32(isum, lo, s0 as i32), hi, s1 as i32);
         }
         let isum = vaddvq_s32(isum);
@@ -341,7 +382,6 @@ pub(crate) fn vec_dot_q5_k(w: &[BlockQ5K], a: &[BlockQ8K]) -> f32 {
 #[target_feature(enable = "neon,dotprod")]
 pub(crate) fn vec_dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
     let mut sum = 0.0f32;
-    let m3 = vdupq_n_u8(3);
     for (x, y) in w.iter().zip(a) {
         let imin: i32 = x
             .scales
@@ -352,13 +392,7 @@ pub(crate) fn vec_dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
         let mut isum = vdupq_n_s32(0);
         for n in 0..2 {
             for half in 0..2 {
-                let qs = ld_u8(&x.qs[32 * n + 16 * half..]);
-                let q = [
-                    vandq_u8(qs, m3),
-                    vandq_u8(vshrq_n_u8::<2>(qs), m3),
-                    vandq_u8(vshrq_n_u8::<4>(qs), m3),
-                    vshrq_n_u8::<6>(qs),
-                ];
+                let q = planes_2bit(ld_u8(&x.qs[32 * n + 16 * half..]));
                 for (j, qj) in q.iter().enumerate() {
                     let at = 128 * n + 32 * j + 16 * half;
                     let p = sdot(vdupq_n_s32(0), vreinterpretq_s8_u8(*qj), ld_s8(&y.qs[at..]));
@@ -376,8 +410,6 @@ pub(crate) fn vec_dot_q2_k(w: &[BlockQ2K], a: &[BlockQ8K]) -> f32 {
 #[target_feature(enable = "neon,dotprod")]
 pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
     let mut sum = 0.0f32;
-    let m3 = vdupq_n_u8(3);
-    let four = vdupq_n_u8(4);
     for (x, y) in w.iter().zip(a) {
         let sc = crate::quant::q3_k::unpack_scales_words(&x.scales);
         let offset: i32 = sc
@@ -388,16 +420,10 @@ pub(crate) fn vec_dot_q3_k(w: &[BlockQ3K], a: &[BlockQ8K]) -> f32 {
         let mut isum = vdupq_n_s32(0);
         for n in 0..2 {
             for half in 0..2 {
-                let qs = ld_u8(&x.qs[32 * n + 16 * half..]);
                 let hm = ld_u8(&x.hmask[16 * half..]);
-                let q = [
-                    vandq_u8(qs, m3),
-                    vandq_u8(vshrq_n_u8::<2>(qs), m3),
-                    vandq_u8(vshrq_n_u8::<4>(qs), m3),
-                    vshrq_n_u8::<6>(qs),
-                ];
+                let q = planes_2bit(ld_u8(&x.qs[32 * n + 16 * half..]));
                 for (j, qj) in q.iter().enumerate() {
-                    let h = vandq_u8(vtstq_u8(hm, vdupq_n_u8(1 << (4 * n + j))), four);
+                    let h = bit_as(hm, 1 << (4 * n + j), 4);
                     let at = 128 * n + 32 * j + 16 * half;
                     let qv = vreinterpretq_s8_u8(vorrq_u8(*qj, h));
                     let p = sdot(vdupq_n_s32(0), qv, ld_s8(&y.qs[at..]));
@@ -442,8 +468,8 @@ pub(crate) fn vec_dot_f32(w: &[f32], a: &[f32]) -> f32 {
 /// Four f16 (raw bits in the low half of `h`) → four f32, with `fcvtl` (base ARMv8 FP; the
 /// `float16x4_t` intrinsics need the unstable `f16` type).
 #[inline]
-#[target_feature(enable = "neon,dotprod")]
-fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
+#[target_feature(enable = "neon")]
+pub(crate) fn f16x4_to_f32(h: uint16x4_t) -> float32x4_t {
     let out: float32x4_t;
     // SAFETY: fcvtl only reads and writes registers; NEON is available (target feature).
     unsafe {
@@ -508,73 +534,6 @@ pub(crate) fn vec_dot_bf16(w: &[u16], a: &[f32]) -> f32 {
     sum
 }
 
-/// Q8_0 activations, bit-identical to `q8_0::quantize_row_act` (`fcvtns` rounds half to
-/// even).
-#[target_feature(enable = "neon,dotprod")]
-pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
-    for (xb, b) in x.chunks_exact(QK32).zip(out.iter_mut()) {
-        let mut v = [vdupq_n_f32(0.0); 8];
-        let mut m = vdupq_n_f32(0.0);
-        for (k, vk) in v.iter_mut().enumerate() {
-            // SAFETY: 4k + 4 <= 32.
-            *vk = unsafe { vld1q_f32(xb.as_ptr().add(4 * k)) };
-            m = vmaxq_f32(m, vabsq_f32(*vk));
-        }
-        let m = vmaxvq_f32(m);
-        let id = if m != 0.0 { 127.0 / m } else { 0.0 };
-        b.d = half::f16::from_f32(m / 127.0);
-        for (k, vk) in v.iter().enumerate() {
-            let q = vcvtnq_s32_f32(vmulq_n_f32(*vk, id));
-            let q16 = vqmovn_s32(q);
-            let q8 = vqmovn_s16(vcombine_s16(q16, q16));
-            // SAFETY: 4 bytes at 4k of the 32-byte qs.
-            unsafe {
-                vst1_lane_s32::<0>(b.qs.as_mut_ptr().add(4 * k).cast(), vreinterpret_s32_s8(q8))
-            };
-        }
-    }
-}
-
-/// Q8_K activations, bit-identical to the reference (`fcvtns` rounds half to even, as
-/// ggml's `nearest_int` does for these magnitudes).
-#[target_feature(enable = "neon,dotprod")]
-pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [BlockQ8K]) {
-    for (xb, b) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
-        let mut m = vdupq_n_f32(0.0);
-        for c in xb.chunks_exact(4) {
-            // SAFETY: 4 floats.
-            m = vmaxq_f32(m, vabsq_f32(unsafe { vld1q_f32(c.as_ptr()) }));
-        }
-        let am = vmaxvq_f32(m);
-        if am == 0.0 {
-            *b = bytemuck::Zeroable::zeroed();
-            continue;
-        }
-        let max = xb.iter().copied().find(|v| v.abs() == am).unwrap_or(am);
-        let iscale = -127.0f32 / max;
-        for g in 0..16 {
-            let mut s = vdupq_n_s32(0);
-            for k in 0..4 {
-                // SAFETY: 16g + 4k + 4 <= 256.
-                let v = unsafe { vld1q_f32(xb.as_ptr().add(16 * g + 4 * k)) };
-                let q = vminq_s32(vcvtnq_s32_f32(vmulq_n_f32(v, iscale)), vdupq_n_s32(127));
-                s = vaddq_s32(s, q);
-                let q16 = vqmovn_s32(q);
-                let q8 = vqmovn_s16(vcombine_s16(q16, q16));
-                // SAFETY: 4 bytes at 16g + 4k of the 256-byte qs.
-                unsafe {
-                    vst1_lane_s32::<0>(
-                        b.qs.as_mut_ptr().add(16 * g + 4 * k).cast(),
-                        vreinterpret_s32_s8(q8),
-                    )
-                };
-            }
-            b.bsums[g] = vaddvq_s32(s) as i16;
-        }
-        b.d = 1.0 / iscale;
-    }
-}
-
 /// Swap the NEON kernels into `table`.
 pub(crate) fn install(table: &mut [TypeTraits]) {
     // SAFETY (every closure below): this table is handed out only by `Kernels::for_isa`, after
@@ -582,35 +541,68 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
     for t in table.iter_mut() {
         match t.ty {
             GgmlType::F32 => t.vec_dot = |w, a| unsafe { vec_dot_f32(cast(w), cast(a)) },
-            GgmlType::F16 => t.vec_dot = |w, a| unsafe { vec_dot_f16(cast(w), cast(a)) },
-            GgmlType::BF16 => t.vec_dot = |w, a| unsafe { vec_dot_bf16(cast(w), cast(a)) },
+            GgmlType::F16 => {
+                t.vec_dot = |w, a| unsafe { vec_dot_f16(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_half::<false>(cast(w), o) };
+            }
+            GgmlType::BF16 => {
+                t.vec_dot = |w, a| unsafe { vec_dot_bf16(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_half::<true>(cast(w), o) };
+            }
             GgmlType::Q4_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q4_0_n(cast(w), [cast(a)])[0] };
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q4_0_n(cast(w), a.map(cast)) });
+                t.dequantize = |w, o| unsafe { convert::dequantize_q4_0(cast(w), o) };
             }
-            GgmlType::Q4_1 => t.vec_dot = |w, a| unsafe { vec_dot_q4_1(cast(w), cast(a)) },
-            GgmlType::Q5_1 => t.vec_dot = |w, a| unsafe { vec_dot_q5_1(cast(w), cast(a)) },
-            GgmlType::Q2_K => t.vec_dot = |w, a| unsafe { vec_dot_q2_k(cast(w), cast(a)) },
-            GgmlType::Q3_K => t.vec_dot = |w, a| unsafe { vec_dot_q3_k(cast(w), cast(a)) },
-            GgmlType::Q5_K => t.vec_dot = |w, a| unsafe { vec_dot_q5_k(cast(w), cast(a)) },
+            GgmlType::Q4_1 => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q4_1(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q4_1(cast(w), o) };
+            }
             GgmlType::Q5_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q5_0_n(cast(w), [cast(a)])[0] };
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q5_0_n(cast(w), a.map(cast)) });
+                t.dequantize = |w, o| unsafe { convert::dequantize_q5_0(cast(w), o) };
+            }
+            GgmlType::Q5_1 => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q5_1(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q5_1(cast(w), o) };
             }
             GgmlType::Q8_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q8_0_n(cast(w), [cast(a)])[0] };
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
-                t.quantize = |x, o| unsafe { quantize_q8_0(x, cast_mut(o)) };
+                t.quantize = |x, o| unsafe { convert::quantize_q8_0(x, cast_mut(o)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q8_0(cast(w), o) };
+            }
+            GgmlType::Q8_1 => {
+                t.quantize = |x, o| unsafe { convert::quantize_q8_1(x, cast_mut(o)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q8_1(cast(w), o) };
+            }
+            GgmlType::Q2_K => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q2_k(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q2_k(cast(w), o) };
+            }
+            GgmlType::Q3_K => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q3_k(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q3_k(cast(w), o) };
             }
             GgmlType::Q4_K => {
                 t.vec_dot = |w, a| unsafe { dot_q4_k_n(cast(w), [cast(a)])[0] };
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q4_k_n(cast(w), a.map(cast)) });
+                t.dequantize = |w, o| unsafe { convert::dequantize_q4_k(cast(w), o) };
+            }
+            GgmlType::Q5_K => {
+                t.vec_dot = |w, a| unsafe { vec_dot_q5_k(cast(w), cast(a)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q5_k(cast(w), o) };
             }
             GgmlType::Q6_K => {
                 t.vec_dot = |w, a| unsafe { dot_q6_k_n(cast(w), [cast(a)])[0] };
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q6_k_n(cast(w), a.map(cast)) });
+                t.dequantize = |w, o| unsafe { convert::dequantize_q6_k(cast(w), o) };
             }
-            GgmlType::Q8_K => t.quantize = |x, o| unsafe { quantize_q8_k(x, cast_mut(o)) },
+            GgmlType::Q8_K => {
+                t.quantize = |x, o| unsafe { convert::quantize_q8_k(x, cast_mut(o)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q8_k(cast(w), o) };
+            }
             _ => {}
         }
     }

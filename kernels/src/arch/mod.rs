@@ -3,6 +3,8 @@
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64_neon;
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64_neon_convert;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
@@ -20,6 +22,19 @@ pub mod x86_avxvnni;
 
 use crate::isa::Isa;
 use crate::traits::TypeTraits;
+
+/// What a SIMD dequantizer does after q·d, as the scalar reference writes it (multiply, then
+/// subtract or add: never one FMA). `M` holds the offset, one per group of lanes.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[derive(Clone, Copy)]
+pub(crate) enum Then<M> {
+    /// Nothing: q·d.
+    Keep,
+    /// q·d − m.
+    Sub(M),
+    /// q·d + m.
+    Add(M),
+}
 
 /// Replace the entries of `table` that `isa` has SIMD kernels for. The caller has checked that
 /// the CPU supports `isa` (see `Kernels::for_isa`).

@@ -393,10 +393,8 @@ pub(crate) fn nibble_halves(q: __m256i) -> [__m256i; 2] {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn bit_as(v: __m256i, bit: u8, val: i8) -> __m256i {
     let b = _mm256_set1_epi8(bit as i8);
-    _mm256_and_si256(
-        _mm256_cmpeq_epi8(_mm256_and_si256(v, b), b),
-        _mm256_set1_epi8(val),
-    )
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(v, b), b);
+    _mm256_and_si256(set, _mm256_set1_epi8(val))
 }
 
 /// Chunk `c` (values 64c..64c+64) of a Q5_K block as two 32-byte halves of 0..=31: the
@@ -735,6 +733,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                 t.vec_dot = |w, a| unsafe { dot_q8_1_n(cast(w), [cast(a)])[0] };
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_1_n(cast(w), a.map(cast)) });
                 t.quantize = |x, o| unsafe { convert::quantize_q8_1(x, cast_mut(o)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q8_1(cast(w), o) };
             }
             GgmlType::Q2_K => {
                 t.quantize = |x, o| unsafe { kquantize::quantize_q2_k(x, cast_mut(o)) };
@@ -762,7 +761,10 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                 t.vec_dot_x4 = Some(|w, a| unsafe { multi::vec_dot_q6_k_x4(cast(w), a.map(cast)) });
                 t.dequantize = |w, o| unsafe { kdequant::dequantize_q6_k(cast(w), o) };
             }
-            GgmlType::Q8_K => t.quantize = |x, o| unsafe { convert::quantize_q8_k(x, cast_mut(o)) },
+            GgmlType::Q8_K => {
+                t.quantize = |x, o| unsafe { convert::quantize_q8_k(x, cast_mut(o)) };
+                t.dequantize = |w, o| unsafe { convert::dequantize_q8_k(cast(w), o) };
+            }
             _ => {}
         }
     }

@@ -9,6 +9,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::x86_avx2::{f16x2, hsum_epi32, load32, nibbles_32, quants_5bit};
+use super::Then;
 use crate::quant::{
     BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8K, BlockQ8_0, BlockQ8_1, QK32, QK_K,
 };
@@ -129,23 +130,12 @@ pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [BlockQ8K]) {
 
 // ---------------------------------------------------------------- dequantize
 
-/// What [`store_dequant32`] does after q·d, as the scalar reference writes it.
-#[derive(Clone, Copy)]
-pub(crate) enum Then {
-    /// Nothing: q·d.
-    Keep,
-    /// q·d − m, with m per half of 16 values.
-    Sub([f32; 2]),
-    /// q·d + m, with m per half of 16 values.
-    Add([f32; 2]),
-}
-
-/// out\[i\] = q\[i\]·d (then − m or + m, see [`Then`]) for 32 signed bytes, with d (and m) per
+/// out\[i\] = q\[i\]·d (then − m or + m) for 32 signed bytes, with d (and m) per
 /// half of 16 values: multiply, then subtract or add (no FMA), exactly as the scalar reference
 /// rounds.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn store_dequant32(out: &mut [f32], q: __m256i, d: [f32; 2], then: Then) {
+pub(crate) fn store_dequant32(out: &mut [f32], q: __m256i, d: [f32; 2], then: Then<[f32; 2]>) {
     assert!(out.len() >= 32);
     let lanes = [
         _mm256_cvtepi8_epi32(_mm256_castsi256_si128(q)),
@@ -165,12 +155,35 @@ pub(crate) fn store_dequant32(out: &mut [f32], q: __m256i, d: [f32; 2], then: Th
     }
 }
 
+/// Dequantize Q8_0 / Q8_1 blocks, `parts` giving each one's (d, qs): q·d.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dequant_q8_blocks<B>(w: &[B], out: &mut [f32], parts: impl Fn(&B) -> (f16, &[i8; QK32])) {
+    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK32)) {
+        let (d, qs) = parts(b);
+        store_dequant32(o, load32(qs), [f16x2(d, d).0; 2], Then::Keep);
+    }
+}
+
 /// Dequantize Q8_0 (bit-identical to the reference).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dequantize_q8_0(w: &[BlockQ8_0], out: &mut [f32]) {
-    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK32)) {
-        let d = f16x2(b.d, b.d).0;
-        store_dequant32(o, load32(&b.qs), [d; 2], Then::Keep);
+    dequant_q8_blocks(w, out, |b| (b.d, &b.qs));
+}
+
+/// Dequantize Q8_1 (bit-identical to the reference; `s` is not used).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q8_1(w: &[BlockQ8_1], out: &mut [f32]) {
+    dequant_q8_blocks(w, out, |b| (b.d, &b.qs));
+}
+
+/// Dequantize Q8_K (bit-identical to the reference).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn dequantize_q8_k(w: &[BlockQ8K], out: &mut [f32]) {
+    for (b, o) in w.iter().zip(out.chunks_exact_mut(QK_K)) {
+        for (k, ok) in o.chunks_exact_mut(32).enumerate() {
+            store_dequant32(ok, load32(&b.qs[32 * k..]), [b.d; 2], Then::Keep);
+        }
     }
 }
 

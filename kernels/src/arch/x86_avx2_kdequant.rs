@@ -6,7 +6,8 @@
 use std::arch::x86_64::*;
 
 use super::x86_avx2::{bit_as, f16x2, load32u, nibble_halves, planes_2bit, q5k_chunk, q6_half};
-use super::x86_avx2_convert::{store_dequant32, Then};
+use super::x86_avx2_convert::store_dequant32;
+use super::Then;
 use crate::quant::kquant_util::unpack_scale_min_k4;
 use crate::quant::{q3_k, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
 
