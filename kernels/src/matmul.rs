@@ -65,17 +65,27 @@ impl<'a> QMatrix<'a> {
     }
 }
 
-/// Reusable buffer for quantized activations: grows to the largest op seen, then never
-/// allocates again.
+/// A caller's matmul state: the reusable buffer for quantized activations (grows to the largest
+/// op seen, then never allocates again) and the numerics option.
 #[derive(Debug, Default)]
 pub struct MatmulScratch {
     buf: Vec<u64>,
+    batch_invariant: bool,
 }
 
 impl MatmulScratch {
     /// An empty scratch buffer.
     pub fn new() -> MatmulScratch {
         MatmulScratch::default()
+    }
+
+    /// By default a matmul of a large enough batch switches some types to the float order
+    /// llama.cpp uses for such batches (see [`crate::WideBatch`]), so that prefill matches it
+    /// bit for bit; the same token then rounds differently depending on its batch. With
+    /// `on`, every token gets the one-token order whatever the batch: a sequence's results no
+    /// longer depend on what it is batched with.
+    pub fn set_batch_invariant(&mut self, on: bool) {
+        self.batch_invariant = on;
     }
 
     /// `n` bytes, 8-byte aligned (enough for every block type).
@@ -138,12 +148,17 @@ pub fn matmul(
     // Row r starts at r·w_row, a multiple of the block size, so one check covers every row.
     wt.check_row("weight matrix", &w.data[..w_row], w.cols)?;
 
+    let wide = wt
+        .wide
+        .filter(|w| !scratch.batch_invariant && n_tokens >= w.min_tokens);
+    let (vec_dot, vec_dot_x4) = match wide {
+        Some(w) => (w.vec_dot, w.vec_dot_x4),
+        None => (wt.vec_dot, wt.vec_dot_x4),
+    };
     let acts = scratch.bytes(n_tokens * a_row);
     quantize_rows(&at, pool, x, w.cols, acts, a_row);
     let acts: &[u8] = acts;
 
-    let vec_dot = wt.vec_dot;
-    let vec_dot_x4 = wt.vec_dot_x4;
     let rows = w.rows;
     let threads = pool.n_threads();
     // Enough chunks that a thread whose core is busy elsewhere does not hold up the op.
@@ -158,6 +173,7 @@ pub fn matmul(
         let r0 = c * per_chunk;
         let r1 = (r0 + per_chunk).min(rows);
         let act = |t: usize| &acts[t * a_row..(t + 1) * a_row];
+        let row = |r: usize| &w.data[r * w_row..(r + 1) * w_row];
         // SAFETY (both writes): t < n_tokens and r < rows, so the index is inside `out`
         // (checked length n_tokens·rows); chunk c alone writes rows r0..r1.
         let put = |t: usize, r: usize, v: f32| unsafe { *out_ptr.get().add(t * rows + r) = v };
@@ -181,7 +197,7 @@ pub fn matmul(
             }
             for t in t..n_tokens {
                 for r in tile..tile_end {
-                    put(t, r, vec_dot(&w.data[r * w_row..(r + 1) * w_row], act(t)));
+                    put(t, r, vec_dot(row(r), act(t)));
                 }
             }
         }
@@ -284,6 +300,8 @@ mod tests {
         }
     }
 
+    /// With batch-invariant numerics, bit for bit; by default, the wide-batch orders round
+    /// differently, so within a few ulps of the row's magnitude.
     #[test]
     fn every_token_of_a_batch_gets_the_bits_of_a_batch_of_one_on_every_isa() {
         let mut rng = Rng::new(8);
@@ -300,8 +318,18 @@ mod tests {
                 let n_tokens = 9;
                 let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
                 let mut scratch = MatmulScratch::new();
+                let mut default_order = vec![0.0; n_tokens * rows];
+                matmul(k, &pool, &w, &x, n_tokens, &mut default_order, &mut scratch).unwrap();
+                scratch.set_batch_invariant(true);
                 let mut batch = vec![0.0; n_tokens * rows];
                 matmul(k, &pool, &w, &x, n_tokens, &mut batch, &mut scratch).unwrap();
+                for (a, b) in default_order.iter().zip(&batch) {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                        "{isa} {ty}: {a} vs {b}"
+                    );
+                }
+                scratch.set_batch_invariant(false);
                 for t in 0..n_tokens {
                     let mut one = vec![0.0; rows];
                     matmul(

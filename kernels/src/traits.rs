@@ -15,8 +15,22 @@ use crate::quant;
 /// and alignment (the checked wrappers on [`TypeTraits`] do).
 pub type VecDotFn = fn(w: &[u8], a: &[u8]) -> f32;
 /// Dot products of one weight row with four activation rows (same contract as [`VecDotFn`]
-/// for each); bit-identical to four calls of the type's [`VecDotFn`].
+/// for each); bit-identical to four calls of the type's [`VecDotFn`] (in a [`WideBatch`]:
+/// of the wide one-token kernel, except x86 Q4_K's, which is llama.cpp's 4-token GEMM).
 pub type VecDotX4Fn = fn(w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
+
+/// Kernels a matmul uses instead of the type's own once a batch has at least `min_tokens`
+/// tokens: the same sums with another float order, the one llama.cpp's CPU backend switches
+/// to for such batches (x86: its tiled K-quant GEMM from 8 tokens, its repacked Q4_K GEMM on
+/// each group of 4), so that prefill logits stay on its path. Not used when the caller asks
+/// for batch-invariant results (`MatmulScratch::set_batch_invariant`).
+#[derive(Clone, Copy, Debug)]
+pub struct WideBatch {
+    /// Smallest batch that uses these kernels.
+    pub min_tokens: usize,
+    pub(crate) vec_dot: VecDotFn,
+    pub(crate) vec_dot_x4: Option<VecDotX4Fn>,
+}
 /// Dequantize one row of blocks (bytes) into `out` (values).
 pub type DequantizeFn = fn(w: &[u8], out: &mut [f32]);
 /// Quantize `x` (values) into one row of blocks (bytes).
@@ -39,6 +53,19 @@ pub struct TypeTraits {
     pub(crate) quantize: QuantizeFn,
     pub(crate) vec_dot: VecDotFn,
     pub(crate) vec_dot_x4: Option<VecDotX4Fn>,
+    pub(crate) wide: Option<WideBatch>,
+}
+
+impl WideBatch {
+    /// The one-token kernel.
+    pub fn vec_dot_fn(&self) -> VecDotFn {
+        self.vec_dot
+    }
+
+    /// The four-token kernel, if any.
+    pub fn vec_dot_x4_fn(&self) -> Option<VecDotX4Fn> {
+        self.vec_dot_x4
+    }
 }
 
 impl TypeTraits {
@@ -135,6 +162,11 @@ impl TypeTraits {
         self.vec_dot_x4
     }
 
+    /// The kernels for batches of at least `min_tokens` tokens, where this ISA has them.
+    pub fn wide(&self) -> Option<&WideBatch> {
+        self.wide.as_ref()
+    }
+
     /// The raw dequantize kernel (see [`TypeTraits::vec_dot_fn`]).
     pub fn dequantize_fn(&self) -> DequantizeFn {
         self.dequantize
@@ -189,6 +221,7 @@ const fn entry(
         quantize: kernels.1,
         vec_dot: kernels.2,
         vec_dot_x4: None,
+        wide: None,
     }
 }
 

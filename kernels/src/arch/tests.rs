@@ -385,6 +385,75 @@ fn four_token_kernels_are_bit_identical_to_four_single_dots() {
 }
 
 #[test]
+fn wide_batch_kernels_compute_the_same_sums() {
+    // Same integer sums, another float order: within a few ulps of the whole sum's magnitude
+    // of the one-token kernel; the four-token wide kernels bit-identical to the one-token wide
+    // kernel, except x86 Q4_K's (llama.cpp's GEMM folds per 64 values, its GEMV per 256).
+    let mut rng = Rng::new(17);
+    let mut seen = 0;
+    for k in simd_isas() {
+        for &ty in &SUPPORTED {
+            let t = k.traits(ty).unwrap();
+            let Some(wide) = t.wide() else { continue };
+            seen += 1;
+            let at = k.traits(t.vec_dot_type).unwrap();
+            for n in lengths(t) {
+                let w = random_weights(&mut rng, ty, 1, n);
+                let acts: Vec<Aligned> = (0..4)
+                    .map(|_| {
+                        let mut a = Aligned::zeroed(at.row_bytes(n).unwrap());
+                        at.quantize_row(&random_values(&mut rng, n), a.bytes_mut())
+                            .unwrap();
+                        a
+                    })
+                    .collect();
+                let mut wf = vec![0f32; n];
+                t.dequantize_row(w.bytes(), &mut wf).unwrap();
+                let single: Vec<f32> = acts
+                    .iter()
+                    .map(|a| (wide.vec_dot_fn())(w.bytes(), a.bytes()))
+                    .collect();
+                let mut scales = [0f32; 4];
+                for (i, a) in acts.iter().enumerate() {
+                    let mut af = vec![0f32; n];
+                    at.dequantize_row(a.bytes(), &mut af).unwrap();
+                    let scale: f32 = wf.iter().zip(&af).map(|(x, y)| (x * y).abs()).sum();
+                    scales[i] = scale;
+                    let want = t.vec_dot(at, n, w.bytes(), a.bytes()).unwrap();
+                    assert!(
+                        (single[i] - want).abs() <= 1e-5 * scale + 1e-30,
+                        "{} {ty} n={n}: wide {} vs {want}",
+                        k.isa(),
+                        single[i]
+                    );
+                }
+                if let Some(x4) = wide.vec_dot_x4_fn() {
+                    let got = x4(
+                        w.bytes(),
+                        [
+                            acts[0].bytes(),
+                            acts[1].bytes(),
+                            acts[2].bytes(),
+                            acts[3].bytes(),
+                        ],
+                    );
+                    for i in 0..4 {
+                        if ty == GgmlType::Q4_K {
+                            assert!((got[i] - single[i]).abs() <= 1e-5 * scales[i] + 1e-30);
+                        } else {
+                            assert_eq!(got[i].to_bits(), single[i].to_bits(), "{} {ty}", k.isa());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if cfg!(target_arch = "x86_64") && !simd_isas().is_empty() {
+        assert!(seen > 0, "no wide kernels on this x86 machine");
+    }
+}
+
+#[test]
 fn simd_vec_dot_matches_scalar_with_extreme_scales() {
     let mut rng = Rng::new(16);
     // Largest normal f16, a subnormal, and ordinary values, mixed within one row.

@@ -17,11 +17,12 @@ use super::x86_avx2_convert as convert;
 use super::x86_avx2_kdequant as kdequant;
 use super::x86_avx2_kquantize as kquantize;
 use super::x86_avx2_multi as multi;
+use super::x86_avx2_q6k as q6k;
 use crate::quant::{
     q3_k, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
-    BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
+    BlockQ8K, BlockQ8_0, BlockQ8_1,
 };
-use crate::traits::{cast, cast_mut, TypeTraits};
+use crate::traits::{cast, cast_mut, TypeTraits, WideBatch};
 use nanorun_formats::GgmlType;
 
 // ---------------------------------------------------------------- helpers
@@ -141,8 +142,8 @@ fn sum_blocks_1<B, A, P: Copy, const OFFSET: bool>(
     prep: impl Fn(&B) -> P,
     dot: impl Fn(P, &A) -> __m256,
 ) -> f32 {
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut extra = _mm256_setzero_ps();
+    let mut acc = _mm256_setzero_ps();
+    let mut offsets = 0.0f32;
     let n = w.len().min(a.len());
     let (w8, a8) = (w[..n].chunks_exact(8), a[..n].chunks_exact(8));
     let (wr, ar) = (w8.remainder(), a8.remainder());
@@ -153,26 +154,39 @@ fn sum_blocks_1<B, A, P: Copy, const OFFSET: bool>(
         });
         let half = |f: usize| cvt8(std::array::from_fn(|k| b[k][f]));
         let d = _mm256_mul_ps(half(0), half(1));
-        if OFFSET {
-            extra = _mm256_add_ps(extra, _mm256_mul_ps(half(2), half(3)));
-        }
+        let (m, s) = if OFFSET {
+            (to_array(half(2)), to_array(half(3)))
+        } else {
+            ([0.0; 8], [0.0; 8])
+        };
         for k in 0..8 {
             let dk = _mm256_permutevar8x32_ps(d, _mm256_set1_epi32(k as i32));
-            acc[k % 4] = _mm256_fmadd_ps(dot(prep(&x[k]), &y[k]), dk, acc[k % 4]);
+            acc = _mm256_fmadd_ps(dot(prep(&x[k]), &y[k]), dk, acc);
+            if OFFSET {
+                offsets = m[k].mul_add(s[k], offsets);
+            }
         }
     }
-    let mut tail = 0.0f32;
     for (x, y) in wr.iter().zip(ar) {
         let (wb, ab) = (wbits(x), abits(y));
         let (xd, yd) = f16x2(f16::from_bits(wb[0]), f16::from_bits(ab[0]));
-        acc[0] = _mm256_fmadd_ps(dot(prep(x), y), _mm256_set1_ps(xd * yd), acc[0]);
+        acc = _mm256_fmadd_ps(dot(prep(x), y), _mm256_set1_ps(xd * yd), acc);
         if OFFSET {
             let (xm, ys) = f16x2(f16::from_bits(wb[1]), f16::from_bits(ab[1]));
-            tail += xm * ys;
+            offsets = xm.mul_add(ys, offsets);
         }
     }
-    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    hsum_ps(sum) + hsum_ps(extra) + tail
+    hsum_ps(acc) + offsets
+}
+
+/// The 8 lanes of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn to_array(v: __m256) -> [f32; 8] {
+    let mut out = [0.0f32; 8];
+    // SAFETY: out holds 8 f32.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+    out
 }
 
 /// Eight f16 values (bits) as f32.
@@ -188,10 +202,15 @@ fn cvt8(v: [u16; 8]) -> __m256 {
 /// them, and each row gets exactly the operations, in the same order, of `N = 1` — the
 /// results do not depend on `N`.
 ///
+/// The float order is ggml's x86 kernels' (`ggml_vec_dot_q8_0_q8_0` and kin, and tinyBLAS's
+/// prefill GEMM): one 8-lane accumulator per row, `acc = fma(q, d, acc)` block after block,
+/// the lanes summed at the end as `hsum_float_8` does, and the offset terms (Q4_1 / Q5_1) as a
+/// scalar FMA chain added last. Reproducing it keeps greedy runs on llama.cpp's path (see
+/// docs/NUMERICS.md). (Four weight rows at a time, for independent chains, measured no faster:
+/// these kernels are bound by unpacking and memory, not by the FMA latency.)
+///
 /// Scales are converted eight blocks at a time (one `vcvtph2ps` per eight instead of per block,
-/// and no `vpinsrw` merging into an accumulator: that false dependency made Q4_0 4× slower);
-/// each row accumulates in four independent registers (one chains every block on the FMA
-/// latency; two measured 10% slower than four for Q8_0).
+/// and no `vpinsrw` merging into an accumulator: that false dependency made Q4_0 4× slower).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn sum_blocks_n<B, A, P: Copy, const N: usize, const OFFSET: bool>(
@@ -204,11 +223,10 @@ pub(crate) fn sum_blocks_n<B, A, P: Copy, const N: usize, const OFFSET: bool>(
 ) -> [f32; N] {
     if N == 1 {
         let r = sum_blocks_1::<_, _, _, OFFSET>(w, a[0], wbits, abits, prep, dot);
-        return std::array::from_fn(|_| r);
+        return [r; N];
     }
-    let mut acc = [[_mm256_setzero_ps(); 4]; N];
-    let mut extra = [_mm256_setzero_ps(); N];
-    let mut tail = [0.0f32; N];
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut offsets = [0.0f32; N];
     let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
     let chunks = n / 8;
     for c in 0..chunks {
@@ -219,25 +237,25 @@ pub(crate) fn sum_blocks_n<B, A, P: Copy, const N: usize, const OFFSET: bool>(
         let ys: [&[A; 8]; N] =
             std::array::from_fn(|t| a[t][base..base + 8].try_into().expect("8 blocks"));
         let xd = cvt8(std::array::from_fn(|k| wbits(&x[k])[0]));
-        let xm = if OFFSET {
-            cvt8(std::array::from_fn(|k| wbits(&x[k])[1]))
-        } else {
-            xd
-        };
         let d: [__m256; N] = std::array::from_fn(|t| {
-            if OFFSET {
-                let ys = cvt8(std::array::from_fn(|k| abits(&ys[t][k])[1]));
-                extra[t] = _mm256_add_ps(extra[t], _mm256_mul_ps(xm, ys));
-            }
             _mm256_mul_ps(xd, cvt8(std::array::from_fn(|k| abits(&ys[t][k])[0])))
         });
+        if OFFSET {
+            let xm = to_array(cvt8(std::array::from_fn(|k| wbits(&x[k])[1])));
+            for t in 0..N {
+                let s = to_array(cvt8(std::array::from_fn(|k| abits(&ys[t][k])[1])));
+                for k in 0..8 {
+                    offsets[t] = xm[k].mul_add(s[k], offsets[t]);
+                }
+            }
+        }
         for k in 0..8 {
             // One weight block unpacked, then used for every row while it is in registers.
             let p = prep(&x[k]);
             let lane = _mm256_set1_epi32(k as i32);
             for t in 0..N {
                 let dk = _mm256_permutevar8x32_ps(d[t], lane);
-                acc[t][k % 4] = _mm256_fmadd_ps(dot(p, &ys[t][k]), dk, acc[t][k % 4]);
+                acc[t] = _mm256_fmadd_ps(dot(p, &ys[t][k]), dk, acc[t]);
             }
         }
     }
@@ -247,18 +265,14 @@ pub(crate) fn sum_blocks_n<B, A, P: Copy, const N: usize, const OFFSET: bool>(
         for t in 0..N {
             let ab = abits(&a[t][i]);
             let (xd, yd) = f16x2(f16::from_bits(wb[0]), f16::from_bits(ab[0]));
-            acc[t][0] = _mm256_fmadd_ps(dot(p, &a[t][i]), _mm256_set1_ps(xd * yd), acc[t][0]);
+            acc[t] = _mm256_fmadd_ps(dot(p, &a[t][i]), _mm256_set1_ps(xd * yd), acc[t]);
             if OFFSET {
                 let (xm, ys) = f16x2(f16::from_bits(wb[1]), f16::from_bits(ab[1]));
-                tail[t] += xm * ys;
+                offsets[t] = xm.mul_add(ys, offsets[t]);
             }
         }
     }
-    std::array::from_fn(|t| {
-        let a = &acc[t];
-        let sum = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
-        hsum_ps(sum) + hsum_ps(extra[t]) + tail[t]
-    })
+    std::array::from_fn(|t| hsum_ps(acc[t]) + offsets[t])
 }
 
 /// Q8_0 · N Q8_0 rows.
@@ -409,14 +423,16 @@ pub(crate) fn q5k_chunk(qs: __m256i, qh: __m256i, c: usize) -> [__m256i; 2] {
     ]
 }
 
-/// Q4_K · Q8_K.
+/// Q4_K · Q8_K, with the float operations of ggml's x86 Q4_K path (the weights repacked 8×8,
+/// `ggml_gemv_q4_K_8x8_q8_K` / `ggml_gemm_q4_K_8x8_q8_K`): per super-block one exact integer
+/// sum Σ sc·Σq·a and one Σ m·bsums, each folded into its own scalar chain with
+/// `fma(sum, d·a.d, acc)`, and the two chains subtracted at the end.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+    let mut acc = 0.0f32;
     let mut mins = 0.0f32;
     for (x, y) in w.iter().zip(a) {
         let (sc, imin) = k4_scales(&x.scales, &y.bsums);
-        mins += f16x2(x.d, x.dmin).1 * y.d * imin as f32;
         let mut sumi = _mm256_setzero_si256();
         for c in 0..4 {
             let [lo, hi] = nibble_halves(load32u(&x.qs[c * 32..]));
@@ -426,10 +442,11 @@ pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
             let p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1] as i16));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
         }
-        let d = _mm256_set1_ps(f16x2(x.d, x.dmin).0 * y.d);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        let (d, dmin) = f16x2(x.d, x.dmin);
+        acc = (hsum_epi32(sumi) as f32).mul_add(d * y.d, acc);
+        mins = (imin as f32).mul_add(dmin * y.d, mins);
     }
-    hsum_ps(acc) - mins
+    acc - mins
 }
 
 /// Q5_K · Q8_K.
@@ -481,33 +498,6 @@ pub(crate) fn q6_half(ql: &[u8], qh: &[u8]) -> [__m256i; 4] {
             _mm256_and_si256(_mm256_srli_epi16::<2>(h), m30),
         ),
     ]
-}
-
-/// Q6_K · Q8_K: Σ sc·Σq·a over unsigned q, minus 32·Σ sc·bsums.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut corr = 0.0f32;
-    for (x, y) in w.iter().zip(a) {
-        let mut offset = 0i32;
-        for j in 0..16 {
-            offset += x.scales[j] as i32 * y.bsums[j] as i32;
-        }
-        corr += f16x2(x.d, x.d).0 * y.d * (32 * offset) as f32;
-        let mut sumi = _mm256_setzero_si256();
-        for n in 0..2 {
-            let q = q6_half(&x.ql[n * 64..], &x.qh[n * 32..]);
-            for (k, qk) in q.iter().enumerate() {
-                let s = n * 8 + 2 * k;
-                let p = _mm256_maddubs_epi16(*qk, load32(&y.qs[n * 128 + 32 * k..]));
-                let sv = scale_pair(x.scales[s] as i16, x.scales[s + 1] as i16);
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv));
-            }
-        }
-        let d = _mm256_set1_ps(f16x2(x.d, x.d).0 * y.d);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum_ps(acc) - corr
 }
 
 /// Sixteen i16 scales (one per 16 values) → the [`scale_pair`] vector of sub-blocks 2p, 2p+1.
@@ -689,6 +679,10 @@ pub(crate) fn vec_dot_bf16(w: &[u16], a: &[f32]) -> f32 {
 // ---------------------------------------------------------------- table
 
 /// Swap the AVX2 kernels into `table` (in `crate::traits::SUPPORTED` order).
+/// Batches from this many tokens up go through llama.cpp's tiled GEMM for K-quant weights that
+/// are not repacked (`ggml_tiled_min_batch`), which rounds differently from its `vec_dot`.
+const TILED_MIN_TOKENS: usize = 8;
+
 pub(crate) fn install(table: &mut [TypeTraits]) {
     // SAFETY (every closure below): this table is handed out only by `Kernels::for_isa`, after
     // `Isa::Avx2` (or `Isa::Avx512`, a superset) was found available: AVX2, FMA and F16C.
@@ -748,6 +742,14 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                 t.quantize = |x, o| unsafe { kquantize::quantize_q4_k(x, cast_mut(o)) };
                 t.vec_dot = |w, a| unsafe { vec_dot_q4_k(cast(w), cast(a)) };
                 t.vec_dot_x4 = Some(|w, a| unsafe { multi::vec_dot_q4_k_x4(cast(w), a.map(cast)) });
+                // llama.cpp repacks Q4_K 8×8 and runs its GEMM on each full group of 4 tokens.
+                t.wide = Some(WideBatch {
+                    min_tokens: 4,
+                    vec_dot: t.vec_dot,
+                    vec_dot_x4: Some(|w, a| unsafe {
+                        multi::vec_dot_q4_k_gemm_x4(cast(w), a.map(cast))
+                    }),
+                });
                 t.dequantize = |w, o| unsafe { kdequant::dequantize_q4_k(cast(w), o) };
             }
             GgmlType::Q5_K => {
@@ -757,8 +759,15 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             }
             GgmlType::Q6_K => {
                 t.quantize = |x, o| unsafe { kquantize::quantize_q6_k(x, cast_mut(o)) };
-                t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };
-                t.vec_dot_x4 = Some(|w, a| unsafe { multi::vec_dot_q6_k_x4(cast(w), a.map(cast)) });
+                t.vec_dot = |w, a| unsafe { q6k::vec_dot_q6_k(cast(w), cast(a)) };
+                t.vec_dot_x4 = Some(|w, a| unsafe { q6k::vec_dot_q6_k_x4(cast(w), a.map(cast)) });
+                t.wide = Some(WideBatch {
+                    min_tokens: TILED_MIN_TOKENS,
+                    vec_dot: |w, a| unsafe { q6k::vec_dot_q6_k_wide(cast(w), cast(a)) },
+                    vec_dot_x4: Some(|w, a| unsafe {
+                        q6k::vec_dot_q6_k_wide_x4(cast(w), a.map(cast))
+                    }),
+                });
                 t.dequantize = |w, o| unsafe { kdequant::dequantize_q6_k(cast(w), o) };
             }
             GgmlType::Q8_K => {

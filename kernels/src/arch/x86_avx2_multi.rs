@@ -1,21 +1,40 @@
 //! x86-64 AVX2 dot products of one weight row with four activation rows at once, for batches:
 //! each weight block is loaded and unpacked once and used for four tokens. Per token they do
-//! exactly the operations of the one-token kernels in `x86_avx2`, in the same order, so the
-//! results are bit-identical to them: a token's output does not depend on its batch.
+//! exactly the operations of a one-token kernel in `x86_avx2`, in the same order, so the
+//! results are bit-identical to it (the `_wide` / `_gemm` ones: to llama.cpp's batched
+//! kernels, see `WideBatch`).
 //!
 //! Same safety contract as `x86_avx2`: every `#[target_feature]` function here runs only through
 //! the table `x86_avx2::install` fills, handed out after AVX2, FMA and F16C were detected.
 
 use std::arch::x86_64::*;
 
-use super::x86_avx2::{f16x2, hsum_ps, k4_min_term, load32, load32u, q6_half, scale_pair};
+use super::x86_avx2::{f16x2, hsum_epi32, load32, load32u};
 use crate::quant::kquant_util::unpack_scale_min_k4;
-use crate::quant::{BlockQ4K, BlockQ6K, BlockQ8K};
+use crate::quant::{BlockQ4K, BlockQ8K};
 
-/// Q4_K · four Q8_K rows.
+/// Q4_K · four Q8_K rows, bit-identical to four `vec_dot_q4_k` calls (llama.cpp's repacked
+/// Q4_K GEMV order: one FMA per super-block).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q4_k_x4(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
-    let mut acc = [_mm256_setzero_ps(); 4];
+    q4_k_x4::<false>(w, a)
+}
+
+/// Q4_K · four Q8_K rows with the float operations of ggml's x86 Q4_K GEMM
+/// (`ggml_gemm_q4_K_8x8_q8_K`, which llama.cpp runs on each group of four tokens): one FMA per
+/// 64 values (two sub-blocks) instead of per super-block.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q4_k_gemm_x4(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    q4_k_x4::<true>(w, a)
+}
+
+/// Σ sc·Σq·a and Σ m·bsums of a Q4_K row with four Q8_K rows, folded into two scalar chains
+/// per row with `fma(sum, d·a.d, acc)` — per 64 values when `PER_64`, else per super-block —
+/// and subtracted at the end. The integer sums are exact, so only the folding differs.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q4_k_x4<const PER_64: bool>(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    let mut acc = [0.0f32; 4];
     let mut mins = [0.0f32; 4];
     let m4 = _mm256_set1_epi8(0x0f);
     let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
@@ -23,10 +42,10 @@ pub(crate) fn vec_dot_q4_k_x4(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
         let y = [&a[0][i], &a[1][i], &a[2][i], &a[3][i]];
         let (sc, m) = unpack_scale_min_k4(&x.scales);
         let (d, dmin) = f16x2(x.d, x.dmin);
-        for t in 0..4 {
-            mins[t] += dmin * y[t].d * k4_min_term(&m, &y[t].bsums) as f32;
-        }
+        let ds = y.map(|y| d * y.d);
+        let dmins = y.map(|y| dmin * y.d);
         let mut sumi = [_mm256_setzero_si256(); 4];
+        let mut imin = [0i32; 4];
         for c in 0..4 {
             let q = load32u(&x.qs[c * 32..]);
             let lo = _mm256_and_si256(q, m4);
@@ -43,66 +62,23 @@ pub(crate) fn vec_dot_q4_k_x4(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
                     s1,
                 );
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p0, p1));
-            }
-        }
-        for t in 0..4 {
-            acc[t] = _mm256_fmadd_ps(
-                _mm256_set1_ps(d * y[t].d),
-                _mm256_cvtepi32_ps(sumi[t]),
-                acc[t],
-            );
-        }
-    }
-    [
-        hsum_ps(acc[0]) - mins[0],
-        hsum_ps(acc[1]) - mins[1],
-        hsum_ps(acc[2]) - mins[2],
-        hsum_ps(acc[3]) - mins[3],
-    ]
-}
-
-/// Q6_K · four Q8_K rows.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot_q6_k_x4(w: &[BlockQ6K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut corr = [0.0f32; 4];
-    let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
-    for (i, x) in w[..n].iter().enumerate() {
-        let y = [&a[0][i], &a[1][i], &a[2][i], &a[3][i]];
-        let d = f16x2(x.d, x.d).0;
-        for t in 0..4 {
-            let offset: i32 = x
-                .scales
-                .iter()
-                .zip(&y[t].bsums)
-                .map(|(&s, &b)| s as i32 * b as i32)
-                .sum();
-            corr[t] += d * y[t].d * (32 * offset) as f32;
-        }
-        let mut sumi = [_mm256_setzero_si256(); 4];
-        for h in 0..2 {
-            let q = q6_half(&x.ql[h * 64..], &x.qh[h * 32..]);
-            for (k, qk) in q.iter().enumerate() {
-                let s = h * 8 + 2 * k;
-                let sv = scale_pair(x.scales[s] as i16, x.scales[s + 1] as i16);
-                for t in 0..4 {
-                    let p = _mm256_maddubs_epi16(*qk, load32(&y[t].qs[h * 128 + 32 * k..]));
-                    sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, sv));
+                let b = &y[t].bsums[4 * c..4 * c + 4];
+                imin[t] += m[2 * c] as i32 * (b[0] as i32 + b[1] as i32)
+                    + m[2 * c + 1] as i32 * (b[2] as i32 + b[3] as i32);
+                if PER_64 {
+                    acc[t] = (hsum_epi32(sumi[t]) as f32).mul_add(ds[t], acc[t]);
+                    mins[t] = (imin[t] as f32).mul_add(dmins[t], mins[t]);
+                    sumi[t] = _mm256_setzero_si256();
+                    imin[t] = 0;
                 }
             }
         }
-        for t in 0..4 {
-            acc[t] = _mm256_fmadd_ps(
-                _mm256_set1_ps(d * y[t].d),
-                _mm256_cvtepi32_ps(sumi[t]),
-                acc[t],
-            );
+        if !PER_64 {
+            for t in 0..4 {
+                acc[t] = (hsum_epi32(sumi[t]) as f32).mul_add(ds[t], acc[t]);
+                mins[t] = (imin[t] as f32).mul_add(dmins[t], mins[t]);
+            }
         }
     }
-    [
-        hsum_ps(acc[0]) - corr[0],
-        hsum_ps(acc[1]) - corr[1],
-        hsum_ps(acc[2]) - corr[2],
-        hsum_ps(acc[3]) - corr[3],
-    ]
+    [0, 1, 2, 3].map(|t| acc[t] - mins[t])
 }

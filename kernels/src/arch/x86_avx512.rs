@@ -17,6 +17,7 @@ use std::arch::x86_64::*;
 use nanorun_formats::GgmlType;
 
 use super::x86_avx2::{self, f16x2};
+use super::x86_avx2_q6k;
 use crate::quant::{BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
 use crate::traits::{cast, TypeTraits};
 
@@ -156,48 +157,46 @@ fn q6_sumi(groups: &[(__m512i, __m512i); 4], y: &BlockQ8K) -> __m512i {
     sumi
 }
 
-/// 32·Σ sc·bsums: the offset the unsigned quants carry.
+/// The 16-lane sum folded to ggml's 8 lanes (lane l: values 4l..4l+4 of every 32, see
+/// `x86_avx2_q6k::vec_dot_q6_k`), minus the per-lane offset, as floats.
 #[inline]
-fn q6_offset(x: &BlockQ6K, y: &BlockQ8K) -> i32 {
-    32 * x
-        .scales
-        .iter()
-        .zip(&y.bsums)
-        .map(|(&s, &b)| s as i32 * b as i32)
-        .sum::<i32>()
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q6_lanes(sumi: __m512i, x: &BlockQ6K, y: &BlockQ8K) -> __m256 {
+    let s8 = _mm256_add_epi32(
+        _mm512_castsi512_si256(sumi),
+        _mm512_extracti64x4_epi64::<1>(sumi),
+    );
+    _mm256_cvtepi32_ps(_mm256_sub_epi32(s8, x86_avx2_q6k::q6_offsets(x, y)))
 }
 
-/// Q6_K · Q8_K: unsigned 6-bit quants through `vpdpbusd`, minus 32·Σ sc·bsums.
+/// Q6_K · Q8_K: unsigned 6-bit quants through `vpdpbusd`, minus 32·Σ sc·bsums, with the float
+/// operations of ggml's x86 kernel (bit-identical to the AVX2 version).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm512_setzero_ps();
-    let mut corr = 0.0f32;
+    let mut acc = _mm256_setzero_ps();
     for (x, y) in w.iter().zip(a) {
         let d = f16x2(x.d, x.d).0;
-        corr += d * y.d * q6_offset(x, y) as f32;
-        let sumi = q6_sumi(&q6_groups(x), y);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d * y.d), _mm512_cvtepi32_ps(sumi), acc);
+        let s = q6_lanes(q6_sumi(&q6_groups(x), y), x, y);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), s, acc);
     }
-    _mm512_reduce_add_ps(acc) - corr
+    x86_avx2::hsum_ps(acc)
 }
 
 /// Q6_K · four Q8_K rows, bit-identical to four [`vec_dot_q6_k`] calls.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn vec_dot_q6_k_x4(w: &[BlockQ6K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut corr = [0.0f32; 4];
+    let mut acc = [_mm256_setzero_ps(); 4];
     let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
     for (i, x) in w[..n].iter().enumerate() {
         let d = f16x2(x.d, x.d).0;
         let groups = q6_groups(x);
         for t in 0..4 {
             let y = &a[t][i];
-            corr[t] += d * y.d * q6_offset(x, y) as f32;
-            let sumi = q6_sumi(&groups, y);
-            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d * y.d), _mm512_cvtepi32_ps(sumi), acc[t]);
+            let s = q6_lanes(q6_sumi(&groups, y), x, y);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), s, acc[t]);
         }
     }
-    [0, 1, 2, 3].map(|t| _mm512_reduce_add_ps(acc[t]) - corr[t])
+    acc.map(|v| x86_avx2::hsum_ps(v))
 }
 
 /// Start from the AVX2 kernels, then swap in the AVX-512 ones.
