@@ -3,13 +3,13 @@
 //! ids, except that past a step where llama.cpp's top-2 logits were within 0.05 and we picked
 //! the runner-up the rest is not compared.
 //!
-//! Where we stand: every prompt tokenizes identically, and four of the six runs (capital, code,
-//! long, unicode) match all 48 tokens. `chat` and `story` diverge at steps where llama.cpp's
-//! top-2 gap is 0.08 and 0.13: our logits differ from its own by a few tenths after 18 layers,
-//! because its x86 kernels sum in another order (and prefill goes through its repacked GEMM
-//! kernels) and the Q8 activation quantization amplifies last-bit differences. The strict
-//! all-cases test is `#[ignore]`d until the kernels reproduce llama.cpp's summation order; the
-//! four matching runs are a regression guard.
+//! Every prompt tokenizes identically and all six runs match all 48 tokens: the x86 kernels,
+//! RoPE and flash attention reproduce llama.cpp's float operations (docs/NUMERICS.md), so the
+//! prefill logits are llama.cpp's bit for bit. The logits checked at every step come from one
+//! scoring batch (llama.cpp's come from token-by-token decode, which rounds differently), so
+//! they are held to a tolerance — for prompts under 64 tokens: from 64 query rows llama.cpp's
+//! flash attention switches to an F32 tiled kernel we do not reproduce yet (`long`, 763 tokens,
+//! still matches all 48 tokens, with top-5 logits within ~0.6 when scored in one batch).
 
 use nanorun::formats::Gguf;
 use nanorun::sampler::SamplingParams;
@@ -21,8 +21,9 @@ use serde_json::Value;
 const TIE: f64 = 0.05;
 /// Largest difference the strict test allows between our logit and llama.cpp's, on its top-5.
 const LOGIT_TOL: f64 = 0.10;
-/// The runs that match llama.cpp's 48 tokens today.
-const MATCHING: [&str; 4] = ["capital", "code", "long", "unicode"];
+/// Query rows from which llama.cpp's CPU flash attention uses its tiled F32 kernel
+/// (`GGML_FA_TILE_Q`).
+const FA_TILE_ROWS: usize = 64;
 
 fn ids(v: &Value) -> Vec<u32> {
     v.as_array()
@@ -138,7 +139,7 @@ fn session_for(path: &std::path::Path) -> (Model, Tokenizer) {
 }
 
 #[test]
-fn every_golden_prompt_tokenizes_as_llama_cpp_and_matching_runs_stay_identical() {
+fn every_golden_run_matches_llama_cpp() {
     let Some(path) = default_model() else {
         skipped(
             "golden runs",
@@ -158,27 +159,9 @@ fn every_golden_prompt_tokenizes_as_llama_cpp_and_matching_runs_stay_identical()
             "{}: prompt ids",
             g.name
         );
-        if MATCHING.contains(&g.name.as_str()) {
-            failures.extend(check(&mut session, &g, None).0);
-        }
+        let tol = (prompt_ids.len() < FA_TILE_ROWS).then_some(LOGIT_TOL);
+        failures.extend(check(&mut session, &g, tol).0);
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-#[test]
-#[ignore = "chat and story diverge from llama.cpp at top-2 gaps of 0.08 / 0.13 (summation order); see the module doc"]
-fn every_golden_run_matches_llama_cpp() {
-    let Some(path) = default_model() else {
-        skipped("golden runs", "models/gemma-3-270m-q4_k_m.gguf absent");
-        return;
-    };
-    let (model, tokenizer) = session_for(&path);
-    let mut session =
-        Session::new(&model, &tokenizer, KvCacheConfig::for_context(1024), 2).unwrap();
-    let failures: Vec<String> = goldens()
-        .iter()
-        .flat_map(|g| check(&mut session, g, Some(LOGIT_TOL)).0)
-        .collect();
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",

@@ -51,6 +51,10 @@ pub struct ServeArgs {
     /// Do not share identical prompt prefixes between requests.
     #[arg(long = "no-prefix-sharing")]
     pub no_prefix_sharing: bool,
+    /// Let large prefill batches round as llama.cpp's do instead of batch-invariantly: a
+    /// request's tokens may then depend on what it was batched with.
+    #[arg(long)]
+    pub llama_cpp_rounding: bool,
 }
 
 /// Loads the model and serves until interrupted.
@@ -74,6 +78,7 @@ pub fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         type_v: kv.type_v,
         prefix_sharing: !args.no_prefix_sharing,
         prefix_cache: args.prefix_cache,
+        batch_invariant: !args.llama_cpp_rounding,
     };
     let mut engine = Engine::new(loaded.model, loaded.tokenizer, cfg)
         .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -69,6 +69,10 @@ pub struct EngineConfig {
     /// multi-turn chat resending its history, agents sharing a system prompt); evicted oldest
     /// first when blocks run short. 0 keeps none.
     pub prefix_cache: usize,
+    /// Batch-invariant numerics (default on): a request's tokens are the same whatever it is
+    /// batched with — and a shared or cached prefix gives the logits of a full prefill. Off,
+    /// large prefill batches round as llama.cpp's do (see `ForwardState::set_batch_invariant`).
+    pub batch_invariant: bool,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +86,7 @@ impl Default for EngineConfig {
             type_v: CacheType::F16,
             prefix_sharing: true,
             prefix_cache: 16,
+            batch_invariant: true,
         }
     }
 }
@@ -160,7 +165,11 @@ impl Engine {
             model,
             tokenizer: tokenizer.clone(),
             sched,
-            state: ForwardState::new(n_threads),
+            state: {
+                let mut st = ForwardState::new(n_threads);
+                st.set_batch_invariant(cfg.batch_invariant);
+                st
+            },
             metrics: metrics.clone(),
             max_seq_len,
         };

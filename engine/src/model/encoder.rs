@@ -46,11 +46,15 @@ pub struct EmbedState {
 }
 
 impl EmbedState {
-    /// State with a pool of `n_threads` threads (at least 1).
+    /// State with a pool of `n_threads` threads (at least 1). Its matmuls are batch-invariant
+    /// (see `MatmulScratch::set_batch_invariant`): a text gets the same vector whatever it is
+    /// batched with, which an index built in batches and queried one text at a time relies on.
     pub fn new(n_threads: usize) -> EmbedState {
+        let mut mm = MatmulScratch::new();
+        mm.set_batch_invariant(true);
         EmbedState {
             pool: ThreadPool::new(n_threads.max(1)),
-            mm: MatmulScratch::new(),
+            mm,
         }
     }
 }

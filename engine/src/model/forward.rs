@@ -76,6 +76,14 @@ impl ForwardState {
         self.ssm.set_mode(mode);
     }
 
+    /// Batch-invariant numerics (off by default): every token's matmuls use the one-token float
+    /// order whatever the batch, so a sequence gets bit-identical logits alone or batched with
+    /// others. Off, large batches use the orders llama.cpp uses for them, which matches its
+    /// prefill bit for bit (see docs/NUMERICS.md and `MatmulScratch::set_batch_invariant`).
+    pub fn set_batch_invariant(&mut self, on: bool) {
+        self.mm.set_batch_invariant(on);
+    }
+
     /// Switches per-part timing of the forward pass on (from zero) or off.
     pub fn set_profiling(&mut self, on: bool) {
         self.profile = on.then(LayerTimes::default);

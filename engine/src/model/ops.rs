@@ -179,19 +179,31 @@ impl Rope {
                 for i in 0..half {
                     let (c, s) = (cache[2 * i], cache[2 * i + 1]);
                     let (a, b) = (head[i], head[i + half]);
-                    head[i] = a * c - b * s;
-                    head[i + half] = a * s + b * c;
+                    (head[i], head[i + half]) = rotate::<true>(a, b, c, s);
                 }
             } else {
                 for i in (0..n).step_by(2) {
                     let (c, s) = (cache[i], cache[i + 1]);
                     let (a, b) = (head[i], head[i + 1]);
-                    head[i] = a * c - b * s;
-                    head[i + 1] = a * s + b * c;
+                    (head[i], head[i + 1]) = rotate::<false>(a, b, c, s);
                 }
             }
         }
     }
+}
+
+/// (a·c − b·s, a·s + b·c) with the fused multiply-adds GCC makes of ggml's `rotate_pairs`
+/// (`-ffp-contract=fast`): one product rounded, the other fused with it. NeoX mode (pairs half
+/// a head apart) stays scalar there and fuses `a·s` in the second result; normal mode (adjacent
+/// pairs) is vectorized into `vfmaddsub` and fuses `b·c`.
+#[inline(always)]
+fn rotate<const NEOX: bool>(a: f32, b: f32, c: f32, s: f32) -> (f32, f32) {
+    let second = if NEOX {
+        a.mul_add(s, b * c)
+    } else {
+        b.mul_add(c, a * s)
+    };
+    (a.mul_add(c, -(b * s)), second)
 }
 
 /// YaRN correction dims (ggml's `ggml_rope_yarn_corr_dims`).
