@@ -70,7 +70,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..EngineConfig::default()
         },
     )?;
-    let n_vocab = engine.model_config().n_vocab as u32;
+    let n_vocab = engine
+        .model_config()
+        .ok_or("throughput needs a generation model")?
+        .n_vocab as u32;
     println!("| streams | aggregate decode tok/s | per-stream tok/s | TTFT mean (ms) | latency mean (s) |");
     println!("|---|---|---|---|---|");
     for &n in &args.parallel {

@@ -21,8 +21,8 @@ pub use nanorun_kernels as kernels;
 
 pub use batch::Batch;
 pub use engine::{
-    Completion, Engine, EngineConfig, Event, MetricsSnapshot, Prompt, Request, RequestId,
-    RequestStream, Usage,
+    Completion, EmbedInputs, Embeddings, Engine, EngineConfig, Event, MetricsSnapshot, Prompt,
+    Request, RequestId, RequestStream, Usage,
 };
 pub use error::{EngineError, Result};
 pub use generate::{FinishReason, GenerateOptions, Generation, Session};

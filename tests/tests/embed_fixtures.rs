@@ -337,3 +337,161 @@ fn pooling_override_cls_last_and_mean() {
     let file = Embedder::from_gguf(g.clone(), kernels).unwrap();
     assert_eq!(file.embed(&seqs, &mut st).unwrap(), mn);
 }
+
+// ---- Engine::embed: the library's one-call embedding API over the same fixtures.
+
+/// An embedding engine on `path`: 2 threads, `budget` tokens per forward pass.
+fn embed_engine(path: &Path, budget: usize) -> nanorun::Engine {
+    let cfg = nanorun::EngineConfig {
+        n_threads: 2,
+        max_batch_tokens: budget,
+        ..nanorun::EngineConfig::default()
+    };
+    nanorun::Engine::load(path, cfg).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn engine_embed_matches_embedder_and_llama_cpp() {
+    let mut st = EmbedState::new(2);
+    let mut ran = 0;
+    for model in MODELS {
+        let (Some(gguf), Some(emb)) = (
+            find(&format!("{model}.gguf")),
+            find(&format!("{model}.emb.f32")),
+        ) else {
+            skipped(model, "model or reference embeddings not present");
+            continue;
+        };
+        let input = seqs(model);
+        let direct = Embedder::open(&gguf)
+            .expect("open")
+            .embed(&input, &mut st)
+            .expect("embed");
+        // 20 tokens per forward pass: the three sequences (7, 12, 24 tokens) run in three.
+        let engine = embed_engine(&gguf, 20);
+        assert!(
+            engine.is_embedding() && engine.model_config().is_none(),
+            "{model}"
+        );
+        assert_eq!(engine.embedder().map(Embedder::n_embd_out), Some(256));
+        let out = engine
+            .embed(nanorun::EmbedInputs::Tokens(input.clone()), false)
+            .expect("Engine::embed");
+        assert_eq!(out.n_tokens, vec![7, 12, 24], "{model}");
+        assert_eq!(out.prompt_tokens, 43);
+        assert_eq!(
+            out.vectors, direct,
+            "{model}: Engine::embed differs from Embedder::embed"
+        );
+        let (max_lim, cos_lim) = limits(model);
+        for (s, (v, l)) in out
+            .vectors
+            .iter()
+            .zip(read_f32(&emb).chunks_exact(256))
+            .enumerate()
+        {
+            let (rel, cos) = rel_cos(v, l);
+            assert!(
+                rel <= max_lim && cos >= cos_lim,
+                "{model} seq {s}: {rel:.3e} {cos:.6}"
+            );
+        }
+        let unit = engine
+            .embed(nanorun::EmbedInputs::Tokens(input), true)
+            .expect("normalised");
+        for (mut raw, u) in direct.into_iter().zip(&unit.vectors) {
+            l2_normalize(&mut raw);
+            assert_eq!(&raw, u, "{model}: normalised");
+        }
+        let m = engine.metrics();
+        assert_eq!((m.requests, m.finished, m.prompt_tokens), (2, 2, 86));
+        ran += 1;
+    }
+    assert!(ran >= 5, "only {ran} embedding fixtures ran");
+}
+
+#[test]
+fn engine_embed_texts_from_concurrent_callers() {
+    let Some(gguf) = find("bert-Q8_0.gguf") else {
+        skipped("Engine::embed texts", "bert-Q8_0.gguf not present");
+        return;
+    };
+    let texts = [
+        "hello world",
+        "the lazy dog",
+        "a quick brown fox",
+        "search the graph",
+    ];
+    let e = Embedder::open(&gguf).expect("open");
+    let mut st = EmbedState::new(1);
+    let want = e.embed_texts(&texts, true, &mut st).expect("embed_texts");
+    let engine = std::sync::Arc::new(embed_engine(&gguf, 512));
+    let out = engine.embed(&texts, true).expect("Engine::embed");
+    assert_eq!(out.vectors, want);
+    let n: Vec<usize> = texts.iter().map(|t| e.tokenize(t).len()).collect();
+    assert_eq!(out.n_tokens, n);
+    assert_eq!(engine.tokenize(texts[0]), e.tokenize(texts[0]));
+    // Eight callers at once share forward passes; each gets its own vector, bit for bit.
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let engine = engine.clone();
+            std::thread::spawn(move || engine.embed(texts[i % 4], true).expect("embed"))
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let got = h.join().expect("thread");
+        assert_eq!(got.vectors, vec![want[i % 4].clone()], "caller {i}");
+    }
+}
+
+#[test]
+fn engine_embed_errors_are_clear() {
+    let Some(gguf) = find("bert-Q8_0.gguf") else {
+        skipped("Engine::embed errors", "bert-Q8_0.gguf not present");
+        return;
+    };
+    let engine = embed_engine(&gguf, 64);
+    let err = |r: nanorun::Result<nanorun::Embeddings>| r.expect_err("must fail").to_string();
+    assert!(err(engine.embed(Vec::<String>::new(), false)).contains("nothing to embed"));
+    let bad = err(engine.embed(vec![vec![2, 9999, 3]], false));
+    assert!(bad.contains("vocabulary"), "{bad}");
+    assert!(err(engine.embed(vec![vec![]], false)).contains("no tokens"));
+    assert!(err(engine.embed(vec![vec![5; 129]], false)).contains("context_length"));
+    // Generation on an embedding engine is refused, not a panic.
+    let gen = engine
+        .generate(nanorun::Request::new("hello").max_tokens(4))
+        .expect_err("an embedding engine cannot generate")
+        .to_string();
+    assert!(
+        gen.contains("embedding model") && gen.contains("bert"),
+        "{gen}"
+    );
+    assert!(engine.chat_template().is_none() && engine.n_kv_blocks() == 0);
+    // Still serving after the refusals.
+    assert!(engine.is_running());
+    assert_eq!(
+        engine
+            .embed("hello world", false)
+            .expect("embed")
+            .vectors
+            .len(),
+        1
+    );
+
+    // Embedding with a generation model is refused too.
+    let gen_model = nanorun_tests::data_path("fixtures").join("gemma-Q4_K_M.gguf");
+    if !gen_model.is_file() {
+        skipped(
+            "embed on a generation engine",
+            "gemma-Q4_K_M.gguf not present",
+        );
+        return;
+    }
+    let g = nanorun::Engine::load(&gen_model, nanorun::EngineConfig::default()).expect("load");
+    assert!(!g.is_embedding() && g.embedder().is_none() && g.model_config().is_some());
+    let msg = err(g.embed(&["hello"], true));
+    assert!(
+        msg.contains("generation model") && msg.contains("cannot embed"),
+        "{msg}"
+    );
+}

@@ -6,13 +6,13 @@
 //! L2-normalised (as OpenAI's and llama-server's are); `dimensions` truncates them first
 //! (Matryoshka models such as EmbeddingGemma); `encoding_format` is `float` or `base64`
 //! (little-endian f32, what the `openai` Python client asks for by default); `usage` counts the
-//! input tokens. One worker thread owns the model: it takes every request waiting (up to the
-//! batch size in tokens) and embeds their inputs together, so concurrent clients share forward
-//! passes; if such a batch fails, each request is retried alone and gets its own error.
+//! input tokens. Requests go to [`Engine::embed`] (on tokio's blocking pool): the engine's
+//! thread embeds every request waiting (up to the batch size in tokens) together, so
+//! concurrent clients share forward passes; if such a batch fails, each request is retried
+//! alone and gets its own error.
 
 use std::path::Path;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use nanorun::model::encoder::l2_normalize;
-use nanorun::model::{EmbedState, Embedder};
+use nanorun::{EmbedInputs, Engine, EngineConfig};
 use serde_json::{json, Value};
 
 use super::api::ApiError;
@@ -28,8 +28,8 @@ use super::ServeArgs;
 
 /// What the embedding endpoints share.
 struct EmbedServer {
-    /// Where requests go to the worker thread.
-    jobs: Mutex<mpsc::Sender<Job>>,
+    /// The embedding engine.
+    engine: Arc<Engine>,
     /// The model name clients must use.
     name: String,
     /// Vector width.
@@ -52,24 +52,26 @@ pub fn is_embedding_model(path: &Path) -> bool {
 
 /// Loads the embedding model at `path` and serves it until interrupted.
 pub fn run(args: &ServeArgs, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let n_threads = args.model.n_threads()?;
-    let embedder = Embedder::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg = EngineConfig {
+        n_threads: args.model.n_threads()?,
+        max_batch_tokens: args.model.batch_size.max(1),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::load(path, cfg).map_err(|e| format!("{}: {e}", path.display()))?;
+    let embedder = engine
+        .embedder()
+        .ok_or_else(|| format!("{}: not an embedding model", path.display()))?;
     let name = args.alias.clone().unwrap_or_else(|| {
         path.file_stem()
             .map_or("model".into(), |s| s.to_string_lossy().into_owned())
     });
-    let (tx, rx) = mpsc::channel();
     let state = Arc::new(EmbedServer {
         name,
         n_embd: embedder.n_embd_out(),
         n_ctx: embedder.config().n_ctx_train,
         arch: embedder.config().arch.name(),
-        jobs: Mutex::new(tx),
+        engine: Arc::new(engine),
     });
-    let batch_tokens = args.model.batch_size.max(1);
-    std::thread::Builder::new()
-        .name("nanorun-embed".into())
-        .spawn(move || worker(embedder, EmbedState::new(n_threads), rx, batch_tokens))?;
     let addr = super::resolve_addr(&args.host, args.port)?;
     let rt = super::runtime()?;
     rt.block_on(async move {
@@ -116,94 +118,28 @@ async fn models(State(st): Shared) -> Json<Value> {
     }]}))
 }
 
-/// The worker's answer to one request: its vectors and input token count, or the error.
-type Answer = Result<(Vec<Vec<f32>>, usize), String>;
-
-/// One request for the worker: its inputs and where the answer goes.
-struct Job {
-    inputs: Inputs,
-    reply: tokio::sync::oneshot::Sender<Answer>,
-}
-
-/// Owns the model: takes the waiting requests (whole requests, up to `batch_tokens` tokens
-/// unless one alone is larger), embeds them together, and answers each.
-fn worker(model: Embedder, mut st: EmbedState, rx: mpsc::Receiver<Job>, batch_tokens: usize) {
-    let tokenize = |job: Job| -> (Vec<Vec<u32>>, tokio::sync::oneshot::Sender<Answer>) {
-        let seqs = match job.inputs {
-            Inputs::Texts(t) => t.iter().map(|s| model.tokenize(s)).collect(),
-            Inputs::Tokens(t) => t,
-        };
-        (seqs, job.reply)
-    };
-    let count = |seqs: &[Vec<u32>]| seqs.iter().map(Vec::len).sum::<usize>();
-    let mut pending = None;
-    loop {
-        let first = match pending.take() {
-            Some(p) => p,
-            None => match rx.recv() {
-                Ok(job) => tokenize(job),
-                Err(_) => return,
-            },
-        };
-        let mut tokens = count(&first.0);
-        let mut group = vec![first];
-        while let Ok(job) = rx.try_recv() {
-            let next = tokenize(job);
-            if tokens + count(&next.0) > batch_tokens {
-                pending = Some(next);
-                break;
-            }
-            tokens += count(&next.0);
-            group.push(next);
-        }
-        let all: Vec<Vec<u32>> = group.iter().flat_map(|(s, _)| s.iter().cloned()).collect();
-        match model.embed_chunked(&all, batch_tokens, &mut st) {
-            Ok(vectors) => {
-                let mut it = vectors.into_iter();
-                for (seqs, reply) in group {
-                    let mine: Vec<Vec<f32>> = it.by_ref().take(seqs.len()).collect();
-                    let _ = reply.send(Ok((mine, count(&seqs))));
-                }
-            }
-            // Someone's input is bad: answer each request on its own.
-            Err(_) => {
-                for (seqs, reply) in group {
-                    let r = model.embed_chunked(&seqs, batch_tokens, &mut st);
-                    let _ = reply.send(r.map(|v| (v, count(&seqs))).map_err(|e| e.to_string()));
-                }
-            }
-        }
-    }
-}
-
-/// The inputs of a request: texts or token-id sequences.
-enum Inputs {
-    Texts(Vec<String>),
-    Tokens(Vec<Vec<u32>>),
-}
-
 fn token_list(v: &[Value]) -> Option<Vec<u32>> {
     v.iter()
         .map(|x| x.as_u64().and_then(|n| u32::try_from(n).ok()))
         .collect()
 }
 
-fn parse_input(v: Option<&Value>) -> Result<Inputs, ApiError> {
+fn parse_input(v: Option<&Value>) -> Result<EmbedInputs, ApiError> {
     let bad = |m: &str| ApiError::bad(Some("input"), m);
     match v {
         None => Err(bad("`input` is required")),
-        Some(Value::String(s)) => Ok(Inputs::Texts(vec![s.clone()])),
+        Some(Value::String(s)) => Ok(EmbedInputs::Texts(vec![s.clone()])),
         Some(Value::Array(a)) if a.is_empty() => Err(bad("`input` must not be empty")),
         Some(Value::Array(a)) => {
             if a.iter().all(Value::is_string) {
-                return Ok(Inputs::Texts(
+                return Ok(EmbedInputs::Texts(
                     a.iter()
                         .map(|s| s.as_str().unwrap_or_default().to_string())
                         .collect(),
                 ));
             }
             if let Some(ids) = token_list(a) {
-                return Ok(Inputs::Tokens(vec![ids]));
+                return Ok(EmbedInputs::Tokens(vec![ids]));
             }
             a.iter()
                 .map(|x| match x.as_array() {
@@ -211,7 +147,7 @@ fn parse_input(v: Option<&Value>) -> Result<Inputs, ApiError> {
                     _ => None,
                 })
                 .collect::<Option<Vec<_>>>()
-                .map(Inputs::Tokens)
+                .map(EmbedInputs::Tokens)
                 .ok_or_else(|| {
                     bad("`input` must be a string, a list of strings, a list of token ids or a list of non-empty lists of token ids")
                 })
@@ -290,17 +226,18 @@ async fn try_embeddings(st: Arc<EmbedServer>, body: Bytes) -> Result<Value, ApiE
             }
         },
     };
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    st.jobs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .send(Job { inputs, reply })
-        .map_err(|_| ApiError::server("the embedding worker has stopped"))?;
-    let (vectors, n_tokens) = answer
+    let engine = st.engine.clone();
+    let stopped = || ApiError::server("the embedding engine has stopped");
+    let out = tokio::task::spawn_blocking(move || engine.embed(inputs, false))
         .await
-        .map_err(|_| ApiError::server("the embedding worker has stopped"))?
-        .map_err(|e| ApiError::bad(Some("input"), e))?;
-    let data: Vec<Value> = vectors
+        .map_err(|_| stopped())?
+        .map_err(|e| match st.engine.is_running() {
+            true => ApiError::bad(Some("input"), e.to_string()),
+            false => stopped(),
+        })?;
+    let n_tokens = out.prompt_tokens;
+    let data: Vec<Value> = out
+        .vectors
         .into_iter()
         .enumerate()
         .map(|(i, mut v)| {
@@ -341,13 +278,17 @@ mod tests {
 
     #[test]
     fn inputs_of_every_shape() {
-        assert!(matches!(parse_input(Some(&json!("a"))), Ok(Inputs::Texts(t)) if t.len() == 1));
         assert!(
-            matches!(parse_input(Some(&json!(["a", "b"]))), Ok(Inputs::Texts(t)) if t.len() == 2)
+            matches!(parse_input(Some(&json!("a"))), Ok(EmbedInputs::Texts(t)) if t.len() == 1)
         );
-        assert!(matches!(parse_input(Some(&json!([1, 2]))), Ok(Inputs::Tokens(t)) if t.len() == 1));
         assert!(
-            matches!(parse_input(Some(&json!([[1], [2, 3]]))), Ok(Inputs::Tokens(t)) if t.len() == 2)
+            matches!(parse_input(Some(&json!(["a", "b"]))), Ok(EmbedInputs::Texts(t)) if t.len() == 2)
+        );
+        assert!(
+            matches!(parse_input(Some(&json!([1, 2]))), Ok(EmbedInputs::Tokens(t)) if t.len() == 1)
+        );
+        assert!(
+            matches!(parse_input(Some(&json!([[1], [2, 3]]))), Ok(EmbedInputs::Tokens(t)) if t.len() == 2)
         );
         assert!(parse_input(Some(&json!([]))).is_err());
         assert!(parse_input(Some(&json!([[]]))).is_err());

@@ -61,7 +61,7 @@ pub async fn health(State(st): Shared) -> Response {
 pub async fn models(State(st): Shared) -> Json<Value> {
     Json(json!({"object": "list", "data": [{
         "id": st.name, "object": "model", "created": st.created, "owned_by": "nanorun",
-        "meta": {"n_ctx": st.engine.max_seq_len(), "arch": st.engine.model_config().arch.name()},
+        "meta": {"n_ctx": st.engine.max_seq_len(), "arch": st.engine.arch_name()},
     }]}))
 }
 

@@ -20,10 +20,27 @@
 //! # Ok::<(), nanorun::EngineError>(())
 //! ```
 //!
+//! An engine loaded from an embedding model (`bert`, `nomic-bert`, `gemma-embedding`)
+//! serves [`Engine::embed`] instead: its thread owns the [`EmbedState`] and batches the
+//! waiting embedding requests of all callers together, up to
+//! [`EngineConfig::max_batch_tokens`] tokens per forward pass (see the `embed` module).
+//! Generating with it, or embedding with a generation model, is refused with
+//! [`EngineError::InvalidRequest`].
+//!
+//! ```no_run
+//! use nanorun::{Engine, EngineConfig};
+//! let engine = Engine::load("models/bge-small-en-v1.5-q8_0.gguf", EngineConfig::default())?;
+//! let out = engine.embed(&["a query", "a passage"], true)?; // L2-normalised
+//! assert_eq!(out.vectors.len(), 2);
+//! println!("{} tokens", out.prompt_tokens);
+//! # Ok::<(), nanorun::EngineError>(())
+//! ```
+//!
 //! Cancel a request by dropping its [`RequestStream`] or with [`Engine::cancel`]: its KV blocks
 //! are freed at once. A bad request (empty or too long prompt, bad sampling parameter, empty
 //! stop string) is refused by [`Engine::submit`] with [`EngineError::InvalidRequest`].
 
+mod embed;
 mod metrics;
 mod request;
 mod worker;
@@ -35,20 +52,27 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use embed::{EmbedInputs, Embeddings};
 pub use metrics::MetricsSnapshot;
 pub use request::{Completion, Event, Prompt, Request, RequestId, Usage};
+
+use nanorun_formats::Gguf;
+use nanorun_kernels::Kernels;
 
 use crate::chat::{BuiltinTemplate, ChatMessage, ChatTemplate};
 use crate::error::{EngineError, Result};
 use crate::generate::FinishReason;
 use crate::kv::{CacheType, KvCache, KvCacheConfig};
-use crate::model::{Arch, ForwardState, Model, ModelConfig};
+use crate::model::encoder_config::EncoderArch;
+use crate::model::{Arch, EmbedState, Embedder, ForwardState, Model, ModelConfig};
 use crate::sampler::{Sampler, StopStrings};
 use crate::sched::{Scheduler, SchedulerConfig};
 use crate::tokenizer::Tokenizer;
+use embed::{EmbedJob, EmbedWorker};
 use worker::{Command, Job, Worker};
 
-/// How the engine is set up.
+/// How the engine is set up. An embedding engine uses only `n_threads` and
+/// `max_batch_tokens` (its numerics are always batch-invariant).
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// Threads of the forward pass (0 = all available cores).
@@ -57,7 +81,8 @@ pub struct EngineConfig {
     pub n_ctx: usize,
     /// Sequences running at once (`-np`).
     pub max_seqs: usize,
-    /// Tokens per forward pass (decode tokens plus prompt chunks).
+    /// Tokens per forward pass (decode tokens plus prompt chunks; for an embedding model,
+    /// whole inputs are batched up to this many tokens).
     pub max_batch_tokens: usize,
     /// K cache element type.
     pub type_k: CacheType,
@@ -91,11 +116,12 @@ impl Default for EngineConfig {
     }
 }
 
-/// A loaded model serving requests from its own thread.
+/// A loaded model serving requests from its own thread: generation requests
+/// ([`Engine::submit`], [`Engine::generate`]) for a generation model, [`Engine::embed`] for an
+/// embedding model.
 pub struct Engine {
     commands: Mutex<Sender<Command>>,
-    tokenizer: Arc<Tokenizer>,
-    config: ModelConfig,
+    kind: Kind,
     template: Option<ChatTemplate>,
     metrics: Arc<metrics::Metrics>,
     next_id: AtomicU32,
@@ -104,21 +130,86 @@ pub struct Engine {
     thread: Option<JoinHandle<()>>,
 }
 
+/// What an engine runs.
+enum Kind {
+    /// A generation model (its thread is a [`Worker`]).
+    Generation {
+        tokenizer: Arc<Tokenizer>,
+        config: ModelConfig,
+    },
+    /// An embedding model (its thread is an [`EmbedWorker`], sharing the model read-only).
+    Embedding(Arc<Embedder>),
+}
+
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("arch", &self.config.arch)
+            .field("arch", &self.arch_name())
             .field("max_seq_len", &self.max_seq_len)
             .finish()
     }
 }
 
+/// `n` threads, or all available cores for 0.
+fn resolve_threads(n: usize) -> usize {
+    if n == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        n
+    }
+}
+
+/// Starts the engine thread `name` running `f`.
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| EngineError::InvalidRequest(format!("cannot start engine thread: {e}")))
+}
+
 impl Engine {
-    /// Opens the GGUF file at `path` and starts the engine thread.
+    /// Opens the GGUF file at `path` and starts the engine thread: an embedding engine when
+    /// `general.architecture` is an encoder (`bert`, `nomic-bert`, `gemma-embedding`), a
+    /// generation engine otherwise.
     pub fn load(path: impl AsRef<Path>, cfg: EngineConfig) -> Result<Engine> {
-        let model = Model::open(path)?;
+        let gguf = Arc::new(Gguf::open(path)?);
+        let kernels = Kernels::active()?;
+        if gguf.architecture().is_ok_and(EncoderArch::is_encoder) {
+            return Engine::from_embedder(Embedder::from_gguf(gguf, kernels)?, cfg);
+        }
+        let model = Model::from_gguf(gguf, kernels)?;
         let tokenizer = Tokenizer::from_gguf(model.gguf())?;
         Engine::new(model, tokenizer, cfg)
+    }
+
+    /// Starts an embedding engine for a loaded embedding model (e.g. one opened with
+    /// [`Embedder::from_gguf_with_pooling`] to override the pooling). Uses `cfg.n_threads`
+    /// and `cfg.max_batch_tokens` only.
+    pub fn from_embedder(embedder: Embedder, cfg: EngineConfig) -> Result<Engine> {
+        if cfg.max_batch_tokens == 0 {
+            return Err(EngineError::InvalidRequest(
+                "engine needs a batch of at least 1 token".into(),
+            ));
+        }
+        let embedder = Arc::new(embedder);
+        let max_seq_len = embedder.config().n_ctx_train;
+        let worker = EmbedWorker {
+            embedder: embedder.clone(),
+            state: EmbedState::new(resolve_threads(cfg.n_threads)),
+            max_batch_tokens: cfg.max_batch_tokens,
+        };
+        let (tx, rx) = channel();
+        let thread = spawn("nanorun-embed", move || worker.run(rx))?;
+        Ok(Engine {
+            commands: Mutex::new(tx),
+            kind: Kind::Embedding(embedder),
+            template: None,
+            metrics: Arc::default(),
+            next_id: AtomicU32::new(1),
+            max_seq_len,
+            n_kv_blocks: 0,
+            thread: Some(thread),
+        })
     }
 
     /// Starts the engine thread for a loaded model.
@@ -153,11 +244,7 @@ impl Engine {
             }
             _ => None,
         };
-        let n_threads = if cfg.n_threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            cfg.n_threads
-        };
+        let n_threads = resolve_threads(cfg.n_threads);
         let tokenizer = Arc::new(tokenizer);
         let metrics = Arc::new(metrics::Metrics::default());
         let (tx, rx) = channel();
@@ -173,14 +260,10 @@ impl Engine {
             metrics: metrics.clone(),
             max_seq_len,
         };
-        let thread = std::thread::Builder::new()
-            .name("nanorun-engine".into())
-            .spawn(move || worker.run(rx))
-            .map_err(|e| EngineError::InvalidRequest(format!("cannot start engine thread: {e}")))?;
+        let thread = spawn("nanorun-engine", move || worker.run(rx))?;
         Ok(Engine {
             commands: Mutex::new(tx),
-            tokenizer,
-            config,
+            kind: Kind::Generation { tokenizer, config },
             template,
             metrics,
             next_id: AtomicU32::new(1),
@@ -190,18 +273,48 @@ impl Engine {
         })
     }
 
-    /// The model's hyper-parameters.
-    pub fn model_config(&self) -> &ModelConfig {
-        &self.config
+    /// The generation model's hyper-parameters; `None` for an embedding engine (see
+    /// [`Engine::embedder`]).
+    pub fn model_config(&self) -> Option<&ModelConfig> {
+        match &self.kind {
+            Kind::Generation { config, .. } => Some(config),
+            Kind::Embedding(_) => None,
+        }
+    }
+
+    /// The embedding model (its config, vector width, tokenizer); `None` for a generation
+    /// engine.
+    pub fn embedder(&self) -> Option<&Embedder> {
+        match &self.kind {
+            Kind::Embedding(e) => Some(e),
+            Kind::Generation { .. } => None,
+        }
+    }
+
+    /// Whether the engine holds an embedding model (serves [`Engine::embed`], not
+    /// [`Engine::submit`]).
+    pub fn is_embedding(&self) -> bool {
+        matches!(self.kind, Kind::Embedding(_))
+    }
+
+    /// `general.architecture` of the model (`gemma3`, `bert`, …).
+    pub fn arch_name(&self) -> &'static str {
+        match &self.kind {
+            Kind::Generation { config, .. } => config.arch.name(),
+            Kind::Embedding(e) => e.config().arch.name(),
+        }
     }
 
     /// The tokenizer.
     pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
+        match &self.kind {
+            Kind::Generation { tokenizer, .. } => tokenizer,
+            Kind::Embedding(e) => e.tokenizer(),
+        }
     }
 
     /// The chat template: the model's own, or the built-in Gemma one for Gemma models that
-    /// carry none; `None` otherwise.
+    /// carry none; `None` otherwise (always for an embedding engine).
     pub fn chat_template(&self) -> Option<&ChatTemplate> {
         self.template.as_ref()
     }
@@ -219,26 +332,23 @@ impl Engine {
             .template
             .as_ref()
             .ok_or_else(|| EngineError::InvalidRequest("the model has no chat template".into()))?;
+        let tok = self.tokenizer();
         let text = |id: Option<u32>| {
-            id.and_then(|i| self.tokenizer.token_text(i).ok())
+            id.and_then(|i| tok.token_text(i).ok())
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default()
         };
-        t.render(
-            messages,
-            true,
-            &text(self.tokenizer.bos()),
-            &text(self.tokenizer.eos()),
-        )
-        .map_err(|e| EngineError::InvalidRequest(format!("chat template: {e}")))
+        t.render(messages, true, &text(tok.bos()), &text(tok.eos()))
+            .map_err(|e| EngineError::InvalidRequest(format!("chat template: {e}")))
     }
 
-    /// Longest sequence (prompt plus generated tokens) one request may reach.
+    /// Longest sequence (prompt plus generated tokens) one request may reach; for an
+    /// embedding engine, the longest input (`<arch>.context_length`).
     pub fn max_seq_len(&self) -> usize {
         self.max_seq_len
     }
 
-    /// KV blocks in the cache (per layer group).
+    /// KV blocks in the cache (per layer group; 0 for an embedding engine).
     pub fn n_kv_blocks(&self) -> usize {
         self.n_kv_blocks
     }
@@ -255,11 +365,16 @@ impl Engine {
     }
 
     /// Token ids of a text prompt as the engine would run it (BOS when the model wants it,
-    /// special tokens parsed).
+    /// special tokens parsed). For an embedding engine, as [`Embedder::tokenize`] (special
+    /// tokens added, special-token text not parsed).
     pub fn tokenize(&self, prompt: &str) -> Vec<u32> {
-        let mut ids = self.tokenizer.encode(prompt, true, true);
+        let tokenizer = match &self.kind {
+            Kind::Generation { tokenizer, .. } => tokenizer,
+            Kind::Embedding(e) => return e.tokenize(prompt),
+        };
+        let mut ids = tokenizer.encode(prompt, true, true);
         // A rendered chat template often writes BOS itself: do not double it.
-        let bos = self.tokenizer.bos();
+        let bos = tokenizer.bos();
         if ids.len() >= 2 && bos.is_some_and(|b| ids[0] == b && ids[1] == b) {
             ids.remove(0);
         }
@@ -267,8 +382,14 @@ impl Engine {
     }
 
     /// Validates `req` and queues it. Events arrive on the returned stream; dropping it
-    /// cancels the request.
+    /// cancels the request. An embedding engine refuses it ([`EngineError::InvalidRequest`]).
     pub fn submit(&self, req: Request) -> Result<RequestStream> {
+        let Kind::Generation { config, .. } = &self.kind else {
+            return Err(EngineError::InvalidRequest(format!(
+                "this engine holds an embedding model ({}): it cannot generate (use Engine::embed)",
+                self.arch_name()
+            )));
+        };
         let prompt = match req.prompt {
             Prompt::Text(t) => self.tokenize(&t),
             Prompt::Tokens(t) => t,
@@ -276,7 +397,7 @@ impl Engine {
         if prompt.is_empty() {
             return Err(EngineError::InvalidRequest("the prompt is empty".into()));
         }
-        let n_vocab = self.config.n_vocab;
+        let n_vocab = config.n_vocab;
         if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= n_vocab) {
             return Err(EngineError::InvalidRequest(format!(
                 "prompt token {bad} is outside the vocabulary ({n_vocab})"
@@ -354,9 +475,68 @@ impl Engine {
         }
     }
 
-    /// Submits `req` and waits for the whole completion.
+    /// Submits `req` and waits for the whole completion (refused by an embedding engine).
     pub fn generate(&self, req: Request) -> Result<Completion> {
         self.submit(req)?.wait()
+    }
+
+    /// Embeds `inputs` (texts, e.g. `&["a", "b"]`, or token-id sequences) with an embedding
+    /// model and waits for the vectors, L2-normalised if `normalize` (raw pooled vectors
+    /// otherwise, as llama.cpp's `llama_get_embeddings_seq()` returns them).
+    ///
+    /// Texts are tokenized on the calling thread; the engine thread then embeds this call's
+    /// inputs together with those of every other call waiting, whole calls up to
+    /// [`EngineConfig::max_batch_tokens`] tokens per forward pass. A vector does not depend on
+    /// what it was batched with. Errors: no inputs, an empty, too long or out-of-vocabulary
+    /// input, or a generation model in the engine ([`EngineError::InvalidRequest`]).
+    pub fn embed(&self, inputs: impl Into<EmbedInputs>, normalize: bool) -> Result<Embeddings> {
+        let Kind::Embedding(embedder) = &self.kind else {
+            return Err(EngineError::InvalidRequest(format!(
+                "this engine holds a generation model ({}): it cannot embed (load a bert, \
+                 nomic-bert or gemma-embedding model)",
+                self.arch_name()
+            )));
+        };
+        let seqs: Vec<Vec<u32>> = match inputs.into() {
+            EmbedInputs::Texts(t) => t.iter().map(|s| embedder.tokenize(s)).collect(),
+            EmbedInputs::Tokens(t) => t,
+        };
+        if seqs.is_empty() {
+            return Err(EngineError::InvalidRequest("nothing to embed".into()));
+        }
+        let n_tokens: Vec<usize> = seqs.iter().map(Vec::len).collect();
+        let prompt_tokens = n_tokens.iter().sum::<usize>();
+        let m = &self.metrics;
+        m.requests.fetch_add(1, Ordering::Relaxed);
+        m.prompt_tokens
+            .fetch_add(prompt_tokens as u64, Ordering::Relaxed);
+        let (reply, answer) = channel();
+        let stopped = || EngineError::InvalidRequest("engine thread has stopped".into());
+        self.commands
+            .lock()
+            .map_err(|_| stopped())?
+            .send(Command::Embed(EmbedJob { seqs, reply }))
+            .map_err(|_| stopped())?;
+        let result = answer.recv().map_err(|_| stopped())?;
+        let counter = if result.is_ok() {
+            &m.finished
+        } else {
+            &m.failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let mut vectors = result?;
+        m.computed_tokens
+            .fetch_add(prompt_tokens as u64, Ordering::Relaxed);
+        if normalize {
+            vectors
+                .iter_mut()
+                .for_each(|v| crate::model::encoder::l2_normalize(v));
+        }
+        Ok(Embeddings {
+            vectors,
+            n_tokens,
+            prompt_tokens,
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::embed::EmbedJob;
 use super::metrics::Metrics;
 use super::request::{Event, RequestId, Usage};
 use crate::generate::{FinishReason, Utf8Stream};
@@ -31,6 +32,8 @@ pub(crate) struct Job {
 /// What callers send the engine thread.
 pub(crate) enum Command {
     Submit(Box<Job>),
+    /// Embedding request (served by the embedding worker only).
+    Embed(EmbedJob),
     Cancel(RequestId),
     ClearCache,
     Shutdown,
@@ -83,6 +86,11 @@ impl Worker {
                         }
                     }
                     Command::ClearCache => self.sched.clear_retained(),
+                    Command::Embed(job) => {
+                        let _ = job.reply.send(Err(crate::EngineError::InvalidRequest(
+                            "this engine holds a generation model; it cannot embed".into(),
+                        )));
+                    }
                     Command::Shutdown => {
                         for (_, l) in live.drain() {
                             let _ = l.job.events.send(Event::Error("engine shut down".into()));
