@@ -1,7 +1,8 @@
 //! `nanorun bench`: prompt-processing and generation speed, llama-bench style. For each thread
 //! count: `ppN` runs an N-token prompt as one batch from an empty cache; `tgN` generates N tokens
 //! one at a time from an empty cache. Repeated `-r` times; mean ± std of tok/s, plus the weight
-//! bytes each decode step reads and the bandwidth that implies.
+//! bytes each decode step reads and the bandwidth that implies. `--embed` benchmarks an
+//! embedding model instead (sentences/s per batch size, see `bench_embed`).
 
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ use serde_json::json;
 pub struct BenchArgs {
     /// The GGUF model file.
     #[arg(short = 'm', long = "model")]
-    model: std::path::PathBuf,
+    pub model: std::path::PathBuf,
     /// Prompt lengths (comma-separated; 0 = none).
     #[arg(
         short = 'p',
@@ -37,13 +38,27 @@ pub struct BenchArgs {
         value_delimiter = ',',
         default_value = "1"
     )]
-    threads: Vec<usize>,
+    pub threads: Vec<usize>,
     /// Repetitions of each test.
     #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
-    repetitions: usize,
+    pub repetitions: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
+    /// Benchmark an embedding model: sentences/s and tokens/s per batch size.
+    #[arg(long)]
+    pub embed: bool,
+    /// Sentences per forward pass with `--embed` (comma-separated).
+    #[arg(
+        long = "batch-sizes",
+        value_delimiter = ',',
+        default_value = "1,8,32",
+        requires = "embed"
+    )]
+    pub batch_sizes: Vec<usize>,
+    /// Sentences for `--embed`, one per line (default: 32 built-in English sentences).
+    #[arg(short = 'f', long = "file", requires = "embed")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// Token ids for a test: deterministic, spread over the vocabulary, never special ids 0..3.
@@ -94,6 +109,9 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.repetitions == 0 || args.threads.contains(&0) {
         return Err("-r and -t must be at least 1".into());
+    }
+    if args.embed {
+        return crate::bench_embed::run(args);
     }
     let model = Model::open(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
     let bytes = model.weight_bytes_per_token();

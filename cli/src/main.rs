@@ -6,6 +6,7 @@
 //! error prints one line on stderr and exits non-zero.
 
 mod bench;
+mod bench_embed;
 mod chat;
 mod common;
 mod embed;
@@ -44,7 +45,8 @@ enum Command {
     Tokenize(tools::TokenizeArgs),
     /// Write the raw logits of given token ids (every position, one batch) to a file.
     Logits(tools::LogitsArgs),
-    /// Prompt-processing and generation speed (like llama-bench).
+    /// Prompt-processing and generation speed (like llama-bench); embedding throughput with
+    /// `--embed`.
     Bench(bench::BenchArgs),
     /// Sentence embeddings with an encoder model (bert, nomic-bert, gemma-embedding).
     Embed(embed::EmbedArgs),

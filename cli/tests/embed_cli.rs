@@ -1,8 +1,9 @@
-//! `nanorun embed` and `nanorun serve` with an embedding model, end to end: the reference form
-//! (`--ids … --out FILE`) reproduces llama.cpp's pooled vectors of the encoder fixtures, text
-//! input with `--json --normalize`, errors; `/v1/embeddings` over loopback (string, list and
-//! token inputs, base64, dimensions, usage, error bodies) and, when the Python `openai` package
-//! is installed (`python3`, or the interpreter in `$NANORUN_PYTHON`), the real OpenAI client.
+//! `nanorun embed`, `nanorun bench --embed` and `nanorun serve` with an embedding model, end
+//! to end: the reference form (`--ids … --out FILE`) reproduces llama.cpp's pooled vectors of
+//! the encoder fixtures, text input with `--json --normalize`, errors; the benchmark's JSON and
+//! table; `/v1/embeddings` over loopback (string, list and token inputs, base64, dimensions,
+//! usage, error bodies) and, when the Python `openai` package is installed (`python3`, or the
+//! interpreter in `$NANORUN_PYTHON`), the real OpenAI client.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -95,6 +96,81 @@ fn embed_text_json_normalized_and_errors() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with("nanorun: error:"), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn bench_embed_reports_every_batch_size() {
+    let dir = std::env::temp_dir().join(format!("nanorun-bench-embed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("sentences.txt");
+    std::fs::write(
+        &file,
+        "hello world\n\nthe lazy dog jumps\na quick brown fox\n",
+    )
+    .unwrap();
+    let out = nanorun()
+        .args([
+            "bench",
+            "--embed",
+            "-t",
+            "1",
+            "-r",
+            "2",
+            "--batch-sizes",
+            "1,2,4",
+            "--json",
+        ])
+        .args(["-f".as_ref(), file.as_os_str(), "-m".as_ref()])
+        .arg(data("bert-Q8_0.gguf"))
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    let batches: Vec<u64> = rows
+        .iter()
+        .map(|r| r["batch_size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(batches, [1, 2, 4]);
+    // Three sentences, cycled to a multiple of the batch size.
+    let sentences: Vec<u64> = rows
+        .iter()
+        .map(|r| r["n_sentences"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sentences, [3, 4, 4]);
+    for r in rows {
+        assert!(r["sentences_per_s"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["tok_per_s"].as_f64().unwrap() > r["sentences_per_s"].as_f64().unwrap());
+        assert_eq!(r["samples_sentences_per_s"].as_array().unwrap().len(), 2);
+    }
+    // The table form, with the built-in sentences.
+    let out = nanorun()
+        .args(["bench", "--embed", "-r", "1", "--batch-sizes", "32", "-m"])
+        .arg(data("nomic-bert-Q4_K_M.gguf"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("sentences/s") && table.contains("| 1 | 32 | 32 |"),
+        "{table}"
+    );
+    // A bad batch size is an error.
+    let out = nanorun()
+        .args(["bench", "--embed", "--batch-sizes", "0", "-m"])
+        .arg(data("bert-Q8_0.gguf"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }
 
 /// A running server, killed on drop.
