@@ -11,57 +11,28 @@ use serde_json::json;
 
 use crate::bench::BenchArgs;
 
-/// Sentences of 8–30 words, varied in topic and length, for when no `-f` file is given.
-pub const SENTENCES: [&str; 32] = [
-    "The quick brown fox jumps over the lazy dog near the river bank.",
-    "How do I reset my password if I no longer have access to my email account?",
-    "Photosynthesis converts light energy into chemical energy stored in glucose molecules.",
-    "The meeting has been moved to Thursday afternoon because the conference room is booked.",
-    "Our quarterly revenue grew by twelve percent, driven mostly by strong demand in Europe and Asia.",
-    "Please remember to water the plants while I am away on vacation next week.",
-    "The Treaty of Westphalia in 1648 ended the Thirty Years' War and reshaped the political map of Europe.",
-    "Add two cups of flour, a pinch of salt and a teaspoon of baking powder, then mix gently.",
-    "Rust guarantees memory safety without a garbage collector by checking ownership and borrowing at compile time.",
-    "She finished the marathon in under four hours despite the heat.",
-    "What are the side effects of taking ibuprofen together with blood pressure medication?",
-    "The new library downtown offers free coding workshops for teenagers every Saturday morning.",
-    "A black hole forms when a massive star collapses under its own gravity at the end of its life.",
-    "Customers reported that the mobile app crashes whenever they try to upload a profile picture.",
-    "The committee will review all applications and notify the successful candidates by the end of March.",
-    "Bees play a crucial role in pollinating crops that feed much of the world's population.",
-    "Can you recommend a quiet hotel close to the train station with free breakfast?",
-    "The defendant's lawyer argued that the evidence had been obtained without a valid warrant.",
-    "Interest rates are expected to stay high until inflation returns to the central bank's target.",
-    "He spent the whole weekend repainting the fence and fixing the squeaky garden gate.",
-    "Vector databases store embeddings so that semantically similar documents can be retrieved quickly.",
-    "The museum's new exhibition explores how ancient civilizations measured time using the sun and stars.",
-    "Turn left at the second traffic light and the pharmacy will be on your right.",
-    "Regular exercise, enough sleep and a balanced diet reduce the risk of many chronic diseases.",
-    "The software update fixes a security vulnerability that allowed attackers to bypass the login screen.",
-    "Children learn languages faster when they hear them spoken at home from an early age.",
-    "The orchestra performed Beethoven's Ninth Symphony to a sold-out audience last night.",
-    "Our flight was delayed by three hours because of a snowstorm over the mountains.",
-    "Machine translation has improved dramatically since neural networks replaced phrase-based statistical systems.",
-    "The volcano erupted without warning, forcing thousands of residents to evacuate their homes overnight.",
-    "Is it possible to cancel my subscription online, or do I need to call customer support?",
-    "Fresh tomatoes, basil and mozzarella make a simple salad that tastes like summer.",
-];
+/// 32 English sentences of 8–30 words, varied in topic and length, one a line, for when no
+/// `-f` file is given (`scripts/compare-embed-llama-cpp.sh` feeds the same file to llama.cpp).
+pub const SENTENCES: &str = include_str!("../data/embed-sentences.txt");
 
 /// The sentences of `-f FILE` (non-empty lines) or the built-in ones.
 fn sentences(args: &BenchArgs) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let Some(f) = &args.file else {
-        return Ok(SENTENCES.iter().map(|s| s.to_string()).collect());
+        return Ok(lines(SENTENCES));
     };
-    let lines: Vec<String> = std::fs::read_to_string(f)
-        .map_err(|e| format!("{}: {e}", f.display()))?
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
+    let lines = lines(&std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?);
     if lines.is_empty() {
         return Err(format!("{}: no sentences", f.display()).into());
     }
     Ok(lines)
+}
+
+/// The non-empty lines of `text`.
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Embeds `work` `batch` sequences per forward pass; returns seconds.
@@ -141,7 +112,9 @@ mod tests {
 
     #[test]
     fn sentences_are_realistic() {
-        for s in SENTENCES {
+        let all = lines(SENTENCES);
+        assert_eq!(all.len(), 32);
+        for s in all {
             let words = s.split_whitespace().count();
             assert!((8..=30).contains(&words), "{words} words: {s}");
         }
