@@ -1,4 +1,5 @@
-/* nanorun C API: load a GGUF model once, run many generation requests concurrently.
+/* nanorun C API: load a GGUF model once, run many generation requests concurrently (or embed
+ * texts with an embedding model).
  *
  * Every function is safe to call from any thread. A request is pulled from one thread at a
  * time. Strings returned by the library stay valid until the next call on the same object
@@ -60,6 +61,15 @@ nanorun_request *nanorun_submit(nanorun_engine *engine, const char *prompt,
 /* Submits token ids. NULL on a bad request. */
 nanorun_request *nanorun_submit_tokens(nanorun_engine *engine, const int32_t *tokens,
                                        size_t n_tokens, const nanorun_request_params *params);
+
+/* Embedding engines (a bert, nomic-bert or gemma-embedding GGUF; submitting to one fails).
+ * Width of the vectors nanorun_embed writes; 0 for a generation engine. */
+int32_t nanorun_embed_dim(const nanorun_engine *engine);
+/* Embeds n_texts texts into out (n_texts rows of nanorun_embed_dim floats), L2-normalised if
+ * normalize is non-zero. Concurrent calls share forward passes. Returns the input tokens, or
+ * -1 on error (nanorun_last_error; e.g. a generation engine). */
+int32_t nanorun_embed(nanorun_engine *engine, const char *const *texts, size_t n_texts,
+                      int32_t normalize, float *out);
 
 /* Waits for the next token. On NANORUN_TOKEN, *token (if not NULL) is its id (-1 for text
  * released at the end without a token) and *text (if not NULL) the new text, possibly "". */

@@ -1,6 +1,7 @@
 //! nanorun's C ABI: load a model once ([`nanorun_engine_load`]), submit requests
 //! ([`nanorun_submit`]), pull their tokens and text ([`nanorun_next`]), free everything.
-//! The header is `include/nanorun.h`; `examples/generate.c` shows the whole cycle.
+//! The header is `include/nanorun.h`; `examples/generate.c` shows the whole cycle. An engine
+//! loaded from an embedding model embeds texts instead ([`nanorun_embed`]).
 //!
 //! This crate only adapts [`nanorun::Engine`] to C: no logic of its own. Nothing may unwind
 //! into C: every entry point catches panics and reports them as errors.
@@ -194,6 +195,51 @@ unsafe fn submit(
             prompt_tokens: 0,
             completion_tokens: 0,
         })))
+    })
+}
+
+/// Width of the vectors [`nanorun_embed`] writes; 0 for a generation engine or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn nanorun_embed_dim(engine: *const CEngine) -> i32 {
+    guard(0, || {
+        let dim = engine.as_ref().and_then(|e| e.0.embedder());
+        Ok(dim.map_or(0, |m| m.n_embd_out() as i32))
+    })
+}
+
+/// Embeds `n_texts` texts with an embedding engine into `out` (`n_texts` rows of
+/// [`nanorun_embed_dim`] floats), L2-normalised when `normalize` is non-zero; returns the
+/// input tokens, -1 on error.
+#[no_mangle]
+pub unsafe extern "C" fn nanorun_embed(
+    engine: *mut CEngine,
+    texts: *const *const c_char,
+    n_texts: usize,
+    normalize: i32,
+    out: *mut f32,
+) -> i32 {
+    guard(-1, || {
+        let engine = engine.as_ref().ok_or("nanorun_embed: engine is NULL")?;
+        if texts.is_null() || out.is_null() {
+            return Err("nanorun_embed: texts or out is NULL".into());
+        }
+        let texts = std::slice::from_raw_parts(texts, n_texts)
+            .iter()
+            .map(|&t| match t.is_null() {
+                true => Err("nanorun_embed: a text is NULL".to_string()),
+                false => Ok(CStr::from_ptr(t).to_string_lossy().into_owned()),
+            })
+            .collect::<Result<Vec<String>, _>>()?;
+        let r = engine
+            .0
+            .embed(texts, normalize != 0)
+            .map_err(|e| format!("nanorun_embed: {e}"))?;
+        let dim = r.vectors.first().map_or(0, Vec::len);
+        let rows = std::slice::from_raw_parts_mut(out, n_texts * dim);
+        for (row, v) in rows.chunks_exact_mut(dim.max(1)).zip(&r.vectors) {
+            row.copy_from_slice(v);
+        }
+        i32::try_from(r.prompt_tokens).map_err(|_| "nanorun_embed: too many tokens".into())
     })
 }
 
