@@ -94,6 +94,23 @@ impl KvBuf {
 }
 
 impl KvBuf {
+    /// Widens `row[slot][off..off + out.len()]` (rows `row_len` wide) to f32 into `out`; for
+    /// Q8_0, `off` and `out.len()` must be multiples of 32.
+    pub fn read_head(&self, slot: usize, row_len: usize, off: usize, out: &mut [f32]) {
+        let (start, n) = (slot * row_len + off, out.len());
+        match self {
+            KvBuf::F32(v) => out.copy_from_slice(&v[start..start + n]),
+            KvBuf::F16(v) => {
+                for (o, h) in out.iter_mut().zip(&v[start..start + n]) {
+                    *o = h.to_f32();
+                }
+            }
+            KvBuf::Q8_0(v) => {
+                nanorun_kernels::quant::q8_0::dequantize_row(&v[start / 32..(start + n) / 32], out)
+            }
+        }
+    }
+
     /// `q · row[slot][off..off + q.len()]` where rows are `row_len` wide.
     #[inline]
     pub fn dot(&self, slot: usize, row_len: usize, off: usize, q: &[f32]) -> f32 {

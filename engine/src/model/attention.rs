@@ -12,6 +12,8 @@ use crate::batch::Batch;
 use crate::error::Result;
 use crate::kv::{CacheType, KvCache};
 
+use super::attention_tiled::{self, TileScratch};
+
 /// The attention facts of one layer.
 #[derive(Clone, Copy, Debug)]
 pub struct AttnParams {
@@ -29,12 +31,16 @@ pub struct AttnParams {
     pub softcap: Option<f32>,
     /// Sliding window in tokens.
     pub window: Option<usize>,
+    /// Compute as llama.cpp's tiled flash attention does (F16 cache, batches of
+    /// [`TILE`](super::attention_tiled::TILE)+ rows, when the caller wants its rounding).
+    pub tiled: bool,
 }
 
 /// Per-chunk score buffers, kept between calls.
 #[derive(Debug, Default)]
 pub struct AttnScratch {
     chunks: Vec<Vec<f32>>,
+    tiles: Vec<TileScratch>,
 }
 
 #[derive(Clone, Copy)]
@@ -42,6 +48,116 @@ struct OutPtr(*mut f32);
 // SAFETY: each task writes only its own `head_dim_v` slice of the output (see `attend`).
 unsafe impl Sync for OutPtr {}
 unsafe impl Send for OutPtr {}
+
+#[derive(Clone, Copy)]
+struct TilePtr(*mut TileScratch);
+// SAFETY: chunk `c` alone dereferences tile scratch `c` (see `attend_tiled`).
+unsafe impl Sync for TilePtr {}
+unsafe impl Send for TilePtr {}
+
+impl TilePtr {
+    fn get(&self) -> *mut TileScratch {
+        self.0
+    }
+}
+
+/// What `attend` resolved that the tiled path needs too.
+struct TiledViews<'a> {
+    tables: &'a [&'a [Option<u32>]],
+    bs: usize,
+    k_row: usize,
+    v_row: usize,
+    group: usize,
+}
+
+/// [`attend`] the way llama.cpp's tiled flash attention computes it (see
+/// [`attention_tiled`]): one task per head and run of up to `TILE` consecutive rows of one
+/// sequence, each widening a tile of keys and values once for all its rows.
+#[allow(clippy::too_many_arguments)]
+fn attend_tiled(
+    pool: &ThreadPool,
+    kv: &KvCache,
+    layer: usize,
+    batch: &Batch,
+    p: &AttnParams,
+    q: &[f32],
+    out: &mut [f32],
+    views: &TiledViews<'_>,
+    tiles: &mut Vec<TileScratch>,
+) {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for t in 1..=batch.len() {
+        if t == batch.len()
+            || batch.seq_ids[t] != batch.seq_ids[start]
+            || t - start == attention_tiled::TILE
+        {
+            runs.push(start..t);
+            start = t;
+        }
+    }
+    let n_tasks = runs.len() * p.n_head;
+    let n_chunks = n_tasks.min(pool.n_threads() * 4).max(1);
+    let per_chunk = n_tasks.div_ceil(n_chunks);
+    if tiles.len() < n_chunks {
+        tiles.resize_with(n_chunks, TileScratch::default);
+    }
+    let tile_ptrs: Vec<TilePtr> = tiles[..n_chunks]
+        .iter_mut()
+        .map(|t| TilePtr(t as *mut TileScratch))
+        .collect();
+    let (kbuf, vbuf) = kv.layer(layer).expect("attention layer has KV storage");
+    let (dk, dv) = (p.head_dim_k, p.head_dim_v);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    pool.run(n_chunks, |chunk| {
+        // SAFETY: chunk `c` alone uses tile scratch `c`.
+        let scratch = unsafe { &mut *tile_ptrs[chunk].get() };
+        for task in chunk * per_chunk..((chunk + 1) * per_chunk).min(n_tasks) {
+            let (run, h) = (&runs[task / p.n_head], task % p.n_head);
+            let kvh = h / views.group;
+            let table = views.tables[run.start];
+            let slot = |j: usize| table[j / views.bs].map(|b| b as usize * views.bs + j % views.bs);
+            let spans: Vec<(usize, usize)> = run
+                .clone()
+                .map(|t| {
+                    let pos = batch.positions[t];
+                    (p.window.map_or(0, |w| (pos + 1).saturating_sub(w)), pos)
+                })
+                .collect();
+            let qs: Vec<&[f32]> = run
+                .clone()
+                .map(|t| &q[t * p.n_head * dk + h * dk..][..dk])
+                .collect();
+            let key = |j: usize, o: &mut [f32]| {
+                slot(j)
+                    .inspect(|&sl| kbuf.read_head(sl, views.k_row, kvh * dk, o))
+                    .is_some()
+            };
+            let value = |j: usize, o: &mut [f32]| {
+                slot(j)
+                    .inspect(|&sl| vbuf.read_head(sl, views.v_row, kvh * dv, o))
+                    .is_some()
+            };
+            let rows = attention_tiled::Rows {
+                spans: &spans,
+                q: &qs,
+            };
+            let res =
+                attention_tiled::attend_rows(&rows, key, value, p.kq_scale, p.softcap, dv, scratch);
+            for (t, r) in run.clone().zip(res.chunks_exact(dv)) {
+                // SAFETY: task (run, h) owns out[t][h·dv ..][..dv] for its rows t; tasks are
+                // disjoint.
+                let o = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        out_ptr.get().add(t * p.n_head * dv + h * dv),
+                        dv,
+                    )
+                };
+                o.copy_from_slice(r);
+            }
+        }
+    });
+}
 
 impl OutPtr {
     fn get(&self) -> *mut f32 {
@@ -92,13 +208,33 @@ pub fn attend(
     let k_row = p.n_head_kv * p.head_dim_k;
     let v_row = p.n_head_kv * p.head_dim_v;
     let group = p.n_head / p.n_head_kv;
+    if p.tiled {
+        let views = TiledViews {
+            tables: &tables,
+            bs,
+            k_row,
+            v_row,
+            group,
+        };
+        attend_tiled(
+            pool,
+            kv,
+            layer,
+            batch,
+            p,
+            q,
+            out,
+            &views,
+            &mut scratch.tiles,
+        );
+        return Ok(());
+    }
     let out_ptr = OutPtr(out.as_mut_ptr());
     let scratch_ptrs: Vec<OutPtr> = scratch.chunks[..n_chunks]
         .iter_mut()
         .map(|c| OutPtr(c.as_mut_ptr()))
         .collect();
     let scratch_len = max_span + p.head_dim_k;
-
     pool.run(n_chunks, |chunk| {
         // SAFETY: chunk `c` alone uses scratch buffer `c`, which holds `scratch_len` floats.
         let buf = unsafe { std::slice::from_raw_parts_mut(scratch_ptrs[chunk].get(), scratch_len) };
@@ -113,13 +249,22 @@ pub fn attend(
             qh.copy_from_slice(
                 &q[t * p.n_head * p.head_dim_k + h * p.head_dim_k..][..p.head_dim_k],
             );
+            let slot = |j: usize| table[j / bs].map(|b| b as usize * bs + j % bs);
+            // SAFETY: task (t, h) owns out[t][h·head_dim_v ..][..head_dim_v]; tasks are disjoint.
+            let o = unsafe {
+                std::slice::from_raw_parts_mut(
+                    out_ptr
+                        .get()
+                        .add(t * p.n_head * p.head_dim_v + h * p.head_dim_v),
+                    p.head_dim_v,
+                )
+            };
             if type_k == CacheType::F16 {
                 // llama.cpp converts Q to the cache's f16 before the dot product.
                 for v in qh.iter_mut() {
                     *v = f16::from_f32(*v).to_f32();
                 }
             }
-            let slot = |j: usize| table[j / bs].map(|b| b as usize * bs + j % bs);
             let score = |j: usize| {
                 let mut x = match slot(j) {
                     Some(sl) => kbuf.dot(sl, k_row, kvh * p.head_dim_k, qh),
@@ -129,15 +274,6 @@ pub fn attend(
                     x = (x / cap).tanh() * cap;
                 }
                 x * p.kq_scale
-            };
-            // SAFETY: task (t, h) owns out[t][h·head_dim_v ..][..head_dim_v]; tasks are disjoint.
-            let o = unsafe {
-                std::slice::from_raw_parts_mut(
-                    out_ptr
-                        .get()
-                        .add(t * p.n_head * p.head_dim_v + h * p.head_dim_v),
-                    p.head_dim_v,
-                )
             };
             if type_v == CacheType::F16 {
                 online_softmax_f16(

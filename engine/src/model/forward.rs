@@ -13,6 +13,7 @@ use super::weights::Linear;
 use super::Model;
 use crate::batch::Batch;
 use crate::error::{EngineError, Result};
+use crate::kv::CacheType;
 use crate::kv::KvCache;
 
 /// Activation buffers and scratch space of the forward pass, owned by one caller.
@@ -34,6 +35,7 @@ pub struct ForwardState {
     logits: Vec<f32>,
     rope_cache: Vec<f32>,
     mm: MatmulScratch,
+    batch_invariant: bool,
     attn_scratch: AttnScratch,
     ssm: SsmScratch,
     profile: Option<LayerTimes>,
@@ -60,6 +62,7 @@ impl ForwardState {
             logits: Vec::new(),
             rope_cache: Vec::new(),
             mm: MatmulScratch::new(),
+            batch_invariant: false,
             attn_scratch: AttnScratch::default(),
             ssm: SsmScratch::default(),
             profile: None,
@@ -82,6 +85,7 @@ impl ForwardState {
     /// prefill bit for bit (see docs/NUMERICS.md and `MatmulScratch::set_batch_invariant`).
     pub fn set_batch_invariant(&mut self, on: bool) {
         self.mm.set_batch_invariant(on);
+        self.batch_invariant = on;
     }
 
     /// Switches per-part timing of the forward pass on (from zero) or off.
@@ -429,6 +433,10 @@ impl Model {
             kq_scale,
             softcap: c.attn_softcap,
             window: spec.sliding_window,
+            // llama.cpp switches its flash attention to the tiled kernel from 64 query rows.
+            tiled: !st.batch_invariant
+                && t_n >= super::attention_tiled::TILE
+                && kv.types() == (CacheType::F16, CacheType::F16),
         };
         let attn_width = spec.n_head * hd_v;
         attend(

@@ -1,6 +1,7 @@
 //! A loaded model: config, weights (views into the mmap) and the batch-first forward pass.
 
 pub mod attention;
+mod attention_tiled;
 pub mod config;
 pub mod encoder;
 pub mod encoder_config;

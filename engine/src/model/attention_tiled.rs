@@ -1,0 +1,283 @@
+//! llama.cpp's tiled flash attention (`ggml_compute_forward_flash_attn_ext_tiled`), which its
+//! CPU backend runs instead of the one-row kernel once a batch has [`TILE`] or more query rows:
+//! Q stays F32, keys and values are widened to F32, and the keys go by in tiles of [`TILE`]
+//! cache positions. Per tile: scores by an F32 GEMM (one FMA chain over the head dimension),
+//! the running maximum and sum updated once, the tile's weights from ggml's vectorised `expf`
+//! summed in double per 16 lanes, and the values accumulated by an F32 GEMM (one FMA chain over
+//! the tile's keys). Reproduced row by row here, which gives the same bits: a row's result does
+//! not depend on the other rows of its tile.
+
+/// Query rows (and keys) per tile: `GGML_FA_TILE_Q` / `GGML_FA_TILE_KV`.
+pub const TILE: usize = 64;
+
+/// Scratch of one worker: a widened key tile (transposed) and value tile, and the running
+/// state of up to [`TILE`] query rows.
+#[derive(Debug, Default)]
+pub struct TileScratch {
+    kt: Vec<f32>,
+    v: Vec<f32>,
+    acc: Vec<f32>,
+    q: Vec<f32>,
+}
+
+/// One sequence's query rows for one head: positions (each row sees `lo..=pos`), queries and
+/// where the outputs go.
+pub struct Rows<'a> {
+    /// (lo, pos) of each row.
+    pub spans: &'a [(usize, usize)],
+    /// The rows' queries, `head_dim_k` each.
+    pub q: &'a [&'a [f32]],
+}
+
+/// Attention of query rows of one sequence and head, the way ggml's tiled kernel computes each
+/// row; returns the rows' outputs (`dv` values each) from the scratch. `key(j, out)` /
+/// `value(j, out)` widen position `j`'s head to F32 and return false when `j` has no cache
+/// slot. Scores are `dot · scale`, soft-capped as ggml does (`tanh(dot · scale/cap) · cap`).
+#[allow(clippy::too_many_arguments)]
+pub fn attend_rows<'s>(
+    rows: &Rows<'_>,
+    key: impl Fn(usize, &mut [f32]) -> bool,
+    value: impl Fn(usize, &mut [f32]) -> bool,
+    scale: f32,
+    softcap: Option<f32>,
+    dv: usize,
+    s: &'s mut TileScratch,
+) -> &'s [f32] {
+    let n = rows.spans.len();
+    let dk = rows.q.first().map_or(0, |q| q.len());
+    s.kt.resize(dk * TILE, 0.0);
+    s.v.resize(TILE * dv, 0.0);
+    s.acc.clear();
+    s.acc.resize(n * dv, 0.0);
+    s.q.resize(dk, 0.0);
+    let scale = softcap.map_or(scale, |c| scale / c);
+    let mut max = vec![f32::NEG_INFINITY; n];
+    let mut sum = vec![0f32; n];
+    let first = rows.spans.iter().map(|s| s.0).min().unwrap_or(0);
+    let last = rows.spans.iter().map(|s| s.1).max().unwrap_or(0);
+    let mut present = [false; TILE];
+    for start in (first - first % TILE..=last).step_by(TILE) {
+        // Widen the tile once for every row: keys transposed (lane = key), values as rows.
+        for (i, live) in present.iter_mut().enumerate() {
+            let j = start + i;
+            *live = j <= last && key(j, &mut s.q[..dk]);
+            if *live {
+                for (d, &x) in s.q[..dk].iter().enumerate() {
+                    s.kt[d * TILE + i] = x;
+                }
+                value(j, &mut s.v[i * dv..(i + 1) * dv]);
+            }
+        }
+        for (r, &(lo, pos)) in rows.spans.iter().enumerate() {
+            let visible = |i: usize| present[i] && (lo..=pos).contains(&(start + i));
+            if !(0..TILE).any(visible) {
+                continue;
+            }
+            let mut p = [0f32; TILE];
+            kernels::scores(rows.q[r], &s.kt, &mut p);
+            let mut tile_max = f32::NEG_INFINITY;
+            for (i, x) in p.iter_mut().enumerate() {
+                if visible(i) {
+                    *x *= scale;
+                    if let Some(cap) = softcap {
+                        *x = x.tanh() * cap;
+                    }
+                    tile_max = tile_max.max(*x);
+                } else {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+            let acc = &mut s.acc[r * dv..(r + 1) * dv];
+            let new_max = max[r].max(tile_max);
+            if new_max > max[r] {
+                let ms = (max[r] - new_max).exp();
+                acc.iter_mut().for_each(|o| *o *= ms);
+                sum[r] *= ms;
+            }
+            max[r] = new_max;
+            sum[r] = (sum[r] as f64 + kernels::exp_sum(&mut p, new_max)) as f32;
+            // The GEMM adds p·v for every key of the tile; masked keys have p = 0, which
+            // leaves the accumulator's bits as they are, so only visible keys are visited.
+            for i in (0..TILE).filter(|&i| visible(i)) {
+                kernels::axpy(acc, &s.v[i * dv..(i + 1) * dv], p[i]);
+            }
+        }
+    }
+    for (r, acc) in s.acc.chunks_exact_mut(dv).enumerate() {
+        let inv = if sum[r] == 0.0 { 0.0 } else { 1.0 / sum[r] };
+        acc.iter_mut().for_each(|a| *a *= inv);
+    }
+    &s.acc
+}
+
+/// The inner loops, with fused multiply-adds in hardware where the CPU has them (a portable
+/// `mul_add` compiles to a library call per element): the same operations either way.
+mod kernels {
+    use super::{reduce16, v_expf, TILE};
+
+    #[inline(always)]
+    fn scores_body(q: &[f32], kt: &[f32], p: &mut [f32; TILE]) {
+        let mut acc = [0f32; TILE];
+        for (d, &qd) in q.iter().enumerate() {
+            let k = &kt[d * TILE..(d + 1) * TILE];
+            for l in 0..TILE {
+                acc[l] = k[l].mul_add(qd, acc[l]);
+            }
+        }
+        *p = acc;
+    }
+
+    #[inline(always)]
+    fn exp_sum_body(p: &mut [f32; TILE], max: f32) -> f64 {
+        let mut total = 0f64;
+        for lanes in p.chunks_exact_mut(16) {
+            for x in lanes.iter_mut() {
+                *x = v_expf(*x - max);
+            }
+            total += reduce16(&<[f32; 16]>::try_from(&*lanes).expect("16 lanes")) as f64;
+        }
+        total
+    }
+
+    #[inline(always)]
+    fn axpy_body(acc: &mut [f32], v: &[f32], w: f32) {
+        for (a, &x) in acc.iter_mut().zip(v) {
+            *a = x.mul_add(w, *a);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn has_fma() -> bool {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+
+    /// Dispatches `$body` to an AVX2+FMA build of it when the CPU has one.
+    macro_rules! dispatch {
+        ($name:ident, $fast:ident, $body:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn $fast($($arg: $ty),*) -> $ret {
+                $body($($arg),*)
+            }
+
+            pub(super) fn $name($($arg: $ty),*) -> $ret {
+                #[cfg(target_arch = "x86_64")]
+                if has_fma() {
+                    // SAFETY: AVX2 and FMA were detected at run time.
+                    return unsafe { $fast($($arg),*) };
+                }
+                $body($($arg),*)
+            }
+        };
+    }
+
+    dispatch!(scores, scores_fma, scores_body, (q: &[f32], kt: &[f32], p: &mut [f32; TILE]) -> ());
+    dispatch!(exp_sum, exp_sum_fma, exp_sum_body, (p: &mut [f32; TILE], max: f32) -> f64);
+    dispatch!(axpy, axpy_fma, axpy_body, (acc: &mut [f32], v: &[f32], w: f32) -> ());
+}
+
+/// The last steps of GCC's `_mm512_reduce_add_ps` on 16 lanes.
+#[inline(always)]
+pub fn reduce16(v: &[f32; 16]) -> f32 {
+    let mut h8 = [0f32; 8];
+    for l in 0..8 {
+        h8[l] = v[8 + l] + v[l];
+    }
+    let mut h4 = [0f32; 4];
+    for l in 0..4 {
+        h4[l] = h8[4 + l] + h8[l];
+    }
+    (h4[0] + h4[2]) + (h4[1] + h4[3])
+}
+
+/// ggml's vectorised `expf` (`ggml_v_expf`, AVX-512 form), one lane: a degree-5 polynomial on
+/// the reduced argument, scaled by 2ⁿ; 0 or +∞ beyond |n| > 192.
+pub fn v_expf(x: f32) -> f32 {
+    let c = f32::from_bits;
+    let r = c(0x4b40_0000); // 0x1.8p23
+    let z = x.mul_add(c(0x3fb8_aa3b), r);
+    let n = z - r;
+    let b = (-n).mul_add(c(0x35bf_be8e), (-n).mul_add(c(0x3f31_7200), x));
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    let u = b * b;
+    let hi = c(0x3c07_2010).mul_add(b, c(0x3d2b_9f17));
+    let mid = c(0x3e2a_af33).mul_add(b, c(0x3eff_fedb));
+    let lo = c(0x3f7f_fff6).mul_add(b, 1.0);
+    let j = hi.mul_add(u, mid).mul_add(u, lo);
+    // vscalefps: j·2ⁿ rounded once (exact in f64, then one rounding to f32).
+    (j as f64 * 2f64.powi(n as i32)) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v_expf_is_close_to_exp_and_saturates_like_ggml() {
+        for i in -1700..=1700 {
+            let x = i as f32 * 0.05;
+            let (a, b) = (v_expf(x), x.exp());
+            assert!(
+                (a - b).abs() <= 4e-7 * b.max(f32::MIN_POSITIVE),
+                "{x}: {a} vs {b}"
+            );
+        }
+        assert_eq!(v_expf(f32::NEG_INFINITY), 0.0);
+        assert_eq!(v_expf(-200.0), 0.0);
+        assert_eq!(v_expf(200.0), f32::INFINITY);
+    }
+
+    #[test]
+    fn rows_are_softmax_weighted_sums() {
+        let keys: Vec<[f32; 4]> = (0..200)
+            .map(|j| [j as f32 * 0.01, 1.0 - j as f32 * 0.02, 0.3, -0.1])
+            .collect();
+        let vals: Vec<[f32; 2]> = (0..200).map(|j| [j as f32, 1.0]).collect();
+        let qs = [[0.5f32, -1.0, 0.25, 2.0], [0.1, 0.2, -0.3, 0.4]];
+        let spans = [(10, 90), (0, 150)];
+        let q: Vec<&[f32]> = qs.iter().map(|q| &q[..]).collect();
+        let mut s = TileScratch::default();
+        let outs = attend_rows(
+            &Rows {
+                spans: &spans,
+                q: &q,
+            },
+            |j, o| {
+                o.copy_from_slice(&keys[j]);
+                true
+            },
+            |j, o| {
+                o.copy_from_slice(&vals[j]);
+                true
+            },
+            0.5,
+            None,
+            2,
+            &mut s,
+        );
+        for (r, &(lo, pos)) in spans.iter().enumerate() {
+            let scores: Vec<f64> = (lo..=pos)
+                .map(|j| {
+                    0.5 * keys[j]
+                        .iter()
+                        .zip(&qs[r])
+                        .map(|(a, b)| (a * b) as f64)
+                        .sum::<f64>()
+                })
+                .collect();
+            let m = scores.iter().cloned().fold(f64::MIN, f64::max);
+            let w: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+            let total: f64 = w.iter().sum();
+            let want: f64 = (lo..=pos).zip(&w).map(|(j, w)| j as f64 * w).sum::<f64>() / total;
+            assert!(
+                (outs[2 * r] as f64 - want).abs() < 1e-4 * want,
+                "{} vs {want}",
+                outs[2 * r]
+            );
+            assert!((outs[2 * r + 1] - 1.0).abs() < 1e-5);
+        }
+    }
+}
