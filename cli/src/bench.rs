@@ -61,6 +61,16 @@ pub struct BenchArgs {
     pub file: Option<std::path::PathBuf>,
 }
 
+impl BenchArgs {
+    /// The model's file name, for the results.
+    pub fn model_file(&self) -> String {
+        self.model
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
 /// Token ids for a test: deterministic, spread over the vocabulary, never special ids 0..3.
 fn test_tokens(n: usize, n_vocab: usize) -> Vec<u32> {
     (0..n)
@@ -147,11 +157,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 None
             };
-            let file = args
-                .model
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let file = args.model_file();
             if !args.json {
                 println!(
                     "| {file} | {} | {t} | {name} | {m:.2} ± {s:.2} | {} |",

@@ -67,11 +67,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let isa = nanorun::kernels::Kernels::active()?.isa().name();
     let texts = sentences(args)?;
     let seqs: Vec<Vec<u32>> = texts.iter().map(|t| e.tokenize(t)).collect();
-    let file = args
-        .model
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let file = args.model_file();
     let mut results = Vec::new();
     if !args.json {
         println!("| model | isa | threads | batch | sentences | tokens | sentences/s | tok/s |");

@@ -95,34 +95,50 @@ fn limits(model: &str) -> (f64, f64) {
     }
 }
 
+/// The fixtures present with llama.cpp's vectors: `(name, gguf, .emb.f32)` (the others are
+/// reported as skipped).
+fn fixtures_with_references() -> Vec<(&'static str, PathBuf, PathBuf)> {
+    let mut out = Vec::new();
+    for model in MODELS {
+        match (
+            find(&format!("{model}.gguf")),
+            find(&format!("{model}.emb.f32")),
+        ) {
+            (Some(gguf), Some(emb)) => out.push((model, gguf, emb)),
+            _ => skipped(model, "model or reference embeddings not present"),
+        }
+    }
+    out
+}
+
+/// Checks `ours` (one vector per sequence) against llama.cpp's vectors in `emb` with the
+/// README's limits for `model`; returns the worst (rel_max, cos).
+fn check_against_llama_cpp(model: &str, ours: &[Vec<f32>], emb: &Path) -> (f64, f64) {
+    let want = read_f32(emb);
+    assert_eq!(ours.len(), 3);
+    let (max_lim, cos_lim) = limits(model);
+    let mut worst = (0f64, 1f64);
+    for (s, (v, l)) in ours.iter().zip(want.chunks_exact(256)).enumerate() {
+        let (rel, cos) = rel_cos(v, l);
+        assert!(
+            rel.is_finite() && rel <= max_lim && cos >= cos_lim,
+            "{model} seq {s}: rel_max {rel:.3e} (limit {max_lim}), cos {cos:.6} (limit {cos_lim})"
+        );
+        worst = (worst.0.max(rel), worst.1.min(cos));
+    }
+    worst
+}
+
 #[test]
 fn embeddings_match_llama_cpp() {
     let mut st = EmbedState::new(2);
     let mut ran = 0;
-    for model in MODELS {
-        let (Some(gguf), Some(emb)) = (
-            find(&format!("{model}.gguf")),
-            find(&format!("{model}.emb.f32")),
-        ) else {
-            skipped(model, "model or reference embeddings not present");
-            continue;
-        };
+    for (model, gguf, emb) in fixtures_with_references() {
         let e = Embedder::open(&gguf).unwrap_or_else(|err| panic!("{model}: {err}"));
         assert_eq!(e.n_embd_out(), 256, "{model}");
         let input = seqs(model);
         let ours = e.embed(&input, &mut st).expect("embed");
-        let want = read_f32(&emb);
-        assert_eq!(ours.len(), 3);
-        let (max_lim, cos_lim) = limits(model);
-        let mut worst = (0f64, 1f64);
-        for (s, (v, l)) in ours.iter().zip(want.chunks_exact(256)).enumerate() {
-            let (rel, cos) = rel_cos(v, l);
-            assert!(
-                rel.is_finite() && rel <= max_lim && cos >= cos_lim,
-                "{model} seq {s}: rel_max {rel:.3e} (limit {max_lim}), cos {cos:.6} (limit {cos_lim})"
-            );
-            worst = (worst.0.max(rel), worst.1.min(cos));
-        }
+        let worst = check_against_llama_cpp(model, &ours, &emb);
         // Against the float64 reference on the same (dequantized) weights.
         let mut ref_note = String::new();
         if let Some(r) = find(&format!("{model}.ref.f32")) {
@@ -354,14 +370,7 @@ fn embed_engine(path: &Path, budget: usize) -> nanorun::Engine {
 fn engine_embed_matches_embedder_and_llama_cpp() {
     let mut st = EmbedState::new(2);
     let mut ran = 0;
-    for model in MODELS {
-        let (Some(gguf), Some(emb)) = (
-            find(&format!("{model}.gguf")),
-            find(&format!("{model}.emb.f32")),
-        ) else {
-            skipped(model, "model or reference embeddings not present");
-            continue;
-        };
+    for (model, gguf, emb) in fixtures_with_references() {
         let input = seqs(model);
         let direct = Embedder::open(&gguf)
             .expect("open")
@@ -383,19 +392,7 @@ fn engine_embed_matches_embedder_and_llama_cpp() {
             out.vectors, direct,
             "{model}: Engine::embed differs from Embedder::embed"
         );
-        let (max_lim, cos_lim) = limits(model);
-        for (s, (v, l)) in out
-            .vectors
-            .iter()
-            .zip(read_f32(&emb).chunks_exact(256))
-            .enumerate()
-        {
-            let (rel, cos) = rel_cos(v, l);
-            assert!(
-                rel <= max_lim && cos >= cos_lim,
-                "{model} seq {s}: {rel:.3e} {cos:.6}"
-            );
-        }
+        check_against_llama_cpp(model, &out.vectors, &emb);
         let unit = engine
             .embed(nanorun::EmbedInputs::Tokens(input), true)
             .expect("normalised");
