@@ -101,9 +101,8 @@ impl KvBuf {
         match self {
             KvBuf::F32(v) => out.copy_from_slice(&v[start..start + n]),
             KvBuf::F16(v) => {
-                for (o, h) in out.iter_mut().zip(&v[start..start + n]) {
-                    *o = h.to_f32();
-                }
+                use half::slice::HalfFloatSliceExt;
+                v[start..start + n].convert_to_f32_slice(out);
             }
             KvBuf::Q8_0(v) => {
                 nanorun_kernels::quant::q8_0::dequantize_row(&v[start / 32..(start + n) / 32], out)

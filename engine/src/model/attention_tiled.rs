@@ -208,7 +208,9 @@ pub fn v_expf(x: f32) -> f32 {
     let lo = c(0x3f7f_fff6).mul_add(b, 1.0);
     let j = hi.mul_add(u, mid).mul_add(u, lo);
     // vscalefps: j·2ⁿ rounded once (exact in f64, then one rounding to f32).
-    (j as f64 * 2f64.powi(n as i32)) as f32
+    // |n| ≤ 192 here, so 2ⁿ is a normal f64 built from its exponent bits.
+    let two_n = f64::from_bits(((n as i64 + 1023) as u64) << 52);
+    (j as f64 * two_n) as f32
 }
 
 #[cfg(test)]

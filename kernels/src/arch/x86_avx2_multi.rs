@@ -28,6 +28,20 @@ pub(crate) fn vec_dot_q4_k_gemm_x4(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32;
     q4_k_x4::<true>(w, a)
 }
 
+/// The sums of the 8 i32 lanes of four vectors at once (exact, so in any order).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum4_epi32(v: [__m256i; 4]) -> [i32; 4] {
+    let a = _mm256_hadd_epi32(v[0], v[1]); // per 128-bit half: v0 pairs, v1 pairs
+    let b = _mm256_hadd_epi32(v[2], v[3]);
+    let c = _mm256_hadd_epi32(a, b); // per half: Σv0, Σv1, Σv2, Σv3 (partial)
+    let s = _mm_add_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256::<1>(c));
+    let mut out = [0i32; 4];
+    // SAFETY: out holds 4 i32.
+    unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), s) };
+    out
+}
+
 /// Σ sc·Σq·a and Σ m·bsums of a Q4_K row with four Q8_K rows, folded into two scalar chains
 /// per row with `fma(sum, d·a.d, acc)` — per 64 values when `PER_64`, else per super-block —
 /// and subtracted at the end. The integer sums are exact, so only the folding differs.
@@ -65,12 +79,15 @@ fn q4_k_x4<const PER_64: bool>(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] 
                 let b = &y[t].bsums[4 * c..4 * c + 4];
                 imin[t] += m[2 * c] as i32 * (b[0] as i32 + b[1] as i32)
                     + m[2 * c + 1] as i32 * (b[2] as i32 + b[3] as i32);
-                if PER_64 {
-                    acc[t] = (hsum_epi32(sumi[t]) as f32).mul_add(ds[t], acc[t]);
+            }
+            if PER_64 {
+                let sums = hsum4_epi32(sumi);
+                for t in 0..4 {
+                    acc[t] = (sums[t] as f32).mul_add(ds[t], acc[t]);
                     mins[t] = (imin[t] as f32).mul_add(dmins[t], mins[t]);
-                    sumi[t] = _mm256_setzero_si256();
                     imin[t] = 0;
                 }
+                sumi = [_mm256_setzero_si256(); 4];
             }
         }
         if !PER_64 {
