@@ -151,9 +151,9 @@ pub fn matmul(
     let wide = wt
         .wide
         .filter(|w| !scratch.batch_invariant && n_tokens >= w.min_tokens);
-    let (vec_dot, vec_dot_x4) = match wide {
-        Some(w) => (w.vec_dot, w.vec_dot_x4),
-        None => (wt.vec_dot, wt.vec_dot_x4),
+    let (vec_dot, vec_dot_x4, vec_dot_x8) = match wide {
+        Some(w) => (w.vec_dot, w.vec_dot_x4, None),
+        None => (wt.vec_dot, wt.vec_dot_x4, wt.vec_dot_x8),
     };
     let acts = scratch.bytes(n_tokens * a_row);
     quantize_rows(&at, pool, x, w.cols, acts, a_row);
@@ -181,6 +181,17 @@ pub fn matmul(
             let tile_end = (tile + ROW_TILE).min(r1);
             prefetch(w.data, tile_end * w_row + PREFETCH_AHEAD, ROW_TILE * w_row);
             let mut t = 0;
+            if let Some(x8) = vec_dot_x8 {
+                while t + 8 <= n_tokens {
+                    for r in tile..tile_end {
+                        let v = x8(row(r), std::array::from_fn(|k| act(t + k)));
+                        for (k, vk) in v.into_iter().enumerate() {
+                            put(t + k, r, vk);
+                        }
+                    }
+                    t += 8;
+                }
+            }
             if let Some(x4) = vec_dot_x4 {
                 while t + 4 <= n_tokens {
                     for r in tile..tile_end {

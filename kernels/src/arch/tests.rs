@@ -385,6 +385,41 @@ fn four_token_kernels_are_bit_identical_to_four_single_dots() {
 }
 
 #[test]
+fn eight_token_kernels_are_bit_identical_to_eight_single_dots() {
+    let mut rng = Rng::new(19);
+    for k in simd_isas() {
+        for &ty in &SUPPORTED {
+            let t = k.traits(ty).unwrap();
+            let Some(x8) = t.vec_dot_x8_fn() else {
+                continue;
+            };
+            let at = k.traits(t.vec_dot_type).unwrap();
+            for n in lengths(t) {
+                let w = random_weights(&mut rng, ty, 1, n);
+                let acts: Vec<Aligned> = (0..8)
+                    .map(|_| {
+                        let mut a = Aligned::zeroed(at.row_bytes(n).unwrap());
+                        at.quantize_row(&random_values(&mut rng, n), a.bytes_mut())
+                            .unwrap();
+                        a
+                    })
+                    .collect();
+                let got = x8(w.bytes(), std::array::from_fn(|i| acts[i].bytes()));
+                for (i, a) in acts.iter().enumerate() {
+                    let want = t.vec_dot(at, n, w.bytes(), a.bytes()).unwrap();
+                    assert_eq!(
+                        got[i].to_bits(),
+                        want.to_bits(),
+                        "{} {ty} n={n} token {i}",
+                        k.isa()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn wide_batch_kernels_compute_the_same_sums() {
     // Same integer sums, another float order: within a few ulps of the whole sum's magnitude
     // of the one-token kernel; the four-token wide kernels bit-identical to the one-token wide

@@ -28,6 +28,21 @@ pub(crate) fn vec_dot_q4_k_gemm_x4(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32;
     q4_k_x4::<true>(w, a)
 }
 
+/// Σ m\[j\]·(bsums\[2j\] + bsums\[2j+1\]) over each pair of sub-blocks (64 values): the
+/// four per-chunk min terms of a Q4_K super-block with one Q8_K row.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn chunk_mins(bsums: &[i16; 16], mins8: __m256i) -> [i32; 4] {
+    // SAFETY: bsums is 32 bytes.
+    let b = unsafe { _mm256_loadu_si256(bsums.as_ptr().cast()) };
+    let per_sub = _mm256_mullo_epi32(_mm256_madd_epi16(b, _mm256_set1_epi16(1)), mins8);
+    let h = _mm256_hadd_epi32(per_sub, per_sub); // [c0, c1, c0, c1 | c2, c3, c2, c3]
+    let mut lanes = [0i32; 8];
+    // SAFETY: lanes holds 8 i32.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), h) };
+    [lanes[0], lanes[1], lanes[4], lanes[5]]
+}
+
 /// The sums of the 8 i32 lanes of four vectors at once (exact, so in any order).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -58,8 +73,10 @@ fn q4_k_x4<const PER_64: bool>(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] 
         let (d, dmin) = f16x2(x.d, x.dmin);
         let ds = y.map(|y| d * y.d);
         let dmins = y.map(|y| dmin * y.d);
+        // Σ m·bsums per 64 values (chunk c), per token: exact integers.
+        let mins8 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(m)));
+        let chunk_min: [[i32; 4]; 4] = y.map(|y| chunk_mins(&y.bsums, mins8));
         let mut sumi = [_mm256_setzero_si256(); 4];
-        let mut imin = [0i32; 4];
         for c in 0..4 {
             let q = load32u(&x.qs[c * 32..]);
             let lo = _mm256_and_si256(q, m4);
@@ -76,16 +93,12 @@ fn q4_k_x4<const PER_64: bool>(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] 
                     s1,
                 );
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p0, p1));
-                let b = &y[t].bsums[4 * c..4 * c + 4];
-                imin[t] += m[2 * c] as i32 * (b[0] as i32 + b[1] as i32)
-                    + m[2 * c + 1] as i32 * (b[2] as i32 + b[3] as i32);
             }
             if PER_64 {
                 let sums = hsum4_epi32(sumi);
                 for t in 0..4 {
                     acc[t] = (sums[t] as f32).mul_add(ds[t], acc[t]);
-                    mins[t] = (imin[t] as f32).mul_add(dmins[t], mins[t]);
-                    imin[t] = 0;
+                    mins[t] = (chunk_min[t][c] as f32).mul_add(dmins[t], mins[t]);
                 }
                 sumi = [_mm256_setzero_si256(); 4];
             }
@@ -93,7 +106,8 @@ fn q4_k_x4<const PER_64: bool>(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] 
         if !PER_64 {
             for t in 0..4 {
                 acc[t] = (hsum_epi32(sumi[t]) as f32).mul_add(ds[t], acc[t]);
-                mins[t] = (imin[t] as f32).mul_add(dmins[t], mins[t]);
+                let imin: i32 = chunk_min[t].iter().sum();
+                mins[t] = (imin as f32).mul_add(dmins[t], mins[t]);
             }
         }
     }

@@ -209,10 +209,12 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             GgmlType::Q8_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q8_0_n(cast(w), [cast(a)])[0] };
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
+                t.vec_dot_x8 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
             }
             GgmlType::Q5_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q5_0_n(cast(w), [cast(a)])[0] };
                 t.vec_dot_x4 = Some(|w, a| unsafe { dot_q5_0_n(cast(w), a.map(cast)) });
+                t.vec_dot_x8 = Some(|w, a| unsafe { dot_q5_0_n(cast(w), a.map(cast)) });
             }
             GgmlType::Q6_K => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };

@@ -55,6 +55,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
         if t.ty == GgmlType::Q8_0 {
             t.vec_dot = |w, a| unsafe { dot_q8_0_n(cast(w), [cast(a)])[0] };
             t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
+            t.vec_dot_x8 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
         }
     }
 }
