@@ -10,7 +10,7 @@ use nanorun_kernels::ThreadPool;
 
 use crate::batch::Batch;
 use crate::error::Result;
-use crate::kv::{CacheType, KvCache};
+use crate::kv::{CacheType, KvBuf, KvCache};
 
 use super::attention_tiled::{self, TileScratch};
 
@@ -63,6 +63,8 @@ impl TilePtr {
 
 /// What `attend` resolved that the tiled path needs too.
 struct TiledViews<'a> {
+    kbuf: &'a KvBuf,
+    vbuf: &'a KvBuf,
     tables: &'a [&'a [Option<u32>]],
     bs: usize,
     k_row: usize,
@@ -76,8 +78,6 @@ struct TiledViews<'a> {
 #[allow(clippy::too_many_arguments)]
 fn attend_tiled(
     pool: &ThreadPool,
-    kv: &KvCache,
-    layer: usize,
     batch: &Batch,
     p: &AttnParams,
     q: &[f32],
@@ -106,7 +106,7 @@ fn attend_tiled(
         .iter_mut()
         .map(|t| TilePtr(t as *mut TileScratch))
         .collect();
-    let (kbuf, vbuf) = kv.layer(layer).expect("attention layer has KV storage");
+    let (kbuf, vbuf) = (views.kbuf, views.vbuf);
     let (dk, dv) = (p.head_dim_k, p.head_dim_v);
     let out_ptr = OutPtr(out.as_mut_ptr());
     pool.run(n_chunks, |chunk| {
@@ -210,23 +210,15 @@ pub fn attend(
     let group = p.n_head / p.n_head_kv;
     if p.tiled {
         let views = TiledViews {
+            kbuf,
+            vbuf,
             tables: &tables,
             bs,
             k_row,
             v_row,
             group,
         };
-        attend_tiled(
-            pool,
-            kv,
-            layer,
-            batch,
-            p,
-            q,
-            out,
-            &views,
-            &mut scratch.tiles,
-        );
+        attend_tiled(pool, batch, p, q, out, &views, &mut scratch.tiles);
         return Ok(());
     }
     let out_ptr = OutPtr(out.as_mut_ptr());

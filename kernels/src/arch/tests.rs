@@ -341,78 +341,47 @@ fn f32_helpers_match_plain_loops() {
     assert_eq!(y, [3.0, 5.0, 7.0, 1.0, 1.0]);
 }
 
+/// `count` random activation rows of `n` values, quantized to `at`.
+fn random_acts(rng: &mut Rng, at: &TypeTraits, n: usize, count: usize) -> Vec<Aligned> {
+    (0..count)
+        .map(|_| {
+            let mut a = Aligned::zeroed(at.row_bytes(n).unwrap());
+            at.quantize_row(&random_values(rng, n), a.bytes_mut())
+                .unwrap();
+            a
+        })
+        .collect()
+}
+
 #[test]
-fn four_token_kernels_are_bit_identical_to_four_single_dots() {
+fn four_and_eight_token_kernels_are_bit_identical_to_single_dots() {
     let mut rng = Rng::new(15);
     for k in simd_isas().into_iter().chain([scalar()]) {
         for &ty in &SUPPORTED {
             let t = k.traits(ty).unwrap();
-            let Some(x4) = t.vec_dot_x4_fn() else {
-                continue;
-            };
             let at = k.traits(t.vec_dot_type).unwrap();
             for n in lengths(t) {
                 let w = random_weights(&mut rng, ty, 1, n);
-                let acts: Vec<Aligned> = (0..4)
-                    .map(|_| {
-                        let mut a = Aligned::zeroed(at.row_bytes(n).unwrap());
-                        at.quantize_row(&random_values(&mut rng, n), a.bytes_mut())
-                            .unwrap();
-                        a
-                    })
-                    .collect();
-                let got = x4(
-                    w.bytes(),
-                    [
-                        acts[0].bytes(),
-                        acts[1].bytes(),
-                        acts[2].bytes(),
-                        acts[3].bytes(),
-                    ],
-                );
-                for (i, a) in acts.iter().enumerate() {
-                    let want = t.vec_dot(at, n, w.bytes(), a.bytes()).unwrap();
-                    assert_eq!(
-                        got[i].to_bits(),
-                        want.to_bits(),
-                        "{} {ty} n={n} token {i}",
-                        k.isa()
-                    );
+                let acts = random_acts(&mut rng, at, n, 8);
+                let a = |i: usize| acts[i].bytes();
+                let mut runs: Vec<Vec<f32>> = Vec::new();
+                if let Some(x4) = t.vec_dot_x4_fn() {
+                    runs.push(x4(w.bytes(), std::array::from_fn(a)).to_vec());
                 }
-            }
-        }
-    }
-}
-
-#[test]
-fn eight_token_kernels_are_bit_identical_to_eight_single_dots() {
-    let mut rng = Rng::new(19);
-    for k in simd_isas() {
-        for &ty in &SUPPORTED {
-            let t = k.traits(ty).unwrap();
-            let Some(x8) = t.vec_dot_x8_fn() else {
-                continue;
-            };
-            let at = k.traits(t.vec_dot_type).unwrap();
-            for n in lengths(t) {
-                let w = random_weights(&mut rng, ty, 1, n);
-                let acts: Vec<Aligned> = (0..8)
-                    .map(|_| {
-                        let mut a = Aligned::zeroed(at.row_bytes(n).unwrap());
-                        at.quantize_row(&random_values(&mut rng, n), a.bytes_mut())
-                            .unwrap();
-                        a
-                    })
-                    .collect();
-                let got = x8(w.bytes(), std::array::from_fn(|i| acts[i].bytes()));
-                for (i, a) in acts.iter().enumerate() {
-                    let want = t.vec_dot(at, n, w.bytes(), a.bytes()).unwrap();
-                    assert_eq!(
-                        got[i].to_bits(),
-                        want.to_bits(),
-                        "{} {ty} n={n} token {i}",
-                        k.isa()
-                    );
+                if let Some(x8) = t.vec_dot_x8_fn() {
+                    runs.push(x8(w.bytes(), std::array::from_fn(a)).to_vec());
+                }
+                for got in runs {
+                    for (i, g) in got.iter().enumerate() {
+                        let want = t.vec_dot(at, n, w.bytes(), a(i)).unwrap();
+                        assert_eq!(
+                            g.to_bits(),
+                            want.to_bits(),
+                            "{} {ty} n={n} token {i} of {}",
+                            k.isa(),
+                            got.len()
+                        );
+                    }
                 }
             }
         }
@@ -434,14 +403,7 @@ fn wide_batch_kernels_compute_the_same_sums() {
             let at = k.traits(t.vec_dot_type).unwrap();
             for n in lengths(t) {
                 let w = random_weights(&mut rng, ty, 1, n);
-                let acts: Vec<Aligned> = (0..4)
-                    .map(|_| {
-                        let mut a = Aligned::zeroed(at.row_bytes(n).unwrap());
-                        at.quantize_row(&random_values(&mut rng, n), a.bytes_mut())
-                            .unwrap();
-                        a
-                    })
-                    .collect();
+                let acts = random_acts(&mut rng, at, n, 4);
                 let mut wf = vec![0f32; n];
                 t.dequantize_row(w.bytes(), &mut wf).unwrap();
                 let single: Vec<f32> = acts

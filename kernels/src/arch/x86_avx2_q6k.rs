@@ -90,35 +90,42 @@ fn q6_k_lanes_x4(x: &BlockQ6K, y: [&BlockQ8K; 4]) -> [__m256i; 4] {
     sumi
 }
 
-/// Q6_K · four Q8_K rows, bit-identical to four `vec_dot_q6_k` calls.
+/// Q6_K · four Q8_K rows: each super-block's [`q6_k_lanes_x4`] folded into a per-row
+/// accumulator by `step(acc, lanes, weight d, activation d)`.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn vec_dot_q6_k_x4(w: &[BlockQ6K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
-    let mut acc = [_mm256_setzero_ps(); 4];
+fn q6_k_x4_fold<S: Copy>(
+    w: &[BlockQ6K],
+    a: [&[BlockQ8K]; 4],
+    init: S,
+    step: impl Fn(S, __m256i, f32, f32) -> S,
+) -> [S; 4] {
+    let mut acc = [init; 4];
     let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
     for (i, x) in w[..n].iter().enumerate() {
         let y = [&a[0][i], &a[1][i], &a[2][i], &a[3][i]];
         let d = f16x2(x.d, x.d).0;
         let sumi = q6_k_lanes_x4(x, y);
         for t in 0..4 {
-            let dt = _mm256_set1_ps(d * y[t].d);
-            acc[t] = _mm256_fmadd_ps(dt, _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            acc[t] = step(acc[t], sumi[t], d, y[t].d);
         }
     }
-    acc.map(|v| hsum_ps(v))
+    acc
+}
+
+/// Q6_K · four Q8_K rows, bit-identical to four `vec_dot_q6_k` calls.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn vec_dot_q6_k_x4(w: &[BlockQ6K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    q6_k_x4_fold(w, a, _mm256_setzero_ps(), |acc, s, d, yd| {
+        _mm256_fmadd_ps(_mm256_set1_ps(d * yd), _mm256_cvtepi32_ps(s), acc)
+    })
+    .map(|v| hsum_ps(v))
 }
 
 /// Q6_K · four Q8_K rows, bit-identical to four `vec_dot_q6_k_wide` calls.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q6_k_wide_x4(w: &[BlockQ6K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
-    let mut acc = [0.0f32; 4];
-    let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
-    for (i, x) in w[..n].iter().enumerate() {
-        let y = [&a[0][i], &a[1][i], &a[2][i], &a[3][i]];
-        let d = f16x2(x.d, x.d).0;
-        let sumi = q6_k_lanes_x4(x, y);
-        for t in 0..4 {
-            acc[t] = (hsum_epi32(sumi[t]) as f32 * d).mul_add(y[t].d, acc[t]);
-        }
-    }
-    acc
+    q6_k_x4_fold(w, a, 0.0f32, |acc, s, d, yd| {
+        (hsum_epi32(s) as f32 * d).mul_add(yd, acc)
+    })
 }
