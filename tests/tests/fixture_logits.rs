@@ -232,3 +232,38 @@ fn two_sequences_in_one_batch_give_the_same_logits_as_each_alone() {
         compare(name, "B batched", &got_b, &want_b);
     }
 }
+
+/// Logits of every position of `tokens` in one batch over an F16 cache (llama.cpp's default),
+/// with llama.cpp's batch-dependent kernels (tiled flash attention from 64 rows) or not.
+fn f16_cache_logits(model: &Model, tokens: &[u32], invariant: bool) -> Vec<f32> {
+    let mut cfg = KvCacheConfig::for_context(128);
+    cfg.type_k = CacheType::F16;
+    cfg.type_v = CacheType::F16;
+    let mut kv = KvCache::new(model.config(), cfg).unwrap();
+    let mut st = ForwardState::new(2);
+    st.set_batch_invariant(invariant);
+    kv.add_sequence(0).unwrap();
+    kv.grow_to(0, tokens.len()).unwrap();
+    let mut batch = Batch::new();
+    batch.push_sequence(tokens, 0, 0, true);
+    model.forward(&batch, &mut kv, &mut st).unwrap().to_vec()
+}
+
+#[test]
+fn tiled_flash_attention_agrees_with_the_one_row_kernel() {
+    // 100 rows: llama.cpp's tiled F32 kernel (two tiles of keys, soft-capping on gemma2, the
+    // sliding window on gemma2/3) against the one-row f16 kernel, held to the fixtures' rule.
+    let tokens: Vec<u32> = TOKENS.iter().cycle().take(100).copied().collect();
+    let mut n = 0;
+    for path in gguf_files(&data_path("fixtures")) {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let model = Model::open(&path).unwrap();
+        let tiled = f16_cache_logits(&model, &tokens, false);
+        let one_row = f16_cache_logits(&model, &tokens, true);
+        let worst = compare(&name, "tiled vs one-row", &tiled, &one_row);
+        assert!(tiled != one_row, "{name}: the tiled kernel was not used");
+        eprintln!("{name:<22} tiled vs one-row rel_max {worst:.2e}");
+        n += 1;
+    }
+    assert!(n >= 2);
+}
