@@ -5,13 +5,14 @@
 //! usage, error bodies) and, when the Python `openai` package is installed (`python3`, or the
 //! interpreter in `$NANORUN_PYTHON`), the real OpenAI client.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+mod common;
+use common::Server;
 
 const SEQS: [&str; 3] = [
     "2,16,113,210,307,89,3",
@@ -173,65 +174,6 @@ fn bench_embed_reports_every_batch_size() {
     assert!(!out.status.success());
 }
 
-/// A running server, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(model: PathBuf) -> Server {
-        let mut child = nanorun()
-            .args(["serve", "-m"])
-            .arg(&model)
-            .args(["--host", "127.0.0.1", "--port", "0", "-t", "2"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nanorun serve");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let line = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.contains("serving"))
-            .expect("server printed its address");
-        let port = line
-            .rsplit_once("127.0.0.1:")
-            .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        std::thread::spawn(move || lines.for_each(drop));
-        Server { child, port }
-    }
-
-    fn request(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let raw = String::from_utf8_lossy(&raw).into_owned();
-        let (head, rest) = raw.split_once("\r\n\r\n").expect("HTTP response");
-        assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
-        let v = serde_json::from_str(rest).unwrap_or_else(|e| panic!("{e}: {rest}"));
-        (head[9..12].parse().unwrap(), v)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn vector(v: &Value) -> Vec<f32> {
     v.as_array()
         .unwrap()
@@ -242,8 +184,8 @@ fn vector(v: &Value) -> Vec<f32> {
 
 #[test]
 fn v1_embeddings_endpoint() {
-    let srv = Server::start(data("bert-Q8_0.gguf"));
-    let (st, models) = srv.request("GET", "/v1/models", "");
+    let srv = Server::start(&data("bert-Q8_0.gguf"), &[], Duration::from_secs(60));
+    let (st, models) = srv.request_json("GET", "/v1/models", "");
     assert_eq!(st, 200);
     assert_eq!(models["data"][0]["id"], "bert-Q8_0");
 
@@ -252,7 +194,7 @@ fn v1_embeddings_endpoint() {
         .iter()
         .map(|s| s.split(',').map(|x| x.parse().unwrap()).collect())
         .collect();
-    let (st, v) = srv.request(
+    let (st, v) = srv.request_json(
         "POST",
         "/v1/embeddings",
         &json!({"model": "bert-Q8_0", "input": ids}).to_string(),
@@ -274,16 +216,16 @@ fn v1_embeddings_endpoint() {
     }
 
     // A string, a list of strings, base64 and dimensions.
-    let (st, one) = srv.request("POST", "/v1/embeddings", r#"{"input": "hello world"}"#);
+    let (st, one) = srv.request_json("POST", "/v1/embeddings", r#"{"input": "hello world"}"#);
     assert_eq!(st, 200);
     assert_eq!(one["usage"]["total_tokens"], 4);
-    let (_, two) = srv.request(
+    let (_, two) = srv.request_json(
         "POST",
         "/v1/embeddings",
         r#"{"input": ["the lazy dog", "hello world"], "encoding_format": "base64"}"#,
     );
     assert!(two["data"][1]["embedding"].is_string());
-    let (_, short) = srv.request(
+    let (_, short) = srv.request_json(
         "POST",
         "/v1/embeddings",
         r#"{"input": "hello world", "dimensions": 64}"#,
@@ -304,16 +246,16 @@ fn v1_embeddings_endpoint() {
         ),
         (r#"{"input": "x", "dimensions": 0}"#, 400, "dimensions"),
     ] {
-        let (st, e) = srv.request("POST", "/v1/embeddings", body);
+        let (st, e) = srv.request_json("POST", "/v1/embeddings", body);
         assert_eq!(st, status, "{body}: {e}");
         assert_eq!(e["error"]["param"], param, "{body}");
     }
-    let (st, e) = srv.request("POST", "/v1/embeddings", r#"{"model": "x", "input": "a"}"#);
+    let (st, e) = srv.request_json("POST", "/v1/embeddings", r#"{"model": "x", "input": "a"}"#);
     assert_eq!(
         (st, e["error"]["code"].as_str()),
         (404, Some("model_not_found"))
     );
-    let (st, _) = srv.request("POST", "/v1/chat/completions", "{}");
+    let (st, _) = srv.request_json("POST", "/v1/chat/completions", "{}");
     assert_eq!(st, 404);
 }
 
@@ -328,7 +270,7 @@ fn the_python_openai_client_gets_embeddings() {
         eprintln!("SKIPPED: the Python openai package is not installed ({python})");
         return;
     }
-    let srv = Server::start(data("bert-Q8_0.gguf"));
+    let srv = Server::start(&data("bert-Q8_0.gguf"), &[], Duration::from_secs(60));
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openai_embeddings.py");
     let out = Command::new(&python)
         .arg(script)
@@ -347,7 +289,7 @@ fn the_python_openai_client_gets_embeddings() {
 
 #[test]
 fn concurrent_requests_share_batches_and_match_each_alone() {
-    let srv = Server::start(data("nomic-bert-Q8_0.gguf"));
+    let srv = Server::start(&data("nomic-bert-Q8_0.gguf"), &[], Duration::from_secs(60));
     let bodies: Vec<String> = (0..8)
         .map(|i| match i {
             3 => r#"{"input": [[2, 99999, 3]]}"#.to_string(),
@@ -356,14 +298,14 @@ fn concurrent_requests_share_batches_and_match_each_alone() {
         .collect();
     let alone: Vec<(u16, Value)> = bodies
         .iter()
-        .map(|b| srv.request("POST", "/v1/embeddings", b))
+        .map(|b| srv.request_json("POST", "/v1/embeddings", b))
         .collect();
     let together: Vec<(u16, Value)> = std::thread::scope(|s| {
         let handles: Vec<_> = bodies
             .iter()
             .map(|b| {
                 let srv = &srv;
-                s.spawn(move || srv.request("POST", "/v1/embeddings", b))
+                s.spawn(move || srv.request_json("POST", "/v1/embeddings", b))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()

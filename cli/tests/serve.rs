@@ -4,103 +4,19 @@
 //! that disconnects mid-stream frees its blocks; and (when the Python `openai` package is
 //! installed) the real OpenAI client against the server.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod common;
+use common::Server;
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/data/fixtures/{name}.gguf"))
-}
-
-/// A running server, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(model: PathBuf, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nanorun"))
-            .args(["serve", "-m"])
-            .arg(&model)
-            .args(["--host", "127.0.0.1", "--port", "0", "-t", "2"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nanorun serve");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let line = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.contains("serving"))
-            .expect("server printed its address");
-        let port = line
-            .rsplit_once("127.0.0.1:")
-            .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || lines.for_each(drop));
-        Server { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/v1", self.port)
-    }
-
-    /// One request; returns (status, body). Chunked bodies are de-chunked.
-    fn request(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let raw = String::from_utf8_lossy(&raw).into_owned();
-        let (head, rest) = raw.split_once("\r\n\r\n").expect("HTTP response");
-        let status = head[9..12].parse().unwrap();
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(rest)
-        } else {
-            rest.to_string()
-        };
-        (status, body)
-    }
-
-    fn json(&self, path: &str, body: Value) -> (u16, Value) {
-        let (status, text) = self.request("POST", path, &body.to_string());
-        let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-        (status, v)
-    }
-
-    fn metric(&self, name: &str) -> u64 {
-        let (_, text) = self.request("GET", "/metrics", "");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("nanorun_{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("metric {name} missing"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A copy of a fixture whose training context is raised to 1M tokens, so that a request can
@@ -123,19 +39,6 @@ fn long_context_fixture(name: &str) -> PathBuf {
     out
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
 /// The `data:` payloads of an SSE body.
 fn sse_data(body: &str) -> Vec<String> {
     body.lines()
@@ -147,8 +50,9 @@ fn sse_data(body: &str) -> Vec<String> {
 #[test]
 fn completions_chat_models_health_and_metrics() {
     let srv = Server::start(
-        fixture("gemma3-Q4_K_M"),
+        &fixture("gemma3-Q4_K_M"),
         &["-np", "2", "--prefix-cache", "0"],
+        Duration::from_secs(120),
     );
     let (st, body) = srv.request("GET", "/health", "");
     assert_eq!((st, body.as_str()), (200, r#"{"status":"ok"}"#));
@@ -234,7 +138,7 @@ fn completions_chat_models_health_and_metrics() {
 
 #[test]
 fn bad_requests_get_openai_error_bodies_and_the_server_keeps_serving() {
-    let srv = Server::start(fixture("llama-Q4_K_M"), &[]);
+    let srv = Server::start(&fixture("llama-Q4_K_M"), &[], Duration::from_secs(120));
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("/v1/completions", "{not json".into(), 400, "JSON"),
         (
@@ -319,7 +223,11 @@ fn bad_requests_get_openai_error_bodies_and_the_server_keeps_serving() {
     assert_eq!(srv.metric("http_errors_total"), cases.len() as u64);
     drop(srv);
     // With a built-in template the same model chats.
-    let srv = Server::start(fixture("llama-Q4_K_M"), &["--chat-template", "chatml"]);
+    let srv = Server::start(
+        &fixture("llama-Q4_K_M"),
+        &["--chat-template", "chatml"],
+        Duration::from_secs(120),
+    );
     let (st, v) = srv.json(
         "/v1/chat/completions",
         json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 2}),
@@ -331,8 +239,9 @@ fn bad_requests_get_openai_error_bodies_and_the_server_keeps_serving() {
 #[test]
 fn concurrent_requests_match_each_alone() {
     let srv = Server::start(
-        fixture("llama-Q4_K_M"),
+        &fixture("llama-Q4_K_M"),
         &["-np", "4", "--prefix-cache", "0"],
+        Duration::from_secs(120),
     );
     let body = |i: u32| {
         json!({"prompt": (0..5 + 3 * i).map(|t| 3 + (t * 7 + i) % 300).collect::<Vec<_>>(),
@@ -361,7 +270,11 @@ fn concurrent_requests_match_each_alone() {
 #[test]
 fn a_client_that_disconnects_mid_stream_frees_its_sequence() {
     let model = long_context_fixture("llama-Q4_K_M");
-    let srv = Server::start(model.clone(), &["--prefix-cache", "0", "-c", "65536"]);
+    let srv = Server::start(
+        &model,
+        &["--prefix-cache", "0", "-c", "65536"],
+        Duration::from_secs(120),
+    );
     let body = json!({"prompt": [1, 2, 3], "max_tokens": 100000, "ignore_eos": true,
                       "stream": true})
     .to_string();
@@ -424,7 +337,7 @@ fn the_python_openai_client_works_against_the_server() {
         eprintln!("SKIPPED: the Python openai package is not installed");
         return;
     }
-    let srv = Server::start(fixture("gemma3-Q4_K_M"), &[]);
+    let srv = Server::start(&fixture("gemma3-Q4_K_M"), &[], Duration::from_secs(120));
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openai_client.py");
     let out = Command::new("python3")
         .arg(script)
@@ -452,8 +365,9 @@ fn soak_many_clients_with_random_disconnects() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
     let srv = Server::start(
-        fixture("llama-Q4_K_M"),
+        &fixture("llama-Q4_K_M"),
         &["-np", "6", "-c", "256", "-b", "48", "--prefix-cache", "0"],
+        Duration::from_secs(120),
     );
     let deadline = Instant::now() + Duration::from_secs(secs);
     let total: usize = std::thread::scope(|s| {
