@@ -275,18 +275,45 @@ pub(crate) fn sum_blocks_n<B, A, P: Copy, const N: usize, const OFFSET: bool>(
     std::array::from_fn(|t| hsum_ps(acc[t]) + offsets[t])
 }
 
-/// Q8_0 · N Q8_0 rows.
+/// The 8-bit blocks whose dot products with each other are the same kernel (Q8_0 · Q8_0,
+/// Q8_1 · Q8_1): a scale and 32 signed quants.
+pub(crate) trait Int8Block {
+    /// The f16 bits of the scale.
+    fn d_bits(&self) -> u16;
+    /// The quants.
+    fn qs(&self) -> &[i8; 32];
+}
+
+impl Int8Block for BlockQ8_0 {
+    fn d_bits(&self) -> u16 {
+        self.d.to_bits()
+    }
+    fn qs(&self) -> &[i8; 32] {
+        &self.qs
+    }
+}
+
+impl Int8Block for BlockQ8_1 {
+    fn d_bits(&self) -> u16 {
+        self.d.to_bits()
+    }
+    fn qs(&self) -> &[i8; 32] {
+        &self.qs
+    }
+}
+
+/// Q8_0 · N Q8_0 rows, or Q8_1 · N Q8_1 rows.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dot_q8_0_n<const N: usize>(w: &[BlockQ8_0], a: [&[BlockQ8_0]; N]) -> [f32; N] {
+pub(crate) fn dot_q8_n<B: Int8Block, const N: usize>(w: &[B], a: [&[B]; N]) -> [f32; N] {
     sum_blocks_n::<_, _, _, N, false>(
         w,
         a,
-        |x| [x.d.to_bits(), 0],
-        |y| [y.d.to_bits(), 0],
+        |x| [x.d_bits(), 0],
+        |y| [y.d_bits(), 0],
         // The weights' absolute values and signs, shared by every row.
-        |x| abs_sign(load32(&x.qs)),
-        |(ax, q), y| _mm256_cvtepi32_ps(dot_u8_i8(ax, _mm256_sign_epi8(load32(&y.qs), q))),
+        |x| abs_sign(load32(x.qs())),
+        |(ax, q), y| _mm256_cvtepi32_ps(dot_u8_i8(ax, _mm256_sign_epi8(load32(y.qs()), q))),
     )
 }
 
@@ -345,20 +372,6 @@ pub(crate) fn dot_q5_1_n<const N: usize>(w: &[BlockQ5_1], a: [&[BlockQ8_1]; N]) 
         |y| [y.d.to_bits(), y.s.to_bits()],
         |x| quants_5bit(&x.qs, x.qh),
         |q, y| _mm256_cvtepi32_ps(dot_u8_i8(q, load32(&y.qs))),
-    )
-}
-
-/// Q8_1 · N Q8_1 rows.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn dot_q8_1_n<const N: usize>(w: &[BlockQ8_1], a: [&[BlockQ8_1]; N]) -> [f32; N] {
-    sum_blocks_n::<_, _, _, N, false>(
-        w,
-        a,
-        |x| [x.d.to_bits(), 0],
-        |y| [y.d.to_bits(), 0],
-        |x| abs_sign(load32(&x.qs)),
-        |(ax, q), y| _mm256_cvtepi32_ps(dot_u8_i8(ax, _mm256_sign_epi8(load32(&y.qs), q))),
     )
 }
 
@@ -720,15 +733,18 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                 t.dequantize = |w, o| unsafe { convert::dequantize_q5_1(cast(w), o) };
             }
             GgmlType::Q8_0 => {
-                t.vec_dot = |w, a| unsafe { dot_q8_0_n(cast(w), [cast(a)])[0] };
-                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
-                t.vec_dot_x8 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
+                t.vec_dot = |w, a| unsafe { dot_q8_n::<BlockQ8_0, _>(cast(w), [cast(a)])[0] };
+                t.vec_dot_x4 =
+                    Some(|w, a| unsafe { dot_q8_n::<BlockQ8_0, _>(cast(w), a.map(cast)) });
+                t.vec_dot_x8 =
+                    Some(|w, a| unsafe { dot_q8_n::<BlockQ8_0, _>(cast(w), a.map(cast)) });
                 t.quantize = |x, o| unsafe { convert::quantize_q8_0(x, cast_mut(o)) };
                 t.dequantize = |w, o| unsafe { convert::dequantize_q8_0(cast(w), o) };
             }
             GgmlType::Q8_1 => {
-                t.vec_dot = |w, a| unsafe { dot_q8_1_n(cast(w), [cast(a)])[0] };
-                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_1_n(cast(w), a.map(cast)) });
+                t.vec_dot = |w, a| unsafe { dot_q8_n::<BlockQ8_1, _>(cast(w), [cast(a)])[0] };
+                t.vec_dot_x4 =
+                    Some(|w, a| unsafe { dot_q8_n::<BlockQ8_1, _>(cast(w), a.map(cast)) });
                 t.quantize = |x, o| unsafe { convert::quantize_q8_1(x, cast_mut(o)) };
                 t.dequantize = |w, o| unsafe { convert::dequantize_q8_1(cast(w), o) };
             }
