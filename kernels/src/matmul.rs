@@ -88,6 +88,11 @@ impl MatmulScratch {
         self.batch_invariant = on;
     }
 
+    /// Whether [`MatmulScratch::set_batch_invariant`] is on.
+    pub fn batch_invariant(&self) -> bool {
+        self.batch_invariant
+    }
+
     /// `n` bytes, 8-byte aligned (enough for every block type).
     fn bytes(&mut self, n: usize) -> &mut [u8] {
         let words = n.div_ceil(8);

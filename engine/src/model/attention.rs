@@ -43,22 +43,26 @@ pub struct AttnScratch {
     tiles: Vec<TileScratch>,
 }
 
+/// A pointer handed to pool chunks; each chunk touches only its own part of what it points
+/// into (see the uses).
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: each task writes only its own `head_dim_v` slice of the output (see `attend`).
-unsafe impl Sync for OutPtr {}
-unsafe impl Send for OutPtr {}
+struct SendPtr<T>(*mut T);
+// SAFETY: used only to give pool chunks disjoint parts of one `&mut` (see the uses).
+unsafe impl<T> Sync for SendPtr<T> {}
+unsafe impl<T> Send for SendPtr<T> {}
 
-#[derive(Clone, Copy)]
-struct TilePtr(*mut TileScratch);
-// SAFETY: chunk `c` alone dereferences tile scratch `c` (see `attend_tiled`).
-unsafe impl Sync for TilePtr {}
-unsafe impl Send for TilePtr {}
-
-impl TilePtr {
-    fn get(&self) -> *mut TileScratch {
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
+    fn get(&self) -> *mut T {
         self.0
     }
+}
+
+/// Pool chunks for `n_tasks` tasks — enough that a thread whose core is busy elsewhere does
+/// not hold up the layer: (chunks, tasks per chunk).
+fn task_chunks(pool: &ThreadPool, n_tasks: usize) -> (usize, usize) {
+    let n_chunks = n_tasks.min(pool.n_threads() * 4).max(1);
+    (n_chunks, n_tasks.div_ceil(n_chunks))
 }
 
 /// What `attend` resolved that the tiled path needs too.
@@ -97,18 +101,17 @@ fn attend_tiled(
         }
     }
     let n_tasks = runs.len() * p.n_head;
-    let n_chunks = n_tasks.min(pool.n_threads() * 4).max(1);
-    let per_chunk = n_tasks.div_ceil(n_chunks);
+    let (n_chunks, per_chunk) = task_chunks(pool, n_tasks);
     if tiles.len() < n_chunks {
         tiles.resize_with(n_chunks, TileScratch::default);
     }
-    let tile_ptrs: Vec<TilePtr> = tiles[..n_chunks]
+    let tile_ptrs: Vec<SendPtr<TileScratch>> = tiles[..n_chunks]
         .iter_mut()
-        .map(|t| TilePtr(t as *mut TileScratch))
+        .map(|t| SendPtr(t as *mut _))
         .collect();
     let (kbuf, vbuf) = (views.kbuf, views.vbuf);
     let (dk, dv) = (p.head_dim_k, p.head_dim_v);
-    let out_ptr = OutPtr(out.as_mut_ptr());
+    let out_ptr = SendPtr(out.as_mut_ptr());
     pool.run(n_chunks, |chunk| {
         // SAFETY: chunk `c` alone uses tile scratch `c`.
         let scratch = unsafe { &mut *tile_ptrs[chunk].get() };
@@ -159,12 +162,6 @@ fn attend_tiled(
     });
 }
 
-impl OutPtr {
-    fn get(&self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// Attention of every token of `batch` at `layer`. `q` holds `T × n_head·head_dim_k` values,
 /// `out` receives `T × n_head·head_dim_v`. K/V of the batch's tokens must already be stored.
 #[allow(clippy::too_many_arguments)]
@@ -179,24 +176,6 @@ pub fn attend(
     scratch: &mut AttnScratch,
 ) -> Result<()> {
     let n_tok = batch.len();
-    let n_tasks = n_tok * p.n_head;
-    let n_chunks = n_tasks.min(pool.n_threads() * 4).max(1);
-    let per_chunk = n_tasks.div_ceil(n_chunks);
-    let max_span = batch
-        .positions
-        .iter()
-        .map(|&pos| pos + 1)
-        .max()
-        .unwrap_or(0)
-        .max(p.head_dim_v);
-    if scratch.chunks.len() < n_chunks {
-        scratch.chunks.resize_with(n_chunks, Vec::new);
-    }
-    for c in &mut scratch.chunks[..n_chunks] {
-        if c.len() < max_span + p.head_dim_k {
-            c.resize(max_span + p.head_dim_k, 0.0);
-        }
-    }
     // Resolve every token's block table up front (errors surface here, not in workers).
     let mut tables = Vec::with_capacity(n_tok);
     for &seq in &batch.seq_ids {
@@ -221,10 +200,27 @@ pub fn attend(
         attend_tiled(pool, batch, p, q, out, &views, &mut scratch.tiles);
         return Ok(());
     }
-    let out_ptr = OutPtr(out.as_mut_ptr());
-    let scratch_ptrs: Vec<OutPtr> = scratch.chunks[..n_chunks]
+    let n_tasks = n_tok * p.n_head;
+    let (n_chunks, per_chunk) = task_chunks(pool, n_tasks);
+    let max_span = batch
+        .positions
+        .iter()
+        .map(|&pos| pos + 1)
+        .max()
+        .unwrap_or(0)
+        .max(p.head_dim_v);
+    if scratch.chunks.len() < n_chunks {
+        scratch.chunks.resize_with(n_chunks, Vec::new);
+    }
+    for c in &mut scratch.chunks[..n_chunks] {
+        if c.len() < max_span + p.head_dim_k {
+            c.resize(max_span + p.head_dim_k, 0.0);
+        }
+    }
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let scratch_ptrs: Vec<SendPtr<f32>> = scratch.chunks[..n_chunks]
         .iter_mut()
-        .map(|c| OutPtr(c.as_mut_ptr()))
+        .map(|c| SendPtr(c.as_mut_ptr()))
         .collect();
     let scratch_len = max_span + p.head_dim_k;
     pool.run(n_chunks, |chunk| {

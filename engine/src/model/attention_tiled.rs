@@ -17,7 +17,9 @@ pub struct TileScratch {
     kt: Vec<f32>,
     v: Vec<f32>,
     acc: Vec<f32>,
-    q: Vec<f32>,
+    key: Vec<f32>,
+    max: Vec<f32>,
+    sum: Vec<f32>,
 }
 
 /// One sequence's query rows for one head: positions (each row sees `lo..=pos`), queries and
@@ -49,10 +51,13 @@ pub fn attend_rows<'s>(
     s.v.resize(TILE * dv, 0.0);
     s.acc.clear();
     s.acc.resize(n * dv, 0.0);
-    s.q.resize(dk, 0.0);
+    s.key.resize(dk, 0.0);
     let scale = softcap.map_or(scale, |c| scale / c);
-    let mut max = vec![f32::NEG_INFINITY; n];
-    let mut sum = vec![0f32; n];
+    s.max.clear();
+    s.max.resize(n, f32::NEG_INFINITY);
+    s.sum.clear();
+    s.sum.resize(n, 0.0);
+    let (max, sum) = (&mut s.max, &mut s.sum);
     let first = rows.spans.iter().map(|s| s.0).min().unwrap_or(0);
     let last = rows.spans.iter().map(|s| s.1).max().unwrap_or(0);
     let mut present = [false; TILE];
@@ -60,9 +65,9 @@ pub fn attend_rows<'s>(
         // Widen the tile once for every row: keys transposed (lane = key), values as rows.
         for (i, live) in present.iter_mut().enumerate() {
             let j = start + i;
-            *live = j <= last && key(j, &mut s.q[..dk]);
+            *live = j <= last && key(j, &mut s.key);
             if *live {
-                for (d, &x) in s.q[..dk].iter().enumerate() {
+                for (d, &x) in s.key.iter().enumerate() {
                     s.kt[d * TILE + i] = x;
                 }
                 value(j, &mut s.v[i * dv..(i + 1) * dv]);

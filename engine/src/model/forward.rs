@@ -13,8 +13,7 @@ use super::weights::Linear;
 use super::Model;
 use crate::batch::Batch;
 use crate::error::{EngineError, Result};
-use crate::kv::CacheType;
-use crate::kv::KvCache;
+use crate::kv::{CacheType, KvCache};
 
 /// Activation buffers and scratch space of the forward pass, owned by one caller.
 pub struct ForwardState {
@@ -35,7 +34,6 @@ pub struct ForwardState {
     logits: Vec<f32>,
     rope_cache: Vec<f32>,
     mm: MatmulScratch,
-    batch_invariant: bool,
     attn_scratch: AttnScratch,
     ssm: SsmScratch,
     profile: Option<LayerTimes>,
@@ -62,7 +60,6 @@ impl ForwardState {
             logits: Vec::new(),
             rope_cache: Vec::new(),
             mm: MatmulScratch::new(),
-            batch_invariant: false,
             attn_scratch: AttnScratch::default(),
             ssm: SsmScratch::default(),
             profile: None,
@@ -85,7 +82,6 @@ impl ForwardState {
     /// prefill bit for bit (see docs/NUMERICS.md and `MatmulScratch::set_batch_invariant`).
     pub fn set_batch_invariant(&mut self, on: bool) {
         self.mm.set_batch_invariant(on);
-        self.batch_invariant = on;
     }
 
     /// Switches per-part timing of the forward pass on (from zero) or off.
@@ -434,7 +430,7 @@ impl Model {
             softcap: c.attn_softcap,
             window: spec.sliding_window,
             // llama.cpp switches its flash attention to the tiled kernel from 64 query rows.
-            tiled: !st.batch_invariant
+            tiled: !st.mm.batch_invariant()
                 && t_n >= super::attention_tiled::TILE
                 && kv.types() == (CacheType::F16, CacheType::F16),
         };
