@@ -75,12 +75,17 @@ fn compare(name: &str, what: &str, ours: &[f32], theirs: &[f32]) -> f32 {
     worst
 }
 
-fn cache(model: &Model) -> KvCache {
+/// A 128-token cache with K/V of `ty`.
+fn cache_of(model: &Model, ty: CacheType) -> KvCache {
     let mut cfg = KvCacheConfig::for_context(128);
-    // The fixtures were made with an F32 KV cache.
-    cfg.type_k = CacheType::F32;
-    cfg.type_v = CacheType::F32;
+    cfg.type_k = ty;
+    cfg.type_v = ty;
     KvCache::new(model.config(), cfg).unwrap()
+}
+
+fn cache(model: &Model) -> KvCache {
+    // The fixtures were made with an F32 KV cache.
+    cache_of(model, CacheType::F32)
 }
 
 fn check_fixture(path: &Path) -> (f32, f32) {
@@ -159,7 +164,11 @@ fn every_architecture_matches_llama_cpp_logits() {
 
 /// Logits of `tokens` run alone (all positions, one batch).
 fn alone(model: &Model, tokens: &[u32], invariant: bool) -> Vec<f32> {
-    let mut kv = cache(model);
+    alone_in(model, cache(model), tokens, invariant)
+}
+
+/// [`alone`] in the given (empty) cache.
+fn alone_in(model: &Model, mut kv: KvCache, tokens: &[u32], invariant: bool) -> Vec<f32> {
     let mut st = ForwardState::new(2);
     st.set_batch_invariant(invariant);
     kv.add_sequence(3).unwrap();
@@ -233,22 +242,6 @@ fn two_sequences_in_one_batch_give_the_same_logits_as_each_alone() {
     }
 }
 
-/// Logits of every position of `tokens` in one batch over an F16 cache (llama.cpp's default),
-/// with llama.cpp's batch-dependent kernels (tiled flash attention from 64 rows) or not.
-fn f16_cache_logits(model: &Model, tokens: &[u32], invariant: bool) -> Vec<f32> {
-    let mut cfg = KvCacheConfig::for_context(128);
-    cfg.type_k = CacheType::F16;
-    cfg.type_v = CacheType::F16;
-    let mut kv = KvCache::new(model.config(), cfg).unwrap();
-    let mut st = ForwardState::new(2);
-    st.set_batch_invariant(invariant);
-    kv.add_sequence(0).unwrap();
-    kv.grow_to(0, tokens.len()).unwrap();
-    let mut batch = Batch::new();
-    batch.push_sequence(tokens, 0, 0, true);
-    model.forward(&batch, &mut kv, &mut st).unwrap().to_vec()
-}
-
 #[test]
 fn tiled_flash_attention_agrees_with_the_one_row_kernel() {
     // 100 rows: llama.cpp's tiled F32 kernel (two tiles of keys, soft-capping on gemma2, the
@@ -258,8 +251,11 @@ fn tiled_flash_attention_agrees_with_the_one_row_kernel() {
     for path in gguf_files(&data_path("fixtures")) {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();
         let model = Model::open(&path).unwrap();
-        let tiled = f16_cache_logits(&model, &tokens, false);
-        let one_row = f16_cache_logits(&model, &tokens, true);
+        // Over an F16 cache (llama.cpp's default), with and without llama.cpp's batch-dependent
+        // kernels.
+        let f16 = || cache_of(&model, CacheType::F16);
+        let tiled = alone_in(&model, f16(), &tokens, false);
+        let one_row = alone_in(&model, f16(), &tokens, true);
         let worst = compare(&name, "tiled vs one-row", &tiled, &one_row);
         assert!(tiled != one_row, "{name}: the tiled kernel was not used");
         eprintln!("{name:<22} tiled vs one-row rel_max {worst:.2e}");
