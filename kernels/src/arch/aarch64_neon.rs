@@ -33,6 +33,14 @@ fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
     acc
 }
 
+/// Σ over a block of 32 quants: `lo`/`hi` (values 0..16, 16..32) · the activation quants
+/// `qs`, in 4 lanes.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn sdot32((lo, hi): (int8x16_t, int8x16_t), qs: &[i8; 32]) -> int32x4_t {
+    sdot(sdot(vdupq_n_s32(0), lo, ld_s8(qs)), hi, ld_s8(&qs[16..]))
+}
+
 /// 16 signed bytes from the front of `p`.
 #[inline]
 #[target_feature(enable = "neon")]
@@ -198,13 +206,7 @@ fn dot_q8_0_n<const N: usize>(w: &[BlockQ8_0], a: [&[BlockQ8_0]; N]) -> [f32; N]
         a,
         |x, y| x.d.to_f32() * y.d.to_f32(),
         |x| (ld_s8(&x.qs), ld_s8(&x.qs[16..])),
-        |(lo, hi), y| {
-            sdot(
-                sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
-                hi,
-                ld_s8(&y.qs[16..]),
-            )
-        },
+        |p, y| sdot32(p, &y.qs),
     )
 }
 
@@ -217,13 +219,7 @@ fn dot_q4_0_n<const N: usize>(w: &[BlockQ4_0], a: [&[BlockQ8_0]; N]) -> [f32; N]
         a,
         |x, y| x.d.to_f32() * y.d.to_f32(),
         |x| nibbles(&x.qs, None, 8),
-        |(lo, hi), y| {
-            sdot(
-                sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
-                hi,
-                ld_s8(&y.qs[16..]),
-            )
-        },
+        |p, y| sdot32(p, &y.qs),
     )
 }
 
@@ -236,13 +232,7 @@ fn dot_q5_0_n<const N: usize>(w: &[BlockQ5_0], a: [&[BlockQ8_0]; N]) -> [f32; N]
         a,
         |x, y| x.d.to_f32() * y.d.to_f32(),
         |x| nibbles(&x.qs, Some(fifth_bits(u32::from_le_bytes(x.qh))), 16),
-        |(lo, hi), y| {
-            sdot(
-                sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
-                hi,
-                ld_s8(&y.qs[16..]),
-            )
-        },
+        |p, y| sdot32(p, &y.qs),
     )
 }
 
@@ -332,11 +322,7 @@ fn dot_q6_k_n<const N: usize>(w: &[BlockQ6K], a: [&[BlockQ8K]; N]) -> [f32; N] {
 pub(crate) fn vec_dot_q4_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
     sum_blocks(w, a, |x, y| {
         let (lo, hi) = nibbles(&x.qs, None, 0);
-        let p = sdot(
-            sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
-            hi,
-            ld_s8(&y.qs[16..]),
-        );
+        let p = sdot32((lo, hi), &y.qs);
         (p, x.d.to_f32() * y.d.to_f32(), x.m.to_f32() * y.s.to_f32())
     })
 }
@@ -346,11 +332,7 @@ pub(crate) fn vec_dot_q4_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
 pub(crate) fn vec_dot_q5_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
     sum_blocks(w, a, |x, y| {
         let (lo, hi) = nibbles(&x.qs, Some(fifth_bits(u32::from_le_bytes(x.qh))), 0);
-        let p = sdot(
-            sdot(vdupq_n_s32(0), lo, ld_s8(&y.qs)),
-            hi,
-            ld_s8(&y.qs[16..]),
-        );
+        let p = sdot32((lo, hi), &y.qs);
         (p, x.d.to_f32() * y.d.to_f32(), x.m.to_f32() * y.s.to_f32())
     })
 }
