@@ -77,19 +77,7 @@ impl KvBuf {
 
     /// Loads row `slot` (of `out.len()` values) as f32.
     pub fn read(&self, slot: usize, out: &mut [f32]) {
-        let n = out.len();
-        match self {
-            KvBuf::F32(v) => out.copy_from_slice(&v[slot * n..(slot + 1) * n]),
-            KvBuf::F16(v) => {
-                for (o, h) in out.iter_mut().zip(&v[slot * n..(slot + 1) * n]) {
-                    *o = h.to_f32();
-                }
-            }
-            KvBuf::Q8_0(v) => {
-                let blocks = &v[slot * n / 32..(slot + 1) * n / 32];
-                nanorun_kernels::quant::q8_0::dequantize_row(blocks, out);
-            }
-        }
+        self.read_head(slot, out.len(), 0, out);
     }
 }
 

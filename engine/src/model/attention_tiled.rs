@@ -118,7 +118,8 @@ pub fn attend_rows<'s>(
 /// The inner loops, with fused multiply-adds in hardware where the CPU has them (a portable
 /// `mul_add` compiles to a library call per element): the same operations either way.
 mod kernels {
-    use super::{reduce16, v_expf, TILE};
+    use super::super::f16ops::reduce16;
+    use super::{v_expf, TILE};
 
     #[inline(always)]
     fn scores_body(q: &[f32], kt: &[f32], p: &mut [f32; TILE]) {
@@ -180,20 +181,6 @@ mod kernels {
     dispatch!(scores, scores_fma, scores_body, (q: &[f32], kt: &[f32], p: &mut [f32; TILE]) -> ());
     dispatch!(exp_sum, exp_sum_fma, exp_sum_body, (p: &mut [f32; TILE], max: f32) -> f64);
     dispatch!(axpy, axpy_fma, axpy_body, (acc: &mut [f32], v: &[f32], w: f32) -> ());
-}
-
-/// The last steps of GCC's `_mm512_reduce_add_ps` on 16 lanes.
-#[inline(always)]
-pub fn reduce16(v: &[f32; 16]) -> f32 {
-    let mut h8 = [0f32; 8];
-    for l in 0..8 {
-        h8[l] = v[8 + l] + v[l];
-    }
-    let mut h4 = [0f32; 4];
-    for l in 0..4 {
-        h4[l] = h8[4 + l] + h8[l];
-    }
-    (h4[0] + h4[2]) + (h4[1] + h4[3])
 }
 
 /// ggml's vectorised `expf` (`ggml_v_expf`, AVX-512 form), one lane: a degree-5 polynomial on

@@ -16,7 +16,19 @@ fn use_avx512() -> bool {
 const LANES: usize = 16;
 const STEP: usize = 4 * LANES;
 
-use super::attention_tiled::reduce16;
+/// The last steps of GCC's `_mm512_reduce_add_ps` on 16 lanes.
+#[inline(always)]
+pub(super) fn reduce16(v: &[f32; 16]) -> f32 {
+    let mut h8 = [0f32; 8];
+    for l in 0..8 {
+        h8[l] = v[8 + l] + v[l];
+    }
+    let mut h4 = [0f32; 4];
+    for l in 0..4 {
+        h4[l] = h8[4 + l] + h8[l];
+    }
+    (h4[0] + h4[2]) + (h4[1] + h4[3])
+}
 
 /// `k · q`: four accumulators of 16 lanes fed 64 values at a time with fused multiply-adds,
 /// reduced pairwise and across lanes, the tail added in f64; `q` holds f16-rounded values.
