@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-model.sh   # the default model, for the real-model tests (no-op when present)
+# NVRTC for the CUDA kernels' PTX-compile test: the library `pip install nvidia-cuda-nvrtc-cu12`
+# installs (the test also asks python3 itself, and says SKIPPED when there is none).
+if [ -z "${NANORUN_NVRTC_LIB:-}" ]; then
+  NANORUN_NVRTC_LIB="$(python3 -c 'import nvidia.cuda_nvrtc as m, os; print(os.path.join(list(m.__path__)[0], "lib"))' 2>/dev/null || true)"
+  export NANORUN_NVRTC_LIB
+fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --all-targets
