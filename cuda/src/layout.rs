@@ -255,3 +255,99 @@ pub fn dequant_row_element(ty: WeightType, row: &[u8], col: usize) -> f32 {
     let (qk, bb) = (ty.block_values(), ty.block_bytes());
     dequant_element(ty, &row[col / qk * bb..], col % qk)
 }
+
+/// A Q8_1 activation block as the kernels read it: `d` and `s = d·Σq` (f16 bits), 32 quants.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Q8_1Block {
+    /// Scale (f16 bits).
+    pub d: u16,
+    /// Scale times the sum of the quants (f16 bits).
+    pub s: u16,
+    /// Quants.
+    pub qs: [i8; 32],
+}
+
+impl Q8_1Block {
+    /// 32 values quantized as the `quantize_q8_1` kernel does (and the CPU path's
+    /// `q8_1::quantize_row_act`): d = amax/127, q = round-half-even(x·127/amax), s = d·Σq.
+    pub fn quantize(x: &[f32; 32]) -> Q8_1Block {
+        let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let mut qs = [0i8; 32];
+        let mut sum = 0i32;
+        for (q, &v) in qs.iter_mut().zip(x) {
+            *q = (v * id).round_ties_even() as i8;
+            sum += *q as i32;
+        }
+        Q8_1Block {
+            d: f16::from_f32(d).to_bits(),
+            s: f16::from_f32(sum as f32 * d).to_bits(),
+            qs,
+        }
+    }
+}
+
+/// The dot of run `j` (values `32j..32j+32`) of block `b` of quantized type `ty` with one Q8_1
+/// block: the kernels' `T::dot32`, same integer sums and the same f32 expression. `None` for
+/// the float types (their mat-vec reads f32 activations).
+pub fn dot_run32(ty: WeightType, b: &[u8], j: usize, a: &Q8_1Block) -> Option<f32> {
+    let h = |bits: u16| f16::from_bits(bits).to_f32();
+    let (da, sa) = (h(a.d), h(a.s));
+    let aq = |l: usize| a.qs[l] as i32;
+    Some(match ty {
+        WeightType::F32 | WeightType::F16 => return None,
+        WeightType::Q4_0 => {
+            let sumi: i32 = (0..16)
+                .map(|l| (b[2 + l] & 0xf) as i32 * aq(l) + (b[2 + l] >> 4) as i32 * aq(l + 16))
+                .sum();
+            f16_at(b, 0) * (da * sumi as f32 - 8.0 * sa)
+        }
+        WeightType::Q5_0 => {
+            let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+            let sumi: i32 = (0..16)
+                .map(|l| {
+                    let q = b[6 + l];
+                    let n0 = (q & 0xf) as i32 | ((((qh >> l) & 1) << 4) as i32);
+                    let n1 = (q >> 4) as i32 | ((((qh >> (l + 16)) & 1) << 4) as i32);
+                    n0 * aq(l) + n1 * aq(l + 16)
+                })
+                .sum();
+            f16_at(b, 0) * (da * sumi as f32 - 16.0 * sa)
+        }
+        WeightType::Q8_0 => {
+            let sumi: i32 = (0..32).map(|l| (b[2 + l] as i8) as i32 * aq(l)).sum();
+            f16_at(b, 0) * da * sumi as f32
+        }
+        WeightType::Q4K | WeightType::Q5K => {
+            let sub = j;
+            let qs = if ty == WeightType::Q4K { 16 } else { 48 } + 32 * (sub / 2);
+            let shift = (sub & 1) * 4;
+            let sumi: i32 = (0..32)
+                .map(|l| {
+                    let mut n = ((b[qs + l] >> shift) & 0xf) as i32;
+                    if ty == WeightType::Q5K {
+                        n |= (((b[16 + l] >> sub) & 1) as i32) << 4;
+                    }
+                    n * aq(l)
+                })
+                .sum();
+            let (sc, m) = scale_min_k4(sub, &b[4..16]);
+            f16_at(b, 0) * sc as f32 * da * sumi as f32 - f16_at(b, 2) * m as f32 * sa
+        }
+        WeightType::Q6K => {
+            let (hh, c) = (j / 4, j % 4);
+            let q6 = |l: usize| {
+                let ql = b[64 * hh + l + 32 * (c & 1)];
+                let lo = if c >= 2 { ql >> 4 } else { ql & 0xf } as i32;
+                let hi = ((b[128 + 32 * hh + l] >> (2 * c)) & 3) as i32;
+                (lo | (hi << 4)) - 32
+            };
+            let s0: i32 = (0..16).map(|l| q6(l) * aq(l)).sum();
+            let s1: i32 = (16..32).map(|l| q6(l) * aq(l)).sum();
+            let sc0 = b[192 + 8 * hh + 2 * c] as i8 as i32;
+            let sc1 = b[192 + 8 * hh + 2 * c + 1] as i8 as i32;
+            f16_at(b, 208) * da * (sc0 * s0 + sc1 * s1) as f32
+        }
+    })
+}
