@@ -7,11 +7,11 @@ pub type Result<T, E = CudaError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum CudaError {
     /// A shared library the backend loads at run time is not on this machine.
-    #[error("{what} not found: no library named {names} could be loaded ({hint})")]
+    #[error("{what} not found ({hint})")]
     LibraryMissing {
         /// The library, in words ("the CUDA driver library").
         what: &'static str,
-        /// The file names that were tried.
+        /// The file names that were tried (for debugging; not in the message).
         names: String,
         /// How to get it.
         hint: &'static str,

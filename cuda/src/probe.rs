@@ -23,6 +23,17 @@ const NVRTC_HINT: &str = "install the CUDA toolkit, or `pip install nvidia-cuda-
                           set NANORUN_NVRTC_LIB to its nvidia/cuda_nvrtc/lib directory";
 const DRIVER_HINT: &str = "install the NVIDIA driver; a machine without an NVIDIA GPU has none";
 
+/// The file names cudarc tries for library `name`, without repeats.
+fn candidates(name: &str) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for c in cudarc::get_lib_name_candidates(name) {
+        if !seen.contains(&c) {
+            seen.push(c);
+        }
+    }
+    seen.join(", ")
+}
+
 /// The path `NANORUN_NVRTC_LIB` points at, resolved to a file: the value itself when it is a
 /// file, `<dir>/libnvrtc.so.12` when it is a directory. `None` when the variable is unset or
 /// empty.
@@ -96,7 +107,7 @@ pub fn ensure_nvrtc() -> Result<()> {
     } else {
         Err(CudaError::LibraryMissing {
             what: "NVRTC (the CUDA runtime compiler)",
-            names: cudarc::get_lib_name_candidates("nvrtc").join(", "),
+            names: candidates("nvrtc"),
             hint: NVRTC_HINT,
         })
     }
@@ -110,7 +121,7 @@ pub fn ensure_driver() -> Result<()> {
     } else {
         Err(CudaError::LibraryMissing {
             what: "the CUDA driver library (libcuda.so.1)",
-            names: cudarc::get_lib_name_candidates("cuda").join(", "),
+            names: candidates("cuda"),
             hint: DRIVER_HINT,
         })
     }

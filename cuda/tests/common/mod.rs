@@ -1,4 +1,5 @@
-//! Helpers shared by the CUDA crate's integration tests.
+//! Helpers shared by the CUDA crate's integration tests (each test binary uses some of them).
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -38,7 +39,7 @@ pub fn nvrtc_or_skip(test: &str) -> bool {
             if nanorun_cuda::probe::ensure_nvrtc().is_ok() {
                 return true;
             }
-            eprintln!("SKIPPED {test}: NVRTC not found (pip install nvidia-cuda-nvrtc-cu12)");
+            eprintln!("SKIPPED: NVRTC not found (pip install nvidia-cuda-nvrtc-cu12): {test}");
             false
         }
     }
