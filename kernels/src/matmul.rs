@@ -5,14 +5,17 @@
 //! chunk, tiles of [`ROW_TILE`] weight rows are dotted with every token before moving on, so a
 //! loaded weight block is reused across the batch from L1 instead of being re-read from memory,
 //! and where the ISA has a four-token kernel each weight block is also unpacked once per four
-//! tokens. Either way a token's result is bit-identical to a batch of one.
+//! tokens. Types with an `Int8Path` (x86: Q4_0, Q5_0, Q8_0) go further from eight tokens on:
+//! each tile of rows is unpacked once into signed bytes and f32 scales, the activations too,
+//! and the eight-token kernel then does no unpacking at all. Either way a token's result is
+//! bit-identical to a batch of one.
 
 use nanorun_formats::GgmlType;
 
 use crate::error::{KernelError, Result};
 use crate::kernels::Kernels;
 use crate::threads::ThreadPool;
-use crate::traits::TypeTraits;
+use crate::traits::{Int8Path, Int8Row, Int8RowMut, TypeTraits};
 
 /// Weight rows dotted with every token before moving on to the next rows.
 pub const ROW_TILE: usize = 4;
@@ -70,8 +73,58 @@ impl<'a> QMatrix<'a> {
 #[derive(Debug, Default)]
 pub struct MatmulScratch {
     buf: Vec<u64>,
+    int8: Int8Buf,
     batch_invariant: bool,
 }
+
+/// Unpacked rows for [`Int8Path`]: activations (in [`MatmulScratch`]) or a thread's tile of
+/// weight rows ([`WEIGHT_TILE`]). Grows to the largest op seen, then never allocates again.
+#[derive(Debug, Default)]
+struct Int8Buf {
+    qs: Vec<[i8; 32]>,
+    d: Vec<f32>,
+}
+
+impl Int8Buf {
+    /// Room for `rows` rows of `nb` blocks.
+    fn reserve(&mut self, rows: usize, nb: usize) {
+        let n = rows * nb;
+        if self.qs.len() < n {
+            self.qs.resize(n, [0; 32]);
+            self.d.resize(n, 0.0);
+        }
+    }
+
+    /// Row `i` of `nb` blocks.
+    fn row(&self, i: usize, nb: usize) -> Int8Row<'_> {
+        Int8Row {
+            qs: &self.qs[i * nb..(i + 1) * nb],
+            d: &self.d[i * nb..(i + 1) * nb],
+        }
+    }
+
+    /// Row `i` of `nb` blocks, to write.
+    fn row_mut(&mut self, i: usize, nb: usize) -> Int8RowMut<'_> {
+        Int8RowMut {
+            qs: &mut self.qs[i * nb..(i + 1) * nb],
+            d: &mut self.d[i * nb..(i + 1) * nb],
+        }
+    }
+}
+
+thread_local! {
+    /// The current row tile, unpacked, of the matmul chunk this thread is running.
+    static WEIGHT_TILE: std::cell::RefCell<Int8Buf> = std::cell::RefCell::default();
+}
+
+/// Smallest batch that takes a type's [`Int8Path`]: from one group of eight tokens, unpacking
+/// a row once costs no more than the eight-token kernel's own unpacking.
+pub const INT8_MIN_TOKENS: usize = 8;
+
+/// Weight rows unpacked at a time on the [`Int8Path`]: a whole cache line of each token's
+/// output, and (at 640 values a row) 11.5 KiB of unpacked rows beside the eight tokens'
+/// 5.8 KiB in L1.
+const INT8_ROW_TILE: usize = 16;
 
 impl MatmulScratch {
     /// An empty scratch buffer.
@@ -160,17 +213,34 @@ pub fn matmul(
         Some(w) => (w.vec_dot, w.vec_dot_x4, None),
         None => (wt.vec_dot, wt.vec_dot_x4, wt.vec_dot_x8),
     };
+    let int8 = match (wide, wt.int8, at.int8) {
+        (None, Some(w8), Some(a8)) if n_tokens >= INT8_MIN_TOKENS => Some((w8, a8)),
+        _ => None,
+    };
+    let nb = w.cols / wt.block_size;
+    let mut int8_acts = std::mem::take(&mut scratch.int8);
     let acts = scratch.bytes(n_tokens * a_row);
     quantize_rows(&at, pool, x, w.cols, acts, a_row);
     let acts: &[u8] = acts;
+    if let Some((_, a8)) = int8 {
+        int8_acts.reserve(n_tokens, nb);
+        for t in 0..n_tokens {
+            (a8.unpack)(&acts[t * a_row..(t + 1) * a_row], int8_acts.row_mut(t, nb));
+        }
+    }
 
     let rows = w.rows;
     let threads = pool.n_threads();
+    let tile_rows = if int8.is_some() {
+        INT8_ROW_TILE
+    } else {
+        ROW_TILE
+    };
     // Enough chunks that a thread whose core is busy elsewhere does not hold up the op.
     let per_chunk = if threads == 1 {
         rows
     } else {
-        rows.div_ceil(threads * 8).next_multiple_of(ROW_TILE)
+        rows.div_ceil(threads * 8).next_multiple_of(tile_rows)
     };
     let n_chunks = rows.div_ceil(per_chunk);
     let out_ptr = SyncPtr(out.as_mut_ptr());
@@ -182,11 +252,28 @@ pub fn matmul(
         // SAFETY (both writes): t < n_tokens and r < rows, so the index is inside `out`
         // (checked length n_tokens·rows); chunk c alone writes rows r0..r1.
         let put = |t: usize, r: usize, v: f32| unsafe { *out_ptr.get().add(t * rows + r) = v };
-        for tile in (r0..r1).step_by(ROW_TILE) {
-            let tile_end = (tile + ROW_TILE).min(r1);
-            prefetch(w.data, tile_end * w_row + PREFETCH_AHEAD, ROW_TILE * w_row);
+        // SAFETY: as for `put`, for the rows r..r + v.len() <= r1.
+        let put_run = |t: usize, r: usize, v: &[f32]| unsafe {
+            debug_assert!(t < n_tokens && r + v.len() <= r1);
+            std::ptr::copy_nonoverlapping(v.as_ptr(), out_ptr.get().add(t * rows + r), v.len())
+        };
+        for tile in (r0..r1).step_by(tile_rows) {
+            let tile_end = (tile + tile_rows).min(r1);
             let mut t = 0;
-            if let Some(x8) = vec_dot_x8 {
+            if let Some((w8, _)) = int8 {
+                t = int8_tile(
+                    &w8,
+                    tile..tile_end,
+                    &row,
+                    nb,
+                    &int8_acts,
+                    n_tokens,
+                    &put_run,
+                );
+            } else {
+                prefetch(w.data, tile_end * w_row + PREFETCH_AHEAD, ROW_TILE * w_row);
+            }
+            if let (None, Some(x8)) = (int8, vec_dot_x8) {
                 while t + 8 <= n_tokens {
                     for r in tile..tile_end {
                         let v = x8(row(r), std::array::from_fn(|k| act(t + k)));
@@ -218,7 +305,46 @@ pub fn matmul(
             }
         }
     });
+    scratch.int8 = int8_acts;
     Ok(())
+}
+
+/// Rows `rows` (one tile) times every whole group of eight tokens through `path`: the rows are
+/// unpacked once into this thread's [`WEIGHT_TILE`]. Returns the first token not done.
+fn int8_tile<'w>(
+    path: &Int8Path,
+    rows: std::ops::Range<usize>,
+    row: &impl Fn(usize) -> &'w [u8],
+    nb: usize,
+    acts: &Int8Buf,
+    n_tokens: usize,
+    put_run: &impl Fn(usize, usize, &[f32]),
+) -> usize {
+    assert!(rows.len() <= INT8_ROW_TILE);
+    WEIGHT_TILE.with_borrow_mut(|tile| {
+        tile.reserve(rows.len(), nb);
+        for (i, r) in rows.clone().enumerate() {
+            (path.unpack)(row(r), tile.row_mut(i, nb));
+        }
+        // Results gathered per token, then stored as one run of the tile's rows: a few stores
+        // per token instead of one per value to lines a whole output row apart.
+        let mut res = [[0.0f32; INT8_ROW_TILE]; 8];
+        let mut t = 0;
+        while t + 8 <= n_tokens {
+            let a = std::array::from_fn(|k| acts.row(t + k, nb));
+            for i in 0..rows.len() {
+                let v = (path.dot_x8)(tile.row(i, nb), a);
+                for (res_k, vk) in res.iter_mut().zip(v) {
+                    res_k[i] = vk;
+                }
+            }
+            for (k, res_k) in res.iter().enumerate() {
+                put_run(t + k, rows.start, &res_k[..rows.len()]);
+            }
+            t += 8;
+        }
+        t
+    })
 }
 
 /// Ask the CPU to start loading `data[start..start + len]` into cache (clipped to `data`).
@@ -328,10 +454,12 @@ mod tests {
                 continue;
             };
             for &ty in &crate::SUPPORTED {
-                let (rows, cols) = (21, 512);
+                // 20 blocks of 32 values: two whole runs of eight and a tail of four.
+                let (rows, cols) = (21, if ty.block_size() == 256 { 512 } else { 640 });
                 let data = random_weights(&mut rng, ty, rows, cols);
                 let w = QMatrix::new(data.bytes(), ty, rows, cols).unwrap();
-                let n_tokens = 9;
+                // Two groups of eight (the int8 path unpacks a tile once for both), four, one.
+                let n_tokens = 21;
                 let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
                 let mut scratch = MatmulScratch::new();
                 let mut default_order = vec![0.0; n_tokens * rows];

@@ -35,6 +35,36 @@ pub struct WideBatch {
     pub(crate) vec_dot: VecDotFn,
     pub(crate) vec_dot_x4: Option<VecDotX4Fn>,
 }
+/// One row of 32-value blocks unpacked for [`Int8Path`]: each block's quants as signed bytes
+/// and its scale as f32.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Int8Row<'a> {
+    /// Quants, one array per block.
+    pub qs: &'a [[i8; 32]],
+    /// Scales, one per block (the row has `d.len()` blocks).
+    pub d: &'a [f32],
+}
+
+/// Where an [`Int8Path`] unpacker writes a row (at least as many blocks as the row has).
+#[derive(Debug)]
+pub(crate) struct Int8RowMut<'a> {
+    /// Quants, one array per block.
+    pub qs: &'a mut [[i8; 32]],
+    /// Scales, one per block.
+    pub d: &'a mut [f32],
+}
+
+/// The large-batch path of a 32-value type whose activations are Q8_0: weight rows and
+/// activations are unpacked once per matmul into [`Int8Row`]s, then paired eight tokens at a
+/// time with no per-block unpacking; bit-identical to the type's [`VecDotFn`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Int8Path {
+    /// Unpack one row of blocks (bytes); for Q8_0 this also converts activations.
+    pub unpack: fn(w: &[u8], out: Int8RowMut<'_>),
+    /// `out[t] = w · a[t]` over `w`'s blocks.
+    pub dot_x8: fn(w: Int8Row<'_>, a: [Int8Row<'_>; 8]) -> [f32; 8],
+}
+
 /// Dequantize one row of blocks (bytes) into `out` (values).
 pub type DequantizeFn = fn(w: &[u8], out: &mut [f32]);
 /// Quantize `x` (values) into one row of blocks (bytes).
@@ -59,6 +89,7 @@ pub struct TypeTraits {
     pub(crate) vec_dot_x4: Option<VecDotX4Fn>,
     pub(crate) vec_dot_x8: Option<VecDotX8Fn>,
     pub(crate) wide: Option<WideBatch>,
+    pub(crate) int8: Option<Int8Path>,
 }
 
 impl WideBatch {
@@ -232,6 +263,7 @@ const fn entry(
         vec_dot: kernels.2,
         vec_dot_x4: None,
         vec_dot_x8: None,
+        int8: None,
         wide: None,
     }
 }

@@ -12,7 +12,7 @@ use half::{bf16, f16};
 use nanorun_formats::GgmlType;
 
 use crate::testutil::{random_values, random_weights, Aligned, Rng};
-use crate::traits::{TypeTraits, SUPPORTED};
+use crate::traits::{Int8Path, Int8Row, Int8RowMut, TypeTraits, SUPPORTED};
 use crate::{Isa, Kernels};
 
 fn simd_isas() -> Vec<&'static Kernels> {
@@ -353,6 +353,34 @@ fn random_acts(rng: &mut Rng, at: &TypeTraits, n: usize, count: usize) -> Vec<Al
         .collect()
 }
 
+/// The eight dots of a type's `Int8Path`: the weight row and the activations (through the
+/// activation type's unpacker) unpacked, then one `dot_x8`.
+fn int8_dots(path: &Int8Path, at: &TypeTraits, n: usize, w: &[u8], acts: &[Aligned]) -> Vec<f32> {
+    let nb = n / 32;
+    let unpack = |unpack: fn(&[u8], Int8RowMut<'_>), bytes: &[u8]| {
+        let (mut qs, mut d) = (vec![[0i8; 32]; nb], vec![0f32; nb]);
+        unpack(
+            bytes,
+            Int8RowMut {
+                qs: &mut qs,
+                d: &mut d,
+            },
+        );
+        (qs, d)
+    };
+    let a_unpack = at
+        .int8
+        .expect("activation type has the int8 unpacker")
+        .unpack;
+    let (wq, wd) = unpack(path.unpack, w);
+    let a: Vec<_> = acts.iter().map(|a| unpack(a_unpack, a.bytes())).collect();
+    let rows = std::array::from_fn(|t| Int8Row {
+        qs: &a[t].0,
+        d: &a[t].1,
+    });
+    (path.dot_x8)(Int8Row { qs: &wq, d: &wd }, rows).to_vec()
+}
+
 #[test]
 fn four_and_eight_token_kernels_are_bit_identical_to_single_dots() {
     let mut rng = Rng::new(15);
@@ -370,6 +398,9 @@ fn four_and_eight_token_kernels_are_bit_identical_to_single_dots() {
                 }
                 if let Some(x8) = t.vec_dot_x8_fn() {
                     runs.push(x8(w.bytes(), std::array::from_fn(a)).to_vec());
+                }
+                if let Some(path) = t.int8 {
+                    runs.push(int8_dots(&path, at, n, w.bytes(), &acts));
                 }
                 for got in runs {
                     for (i, g) in got.iter().enumerate() {

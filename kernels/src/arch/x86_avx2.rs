@@ -699,6 +699,7 @@ const TILED_MIN_TOKENS: usize = 8;
 pub(crate) fn install(table: &mut [TypeTraits]) {
     // SAFETY (every closure below): this table is handed out only by `Kernels::for_isa`, after
     // `Isa::Avx2` (or `Isa::Avx512`, a superset) was found available: AVX2, FMA and F16C.
+    super::x86_avx2_int8::install(table);
     for t in table.iter_mut() {
         match t.ty {
             GgmlType::F32 => t.vec_dot = |w, a| unsafe { vec_dot_f32(cast(w), cast(a)) },
