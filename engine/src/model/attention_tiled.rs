@@ -103,9 +103,13 @@ pub fn attend_rows<'s>(
             sum[r] = (sum[r] as f64 + kernels::exp_sum(&mut p, new_max)) as f32;
             // The GEMM adds p·v for every key of the tile; masked keys have p = 0, which
             // leaves the accumulator's bits as they are, so only visible keys are visited.
+            let mut keys = [0u8; TILE];
+            let mut n_keys = 0;
             for i in (0..TILE).filter(|&i| visible(i)) {
-                kernels::axpy(acc, &s.v[i * dv..(i + 1) * dv], p[i]);
+                keys[n_keys] = i as u8;
+                n_keys += 1;
             }
+            kernels::accumulate(acc, &s.v, &p, &keys[..n_keys]);
         }
     }
     for (r, acc) in s.acc.chunks_exact_mut(dv).enumerate() {
@@ -145,10 +149,55 @@ mod kernels {
         total
     }
 
+    /// [`exp_sum_body`] with eight lanes of [`v_expf`] at a time (the same bits).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn exp_sum_avx2(p: &mut [f32; TILE], max: f32) -> f64 {
+        use std::arch::x86_64::*;
+        let m = _mm256_set1_ps(max);
+        let mut total = 0f64;
+        for lanes in p.chunks_exact_mut(16) {
+            for half in lanes.chunks_exact_mut(8) {
+                // SAFETY: `half` holds eight floats.
+                unsafe {
+                    let x = _mm256_sub_ps(_mm256_loadu_ps(half.as_ptr()), m);
+                    _mm256_storeu_ps(half.as_mut_ptr(), super::v_expf8(x));
+                }
+            }
+            total += reduce16(&<[f32; 16]>::try_from(&*lanes).expect("16 lanes")) as f64;
+        }
+        total
+    }
+
+    /// Values per register-resident run of the accumulator in [`accumulate_body`].
+    const RUN: usize = 64;
+
+    /// `acc += Σ p[i]·v[i]` over `keys` in order, one fused multiply-add per key and element
+    /// (ggml's value GEMM); `v` holds the tile's value rows of `acc.len()` values. Runs of
+    /// [`RUN`] values stay in registers across the keys.
     #[inline(always)]
-    fn axpy_body(acc: &mut [f32], v: &[f32], w: f32) {
-        for (a, &x) in acc.iter_mut().zip(v) {
-            *a = x.mul_add(w, *a);
+    fn accumulate_body(acc: &mut [f32], v: &[f32], p: &[f32; TILE], keys: &[u8]) {
+        let dv = acc.len();
+        let whole = dv - dv % RUN;
+        for c in (0..whole).step_by(RUN) {
+            let mut a: [f32; RUN] = acc[c..c + RUN].try_into().expect("run");
+            for &i in keys {
+                let i = i as usize;
+                let vi: &[f32; RUN] = v[i * dv + c..][..RUN].try_into().expect("run");
+                for l in 0..RUN {
+                    a[l] = vi[l].mul_add(p[i], a[l]);
+                }
+            }
+            acc[c..c + RUN].copy_from_slice(&a);
+        }
+        for &i in keys {
+            let i = i as usize;
+            for (a, &x) in acc[whole..]
+                .iter_mut()
+                .zip(&v[i * dv + whole..(i + 1) * dv])
+            {
+                *a = x.mul_add(p[i], *a);
+            }
         }
     }
 
@@ -179,8 +228,16 @@ mod kernels {
     }
 
     dispatch!(scores, scores_fma, scores_body, (q: &[f32], kt: &[f32], p: &mut [f32; TILE]) -> ());
-    dispatch!(exp_sum, exp_sum_fma, exp_sum_body, (p: &mut [f32; TILE], max: f32) -> f64);
-    dispatch!(axpy, axpy_fma, axpy_body, (acc: &mut [f32], v: &[f32], w: f32) -> ());
+    dispatch!(accumulate, accumulate_fma, accumulate_body, (acc: &mut [f32], v: &[f32], p: &[f32; TILE], keys: &[u8]) -> ());
+
+    pub(super) fn exp_sum(p: &mut [f32; TILE], max: f32) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        if has_fma() {
+            // SAFETY: AVX2 and FMA were detected at run time.
+            return unsafe { exp_sum_avx2(p, max) };
+        }
+        exp_sum_body(p, max)
+    }
 }
 
 /// ggml's vectorised `expf` (`ggml_v_expf`, AVX-512 form), one lane: a degree-5 polynomial on
@@ -205,9 +262,90 @@ pub fn v_expf(x: f32) -> f32 {
     (j as f64 * two_n) as f32
 }
 
+/// [`v_expf`] on eight lanes (the same bits on each).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn v_expf8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let c = |bits: u32| _mm256_set1_ps(f32::from_bits(bits));
+    let r = c(0x4b40_0000);
+    let z = _mm256_fmadd_ps(x, c(0x3fb8_aa3b), r);
+    let n = _mm256_sub_ps(z, r);
+    // (−n)·c + x is fnmadd(n, c, x): negation is exact.
+    let b = _mm256_fnmadd_ps(n, c(0x35bf_be8e), _mm256_fnmadd_ps(n, c(0x3f31_7200), x));
+    let u = _mm256_mul_ps(b, b);
+    let hi = _mm256_fmadd_ps(c(0x3c07_2010), b, c(0x3d2b_9f17));
+    let mid = _mm256_fmadd_ps(c(0x3e2a_af33), b, c(0x3eff_fedb));
+    let lo = _mm256_fmadd_ps(c(0x3f7f_fff6), b, _mm256_set1_ps(1.0));
+    let j = _mm256_fmadd_ps(_mm256_fmadd_ps(hi, u, mid), u, lo);
+    // j·2ⁿ rounded once: exact in f64, four lanes at a time. Lanes with |n| > 192 (or NaN n)
+    // build garbage here and are replaced below.
+    let ni = _mm256_cvttps_epi32(n);
+    let scale = |j4: __m128, n4: __m128i| {
+        let e = _mm256_slli_epi64::<52>(_mm256_add_epi64(
+            _mm256_cvtepi32_epi64(n4),
+            _mm256_set1_epi64x(1023),
+        ));
+        _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(j4), _mm256_castsi256_pd(e)))
+    };
+    let lo4 = scale(_mm256_castps256_ps128(j), _mm256_castsi256_si128(ni));
+    let hi4 = scale(
+        _mm256_extractf128_ps::<1>(j),
+        _mm256_extracti128_si256::<1>(ni),
+    );
+    let scaled = _mm256_set_m128(hi4, lo4);
+    let abs_n = _mm256_andnot_ps(_mm256_set1_ps(-0.0), n);
+    let big = _mm256_cmp_ps::<_CMP_GT_OQ>(abs_n, _mm256_set1_ps(192.0));
+    let sat = _mm256_blendv_ps(
+        _mm256_set1_ps(f32::INFINITY),
+        _mm256_setzero_ps(),
+        _mm256_cmp_ps::<_CMP_LE_OQ>(n, _mm256_setzero_ps()),
+    );
+    _mm256_blendv_ps(scaled, sat, big)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn v_expf8_is_v_expf_on_every_lane() {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            eprintln!("skipping: no AVX2+FMA");
+            return;
+        }
+        use std::arch::x86_64::*;
+        let mut xs: Vec<f32> = (-2_000_000..=2_000_000).map(|i| i as f32 * 5e-5).collect();
+        xs.extend((-400..=400).map(|i| i as f32 * 0.5));
+        xs.extend([
+            f32::NEG_INFINITY,
+            f32::INFINITY,
+            f32::NAN,
+            -0.0,
+            0.0,
+            f32::MIN,
+            f32::MAX,
+            -87.5,
+            88.8,
+            -133.1,
+            -192.4,
+            193.0,
+        ]);
+        xs.resize(xs.len().next_multiple_of(8), 0.0);
+        for x8 in xs.chunks_exact(8) {
+            let mut got = [0f32; 8];
+            // SAFETY: AVX2 and FMA detected above; eight floats in and out.
+            unsafe { _mm256_storeu_ps(got.as_mut_ptr(), v_expf8(_mm256_loadu_ps(x8.as_ptr()))) };
+            for (&x, g) in x8.iter().zip(got) {
+                let want = v_expf(x);
+                assert!(
+                    g.to_bits() == want.to_bits() || (g.is_nan() && want.is_nan()),
+                    "{x}: {g} vs {want}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn v_expf_is_close_to_exp_and_saturates_like_ggml() {
