@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use nanorun::{Batch, ForwardState, KvCache, KvCacheConfig, Model};
+use nanorun::{Backend, Batch, Device, ForwardState, KvCache, KvCacheConfig, Model};
 use serde_json::json;
 
 /// Options of `nanorun bench`.
@@ -45,6 +45,9 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Where the forward pass runs: cpu, cuda (device 0) or cuda:N (`-t` is then ignored).
+    #[arg(long, default_value = "cpu", value_parser = crate::run::parse_device)]
+    pub device: Device,
     /// Benchmark an embedding model: sentences/s and tokens/s per batch size.
     #[arg(long)]
     pub embed: bool,
@@ -81,7 +84,7 @@ fn test_tokens(n: usize, n_vocab: usize) -> Vec<u32> {
 /// One run of a test; returns seconds.
 fn run_once(
     model: &Model,
-    st: &mut ForwardState,
+    st: &mut dyn Backend,
     pp: usize,
     tg: usize,
 ) -> Result<f64, Box<dyn std::error::Error>> {
@@ -96,14 +99,14 @@ fn run_once(
     if pp > 0 {
         kv.grow_to(0, pp)?;
         batch.push_sequence(&test_tokens(pp, n_vocab), 0, 0, true);
-        model.forward(&batch, &mut kv, st)?;
+        st.forward(model, &batch, &mut kv)?;
     }
     let toks = test_tokens(tg, n_vocab);
     for (i, &t) in toks.iter().enumerate() {
         kv.grow_to(0, pp + i + 1)?;
         batch.clear();
         batch.push(t, pp + i, 0, true);
-        model.forward(&batch, &mut kv, st)?;
+        st.forward(model, &batch, &mut kv)?;
         kv.release_out_of_window(0);
     }
     Ok(t0.elapsed().as_secs_f64())
@@ -121,7 +124,13 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         return Err("-r and -t must be at least 1".into());
     }
     if args.embed {
+        if args.device != Device::Cpu {
+            return Err("--device cuda: embedding benchmarks run on the CPU only".into());
+        }
         return crate::bench_embed::run(args);
+    }
+    if let Device::Cuda(n) = args.device {
+        nanorun::backend::check_cuda(n).map_err(|e| format!("--device cuda: {e}"))?;
     }
     let model = Model::open(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
     let bytes = model.weight_bytes_per_token();
@@ -130,8 +139,20 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!("| model | isa | threads | test | tok/s | GB/s (weights) |");
         println!("| --- | --- | ---: | --- | ---: | ---: |");
     }
-    for &t in &args.threads {
-        let mut st = ForwardState::new(t);
+    // The CPU runs once per thread count; a GPU once.
+    let threads: Vec<usize> = match args.device {
+        Device::Cpu => args.threads.clone(),
+        Device::Cuda(_) => vec![0],
+    };
+    for &t in &threads {
+        let mut st: Box<dyn Backend> = match args.device {
+            Device::Cpu => Box::new(ForwardState::new(t)),
+            d => nanorun::backend::open(&model, d, t).map_err(|e| format!("--device cuda: {e}"))?,
+        };
+        let isa = match args.device {
+            Device::Cpu => model.kernels().isa().name(),
+            Device::Cuda(_) => "cuda",
+        };
         let tests: Vec<(String, usize, usize)> = args
             .n_prompt
             .iter()
@@ -145,10 +166,10 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             )
             .collect();
         for (name, pp, tg) in tests {
-            run_once(&model, &mut st, pp.min(16), tg.min(2))?; // warm-up
+            run_once(&model, st.as_mut(), pp.min(16), tg.min(2))?; // warm-up
             let mut tps = Vec::new();
             for _ in 0..args.repetitions {
-                let secs = run_once(&model, &mut st, pp, tg)?;
+                let secs = run_once(&model, st.as_mut(), pp, tg)?;
                 tps.push((pp + tg) as f64 / secs);
             }
             let (m, s) = mean_std(&tps);
@@ -160,13 +181,12 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             let file = args.model_file();
             if !args.json {
                 println!(
-                    "| {file} | {} | {t} | {name} | {m:.2} ± {s:.2} | {} |",
-                    model.kernels().isa().name(),
+                    "| {file} | {isa} | {t} | {name} | {m:.2} ± {s:.2} | {} |",
                     gbs.map_or("-".into(), |g| format!("{g:.2}"))
                 );
             }
             results.push(json!({
-                "model": file, "isa": model.kernels().isa().name(), "threads": t, "test": name,
+                "model": file, "isa": isa, "threads": t, "test": name,
                 "n_prompt": pp, "n_gen": tg, "tok_per_s_mean": m, "tok_per_s_std": s,
                 "samples_tok_per_s": tps, "weight_bytes_per_token": bytes, "weight_gb_per_s": gbs,
             }));

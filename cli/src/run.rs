@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use nanorun::{GenerateOptions, Session};
+use nanorun::{Device, GenerateOptions, Session};
 use serde_json::json;
 
 use crate::common::{ModelArgs, SamplingArgs};
@@ -30,6 +30,15 @@ pub struct RunArgs {
     /// Print one JSON object (prompt ids, generated ids, text, timings) instead of streaming.
     #[arg(long)]
     pub json: bool,
+    /// Where the forward pass runs: cpu, cuda (device 0) or cuda:N. CUDA needs a build with
+    /// `--features cuda`, an NVIDIA driver and NVRTC (see docs/cuda.md).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    pub device: Device,
+}
+
+/// `--device`: cpu, cuda or cuda:N.
+pub fn parse_device(s: &str) -> Result<Device, String> {
+    s.parse()
 }
 
 /// Runs the default command.
@@ -41,11 +50,20 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         (None, None) => return Err("no prompt given: pass -p TEXT or -f FILE".into()),
     };
+    // A device that cannot be used fails before the model loads.
+    if let Device::Cuda(n) = args.device {
+        nanorun::backend::check_cuda(n).map_err(|e| format!("--device cuda: {e}"))?;
+    }
     args.model.path()?;
     let n_threads = args.model.n_threads()?;
     let loaded = args.model.load()?;
     let kv = args.model.kv_config(&loaded.model)?;
     let mut session = Session::new(&loaded.model, &loaded.tokenizer, kv, n_threads)?;
+    if args.device != Device::Cpu {
+        let backend = nanorun::backend::open(&loaded.model, args.device, n_threads)
+            .map_err(|e| format!("--device cuda: {e}"))?;
+        session.set_backend(backend);
+    }
     session.set_n_ctx(args.model.context(&loaded.model)?);
     let prompt_ids = session.tokenize(&prompt);
     let opts = GenerateOptions {
@@ -86,7 +104,7 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         println!();
         eprintln!(
-            "\nprompt: {} tokens, {:.1} tok/s | generation: {} tokens, {:.1} tok/s | {} | {} threads, {} kernels",
+            "\nprompt: {} tokens, {:.1} tok/s | generation: {} tokens, {:.1} tok/s | {} | {} threads, {} kernels, {} backend",
             result.prompt_ids.len(),
             result.prefill_tps(),
             result.generated_ids.len(),
@@ -94,6 +112,7 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn std::error::Error>> {
             result.finish.as_str(),
             n_threads,
             loaded.model.kernels().isa().name(),
+            session.backend_name(),
         );
     }
     Ok(())

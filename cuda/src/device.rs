@@ -198,6 +198,24 @@ impl Gpu {
         Ok(self.stream.clone_dtoh(&src.slice(..n))?)
     }
 
+    /// Copies rows `rows` (each `width` values) of `src` into consecutive rows of `dst`.
+    pub fn copy_rows(
+        &self,
+        src: &CudaSlice<f32>,
+        rows: &[usize],
+        width: usize,
+        dst: &mut CudaSlice<f32>,
+    ) -> Result<()> {
+        need("copy_rows", dst, rows.len() * width)?;
+        for (i, &r) in rows.iter().enumerate() {
+            need("copy_rows", src, (r + 1) * width)?;
+            let from = src.slice(r * width..(r + 1) * width);
+            let mut to = dst.slice_mut(i * width..(i + 1) * width);
+            self.stream.memcpy_dtod(&from, &mut to)?;
+        }
+        Ok(())
+    }
+
     /// Uploads the GGUF tensor `name` (`rows × cols` of ggml type `ty`, bytes `data`) as is.
     pub fn upload_weight(
         &self,

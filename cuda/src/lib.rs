@@ -39,6 +39,7 @@ pub mod probe;
 pub mod source;
 
 pub use compile::Arch;
+pub use cudarc::driver::CudaSlice;
 pub use device::{DeviceWeight, Gpu};
 pub use error::{CudaError, Result};
 pub use layout::WeightType;

@@ -68,4 +68,8 @@ pub enum EngineError {
     /// A request or option is invalid.
     #[error("{0}")]
     InvalidRequest(String),
+    /// The compute backend cannot run (no CUDA support in this build, no driver, no device)
+    /// or failed.
+    #[error("{0}")]
+    Backend(String),
 }

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::backend::Backend;
 use crate::batch::Batch;
 use crate::error::{EngineError, Result};
 use crate::kv::{KvCache, KvCacheConfig};
@@ -123,6 +124,8 @@ pub struct Session<'m> {
     tokenizer: &'m Tokenizer,
     kv: KvCache,
     state: ForwardState,
+    /// Replaces the CPU forward pass when set (see [`Session::set_backend`]).
+    backend: Option<Box<dyn Backend>>,
     n_ctx: usize,
 }
 
@@ -142,8 +145,28 @@ impl<'m> Session<'m> {
             tokenizer,
             kv: KvCache::new(model.config(), kv)?,
             state: ForwardState::new(n_threads),
+            backend: None,
             n_ctx,
         })
+    }
+
+    /// Runs the forward passes on `backend` (e.g. the CUDA one from [`crate::backend::open`])
+    /// instead of the CPU.
+    pub fn set_backend(&mut self, backend: Box<dyn Backend>) {
+        self.backend = Some(backend);
+    }
+
+    /// The name of the backend the forward passes run on.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.as_ref().map_or("cpu", |b| b.name())
+    }
+
+    /// One forward pass of `batch` on the session's backend.
+    fn step(&mut self, batch: &Batch) -> Result<&[f32]> {
+        match &mut self.backend {
+            Some(b) => b.forward(self.model, batch, &mut self.kv),
+            None => self.model.forward(batch, &mut self.kv, &mut self.state),
+        }
     }
 
     /// Context length in tokens.
@@ -206,7 +229,7 @@ impl<'m> Session<'m> {
             batch.clear();
             batch.push_sequence(part, start, SEQ, last);
             self.kv.grow_to(SEQ, start + part.len())?;
-            let out = self.model.forward(&batch, &mut self.kv, &mut self.state)?;
+            let out = self.step(&batch)?;
             if last {
                 logits.clear();
                 logits.extend_from_slice(out);
@@ -244,7 +267,7 @@ impl<'m> Session<'m> {
             batch.clear();
             batch.push(tok, pos, SEQ, true);
             self.kv.grow_to(SEQ, pos + 1)?;
-            let out = self.model.forward(&batch, &mut self.kv, &mut self.state)?;
+            let out = self.step(&batch)?;
             logits.clear();
             logits.extend_from_slice(out);
             self.kv.release_out_of_window(SEQ);
@@ -276,21 +299,13 @@ impl<'m> Session<'m> {
         let mut batch = Batch::new();
         batch.push_sequence(prompt_ids, 0, SEQ, true);
         self.kv.grow_to(SEQ, prompt_ids.len())?;
-        rows.push(
-            self.model
-                .forward(&batch, &mut self.kv, &mut self.state)?
-                .to_vec(),
-        );
+        rows.push(self.step(&batch)?.to_vec());
         for (i, &t) in forced.iter().enumerate() {
             let pos = prompt_ids.len() + i;
             batch.clear();
             batch.push(t, pos, SEQ, true);
             self.kv.grow_to(SEQ, pos + 1)?;
-            rows.push(
-                self.model
-                    .forward(&batch, &mut self.kv, &mut self.state)?
-                    .to_vec(),
-            );
+            rows.push(self.step(&batch)?.to_vec());
             self.kv.release_out_of_window(SEQ);
         }
         self.kv.remove_sequence(SEQ);

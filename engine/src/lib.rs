@@ -4,6 +4,7 @@
 //! sampler, tokenizers and the public API. It depends on `nanorun-kernels` for compute and on
 //! `nanorun-formats` for reading GGUF files, and on no async runtime.
 
+pub mod backend;
 pub mod batch;
 pub mod chat;
 pub mod engine;
@@ -19,6 +20,7 @@ pub mod tokenizer;
 pub use nanorun_formats as formats;
 pub use nanorun_kernels as kernels;
 
+pub use backend::{Backend, CpuBackend, Device};
 pub use batch::Batch;
 pub use engine::{
     Completion, EmbedInputs, Embeddings, Engine, EngineConfig, Event, MetricsSnapshot, Prompt,

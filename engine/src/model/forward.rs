@@ -151,7 +151,7 @@ impl Model {
         Ok(())
     }
 
-    fn rope_for(&self, layer: usize) -> Rope {
+    pub(crate) fn rope_for(&self, layer: usize) -> Rope {
         let c = self.config();
         let spec = &c.layers[layer].attention;
         let (freq_scale, ext_factor, attn_factor, corr_dims) = match c.rope_scaling {
@@ -190,7 +190,7 @@ impl Model {
         }
     }
 
-    fn check_batch(&self, batch: &Batch) -> Result<()> {
+    pub(crate) fn check_batch(&self, batch: &Batch) -> Result<()> {
         let n = batch.tokens.len();
         if n == 0 {
             return Err(EngineError::BadBatch("empty batch".into()));
