@@ -255,7 +255,12 @@ pub fn matmul(
         // SAFETY: as for `put`, for the rows r..r + v.len() <= r1.
         let put_run = |t: usize, r: usize, v: &[f32]| unsafe {
             debug_assert!(t < n_tokens && r + v.len() <= r1);
-            std::ptr::copy_nonoverlapping(v.as_ptr(), out_ptr.get().add(t * rows + r), v.len())
+            let dst = out_ptr.get().add(t * rows + r);
+            match <&[f32; INT8_ROW_TILE]>::try_from(v) {
+                // A whole tile: a fixed-size copy the compiler inlines (not a memcpy call).
+                Ok(whole) => dst.cast::<[f32; INT8_ROW_TILE]>().write_unaligned(*whole),
+                Err(_) => std::ptr::copy_nonoverlapping(v.as_ptr(), dst, v.len()),
+            }
         };
         for tile in (r0..r1).step_by(tile_rows) {
             let tile_end = (tile + tile_rows).min(r1);
@@ -333,7 +338,7 @@ fn int8_tile<'w>(
         while t + 8 <= n_tokens {
             let a = std::array::from_fn(|k| acts.row(t + k, nb));
             for i in 0..rows.len() {
-                let v = (path.dot_x8)(tile.row(i, nb), a);
+                let v = (path.dot_x8)(tile.row(i, nb), &a);
                 for (res_k, vk) in res.iter_mut().zip(v) {
                     res_k[i] = vk;
                 }

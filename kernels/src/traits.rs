@@ -62,7 +62,7 @@ pub(crate) struct Int8Path {
     /// Unpack one row of blocks (bytes); for Q8_0 this also converts activations.
     pub unpack: fn(w: &[u8], out: Int8RowMut<'_>),
     /// `out[t] = w · a[t]` over `w`'s blocks.
-    pub dot_x8: fn(w: Int8Row<'_>, a: [Int8Row<'_>; 8]) -> [f32; 8],
+    pub dot_x8: fn(w: Int8Row<'_>, a: &[Int8Row<'_>; 8]) -> [f32; 8],
 }
 
 /// Dequantize one row of blocks (bytes) into `out` (values).

@@ -378,7 +378,7 @@ fn int8_dots(path: &Int8Path, at: &TypeTraits, n: usize, w: &[u8], acts: &[Align
         qs: &a[t].0,
         d: &a[t].1,
     });
-    (path.dot_x8)(Int8Row { qs: &wq, d: &wd }, rows).to_vec()
+    (path.dot_x8)(Int8Row { qs: &wq, d: &wd }, &rows).to_vec()
 }
 
 #[test]

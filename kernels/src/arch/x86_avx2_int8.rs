@@ -19,10 +19,10 @@ use nanorun_formats::GgmlType;
 
 /// Eight Q8_0 rows of the weight row's length (or longer): `out[t] = w · a[t]`.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_x8(w: Int8Row<'_>, a: [Int8Row<'_>; 8]) -> [f32; 8] {
+fn dot_x8(w: Int8Row<'_>, a: &[Int8Row<'_>; 8]) -> [f32; 8] {
     let nb = w.d.len();
     assert!(w.qs.len() >= nb);
-    for r in &a {
+    for r in a {
         assert!(r.d.len() >= nb && r.qs.len() >= nb);
     }
     let ones = _mm256_set1_epi16(1);
@@ -33,22 +33,19 @@ fn dot_x8(w: Int8Row<'_>, a: [Int8Row<'_>; 8]) -> [f32; 8] {
     let mut base = 0;
     while base < nb {
         let nk = (nb - base).min(8);
-        if nk == 8 {
-            // SAFETY: base + 8 <= nb <= every d's length (asserted above).
-            let xd = unsafe { _mm256_loadu_ps(w.d.as_ptr().add(base)) };
-            for (p, r) in prod.iter_mut().zip(&a) {
-                // SAFETY: as above; `p` holds eight floats.
-                unsafe {
-                    let yd = _mm256_loadu_ps(r.d.as_ptr().add(base));
-                    _mm256_storeu_ps(p.as_mut_ptr(), _mm256_mul_ps(xd, yd));
-                }
-            }
-        } else {
-            let xd = &w.d[base..nb];
-            for (p, r) in prod.iter_mut().zip(&a) {
-                for ((pk, x), y) in p.iter_mut().zip(xd).zip(&r.d[base..nb]) {
-                    *pk = x * y;
-                }
+        // Lanes 0..nk of the run (a masked load reads nothing past the row's end).
+        let mask = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(nk as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        // SAFETY: lanes base..base + nk < nb <= every d's length (asserted above); the other
+        // lanes are masked off.
+        let xd = unsafe { _mm256_maskload_ps(w.d.as_ptr().add(base), mask) };
+        for (p, r) in prod.iter_mut().zip(a) {
+            // SAFETY: as above; `p` holds eight floats.
+            unsafe {
+                let yd = _mm256_maskload_ps(r.d.as_ptr().add(base), mask);
+                _mm256_storeu_ps(p.as_mut_ptr(), _mm256_mul_ps(xd, yd));
             }
         }
         for (k, wq) in w.qs[base..base + nk].iter().enumerate() {
@@ -113,7 +110,7 @@ fn unpack_q8_0(w: &[BlockQ8_0], out: Int8RowMut<'_>) {
 pub(crate) fn install(table: &mut [TypeTraits]) {
     // SAFETY (every closure below): called only from `x86_avx2::install`, for a table that is
     // handed out after AVX2, FMA and F16C were found available.
-    let dot_x8: fn(Int8Row<'_>, [Int8Row<'_>; 8]) -> [f32; 8] = |w, a| unsafe { dot_x8(w, a) };
+    let dot_x8: fn(Int8Row<'_>, &[Int8Row<'_>; 8]) -> [f32; 8] = |w, a| unsafe { dot_x8(w, a) };
     for t in table.iter_mut() {
         let unpack: fn(&[u8], Int8RowMut<'_>) = match t.ty {
             GgmlType::Q4_0 => |w, out| unsafe { unpack_q4_0(cast(w), out) },
