@@ -50,6 +50,11 @@ fn bench_with_device_cuda_fails_with_the_reason() {
 }
 
 #[test]
+fn serve_with_device_cuda_fails_with_the_reason() {
+    assert_refused(&["serve", "--device", "cuda", "-m", "no-such-model.gguf"]);
+}
+
+#[test]
 fn an_unknown_device_is_a_usage_error() {
     let out = nanorun()
         .args(["--device", "tpu", "-p", "hi"])

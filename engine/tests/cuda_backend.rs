@@ -3,6 +3,28 @@
 //! greedy generation on the real model. Needs `--features cuda` and a CUDA device; elsewhere
 //! each test prints SKIPPED and passes. These tests have not run on a GPU yet (docs/cuda.md).
 
+#[test]
+fn an_engine_on_cuda_where_cuda_cannot_run_is_an_error() {
+    use nanorun::backend::{check_cuda, Device};
+    if check_cuda(0).is_ok() {
+        println!("SKIPPED: this machine can run CUDA");
+        return;
+    }
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/fixtures/gemma3-Q4_K_M.gguf");
+    let model = nanorun::Model::open(&path).unwrap();
+    let tok = nanorun::tokenizer::Tokenizer::from_gguf(model.gguf()).unwrap();
+    let cfg = nanorun::EngineConfig::default();
+    match nanorun::Engine::new_on(model, tok, cfg, Device::Cuda(0)) {
+        Ok(_) => panic!("an engine started on CUDA without CUDA"),
+        Err(e) => {
+            let msg = e.to_string();
+            let named = ["--features cuda", "driver", "device", "NVRTC"];
+            assert!(named.iter().any(|w| msg.contains(w)), "{msg}");
+        }
+    }
+}
+
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn cuda_backend_tests_need_the_cuda_feature() {

@@ -55,12 +55,21 @@ pub struct ServeArgs {
     /// request's tokens may then depend on what it was batched with.
     #[arg(long)]
     pub llama_cpp_rounding: bool,
+    /// Where the forward passes run: cpu, cuda (device 0) or cuda:N (see docs/cuda.md).
+    #[arg(long, default_value = "cpu", value_parser = crate::run::parse_device)]
+    pub device: nanorun::Device,
 }
 
 /// Loads the model and serves until interrupted.
 pub fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if let nanorun::Device::Cuda(n) = args.device {
+        nanorun::backend::check_cuda(n).map_err(|e| format!("--device cuda: {e}"))?;
+    }
     let path = args.model.path()?.clone();
     if embeddings::is_embedding_model(&path) {
+        if args.device != nanorun::Device::Cpu {
+            return Err("--device cuda: embedding models run on the CPU only".into());
+        }
         return embeddings::run(args, &path);
     }
     if args.parallel == 0 || args.parallel > 256 {
@@ -80,7 +89,7 @@ pub fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         prefix_cache: args.prefix_cache,
         batch_invariant: !args.llama_cpp_rounding,
     };
-    let mut engine = Engine::new(loaded.model, loaded.tokenizer, cfg)
+    let mut engine = Engine::new_on(loaded.model, loaded.tokenizer, cfg, args.device)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     if let Some(name) = &args.chat_template {
         let which = BuiltinTemplate::from_name(name).ok_or_else(|| {

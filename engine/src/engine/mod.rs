@@ -214,6 +214,18 @@ impl Engine {
 
     /// Starts the engine thread for a loaded model.
     pub fn new(model: Model, tokenizer: Tokenizer, cfg: EngineConfig) -> Result<Engine> {
+        Engine::new_on(model, tokenizer, cfg, crate::backend::Device::Cpu)
+    }
+
+    /// [`Engine::new`] with the forward passes on `device` (the scheduler and the KV
+    /// bookkeeping are the same; see [`crate::backend`]). Errors name why a CUDA device cannot
+    /// be used.
+    pub fn new_on(
+        model: Model,
+        tokenizer: Tokenizer,
+        cfg: EngineConfig,
+        device: crate::backend::Device,
+    ) -> Result<Engine> {
         if cfg.n_ctx == 0 || cfg.max_seqs == 0 || cfg.max_batch_tokens == 0 {
             return Err(EngineError::InvalidRequest(
                 "engine needs a context, a sequence and a batch of at least 1".into(),
@@ -245,10 +257,15 @@ impl Engine {
             _ => None,
         };
         let n_threads = resolve_threads(cfg.n_threads);
+        let backend = match device {
+            crate::backend::Device::Cpu => None,
+            d => Some(crate::backend::open(&model, d, n_threads)?),
+        };
         let tokenizer = Arc::new(tokenizer);
         let metrics = Arc::new(metrics::Metrics::default());
         let (tx, rx) = channel();
         let worker = Worker {
+            backend,
             model,
             tokenizer: tokenizer.clone(),
             sched,

@@ -49,6 +49,8 @@ struct Live {
 
 /// The engine thread's state.
 pub(crate) struct Worker {
+    /// Runs the forward passes instead of the CPU `state` when set (`--device cuda`).
+    pub backend: Option<Box<dyn crate::backend::Backend>>,
     pub model: Model,
     pub tokenizer: Arc<Tokenizer>,
     pub sched: Scheduler<KvCache>,
@@ -169,10 +171,13 @@ impl Worker {
             .computed_tokens
             .fetch_add(plan.batch.len() as u64, Relaxed);
         let n_vocab = self.model.config().n_vocab;
-        let logits = match self
-            .model
-            .forward(&plan.batch, self.sched.kv_mut(), &mut self.state)
-        {
+        let forwarded = match &mut self.backend {
+            Some(b) => b.forward(&self.model, &plan.batch, self.sched.kv_mut()),
+            None => self
+                .model
+                .forward(&plan.batch, self.sched.kv_mut(), &mut self.state),
+        };
+        let logits = match forwarded {
             Ok(l) => l,
             Err(e) => {
                 for p in &plan.seqs {
