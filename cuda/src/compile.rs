@@ -146,3 +146,39 @@ pub fn ptx_entries(ptx: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// The byte sizes of `kernel`'s parameters as the PTX declares them (`.u64` 8, `.u32` /
+/// `.s32` / `.f32` 4, `.b8 name[N]` N for a struct passed by value); `None` when the PTX has no
+/// such entry. Lets a test hold every launch's arguments against the compiled kernel.
+pub fn ptx_param_sizes(ptx: &str, kernel: &str) -> Option<Vec<usize>> {
+    let mut lines = ptx.lines().map(str::trim);
+    lines.find(|l| {
+        let rest = l
+            .strip_prefix(".visible .entry ")
+            .or_else(|| l.strip_prefix(".entry "));
+        rest.is_some_and(|r| r.strip_prefix(kernel).is_some_and(|t| t.starts_with('(')))
+    })?;
+    let mut sizes = Vec::new();
+    for l in lines {
+        if l.starts_with(')') {
+            return Some(sizes);
+        }
+        let Some(decl) = l.strip_prefix(".param ") else {
+            continue;
+        };
+        let decl = decl.trim_end_matches(',');
+        let size = if let Some(open) = decl.find('[') {
+            decl[open + 1..].trim_end_matches(']').parse().ok()?
+        } else {
+            let ty = decl.split_whitespace().find(|w| {
+                w.starts_with(".u")
+                    || w.starts_with(".s")
+                    || w.starts_with(".f")
+                    || w.starts_with(".b")
+            })?;
+            ty[2..].parse::<usize>().ok()? / 8
+        };
+        sizes.push(size);
+    }
+    None
+}

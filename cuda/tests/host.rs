@@ -299,6 +299,11 @@ fn ptx_entries_reads_kernel_names() {
     let ptx = ".version 8.8\n.target sm_87\n.visible .entry mmv_q4_0(\n\t.param .u64 a\n)\n\
                .entry local_k(\n)\n.func helper(\n)\n";
     assert_eq!(compile::ptx_entries(ptx), vec!["mmv_q4_0", "local_k"]);
+    let ptx = ".visible .entry rope(\n\t.param .u64 rope_param_0,\n\t.param .u32 rope_param_1,\n\t\
+               .param .align 4 .b8 rope_param_2[40]\n)\n.visible .entry rope_b(\n)\n";
+    assert_eq!(compile::ptx_param_sizes(ptx, "rope"), Some(vec![8, 4, 40]));
+    assert_eq!(compile::ptx_param_sizes(ptx, "rope_b"), Some(vec![]));
+    assert_eq!(compile::ptx_param_sizes(ptx, "ro"), None);
 }
 
 #[test]

@@ -82,3 +82,49 @@ fn the_ptx_cache_compiles_once_then_reads_the_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The byte size of every argument each launch in `device.rs` / `device_ops.rs` pushes, in
+/// order (pointers and u64 8, i32/f32 4, parameter structs their size).
+fn launch_arg_sizes(kernel: &str) -> Vec<usize> {
+    use nanorun_cuda::device::{AttnParams, RopeParams};
+    let rope = std::mem::size_of::<RopeParams>();
+    let attn = std::mem::size_of::<AttnParams>();
+    if kernel.starts_with("mmv_") {
+        return vec![8, 8, 4, 4, 8, 8];
+    }
+    if kernel.starts_with("mm_") {
+        return vec![8, 8, 4, 4, 8, 4, 8];
+    }
+    if kernel.starts_with("get_rows_") {
+        return vec![8, 8, 4, 8, 4, 8];
+    }
+    match kernel {
+        "quantize_q8_1" => vec![8, 8, 4],
+        "rms_norm" => vec![8, 8, 8, 4, 4],
+        "add_scaled" | "add_bias" => vec![8, 8, 4, 4],
+        "scale" | "softcap" => vec![8, 4, 4],
+        "copy_cols" => vec![8, 4, 4, 8, 4, 4],
+        "swiglu" | "geglu" => vec![8, 8, 4],
+        "rope" => vec![8, 8, 8, rope],
+        "paged_attention" => vec![8, 8, 8, 8, 8, 8, attn],
+        "kv_store" => vec![8, 8, 8, 8, 8, 4, 4],
+        "softmax" => vec![8, 4],
+        "argmax" => vec![8, 4, 8],
+        other => panic!("no launch signature for kernel {other}"),
+    }
+}
+
+#[test]
+fn every_launch_passes_the_parameters_the_compiled_kernel_declares() {
+    if !common::nvrtc_or_skip("every_launch_passes_the_parameters_the_compiled_kernel_declares") {
+        return;
+    }
+    for m in MODULES {
+        let ptx = compile::compile_ptx(m, Arch::SM87).unwrap_or_else(|e| panic!("{e}"));
+        for k in m.kernels {
+            let declared = compile::ptx_param_sizes(&ptx, k)
+                .unwrap_or_else(|| panic!("{}.cu: no parameter list for {k}", m.name));
+            assert_eq!(declared, launch_arg_sizes(k), "{}.cu: {k}", m.name);
+        }
+    }
+}
