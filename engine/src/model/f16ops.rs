@@ -13,6 +13,12 @@ fn use_avx512() -> bool {
     *ON.get_or_init(|| Kernels::active().is_ok_and(|k| k.isa() == Isa::Avx512))
 }
 
+/// AVX2 with FMA and F16C (every x86 ISA the kernels pick above scalar has them).
+fn use_avx2() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| Kernels::active().is_ok_and(|k| k.isa() != Isa::Scalar))
+}
+
 const LANES: usize = 16;
 const STEP: usize = 4 * LANES;
 
@@ -37,6 +43,11 @@ pub fn dot(k: &[f16], q: &[f32]) -> f32 {
     if use_avx512() {
         // SAFETY: AVX-512F/FMA/F16C were detected (Kernels only picks AVX-512 when present).
         return unsafe { avx512::dot(k, q) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: AVX2/FMA/F16C were detected (the active kernels are an x86 SIMD ISA).
+        return unsafe { avx2::dot(k, q) };
     }
     dot_portable(k, q)
 }
@@ -76,6 +87,11 @@ pub fn mad(acc: &mut [f32], x: &[f16], w: f32) {
         // SAFETY: as in `dot`.
         return unsafe { avx512::mad(acc, x, w) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: as in `dot`.
+        return unsafe { avx2::mad(acc, x, w) };
+    }
     for (a, v) in acc.iter_mut().zip(x) {
         *a = f16::from_f32(v.to_f32().mul_add(w, *a)).to_f32();
     }
@@ -87,6 +103,11 @@ pub fn scale(acc: &mut [f32], s: f32) {
     if use_avx512() {
         // SAFETY: as in `dot`.
         return unsafe { avx512::scale(acc, s) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() {
+        // SAFETY: as in `dot`.
+        return unsafe { avx2::scale(acc, s) };
     }
     for a in acc.iter_mut() {
         *a = f16::from_f32(*a * s).to_f32();
@@ -176,6 +197,113 @@ mod avx512 {
     }
 }
 
+/// The same operations as [`avx512`] with each 16-lane register as two 8-lane halves.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use half::f16;
+
+    use super::{reduce16, tail, LANES, STEP};
+
+    /// Eight f16 values at `p` widened.
+    ///
+    /// # Safety
+    /// Eight readable values; AVX2/F16C.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load8h(p: *const u16) -> __m256 {
+        // SAFETY: the caller's.
+        _mm256_cvtph_ps(unsafe { _mm_loadu_si128(p.cast()) })
+    }
+
+    /// Round eight lanes to f16 and back.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn round8h(v: __m256) -> __m256 {
+        _mm256_cvtph_ps(_mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v))
+    }
+
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn dot(k: &[f16], q: &[f32]) -> f32 {
+        let n = k.len().min(q.len());
+        let np = n - n % STEP;
+        // acc[j][h]: lanes 8h..8h+8 of the 16-lane accumulator j.
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        let (kp, qp) = (k.as_ptr() as *const u16, q.as_ptr());
+        let mut i = 0;
+        while i < np {
+            for (j, a) in acc.iter_mut().enumerate() {
+                for (h, ah) in a.iter_mut().enumerate() {
+                    let off = i + j * LANES + 8 * h;
+                    // SAFETY: off + 8 <= np <= n for both slices.
+                    let (kv, qv) = unsafe { (load8h(kp.add(off)), _mm256_loadu_ps(qp.add(off))) };
+                    *ah = _mm256_fmadd_ps(kv, qv, *ah);
+                }
+            }
+            i += STEP;
+        }
+        let mut lanes = [0f32; LANES];
+        for h in 0..2 {
+            let v = _mm256_add_ps(
+                _mm256_add_ps(acc[0][h], acc[2][h]),
+                _mm256_add_ps(acc[1][h], acc[3][h]),
+            );
+            // SAFETY: 8 floats at lanes 8h..8h+8.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr().add(8 * h), v) };
+        }
+        tail(reduce16(&lanes), &k[np..n], &q[np..n])
+    }
+
+    /// # Safety
+    /// As [`dot`].
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn mad(acc: &mut [f32], x: &[f16], w: f32) {
+        let n = acc.len().min(x.len());
+        let np = n - n % 8;
+        let wv = _mm256_set1_ps(w);
+        let (ap, xp) = (acc.as_mut_ptr(), x.as_ptr() as *const u16);
+        let mut i = 0;
+        while i < np {
+            // SAFETY: i + 8 <= n for both slices.
+            unsafe {
+                let r = _mm256_fmadd_ps(load8h(xp.add(i)), wv, _mm256_loadu_ps(ap.add(i)));
+                _mm256_storeu_ps(ap.add(i), round8h(r));
+            }
+            i += 8;
+        }
+        for (a, v) in acc[np..n].iter_mut().zip(&x[np..n]) {
+            *a = f16::from_f32(v.to_f32().mul_add(w, *a)).to_f32();
+        }
+    }
+
+    /// # Safety
+    /// As [`dot`].
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn scale(acc: &mut [f32], s: f32) {
+        let n = acc.len();
+        let np = n - n % 8;
+        let sv = _mm256_set1_ps(s);
+        let ap = acc.as_mut_ptr();
+        let mut i = 0;
+        while i < np {
+            // SAFETY: i + 8 <= n.
+            unsafe {
+                _mm256_storeu_ps(
+                    ap.add(i),
+                    round8h(_mm256_mul_ps(_mm256_loadu_ps(ap.add(i)), sv)),
+                )
+            };
+            i += 8;
+        }
+        for a in acc[np..].iter_mut() {
+            *a = f16::from_f32(*a * s).to_f32();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +341,36 @@ mod tests {
                 .iter()
                 .map(|a| f16::from_f32(a * 0.61).to_f32())
                 .collect();
+            assert_eq!(s1, s2, "scale n={n}");
+        }
+    }
+
+    /// The AVX2 versions wherever the CPU has AVX2 (`dot` etc. pick AVX-512 where present).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_and_portable_agree_bit_for_bit() {
+        if !(is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c"))
+        {
+            eprintln!("skipping: no AVX2/FMA/F16C");
+            return;
+        }
+        for n in [64, 70, 128, 256, 37, 7] {
+            let (k, q) = data(n, 3 * n as u32);
+            // SAFETY (all three): AVX2, FMA and F16C detected above.
+            let d = unsafe { avx2::dot(&k, &q) };
+            assert_eq!(d.to_bits(), dot_portable(&k, &q).to_bits(), "dot n={n}");
+            let mut a1: Vec<f32> = q.clone();
+            let mut a2 = q.clone();
+            unsafe { avx2::mad(&mut a1, &k, -0.83) };
+            for (a, v) in a2.iter_mut().zip(&k) {
+                *a = f16::from_f32(v.to_f32().mul_add(-0.83, *a)).to_f32();
+            }
+            assert_eq!(a1, a2, "mad n={n}");
+            let mut s1 = a1.clone();
+            unsafe { avx2::scale(&mut s1, 1.7) };
+            let s2: Vec<f32> = a1.iter().map(|a| f16::from_f32(a * 1.7).to_f32()).collect();
             assert_eq!(s1, s2, "scale n={n}");
         }
     }
