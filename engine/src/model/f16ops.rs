@@ -246,13 +246,13 @@ mod avx2 {
             i += STEP;
         }
         let mut lanes = [0f32; LANES];
-        for h in 0..2 {
+        for (h, half) in lanes.chunks_exact_mut(8).enumerate() {
             let v = _mm256_add_ps(
                 _mm256_add_ps(acc[0][h], acc[2][h]),
                 _mm256_add_ps(acc[1][h], acc[3][h]),
             );
-            // SAFETY: 8 floats at lanes 8h..8h+8.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr().add(8 * h), v) };
+            // SAFETY: `half` holds 8 floats.
+            unsafe { _mm256_storeu_ps(half.as_mut_ptr(), v) };
         }
         tail(reduce16(&lanes), &k[np..n], &q[np..n])
     }
