@@ -18,6 +18,22 @@ typedef long long i64;
 #define FULL_MASK 0xffffffffu
 #define NEG_INF __int_as_float(0xff800000)
 
+#ifdef NANORUN_HOST_EMULATION
+// The CPU emulation the tests run the kernels under (cuda/tests/emu/shim.h): the compiler's
+// _Float16, round-to-nearest-even like cvt.rn.
+__device__ __forceinline__ float h2f(u16 h) {
+    _Float16 v;
+    memcpy(&v, &h, 2);
+    return (float)v;
+}
+
+__device__ __forceinline__ u16 f2h(float f) {
+    const _Float16 v = (_Float16)f;
+    u16 h;
+    memcpy(&h, &v, 2);
+    return h;
+}
+#else
 __device__ __forceinline__ float h2f(u16 h) {
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
@@ -29,6 +45,7 @@ __device__ __forceinline__ u16 f2h(float f) {
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
     return h;
 }
+#endif
 
 // Little-endian loads that need no alignment beyond a byte.
 __device__ __forceinline__ u16 ld_u16(const u8* p) { return (u16)p[0] | ((u16)p[1] << 8); }

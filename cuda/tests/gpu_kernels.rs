@@ -1,14 +1,18 @@
 //! Every CUDA kernel against a scalar CPU reference, on a real device. Where there is no CUDA
-//! device (or no driver or NVRTC) each test prints `SKIPPED: no CUDA device (<why>): <test>` and
-//! passes: these tests have not run on a GPU yet (see docs/cuda.md).
+//! device (or no driver or NVRTC) each test prints `SKIPPED: no CUDA device (<why>): <test>`
+//! and passes: these tests have not run on a GPU yet (see docs/cuda.md). The same checks run
+//! on the CPU under an emulation of CUDA in `emulated.rs`.
 
 mod common;
 
+use common::{
+    argmax_ref, attention_ref, close, glu_ref, matmul_ref, quantized_matrix, rms_norm_ref,
+    rope_ref, softmax_ref, values,
+};
 use half::f16;
 use nanorun_cuda::device::{AttnParams, RopeParams};
 use nanorun_cuda::layout::{self, WeightType};
 use nanorun_cuda::{paged, Gpu};
-use nanorun_kernels::{Isa, Kernels};
 
 fn gpu_or_skip(test: &str) -> Option<Gpu> {
     if let Some(lib) = common::nvrtc_library() {
@@ -23,62 +27,20 @@ fn gpu_or_skip(test: &str) -> Option<Gpu> {
     }
 }
 
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect()
-}
-
-fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (g - w).abs() <= tol * (1.0 + w.abs()),
-            "{what}[{i}]: {g} vs {w}"
-        );
-    }
-}
-
 #[test]
 fn linear_matches_the_dequantized_product_for_every_type() {
     let Some(gpu) = gpu_or_skip("linear_matches_the_dequantized_product_for_every_type") else {
         return;
     };
-    let k = Kernels::for_isa(Isa::Scalar).unwrap();
     let (rows, cols) = (67, 512);
     for ty in WeightType::ALL {
-        let w = values(rows * cols, 11);
-        let row_bytes = cols / ty.block_values() * ty.block_bytes();
-        let mut bytes = vec![0u8; rows * row_bytes];
-        for r in 0..rows {
-            k.quantize_row(
-                ty.ggml(),
-                &w[r * cols..][..cols],
-                &mut bytes[r * row_bytes..][..row_bytes],
-            )
-            .unwrap();
-        }
-        let mut deq = vec![0f32; rows * cols];
-        k.dequantize_row(ty.ggml(), &bytes, &mut deq).unwrap();
+        let (bytes, deq) = quantized_matrix(ty, rows, cols, 11);
         let dw = gpu
             .upload_weight("w", ty.ggml(), rows, cols, &bytes)
             .unwrap();
         for n_tokens in [1usize, 3, 40] {
             let x = values(n_tokens * cols, 5);
-            let want: Vec<f32> = (0..n_tokens * rows)
-                .map(|i| {
-                    let (t, r) = (i / rows, i % rows);
-                    (0..cols)
-                        .map(|c| deq[r * cols + c] as f64 * x[t * cols + c] as f64)
-                        .sum::<f64>() as f32
-                })
-                .collect();
+            let want = matmul_ref(&deq, &x, rows, cols, n_tokens);
             let dx = gpu.upload(&x).unwrap();
             let mut q8 = gpu.zeros::<u8>(layout::q8_1_bytes(n_tokens, cols)).unwrap();
             let mut out = gpu.zeros::<f32>(n_tokens * rows).unwrap();
@@ -141,16 +103,7 @@ fn norms_activations_softmax_and_argmax_match_scalar_code() {
     gpu.rms_norm(&dx, Some(&dw), &mut y, n_rows, width, 1e-6)
         .unwrap();
     let got = gpu.download(&y, n_rows * width).unwrap();
-    let mut want = vec![0f32; n_rows * width];
-    for r in 0..n_rows {
-        let xr = &x[r * width..][..width];
-        let ms = xr.iter().map(|v| (v * v) as f64).sum::<f64>() / width as f64;
-        let s = 1.0 / (ms as f32 + 1e-6).sqrt();
-        for i in 0..width {
-            want[r * width + i] = xr[i] * s * w[i];
-        }
-    }
-    close(&got, &want, 1e-5, "rms_norm");
+    close(&got, &rms_norm_ref(&x, &w, width, 1e-6), 1e-5, "rms_norm");
 
     let up = values(width, 23);
     let dup = gpu.upload(&up).unwrap();
@@ -158,34 +111,13 @@ fn norms_activations_softmax_and_argmax_match_scalar_code() {
         let mut g = gpu.upload(&x[..width]).unwrap();
         gpu.glu(&mut g, &dup, width, gelu).unwrap();
         let got = gpu.download(&g, width).unwrap();
-        let want: Vec<f32> = x[..width]
-            .iter()
-            .zip(&up)
-            .map(|(&v, &u)| {
-                let a = if gelu {
-                    0.5 * v * (1.0 + (0.797_884_6 * v * (1.0 + 0.044715 * v * v)).tanh())
-                } else {
-                    v / (1.0 + (-v).exp())
-                };
-                a * u
-            })
-            .collect();
-        close(&got, &want, 1e-5, if gelu { "geglu" } else { "swiglu" });
+        close(&got, &glu_ref(&x[..width], &up, gelu), 1e-5, "glu");
     }
 
     let mut s = gpu.upload(&x).unwrap();
     gpu.softmax(&mut s, n_rows, width).unwrap();
     let got = gpu.download(&s, n_rows * width).unwrap();
-    for r in 0..n_rows {
-        let xr = &x[r * width..][..width];
-        let m = xr.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let z: f64 = xr.iter().map(|&v| ((v - m) as f64).exp()).sum();
-        let want: Vec<f32> = xr
-            .iter()
-            .map(|&v| (((v - m) as f64).exp() / z) as f32)
-            .collect();
-        close(&got[r * width..][..width], &want, 1e-5, "softmax");
-    }
+    close(&got, &softmax_ref(&x, width), 1e-5, "softmax");
 
     let mut logits = x.clone();
     logits[width + 7] = 5.0;
@@ -193,30 +125,10 @@ fn norms_activations_softmax_and_argmax_match_scalar_code() {
     let dl = gpu.upload(&logits).unwrap();
     let mut am = gpu.zeros::<u32>(n_rows).unwrap();
     gpu.argmax(&dl, n_rows, width, &mut am).unwrap();
-    let got = gpu.download(&am, n_rows).unwrap();
-    for r in 0..n_rows {
-        let xr = &logits[r * width..][..width];
-        let want = (0..width).fold(0, |b, i| if xr[i] > xr[b] { i } else { b });
-        assert_eq!(got[r] as usize, want, "argmax row {r}");
-    }
-}
-
-/// The engine's RoPE (`ops::Rope::cache` + `apply`) without YaRN, in f64.
-fn rope_ref(x: &mut [f32], head_dim: usize, n_rot: usize, pos: usize, base: f64, neox: bool) {
-    for head in x.chunks_exact_mut(head_dim) {
-        for i in 0..n_rot / 2 {
-            let theta = pos as f64 * base.powf(-2.0 * i as f64 / n_rot as f64);
-            let (c, s) = (theta.cos(), theta.sin());
-            let (i0, i1) = if neox {
-                (i, i + n_rot / 2)
-            } else {
-                (2 * i, 2 * i + 1)
-            };
-            let (a, b) = (head[i0] as f64, head[i1] as f64);
-            head[i0] = (a * c - b * s) as f32;
-            head[i1] = (a * s + b * c) as f32;
-        }
-    }
+    assert_eq!(
+        gpu.download(&am, n_rows).unwrap(),
+        argmax_ref(&logits, width)
+    );
 }
 
 #[test]
@@ -224,17 +136,14 @@ fn rope_matches_the_reference_in_both_modes() {
     let Some(gpu) = gpu_or_skip("rope_matches_the_reference_in_both_modes") else {
         return;
     };
-    let (n_heads, head_dim, n_rot, n_tokens) = (4, 64, 64, 3);
+    let (n_heads, head_dim, n_tokens) = (4usize, 64usize, 3usize);
     let positions = [0i32, 17, 4000];
-    for neox in [false, true] {
-        let x = values(n_tokens * n_heads * head_dim, 31);
-        let mut dx = gpu.upload(&x).unwrap();
-        let dpos = gpu.upload(&positions).unwrap();
+    for neox in [0, 1] {
         let p = RopeParams {
             n_heads: n_heads as i32,
             head_dim: head_dim as i32,
-            n_rot: n_rot as i32,
-            neox: neox as i32,
+            n_rot: 64,
+            neox,
             base: 10_000.0,
             freq_scale: 1.0,
             ext_factor: 0.0,
@@ -242,19 +151,22 @@ fn rope_matches_the_reference_in_both_modes() {
             corr0: 0.0,
             corr1: 0.0,
         };
+        let x = values(n_tokens * n_heads * head_dim, 31);
+        let mut dx = gpu.upload(&x).unwrap();
+        let dpos = gpu.upload(&positions).unwrap();
         gpu.rope(&mut dx, &dpos, None, &p, n_tokens).unwrap();
         let got = gpu.download(&dx, x.len()).unwrap();
         let mut want = x.clone();
         for (t, &pos) in positions.iter().enumerate() {
-            let row = &mut want[t * n_heads * head_dim..][..n_heads * head_dim];
-            rope_ref(row, head_dim, n_rot, pos as usize, 10_000.0, neox);
+            rope_ref(
+                &mut want[t * n_heads * head_dim..][..n_heads * head_dim],
+                head_dim,
+                pos as usize,
+                &p,
+                None,
+            );
         }
-        close(
-            &got,
-            &want,
-            2e-3,
-            if neox { "rope neox" } else { "rope normal" },
-        );
+        close(&got, &want, 2e-3, &format!("rope neox={neox}"));
     }
 }
 
@@ -263,38 +175,37 @@ fn paged_attention_matches_naive_attention() {
     let Some(gpu) = gpu_or_skip("paged_attention_matches_naive_attention") else {
         return;
     };
-    let (n_head, n_kv, hd, bs) = (4usize, 2usize, 64usize, 16usize);
+    let (n_head, n_kv, hd, bs, n_blocks) = (4usize, 2usize, 64usize, 16usize, 8usize);
     let row = n_kv * hd;
-    let n_blocks = 8;
-    let k_pool_f: Vec<f32> = values(n_blocks * bs * row, 41);
-    let v_pool_f: Vec<f32> = values(n_blocks * bs * row, 42);
     let to16 = |v: &[f32]| {
         v.iter()
             .map(|&x| f16::from_f32(x).to_bits())
             .collect::<Vec<u16>>()
     };
-    let k16 = to16(&k_pool_f);
-    let v16 = to16(&v_pool_f);
     let back = |v: &[u16]| {
         v.iter()
             .map(|&b| f16::from_bits(b).to_f32())
             .collect::<Vec<f32>>()
     };
+    let (k16, v16) = (
+        to16(&values(n_blocks * bs * row, 41)),
+        to16(&values(n_blocks * bs * row, 42)),
+    );
     let (kf, vf) = (back(&k16), back(&v16));
-    let dk = gpu.upload(&k16).unwrap();
-    let dv = gpu.upload(&v16).unwrap();
+    let (dk, dv) = (gpu.upload(&k16).unwrap(), gpu.upload(&v16).unwrap());
     // Two sequences with shuffled blocks; the second lost its first block to a window.
     let t_a: Vec<Option<u32>> = vec![Some(5), Some(2), Some(7)];
     let t_b: Vec<Option<u32>> = vec![None, Some(1), Some(4)];
     let queries = [(0usize, 40usize), (0, 3), (1, 35)];
-    for (window, softcap) in [(0usize, 0f32), (20, 0.0), (0, 30.0)] {
+    for (window, softcap) in [(0i32, 0f32), (20, 0.0), (0, 30.0)] {
         let tables: Vec<&[Option<u32>]> = queries
             .iter()
             .map(|&(s, _)| if s == 0 { &t_a[..] } else { &t_b[..] })
             .collect();
         let flat = paged::flatten_tables(&tables).unwrap();
         let q = values(queries.len() * n_head * hd, 43);
-        let pos: Vec<i32> = queries.iter().map(|&(_, p)| p as i32).collect();
+        let positions: Vec<usize> = queries.iter().map(|&(_, p)| p).collect();
+        let pos: Vec<i32> = positions.iter().map(|&p| p as i32).collect();
         let p = AttnParams {
             n_head: n_head as i32,
             n_head_kv: n_kv as i32,
@@ -306,7 +217,7 @@ fn paged_attention_matches_naive_attention() {
             v_row: row as i32,
             kq_scale: 0.125,
             softcap,
-            window: window as i32,
+            window,
         };
         let (dq, dt, dp) = (
             gpu.upload(&q).unwrap(),
@@ -317,37 +228,7 @@ fn paged_attention_matches_naive_attention() {
         gpu.attention(&dq, &dk, &dv, &dt, &dp, &mut out, &p, queries.len())
             .unwrap();
         let got = gpu.download(&out, queries.len() * n_head * hd).unwrap();
-        let mut want = vec![0f32; got.len()];
-        for (t, &(_, qpos)) in queries.iter().enumerate() {
-            let trow = &flat.entries[t * flat.max_blocks..][..flat.max_blocks];
-            for h in 0..n_head {
-                let kvh = h / (n_head / n_kv);
-                let qh: Vec<f64> = q[(t * n_head + h) * hd..][..hd]
-                    .iter()
-                    .map(|&v| f16::from_f32(v).to_f32() as f64)
-                    .collect();
-                let mut scores = Vec::new();
-                for j in paged::visible(qpos, window) {
-                    if let Some(slot) = paged::slot(trow, bs, j) {
-                        let kr = &kf[slot * row + kvh * hd..][..hd];
-                        let mut s: f64 = qh.iter().zip(kr).map(|(a, &b)| a * b as f64).sum();
-                        if softcap > 0.0 {
-                            s = (s / softcap as f64).tanh() * softcap as f64;
-                        }
-                        scores.push((slot, s * 0.125));
-                    }
-                }
-                let m = scores.iter().fold(f64::NEG_INFINITY, |a, &(_, s)| a.max(s));
-                let z: f64 = scores.iter().map(|&(_, s)| (s - m).exp()).sum();
-                for d in 0..hd {
-                    let v: f64 = scores
-                        .iter()
-                        .map(|&(slot, s)| (s - m).exp() / z * vf[slot * row + kvh * hd + d] as f64)
-                        .sum();
-                    want[(t * n_head + h) * hd + d] = v as f32;
-                }
-            }
-        }
+        let want = attention_ref(&q, &kf, &vf, &flat, &positions, &p);
         close(
             &got,
             &want,
