@@ -20,10 +20,14 @@ use crate::traits::{Int8Path, Int8Row, Int8RowMut, TypeTraits};
 /// Weight rows dotted with every token before moving on to the next rows.
 pub const ROW_TILE: usize = 4;
 
-/// How far ahead of the current row tile the weights are software-prefetched, in bytes. The
-/// hardware prefetchers alone left decode 16% slower on the Gemma 3 270M matmul mix (35.6 vs
-/// 30.2 ms per step, AVX2, one thread, `examples/gemma3_270m_matmuls`); 0–64 KiB all measured
-/// alike once any prefetch was issued.
+/// How far ahead of the current row tile the weights are software-prefetched, in bytes, for
+/// the types with blocks of fewer than 256 values. For those the hardware prefetchers alone
+/// left decode 16% slower on the Gemma 3 270M matmul mix (35.6 vs 30.2 ms per step, AVX2, one
+/// thread, `examples/gemma3_270m_matmuls`, on an AVX-512 EPYC); 0–64 KiB all measured alike
+/// once any prefetch was issued. The K-quants are not prefetched: on an AVX2-only EPYC
+/// prefetching (T0, T1 or T2, 4–64 KiB ahead) made Q4_K and Q6_K decode slower, a
+/// Llama-3.2-1B-shaped Q4_K_M model 8.6 instead of 11.9 tok/s (`nanorun bench -p 0 -n 32`),
+/// while Gemma 3 270M's mix measured alike either way there.
 pub const PREFETCH_AHEAD: usize = 16 * 1024;
 
 /// A row-major quantized matrix: `rows` rows of `cols` values of type `ty`, each row
@@ -231,6 +235,7 @@ pub fn matmul(
 
     let rows = w.rows;
     let threads = pool.n_threads();
+    let soft_prefetch = wt.block_size < 256;
     let tile_rows = if int8.is_some() {
         INT8_ROW_TILE
     } else {
@@ -275,7 +280,7 @@ pub fn matmul(
                     n_tokens,
                     &put_run,
                 );
-            } else {
+            } else if soft_prefetch {
                 prefetch(w.data, tile_end * w_row + PREFETCH_AHEAD, ROW_TILE * w_row);
             }
             if let (None, Some(x8)) = (int8, vec_dot_x8) {
