@@ -377,13 +377,6 @@ pub(crate) fn dot_q5_1_n<const N: usize>(w: &[BlockQ5_1], a: [&[BlockQ8_1]; N]) 
 
 // ---------------------------------------------------------------- K-quants
 
-/// Two i16 scales as a vector: lanes 0–7 = `lo`, lanes 8–15 = `hi` (one per 16 values).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn scale_pair(lo: i16, hi: i16) -> __m256i {
-    _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo))
-}
-
 /// Unpacked Q4_K / Q5_K scales and the integer min term Σ m·(bsum pair).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -436,6 +429,22 @@ pub(crate) fn q5k_chunk(qs: __m256i, qh: __m256i, c: usize) -> [__m256i; 2] {
     ]
 }
 
+/// Eight u8 scales widened to i16, the eight of them in each 128-bit half (for [`k4_scale`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn k4_scale_vector(sc: &[u8; 8]) -> __m256i {
+    let v = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(*sc)));
+    _mm256_broadcastsi128_si256(v)
+}
+
+/// Scale `j` of a [`k4_scale_vector`] in all sixteen i16 lanes (one shuffle).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn k4_scale(v: __m256i, j: usize) -> __m256i {
+    let b = 2 * j as i16;
+    _mm256_shuffle_epi8(v, _mm256_set1_epi16(((b + 1) << 8) | b))
+}
+
 /// Q4_K · Q8_K, with the float operations of ggml's x86 Q4_K path (the weights repacked 8×8,
 /// `ggml_gemv_q4_K_8x8_q8_K` / `ggml_gemm_q4_K_8x8_q8_K`): per super-block one exact integer
 /// sum Σ sc·Σq·a and one Σ m·bsums, each folded into its own scalar chain with
@@ -446,13 +455,14 @@ pub(crate) fn vec_dot_q4_k(w: &[BlockQ4K], a: &[BlockQ8K]) -> f32 {
     let mut mins = 0.0f32;
     for (x, y) in w.iter().zip(a) {
         let (sc, imin) = k4_scales(&x.scales, &y.bsums);
+        let scv = k4_scale_vector(&sc);
         let mut sumi = _mm256_setzero_si256();
         for c in 0..4 {
             let [lo, hi] = nibble_halves(load32u(&x.qs[c * 32..]));
             let p0 = _mm256_maddubs_epi16(lo, load32(&y.qs[c * 64..]));
             let p1 = _mm256_maddubs_epi16(hi, load32(&y.qs[c * 64 + 32..]));
-            let p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c] as i16));
-            let p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1] as i16));
+            let p0 = _mm256_madd_epi16(p0, k4_scale(scv, 2 * c));
+            let p1 = _mm256_madd_epi16(p1, k4_scale(scv, 2 * c + 1));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
         }
         let (d, dmin) = f16x2(x.d, x.dmin);
@@ -513,10 +523,11 @@ pub(crate) fn q6_half(ql: &[u8], qh: &[u8]) -> [__m256i; 4] {
     ]
 }
 
-/// Sixteen i16 scales (one per 16 values) → the [`scale_pair`] vector of sub-blocks 2p, 2p+1.
+/// Sixteen i16 scales (one per 16 values) → scale 2p in the eight i16 lanes of the low half
+/// and scale 2p+1 in those of the high half.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn scale_pair_of(sc16: __m256i, p: i32) -> __m256i {
+pub(crate) fn scale_pair_of(sc16: __m256i, p: i32) -> __m256i {
     // Broadcast the i32 holding (sc[2p], sc[2p+1]), then spread sc[2p] over the low half and
     // sc[2p+1] over the high half.
     let v = _mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(p));

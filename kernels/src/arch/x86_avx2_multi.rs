@@ -9,7 +9,7 @@
 
 use std::arch::x86_64::*;
 
-use super::x86_avx2::{f16x2, load32, load32u};
+use super::x86_avx2::{f16x2, k4_scale, k4_scale_vector, load32, load32u};
 use crate::quant::kquant_util::unpack_scale_min_k4;
 use crate::quant::{BlockQ4K, BlockQ8K};
 
@@ -82,6 +82,7 @@ fn q4_k_x4<const PER_64: bool>(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] 
     for (i, x) in w[..n].iter().enumerate() {
         let y = [&a[0][i], &a[1][i], &a[2][i], &a[3][i]];
         let (sc, m) = unpack_scale_min_k4(&x.scales);
+        let scv = k4_scale_vector(&sc);
         let (d, dmin) = f16x2(x.d, x.dmin);
         let yd = _mm_setr_ps(y[0].d, y[1].d, y[2].d, y[3].d);
         let ds = _mm_mul_ps(_mm_set1_ps(d), yd);
@@ -94,10 +95,7 @@ fn q4_k_x4<const PER_64: bool>(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] 
             let q = load32u(&x.qs[c * 32..]);
             let lo = _mm256_and_si256(q, m4);
             let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
-            let (s0, s1) = (
-                _mm256_set1_epi16(sc[2 * c] as i16),
-                _mm256_set1_epi16(sc[2 * c + 1] as i16),
-            );
+            let (s0, s1) = (k4_scale(scv, 2 * c), k4_scale(scv, 2 * c + 1));
             for t in 0..4 {
                 let p0 =
                     _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load32(&y[t].qs[c * 64..])), s0);

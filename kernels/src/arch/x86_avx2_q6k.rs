@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::x86_avx2::{f16x2, hsum_epi32, hsum_ps, load32, q6_half, scale_pair};
+use super::x86_avx2::{f16x2, hsum_epi32, hsum_ps, load32, q6_half, scale_pair_of};
 use crate::quant::{BlockQ6K, BlockQ8K};
 
 /// The offset the unsigned Q6_K quants carry, per lane of the 8-lane integer sum as ggml's x86
@@ -26,6 +26,14 @@ pub(crate) fn q6_offsets(x: &BlockQ6K, y: &BlockQ8K) -> __m256i {
     _mm256_slli_epi32::<5>(_mm256_madd_epi16(b, _mm256_cvtepi8_epi16(sc)))
 }
 
+/// The sixteen sub-block scales of a Q6_K block widened to i16 (for `scale_pair_of`).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q6_scales16(x: &BlockQ6K) -> __m256i {
+    // SAFETY: scales is 16 bytes.
+    _mm256_cvtepi8_epi16(unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) })
+}
+
 /// One Q6_K super-block · Q8_K: Σ sc·Σq·a over unsigned q minus 32·Σ sc·bsums, in 8 integer
 /// lanes laid out as ggml's `ggml_vec_dot_q6_K_q8_K` lays them out (lane l: values 4l..4l+4
 /// of every 32, minus [`q6_offsets`]).
@@ -33,12 +41,13 @@ pub(crate) fn q6_offsets(x: &BlockQ6K, y: &BlockQ8K) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn q6_k_lanes(x: &BlockQ6K, y: &BlockQ8K) -> __m256i {
     let mut sumi = _mm256_sub_epi32(_mm256_setzero_si256(), q6_offsets(x, y));
+    let sc16 = q6_scales16(x);
     for n in 0..2 {
         let q = q6_half(&x.ql[n * 64..], &x.qh[n * 32..]);
         for (k, qk) in q.iter().enumerate() {
             let s = n * 8 + 2 * k;
             let p = _mm256_maddubs_epi16(*qk, load32(&y.qs[n * 128 + 32 * k..]));
-            let sv = scale_pair(x.scales[s] as i16, x.scales[s + 1] as i16);
+            let sv = scale_pair_of(sc16, (s / 2) as i32);
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sv));
         }
     }
@@ -76,11 +85,12 @@ pub(crate) fn vec_dot_q6_k_wide(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn q6_k_lanes_x4(x: &BlockQ6K, y: [&BlockQ8K; 4]) -> [__m256i; 4] {
     let mut sumi = y.map(|y| _mm256_sub_epi32(_mm256_setzero_si256(), q6_offsets(x, y)));
+    let sc16 = q6_scales16(x);
     for h in 0..2 {
         let q = q6_half(&x.ql[h * 64..], &x.qh[h * 32..]);
         for (k, qk) in q.iter().enumerate() {
             let s = h * 8 + 2 * k;
-            let sv = scale_pair(x.scales[s] as i16, x.scales[s + 1] as i16);
+            let sv = scale_pair_of(sc16, (s / 2) as i32);
             for t in 0..4 {
                 let p = _mm256_maddubs_epi16(*qk, load32(&y[t].qs[h * 128 + 32 * k..]));
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(p, sv));
