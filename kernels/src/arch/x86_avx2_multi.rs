@@ -91,7 +91,7 @@ fn q4_k_x4<const PER_64: bool>(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] 
         let mins8 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(m)));
         let chunk_min = transpose4(y.map(|y| chunk_mins(&y.bsums, mins8)));
         let mut sumi = [_mm256_setzero_si256(); 4];
-        for c in 0..4 {
+        for (c, cmin) in chunk_min.iter().enumerate() {
             let q = load32u(&x.qs[c * 32..]);
             let lo = _mm256_and_si256(q, m4);
             let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
@@ -108,7 +108,7 @@ fn q4_k_x4<const PER_64: bool>(w: &[BlockQ4K], a: [&[BlockQ8K]; 4]) -> [f32; 4] 
             if PER_64 {
                 let sums = _mm_cvtepi32_ps(hsum4_epi32(sumi));
                 acc = _mm_fmadd_ps(sums, ds, acc);
-                mins = _mm_fmadd_ps(_mm_cvtepi32_ps(chunk_min[c]), dmins, mins);
+                mins = _mm_fmadd_ps(_mm_cvtepi32_ps(*cmin), dmins, mins);
                 sumi = [_mm256_setzero_si256(); 4];
             }
         }
