@@ -19,7 +19,7 @@ typedef long long i64;
 #define NEG_INF __int_as_float(0xff800000)
 
 #ifdef NANORUN_HOST_EMULATION
-// The CPU emulation the tests run the kernels under (cuda/tests/emu/shim.h): the compiler's
+// The CPU emulation (kernels/emu_shim.h, `Gpu::emulated`): the compiler's
 // _Float16, round-to-nearest-even like cvt.rn.
 __device__ __forceinline__ float h2f(u16 h) {
     _Float16 v;

@@ -58,6 +58,9 @@ pub enum CudaError {
         /// The types that are supported.
         supported: String,
     },
+    /// The CPU emulation of the device could not be built or run.
+    #[error("CUDA emulation: {0}")]
+    Emulation(String),
     /// Sizes that do not fit a kernel's contract (a bug in the caller or a malformed model).
     #[error("bad shape: {0}")]
     Shape(String),

@@ -20,17 +20,21 @@
 //! - [`paged`]: block tables of the paged KV cache flattened for the attention kernel, and the
 //!   slot arithmetic the kernel uses.
 //! - [`device`]: [`Gpu`], a context with the modules loaded, device buffers and one method per
-//!   kernel launch.
+//!   kernel launch; or, for tests, the CPU emulation of a device ([`Gpu::emulated`]).
+//! - [`emulate`]: that emulation: the same kernel sources built by g++ with a small CUDA
+//!   shim (`kernels/emu_shim.h`), launched with the same geometry and arguments.
 //!
 //! # What is verified
-//! Without a GPU: every module compiles to PTX with NVRTC for sm_80, sm_87 and sm_90, and the
-//! host-side arithmetic is unit-tested. Kernel results on a device are *not* verified on a
-//! machine without one; the GPU tests skip and say so. See `docs/cuda.md`.
+//! Without a GPU: every module compiles to PTX with NVRTC for sm_80, sm_87 and sm_90, every
+//! launch's arguments match the PTX, the host-side arithmetic is unit-tested, and every kernel
+//! runs under the CPU emulation against scalar references. Results on a real device are *not*
+//! verified on a machine without one; the GPU tests skip and say so. See `docs/cuda.md`.
 
 #![warn(missing_docs)]
 
 pub mod compile;
 pub mod device;
+pub mod emulate;
 mod error;
 pub mod geometry;
 pub mod layout;
@@ -39,7 +43,6 @@ pub mod probe;
 pub mod source;
 
 pub use compile::Arch;
-pub use cudarc::driver::CudaSlice;
-pub use device::{DeviceWeight, Gpu};
+pub use device::{DevBuf, DeviceWeight, Gpu};
 pub use error::{CudaError, Result};
 pub use layout::WeightType;

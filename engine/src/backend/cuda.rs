@@ -11,13 +11,15 @@
 //! residual; FFN with SwiGLU or GeGLU; final norm, logits for the tokens that want them,
 //! logit divisor and final soft-capping.
 //!
-//! Not done: Mamba2 (hybrid) layers, q8_0 KV caches. **Unverified**: nothing here has run on a
-//! GPU yet (see `docs/cuda.md`).
+//! Not done: Mamba2 (hybrid) layers, q8_0 KV caches. Verified under the CPU emulation of the
+//! device against the CPU backend (engine/tests/cuda_backend.rs); **unverified** on a GPU (see
+//! `docs/cuda.md`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use nanorun_cuda::device::{AttnParams, RopeParams};
-use nanorun_cuda::{layout, CudaSlice, DeviceWeight, Gpu};
+use nanorun_cuda::{layout, DevBuf, DeviceWeight, Gpu};
 
 use super::Backend;
 use crate::batch::Batch;
@@ -34,48 +36,48 @@ fn err(e: nanorun_cuda::CudaError) -> EngineError {
 /// Norms and biases of one layer on the device.
 #[derive(Default)]
 struct LayerVecs {
-    attn_norm: Option<CudaSlice<f32>>,
-    bq: Option<CudaSlice<f32>>,
-    bk: Option<CudaSlice<f32>>,
-    bv: Option<CudaSlice<f32>>,
-    bo: Option<CudaSlice<f32>>,
-    q_norm: Option<CudaSlice<f32>>,
-    k_norm: Option<CudaSlice<f32>>,
-    post_attn_norm: Option<CudaSlice<f32>>,
-    ffn_norm: Option<CudaSlice<f32>>,
-    post_ffn_norm: Option<CudaSlice<f32>>,
+    attn_norm: Option<DevBuf<f32>>,
+    bq: Option<DevBuf<f32>>,
+    bk: Option<DevBuf<f32>>,
+    bv: Option<DevBuf<f32>>,
+    bo: Option<DevBuf<f32>>,
+    q_norm: Option<DevBuf<f32>>,
+    k_norm: Option<DevBuf<f32>>,
+    post_attn_norm: Option<DevBuf<f32>>,
+    ffn_norm: Option<DevBuf<f32>>,
+    post_ffn_norm: Option<DevBuf<f32>>,
 }
 
 /// Activation buffers for up to `cap` tokens.
 struct Bufs {
     cap: usize,
-    x: CudaSlice<f32>,
-    h: CudaSlice<f32>,
-    q: CudaSlice<f32>,
-    k: CudaSlice<f32>,
-    v: CudaSlice<f32>,
-    fused: CudaSlice<f32>,
-    attn: CudaSlice<f32>,
-    o: CudaSlice<f32>,
-    gate: CudaSlice<f32>,
-    up: CudaSlice<f32>,
-    q8: CudaSlice<u8>,
+    x: DevBuf<f32>,
+    h: DevBuf<f32>,
+    q: DevBuf<f32>,
+    k: DevBuf<f32>,
+    v: DevBuf<f32>,
+    fused: DevBuf<f32>,
+    attn: DevBuf<f32>,
+    o: DevBuf<f32>,
+    gate: DevBuf<f32>,
+    up: DevBuf<f32>,
+    q8: DevBuf<u8>,
 }
 
 /// The model on one CUDA device (see the module docs).
 pub struct CudaBackend {
-    gpu: Gpu,
+    gpu: Arc<Gpu>,
     /// Matrices by file offset (a tied output shares the embedding's upload).
     mats: HashMap<usize, DeviceWeight>,
     layers: Vec<LayerVecs>,
-    output_norm: CudaSlice<f32>,
-    rope_freqs: Option<CudaSlice<f32>>,
+    output_norm: DevBuf<f32>,
+    rope_freqs: Option<DevBuf<f32>>,
     /// K and V pools per attention layer, `pool_slots` slots each.
-    pools: Vec<Option<(CudaSlice<u16>, CudaSlice<u16>)>>,
+    pools: Vec<Option<(DevBuf<u16>, DevBuf<u16>)>>,
     pool_slots: usize,
     bufs: Option<Bufs>,
-    out_h: Option<CudaSlice<f32>>,
-    logits_dev: Option<CudaSlice<f32>>,
+    out_h: Option<DevBuf<f32>>,
+    logits_dev: Option<DevBuf<f32>>,
     logits: Vec<f32>,
 }
 
@@ -84,13 +86,29 @@ impl CudaBackend {
     /// (driver, device, NVRTC) or what the backend does not run (Mamba2 layers, a weight type
     /// without kernels).
     pub fn new(model: &Model, ordinal: usize) -> Result<CudaBackend> {
-        let c = model.config();
-        if c.layers.iter().any(|l| l.kind == LayerKind::Mamba2) {
+        CudaBackend::check_model(model)?;
+        CudaBackend::with_gpu(model, Arc::new(Gpu::new(ordinal).map_err(err)?))
+    }
+
+    /// Errors for what the backend does not run.
+    fn check_model(model: &Model) -> Result<()> {
+        if model
+            .config()
+            .layers
+            .iter()
+            .any(|l| l.kind == LayerKind::Mamba2)
+        {
             return Err(EngineError::Backend(
                 "the CUDA backend does not run Mamba2 (hybrid) layers yet; use --device cpu".into(),
             ));
         }
-        let gpu = Gpu::new(ordinal).map_err(err)?;
+        Ok(())
+    }
+
+    /// The backend on an opened `gpu` — a CUDA device, or the CPU emulation of one
+    /// ([`Gpu::emulated`]) with which the tests run this whole forward pass without a GPU.
+    pub fn with_gpu(model: &Model, gpu: Arc<Gpu>) -> Result<CudaBackend> {
+        CudaBackend::check_model(model)?;
         let w = model.weights();
         let file = model.gguf().bytes();
         let mut mats = HashMap::new();
@@ -115,7 +133,7 @@ impl CudaBackend {
                 upload(l)?;
             }
         }
-        let vec = |v: &Option<Vec<f32>>| -> Result<Option<CudaSlice<f32>>> {
+        let vec = |v: &Option<Vec<f32>>| -> Result<Option<DevBuf<f32>>> {
             v.as_deref().map(|v| gpu.upload(v).map_err(err)).transpose()
         };
         let mut layers = Vec::with_capacity(w.layers.len());

@@ -1,6 +1,6 @@
 //! The forward pass of [`CudaBackend`], launch by launch (see the parent module's docs).
 
-use nanorun_cuda::{paged, CudaSlice};
+use nanorun_cuda::{paged, DevBuf};
 
 use super::{attn_params, err, gelu, qk_norm_widths, rope_params, Bufs, CudaBackend, LayerVecs};
 use crate::batch::Batch;
@@ -9,7 +9,7 @@ use crate::kv::KvCache;
 use crate::model::weights::Linear;
 use crate::model::Model;
 
-type Pool = Option<(CudaSlice<u16>, CudaSlice<u16>)>;
+type Pool = Option<(DevBuf<u16>, DevBuf<u16>)>;
 
 fn missing(name: String) -> EngineError {
     EngineError::MissingTensor { name }
@@ -32,10 +32,10 @@ impl CudaBackend {
     fn linear(
         &self,
         w: &Linear,
-        x: &CudaSlice<f32>,
+        x: &DevBuf<f32>,
         t: usize,
-        q8: &mut CudaSlice<u8>,
-        out: &mut CudaSlice<f32>,
+        q8: &mut DevBuf<u8>,
+        out: &mut DevBuf<f32>,
     ) -> Result<()> {
         self.gpu.linear(self.mat(w)?, x, t, q8, out).map_err(err)
     }
@@ -44,7 +44,7 @@ impl CudaBackend {
     fn pre_norm(
         &self,
         model: &Model,
-        w: Option<&CudaSlice<f32>>,
+        w: Option<&DevBuf<f32>>,
         b: &mut Bufs,
         t: usize,
     ) -> Result<()> {
@@ -63,8 +63,8 @@ impl CudaBackend {
     fn finish_residual(
         &self,
         model: &Model,
-        bias: Option<&CudaSlice<f32>>,
-        post_norm: Option<&CudaSlice<f32>>,
+        bias: Option<&DevBuf<f32>>,
+        post_norm: Option<&DevBuf<f32>>,
         b: &mut Bufs,
         t: usize,
     ) -> Result<()> {
@@ -169,9 +169,9 @@ impl CudaBackend {
         l: usize,
         batch: &Batch,
         kv: &KvCache,
-        dpos: &CudaSlice<i32>,
+        dpos: &DevBuf<i32>,
         b: &mut Bufs,
-        (k_pool, v_pool): &mut (CudaSlice<u16>, CudaSlice<u16>),
+        (k_pool, v_pool): &mut (DevBuf<u16>, DevBuf<u16>),
     ) -> Result<()> {
         let c = model.config();
         let lw = &model.weights().layers[l];
