@@ -15,6 +15,10 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+# The CUDA backend behind its feature: lints, and the whole CUDA forward pass on the CPU
+# emulation of a device against the CPU backend (on a GPU machine the GPU tests run too).
+cargo clippy -p nanorun -p nanorun-cli --features cuda --all-targets --quiet -- -D warnings
+cargo test -p nanorun --features cuda --test cuda_backend
 # NEON: needs Debian's cross toolchain and qemu-user, which the script installs (as root).
 if [ "$(id -u)" = 0 ] || command -v qemu-aarch64 >/dev/null; then
   scripts/test-aarch64.sh -p nanorun-kernels
