@@ -1,6 +1,7 @@
 // A CPU emulation of the CUDA execution model, enough to run nanorun's kernel sources
 // unchanged under g++ (`Gpu::emulated`, src/emulate.rs). Not a GPU: the threads of a block
-// are fibers (ucontext) on the calling thread, switched round-robin whenever one waits;
+// are fibers on the calling thread (a register switch on x86-64, ucontext elsewhere),
+// switched round-robin whenever one waits;
 // __syncthreads is a block barrier; warp shuffles exchange through a per-warp buffer between
 // two warp barriers; `__shared__` arrays are statics, correct because blocks run one after
 // another (and the host runs one launch at a time). A thread that returns drops out of its
@@ -34,11 +35,13 @@ struct EmuThread {
     unsigned lane = 0, warp_id = 0;
     bool done = false;
     ucontext_t ctx;
+    void* sp = nullptr;  // saved stack pointer (fast switch)
 };
 
 static EmuDim3 emu_bid, emu_bdim, emu_gdim;
 static EmuThread* emu_cur = nullptr;
 static ucontext_t emu_sched;
+static void* emu_sched_sp = nullptr;
 static EmuBarrier emu_block;
 static std::vector<EmuBarrier> emu_warps;
 struct EmuWarpBuf {
@@ -58,7 +61,38 @@ static std::vector<EmuWarpBuf> emu_warp_bufs;
 using std::max;
 using std::min;
 
-static inline void emu_yield() { swapcontext(&emu_cur->ctx, &emu_sched); }
+#if defined(__x86_64__)
+// Fiber switches without ucontext's signal-mask system call: save the callee-saved registers
+// on the old stack, switch stacks, restore them from the new one (System V x86-64).
+extern "C" void nanorun_emu_switch(void** from_sp, void* to_sp);
+asm(R"(
+    .text
+    .globl nanorun_emu_switch
+    .hidden nanorun_emu_switch
+    .type nanorun_emu_switch,@function
+nanorun_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size nanorun_emu_switch, .-nanorun_emu_switch
+)");
+#define NANORUN_EMU_FAST_SWITCH 1
+#endif
+
+static inline void emu_to_sched();
+static inline void emu_yield() { emu_to_sched(); }
 
 static inline void emu_arrive_and_wait(EmuBarrier& b) {
     const unsigned gen = b.gen;
@@ -102,14 +136,44 @@ std::tuple<A...> emu_args(void** args, std::index_sequence<I...>) {
     return std::tuple<A...>(*static_cast<A*>(args[I])...);
 }
 
-// The fiber body: runs the kernel, then leaves its barriers.
+#ifdef NANORUN_EMU_FAST_SWITCH
+static inline void emu_to_sched() { nanorun_emu_switch(&emu_cur->sp, emu_sched_sp); }
+static inline void emu_to_fiber(EmuThread& t) { nanorun_emu_switch(&emu_sched_sp, t.sp); }
+#else
+static inline void emu_to_sched() { swapcontext(&emu_cur->ctx, &emu_sched); }
+static inline void emu_to_fiber(EmuThread& t) { swapcontext(&emu_sched, &t.ctx); }
+#endif
+
+// The fiber body: runs the kernel, then leaves its barriers; never returns.
 static void (*emu_body)() = nullptr;
 static void emu_fiber_entry() {
     emu_body();
     emu_drop(emu_warps[emu_cur->warp_id]);
     emu_drop(emu_block);
     emu_cur->done = true;
-    swapcontext(&emu_cur->ctx, &emu_sched);
+    emu_to_sched();
+    abort();  // a finished fiber is never resumed
+}
+
+// Prepares fiber `t` to start in emu_fiber_entry on `stack_lo..stack_lo + size`.
+static void emu_fiber_init(EmuThread& t, char* stack_lo, std::size_t size) {
+#ifdef NANORUN_EMU_FAST_SWITCH
+    // The frame nanorun_emu_switch pops: six registers, then the return address, placed so
+    // that the entry sees the stack alignment of a call.
+    uintptr_t top = ((uintptr_t)(stack_lo + size)) & ~(uintptr_t)15;
+    void** frame = (void**)(top - 16);
+    frame[0] = (void*)&emu_fiber_entry;
+    frame[1] = nullptr;
+    void** regs = frame - 6;
+    for (int i = 0; i < 6; ++i) regs[i] = nullptr;
+    t.sp = regs;
+#else
+    getcontext(&t.ctx);
+    t.ctx.uc_stack.ss_sp = stack_lo;
+    t.ctx.uc_stack.ss_size = size;
+    t.ctx.uc_link = nullptr;
+    makecontext(&t.ctx, emu_fiber_entry, 0);
+#endif
 }
 
 template <typename... A>
@@ -157,18 +221,14 @@ void emu_launch(void (*k)(A...), const unsigned* g, const unsigned* b, void** ar
                     th.lane = t % 32;
                     th.warp_id = t / 32;
                     th.done = false;
-                    getcontext(&th.ctx);
-                    th.ctx.uc_stack.ss_sp = stacks.get() + (std::size_t)t * stack;
-                    th.ctx.uc_stack.ss_size = stack;
-                    th.ctx.uc_link = nullptr;
-                    makecontext(&th.ctx, emu_fiber_entry, 0);
+                    emu_fiber_init(th, stacks.get() + (std::size_t)t * stack, stack);
                 }
                 for (unsigned left = n; left > 0;) {
                     left = 0;
                     for (unsigned t = 0; t < n; ++t) {
                         if (threads[t].done) continue;
                         emu_cur = &threads[t];
-                        swapcontext(&emu_sched, &threads[t].ctx);
+                        emu_to_fiber(threads[t]);
                         left += threads[t].done ? 0 : 1;
                     }
                 }
