@@ -46,14 +46,14 @@ pub struct AttnScratch {
 /// A pointer handed to pool chunks; each chunk touches only its own part of what it points
 /// into (see the uses).
 #[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
+pub(super) struct SendPtr<T>(pub(super) *mut T);
 // SAFETY: used only to give pool chunks disjoint parts of one `&mut` (see the uses).
 unsafe impl<T> Sync for SendPtr<T> {}
 unsafe impl<T> Send for SendPtr<T> {}
 
 impl<T> SendPtr<T> {
     /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
-    fn get(&self) -> *mut T {
+    pub(super) fn get(&self) -> *mut T {
         self.0
     }
 }

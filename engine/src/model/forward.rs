@@ -4,7 +4,7 @@
 
 use nanorun_kernels::{matmul, MatmulScratch, QMatrix, ThreadPool};
 
-use super::attention::{attend, AttnParams, AttnScratch};
+use super::attention::{attend, AttnParams, AttnScratch, SendPtr};
 use super::config::{Activation, LayerKind, QkNorm, RopeScaling};
 use super::ops::{self, Rope};
 use super::profile::{Laps, LayerTimes, Part};
@@ -541,10 +541,11 @@ impl Model {
             }
         }
         let (g, u) = (&mut st.gate[..t_n * ff], &st.up[..t_n * ff]);
-        match c.traits.activation {
-            Activation::Silu => ops::swiglu(g, u),
-            Activation::GeluTanh => ops::geglu(g, u),
-        }
+        let glu = match c.traits.activation {
+            Activation::Silu => ops::swiglu,
+            Activation::GeluTanh => ops::geglu,
+        };
+        glu_rows(&st.pool, glu, g, u, ff);
         let down = lw.down.as_ref().ok_or_else(|| EngineError::MissingTensor {
             name: format!("blk.{l}.ffn_down.weight"),
         })?;
@@ -552,4 +553,21 @@ impl Model {
         self.finish_residual(l, None, lw.post_ffn_norm.as_deref(), st);
         Ok(())
     }
+}
+
+/// `glu(gate, up)` over rows of `ff` values, the rows split across the pool (element-wise, so
+/// the same bits however they are split).
+fn glu_rows(pool: &ThreadPool, glu: fn(&mut [f32], &[f32]), g: &mut [f32], u: &[f32], ff: usize) {
+    let rows = g.len() / ff.max(1);
+    if rows < 2 || pool.n_threads() == 1 {
+        glu(g, u);
+        return;
+    }
+    assert!(u.len() >= rows * ff && g.len() == rows * ff);
+    let gp = SendPtr(g.as_mut_ptr());
+    pool.run(rows, |r| {
+        // SAFETY: row r alone touches g[r·ff..(r+1)·ff], inside `g` (asserted above).
+        let gr = unsafe { std::slice::from_raw_parts_mut(gp.get().add(r * ff), ff) };
+        glu(gr, &u[r * ff..(r + 1) * ff]);
+    });
 }
