@@ -213,14 +213,8 @@ impl CudaBackend {
             return Ok(());
         }
         let c = model.config();
-        let widest = |f: &dyn Fn(&crate::model::config::AttentionSpec) -> usize| {
-            c.layers.iter().map(|l| f(&l.attention)).max().unwrap_or(0)
-        };
-        let max_q = widest(&|a| a.n_head * c.head_dim_k);
-        let max_k = widest(&|a| a.n_head_kv * c.head_dim_k);
-        let max_v = widest(&|a| a.n_head_kv * c.head_dim_v);
-        let max_attn = widest(&|a| a.n_head * c.head_dim_v);
-        let max_ff = c.layers.iter().map(|l| l.n_ff).max().unwrap_or(0);
+        let w = c.widths();
+        let (max_q, max_k, max_v, max_attn, max_ff) = (w.q, w.k, w.v, w.attn, w.ff);
         let max_cols = self.mats.values().map(|m| m.layout.cols).max().unwrap_or(0);
         let g = &self.gpu;
         let z = |n: usize| g.zeros::<f32>(n).map_err(err);

@@ -369,7 +369,40 @@ fn positive(key: String, v: usize) -> Result<usize> {
     Ok(v)
 }
 
+/// The widest per-token activations over all layers, for sizing a batch's buffers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Widths {
+    /// Queries (heads × key head size).
+    pub q: usize,
+    /// Keys (KV heads × key head size).
+    pub k: usize,
+    /// Values (KV heads × value head size).
+    pub v: usize,
+    /// Attention output (heads × value head size).
+    pub attn: usize,
+    /// FFN hidden size.
+    pub ff: usize,
+}
+
 impl ModelConfig {
+    /// [`Widths`] of this model.
+    pub(crate) fn widths(&self) -> Widths {
+        let widest = |f: &dyn Fn(&AttentionSpec) -> usize| {
+            self.layers
+                .iter()
+                .map(|l| f(&l.attention))
+                .max()
+                .unwrap_or(0)
+        };
+        Widths {
+            q: widest(&|a| a.n_head * self.head_dim_k),
+            k: widest(&|a| a.n_head_kv * self.head_dim_k),
+            v: widest(&|a| a.n_head_kv * self.head_dim_v),
+            attn: widest(&|a| a.n_head * self.head_dim_v),
+            ff: self.layers.iter().map(|l| l.n_ff).max().unwrap_or(0),
+        }
+    }
+
     /// Reads the config of the model in `gguf`. `n_vocab` comes from the token embedding's
     /// shape, which the caller has already checked.
     pub fn from_gguf(gguf: &Gguf, n_vocab: usize) -> Result<ModelConfig> {

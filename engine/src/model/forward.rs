@@ -97,14 +97,8 @@ impl ForwardState {
     /// Grows the buffers for a batch of `t` tokens (no-op once large enough).
     fn reserve(&mut self, model: &Model, t: usize) {
         let c = model.config();
-        let widest = |f: &dyn Fn(&super::config::AttentionSpec) -> usize| {
-            c.layers.iter().map(|l| f(&l.attention)).max().unwrap_or(0)
-        };
-        let max_q = widest(&|a| a.n_head * c.head_dim_k);
-        let max_k = widest(&|a| a.n_head_kv * c.head_dim_k);
-        let max_v = widest(&|a| a.n_head_kv * c.head_dim_v);
-        let max_attn = widest(&|a| a.n_head * c.head_dim_v);
-        let max_ff = c.layers.iter().map(|l| l.n_ff).max().unwrap_or(0);
+        let w = c.widths();
+        let (max_q, max_k, max_v, max_attn, max_ff) = (w.q, w.k, w.v, w.attn, w.ff);
         let grow = |b: &mut Vec<f32>, n: usize| {
             if b.len() < n {
                 b.resize(n, 0.0);
