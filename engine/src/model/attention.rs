@@ -116,7 +116,9 @@ fn attend_tiled(
         // SAFETY: chunk `c` alone uses tile scratch `c`.
         let scratch = unsafe { &mut *tile_ptrs[chunk].get() };
         for task in chunk * per_chunk..((chunk + 1) * per_chunk).min(n_tasks) {
-            let (run, h) = (&runs[task / p.n_head], task % p.n_head);
+            // Latest runs first: they see the most keys, so handing them out first balances
+            // the threads (longest task first).
+            let (run, h) = (&runs[runs.len() - 1 - task / p.n_head], task % p.n_head);
             let kvh = h / views.group;
             let table = views.tables[run.start];
             let slot = |j: usize| table[j / views.bs].map(|b| b as usize * views.bs + j % views.bs);

@@ -382,19 +382,53 @@ impl Model {
             QkNorm::PerHead => Some((hd_k, hd_k)),
             QkNorm::Full => Some((q_dim, k_dim)),
         };
-        if let Some((qw, kw)) = qk_widths {
-            let q_norm = lw.q_norm.as_deref().unwrap_or(&[]);
-            let k_norm = lw.k_norm.as_deref().unwrap_or(&[]);
-            ops::rms_norm_chunks(&mut st.q[..t_n * q_dim], qw, q_norm, c.norm_eps);
-            ops::rms_norm_chunks(&mut st.k[..t_n * k_dim], kw, k_norm, c.norm_eps);
-        }
-        if spec.rope {
-            let rope = self.rope_for(l);
-            let ff = self.weights().rope_freqs.as_deref();
-            for t in 0..t_n {
-                rope.cache(batch.positions[t], ff, &mut st.rope_cache);
-                rope.apply(&mut st.q[t * q_dim..(t + 1) * q_dim], hd_k, &st.rope_cache);
-                rope.apply(&mut st.k[t * k_dim..(t + 1) * k_dim], hd_k, &st.rope_cache);
+        // Per token: Q/K norms, then RoPE (token by token, so the same bits however the
+        // tokens are split across the pool).
+        let rope = spec.rope.then(|| self.rope_for(l));
+        let freq_factors = self.weights().rope_freqs.as_deref();
+        let (q_norm, k_norm) = (
+            lw.q_norm.as_deref().unwrap_or(&[]),
+            lw.k_norm.as_deref().unwrap_or(&[]),
+        );
+        let prepare = |t: usize, q: &mut [f32], k: &mut [f32], cache: &mut [f32]| {
+            if let Some((qw, kw)) = qk_widths {
+                ops::rms_norm_chunks(q, qw, q_norm, c.norm_eps);
+                ops::rms_norm_chunks(k, kw, k_norm, c.norm_eps);
+            }
+            if let Some(rope) = &rope {
+                rope.cache(batch.positions[t], freq_factors, cache);
+                rope.apply(q, hd_k, cache);
+                rope.apply(k, hd_k, cache);
+            }
+        };
+        if qk_widths.is_some() || rope.is_some() {
+            if t_n < 2 || st.pool.n_threads() == 1 {
+                for t in 0..t_n {
+                    prepare(
+                        t,
+                        &mut st.q[t * q_dim..(t + 1) * q_dim],
+                        &mut st.k[t * k_dim..(t + 1) * k_dim],
+                        &mut st.rope_cache,
+                    );
+                }
+            } else {
+                assert!(st.q.len() >= t_n * q_dim && st.k.len() >= t_n * k_dim);
+                let (qp, kp) = (SendPtr(st.q.as_mut_ptr()), SendPtr(st.k.as_mut_ptr()));
+                let n_rot = c.n_rot;
+                st.pool.run(t_n, |t| {
+                    // SAFETY: token t alone touches its rows of q and k, inside both buffers
+                    // (asserted above).
+                    let (q, k) = unsafe {
+                        (
+                            std::slice::from_raw_parts_mut(qp.get().add(t * q_dim), q_dim),
+                            std::slice::from_raw_parts_mut(kp.get().add(t * k_dim), k_dim),
+                        )
+                    };
+                    ROPE_CACHE.with_borrow_mut(|cache| {
+                        cache.resize(n_rot.max(cache.len()), 0.0);
+                        prepare(t, q, k, cache);
+                    });
+                });
             }
         }
         // The Gemma family scales Q before attention; the others scale the scores.
@@ -547,6 +581,11 @@ impl Model {
         self.finish_residual(l, None, lw.post_ffn_norm.as_deref(), st);
         Ok(())
     }
+}
+
+thread_local! {
+    /// A pool thread's RoPE cos/sin buffer (grows once, then is reused).
+    static ROPE_CACHE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `glu(gate, up)` over rows of `ff` values, the rows split across the pool (element-wise, so
