@@ -38,6 +38,7 @@ pub struct WideBatch {
 /// One row of 32-value blocks unpacked for [`Int8Path`]: each block's quants as signed bytes
 /// and its scale as f32.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 kernels use it yet
 pub(crate) struct Int8Row<'a> {
     /// Quants, one array per block.
     pub qs: &'a [[i8; 32]],
@@ -47,6 +48,7 @@ pub(crate) struct Int8Row<'a> {
 
 /// Where an [`Int8Path`] unpacker writes a row (at least as many blocks as the row has).
 #[derive(Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 kernels use it yet
 pub(crate) struct Int8RowMut<'a> {
     /// Quants, one array per block.
     pub qs: &'a mut [[i8; 32]],
