@@ -10,6 +10,8 @@ pub mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_convert;
 #[cfg(target_arch = "x86_64")]
+pub mod x86_avx2_float;
+#[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_int8;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_kdequant;
