@@ -320,7 +320,8 @@ pub fn matmul(
 }
 
 /// Rows `rows` (one tile) times every whole group of eight tokens through `path`: the rows are
-/// unpacked once into this thread's [`WEIGHT_TILE`]. Returns the first token not done.
+/// unpacked once into this thread's [`WEIGHT_TILE`] (or read packed, for a type with
+/// `packed_x8`). Returns the first token not done.
 fn int8_tile<'w>(
     path: &Int8Path,
     rows: std::ops::Range<usize>,
@@ -331,20 +332,15 @@ fn int8_tile<'w>(
     put_run: &impl Fn(usize, usize, &[f32]),
 ) -> usize {
     assert!(rows.len() <= INT8_ROW_TILE);
-    WEIGHT_TILE.with_borrow_mut(|tile| {
-        tile.reserve(rows.len(), nb);
-        for (i, r) in rows.clone().enumerate() {
-            (path.unpack)(row(r), tile.row_mut(i, nb));
-        }
-        // Results gathered per token, then stored as one run of the tile's rows: a few stores
-        // per token instead of one per value to lines a whole output row apart.
+    // Results gathered per token, then stored as one run of the tile's rows: a few stores per
+    // token instead of one per value to lines a whole output row apart.
+    let each_group = |dot: &dyn Fn(usize, &[Int8Row<'_>; 8]) -> [f32; 8]| {
         let mut res = [[0.0f32; INT8_ROW_TILE]; 8];
         let mut t = 0;
         while t + 8 <= n_tokens {
             let a = std::array::from_fn(|k| acts.row(t + k, nb));
             for i in 0..rows.len() {
-                let v = (path.dot_x8)(tile.row(i, nb), &a);
-                for (res_k, vk) in res.iter_mut().zip(v) {
+                for (res_k, vk) in res.iter_mut().zip(dot(i, &a)) {
                     res_k[i] = vk;
                 }
             }
@@ -354,6 +350,16 @@ fn int8_tile<'w>(
             t += 8;
         }
         t
+    };
+    if let Some(packed_x8) = path.packed_x8 {
+        return each_group(&|i, a| packed_x8(row(rows.start + i), a));
+    }
+    WEIGHT_TILE.with_borrow_mut(|tile| {
+        tile.reserve(rows.len(), nb);
+        for (i, r) in rows.clone().enumerate() {
+            (path.unpack)(row(r), tile.row_mut(i, nb));
+        }
+        each_group(&|i, a| (path.dot_x8)(tile.row(i, nb), a))
     })
 }
 

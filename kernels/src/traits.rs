@@ -56,6 +56,10 @@ pub(crate) struct Int8RowMut<'a> {
     pub d: &'a mut [f32],
 }
 
+/// [`Int8Path::packed_x8`]: `out[t] = w · a[t]` for a packed row `w` (bytes).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 kernels use it yet
+pub(crate) type PackedX8Fn = fn(w: &[u8], a: &[Int8Row<'_>; 8]) -> [f32; 8];
+
 /// The large-batch path of a 32-value type whose activations are Q8_0: weight rows and
 /// activations are unpacked once per matmul into [`Int8Row`]s, then paired eight tokens at a
 /// time with no per-block unpacking; bit-identical to the type's [`VecDotFn`].
@@ -65,6 +69,9 @@ pub(crate) struct Int8Path {
     pub unpack: fn(w: &[u8], out: Int8RowMut<'_>),
     /// `out[t] = w · a[t]` over `w`'s blocks.
     pub dot_x8: fn(w: Int8Row<'_>, a: &[Int8Row<'_>; 8]) -> [f32; 8],
+    /// `dot_x8` of a packed row (bytes), for a type whose quants are signed bytes already
+    /// (Q8_0): no unpacking pass, so the weight reads overlap the arithmetic; same bits.
+    pub packed_x8: Option<PackedX8Fn>,
 }
 
 /// Dequantize one row of blocks (bytes) into `out` (values).

@@ -354,7 +354,8 @@ fn random_acts(rng: &mut Rng, at: &TypeTraits, n: usize, count: usize) -> Vec<Al
 }
 
 /// The eight dots of a type's `Int8Path`: the weight row and the activations (through the
-/// activation type's unpacker) unpacked, then one `dot_x8`.
+/// activation type's unpacker) unpacked, then one `dot_x8`; then, for a type that has it, the
+/// eight of `packed_x8` on the packed row.
 fn int8_dots(path: &Int8Path, at: &TypeTraits, n: usize, w: &[u8], acts: &[Aligned]) -> Vec<f32> {
     let nb = n / 32;
     let unpack = |unpack: fn(&[u8], Int8RowMut<'_>), bytes: &[u8]| {
@@ -378,7 +379,11 @@ fn int8_dots(path: &Int8Path, at: &TypeTraits, n: usize, w: &[u8], acts: &[Align
         qs: &a[t].0,
         d: &a[t].1,
     });
-    (path.dot_x8)(Int8Row { qs: &wq, d: &wd }, &rows).to_vec()
+    let mut dots = (path.dot_x8)(Int8Row { qs: &wq, d: &wd }, &rows).to_vec();
+    if let Some(packed_x8) = path.packed_x8 {
+        dots.extend(packed_x8(w, &rows));
+    }
+    dots
 }
 
 #[test]
@@ -404,7 +409,7 @@ fn four_and_eight_token_kernels_are_bit_identical_to_single_dots() {
                 }
                 for got in runs {
                     for (i, g) in got.iter().enumerate() {
-                        let want = t.vec_dot(at, n, w.bytes(), a(i)).unwrap();
+                        let want = t.vec_dot(at, n, w.bytes(), a(i % 8)).unwrap();
                         assert_eq!(
                             g.to_bits(),
                             want.to_bits(),

@@ -14,55 +14,89 @@ use std::arch::x86_64::*;
 
 use super::x86_avx2::{hsum_ps, load32, nibbles_32, quants_5bit};
 use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ8_0};
-use crate::traits::{cast, Int8Path, Int8Row, Int8RowMut, TypeTraits};
+use crate::traits::{cast, Int8Path, Int8Row, Int8RowMut, PackedX8Fn, TypeTraits};
 use nanorun_formats::GgmlType;
 
-/// Eight Q8_0 rows of the weight row's length (or longer): `out[t] = w · a[t]`.
+/// Where [`dot_x8_of`] reads a weight row's blocks: unpacked ([`Int8Row`]) or, for Q8_0,
+/// whose quants are bytes already, straight from the packed blocks.
+trait WeightBlocks {
+    /// Blocks in the row.
+    fn len(&self) -> usize;
+    /// Block `i`'s quants and scale (broadcast); `i < len()`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C.
+    unsafe fn block(&self, i: usize) -> (__m256i, __m256);
+}
+
+impl WeightBlocks for Int8Row<'_> {
+    fn len(&self) -> usize {
+        self.d.len().min(self.qs.len())
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block(&self, i: usize) -> (__m256i, __m256) {
+        (load32(&self.qs[i]), _mm256_broadcast_ss(&self.d[i]))
+    }
+}
+
+impl WeightBlocks for &[BlockQ8_0] {
+    fn len(&self) -> usize {
+        <[BlockQ8_0]>::len(self)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block(&self, i: usize) -> (__m256i, __m256) {
+        let b = &self[i];
+        let d = _mm_cvtph_ps(_mm_cvtsi32_si128(b.d.to_bits() as i32));
+        (load32(&b.qs), _mm256_broadcastss_ps(d))
+    }
+}
+
+/// Eight Q8_0 rows of `w`'s length (or longer): `out[t] = w · a[t]`.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_x8(w: Int8Row<'_>, a: &[Int8Row<'_>; 8]) -> [f32; 8] {
-    let nb = w.d.len();
-    assert!(w.qs.len() >= nb);
+fn dot_x8_of(w: impl WeightBlocks, a: &[Int8Row<'_>; 8]) -> [f32; 8] {
+    let nb = w.len();
     for r in a {
         assert!(r.d.len() >= nb && r.qs.len() >= nb);
     }
     let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); 8];
-    // Scale products of the current run of up to eight blocks, token-major, read back one at a
-    // time as broadcasts (a load, not a shuffle).
-    let mut prod = [[0.0f32; 8]; 8];
-    let mut base = 0;
-    while base < nb {
-        let nk = (nb - base).min(8);
-        // Lanes 0..nk of the run (a masked load reads nothing past the row's end).
-        let mask = _mm256_cmpgt_epi32(
-            _mm256_set1_epi32(nk as i32),
-            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        );
-        // SAFETY: lanes base..base + nk < nb <= every d's length (asserted above); the other
-        // lanes are masked off.
-        let xd = unsafe { _mm256_maskload_ps(w.d.as_ptr().add(base), mask) };
-        for (p, r) in prod.iter_mut().zip(a) {
-            // SAFETY: as above; `p` holds eight floats.
-            unsafe {
-                let yd = _mm256_maskload_ps(r.d.as_ptr().add(base), mask);
-                _mm256_storeu_ps(p.as_mut_ptr(), _mm256_mul_ps(xd, yd));
-            }
+    let qs: [*const [i8; 32]; 8] = std::array::from_fn(|t| a[t].qs.as_ptr());
+    let ds: [*const f32; 8] = std::array::from_fn(|t| a[t].d.as_ptr());
+    for i in 0..nb {
+        // SAFETY: this function's target features.
+        let (q, wd) = unsafe { w.block(i) };
+        let ax = _mm256_sign_epi8(q, q);
+        for t in 0..8 {
+            // SAFETY: i < nb <= every token row's length (asserted above).
+            let (y, yd) = unsafe {
+                (
+                    _mm256_loadu_si256(qs[t].add(i).cast()),
+                    _mm256_broadcast_ss(&*ds[t].add(i)),
+                )
+            };
+            let s = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, q)), ones);
+            // The scale product is the one-token kernels' (weight scale × activation scale).
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(wd, yd), acc[t]);
         }
-        for (k, wq) in w.qs[base..base + nk].iter().enumerate() {
-            let i = base + k;
-            let q = load32(wq);
-            let ax = _mm256_sign_epi8(q, q);
-            for t in 0..8 {
-                // SAFETY: as above.
-                let y = load32(unsafe { a[t].qs.get_unchecked(i) });
-                let s = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, q)), ones);
-                let d = _mm256_broadcast_ss(&prod[t][k]);
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc[t]);
-            }
-        }
-        base += 8;
     }
     acc.map(|v| hsum_ps(v))
+}
+
+/// [`dot_x8_of`] an unpacked row.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_x8(w: Int8Row<'_>, a: &[Int8Row<'_>; 8]) -> [f32; 8] {
+    dot_x8_of(w, a)
+}
+
+/// [`dot_x8_of`] a packed Q8_0 row, with no unpacking.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_x8_q8_0(w: &[BlockQ8_0], a: &[Int8Row<'_>; 8]) -> [f32; 8] {
+    dot_x8_of(w, a)
 }
 
 /// Store 32 signed quants.
@@ -118,6 +152,14 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             GgmlType::Q8_0 => |w, out| unpack_q8_0(cast(w), out),
             _ => continue,
         };
-        t.int8 = Some(Int8Path { unpack, dot_x8 });
+        let packed_x8: Option<PackedX8Fn> = match t.ty {
+            GgmlType::Q8_0 => Some(|w, a| unsafe { dot_x8_q8_0(cast(w), a) }),
+            _ => None,
+        };
+        t.int8 = Some(Int8Path {
+            unpack,
+            dot_x8,
+            packed_x8,
+        });
     }
 }
