@@ -6,9 +6,9 @@
 //! loaded weight block is reused across the batch from L1 instead of being re-read from memory,
 //! and where the ISA has a four-token kernel each weight block is also unpacked once per four
 //! tokens. Types with an `Int8Path` (x86: Q4_0, Q5_0, Q8_0) go further from eight tokens on:
-//! each tile of rows is unpacked once into signed bytes and f32 scales, the activations too,
-//! and the eight-token kernel then does no unpacking at all. Either way a token's result is
-//! bit-identical to a batch of one.
+//! the activations are unpacked once into signed bytes and f32 scales, and each weight block is
+//! decoded once per eight tokens (Q5_0 batches of 64 or more unpack each tile of rows once
+//! instead). Either way a token's result is bit-identical to a batch of one.
 
 use nanorun_formats::GgmlType;
 
@@ -320,8 +320,8 @@ pub fn matmul(
 }
 
 /// Rows `rows` (one tile) times every whole group of eight tokens through `path`: the rows are
-/// unpacked once into this thread's [`WEIGHT_TILE`] (or read packed, for a type with
-/// `packed_x8`). Returns the first token not done.
+/// unpacked once into this thread's [`WEIGHT_TILE`] (or read packed, for a batch up to
+/// `packed_max_tokens`). Returns the first token not done.
 fn int8_tile<'w>(
     path: &Int8Path,
     rows: std::ops::Range<usize>,
@@ -351,8 +351,8 @@ fn int8_tile<'w>(
         }
         t
     };
-    if let Some(packed_x8) = path.packed_x8 {
-        return each_group(&|i, a| packed_x8(row(rows.start + i), a));
+    if n_tokens <= path.packed_max_tokens {
+        return each_group(&|i, a| (path.packed_x8)(row(rows.start + i), a));
     }
     WEIGHT_TILE.with_borrow_mut(|tile| {
         tile.reserve(rows.len(), nb);
@@ -470,43 +470,45 @@ mod tests {
                 continue;
             };
             for &ty in &crate::SUPPORTED {
-                // 20 blocks of 32 values: two whole runs of eight and a tail of four.
+                // 20 blocks of 32 values (two of 256).
                 let (rows, cols) = (21, if ty.block_size() == 256 { 512 } else { 640 });
                 let data = random_weights(&mut rng, ty, rows, cols);
                 let w = QMatrix::new(data.bytes(), ty, rows, cols).unwrap();
-                // Two groups of eight (the int8 path unpacks a tile once for both), four, one.
-                let n_tokens = 21;
-                let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
-                let mut scratch = MatmulScratch::new();
-                let mut default_order = vec![0.0; n_tokens * rows];
-                matmul(k, &pool, &w, &x, n_tokens, &mut default_order, &mut scratch).unwrap();
-                scratch.set_batch_invariant(true);
-                let mut batch = vec![0.0; n_tokens * rows];
-                matmul(k, &pool, &w, &x, n_tokens, &mut batch, &mut scratch).unwrap();
-                for (a, b) in default_order.iter().zip(&batch) {
-                    assert!(
-                        (a - b).abs() <= 1e-4 * b.abs().max(1.0),
-                        "{isa} {ty}: {a} vs {b}"
-                    );
-                }
-                scratch.set_batch_invariant(false);
-                for t in 0..n_tokens {
-                    let mut one = vec![0.0; rows];
-                    matmul(
-                        k,
-                        &pool,
-                        &w,
-                        &x[t * cols..(t + 1) * cols],
-                        1,
-                        &mut one,
-                        &mut scratch,
-                    )
-                    .unwrap();
-                    assert_eq!(
-                        &batch[t * rows..(t + 1) * rows],
-                        &one[..],
-                        "{isa} {ty} token {t}"
-                    );
+                // Two groups of eight, four, one; then eight groups of eight (large enough that
+                // the int8 path unpacks a Q5_0 tile once for all of them), four, one.
+                for n_tokens in [21, 69] {
+                    let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
+                    let mut scratch = MatmulScratch::new();
+                    let mut default_order = vec![0.0; n_tokens * rows];
+                    matmul(k, &pool, &w, &x, n_tokens, &mut default_order, &mut scratch).unwrap();
+                    scratch.set_batch_invariant(true);
+                    let mut batch = vec![0.0; n_tokens * rows];
+                    matmul(k, &pool, &w, &x, n_tokens, &mut batch, &mut scratch).unwrap();
+                    for (a, b) in default_order.iter().zip(&batch) {
+                        assert!(
+                            (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                            "{isa} {ty}: {a} vs {b}"
+                        );
+                    }
+                    scratch.set_batch_invariant(false);
+                    for t in 0..n_tokens {
+                        let mut one = vec![0.0; rows];
+                        matmul(
+                            k,
+                            &pool,
+                            &w,
+                            &x[t * cols..(t + 1) * cols],
+                            1,
+                            &mut one,
+                            &mut scratch,
+                        )
+                        .unwrap();
+                        assert_eq!(
+                            &batch[t * rows..(t + 1) * rows],
+                            &one[..],
+                            "{isa} {ty} token {t}"
+                        );
+                    }
                 }
             }
         }

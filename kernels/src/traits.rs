@@ -69,9 +69,13 @@ pub(crate) struct Int8Path {
     pub unpack: fn(w: &[u8], out: Int8RowMut<'_>),
     /// `out[t] = w · a[t]` over `w`'s blocks.
     pub dot_x8: fn(w: Int8Row<'_>, a: &[Int8Row<'_>; 8]) -> [f32; 8],
-    /// `dot_x8` of a packed row (bytes), for a type whose quants are signed bytes already
-    /// (Q8_0): no unpacking pass, so the weight reads overlap the arithmetic; same bits.
-    pub packed_x8: Option<PackedX8Fn>,
+    /// `dot_x8` of a packed row (bytes), decoding each block in registers once for the eight
+    /// tokens instead of in an unpacking pass: the weight reads overlap the arithmetic. Same
+    /// bits.
+    pub packed_x8: PackedX8Fn,
+    /// The largest batch for which `packed_x8` beats unpacking (decoding a block costs about
+    /// one pair's arithmetic per eight tokens; unpacking costs a pass over the row).
+    pub packed_max_tokens: usize,
 }
 
 /// Dequantize one row of blocks (bytes) into `out` (values).

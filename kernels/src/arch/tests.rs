@@ -354,8 +354,8 @@ fn random_acts(rng: &mut Rng, at: &TypeTraits, n: usize, count: usize) -> Vec<Al
 }
 
 /// The eight dots of a type's `Int8Path`: the weight row and the activations (through the
-/// activation type's unpacker) unpacked, then one `dot_x8`; then, for a type that has it, the
-/// eight of `packed_x8` on the packed row.
+/// activation type's unpacker) unpacked, then one `dot_x8`; then the eight of `packed_x8` on
+/// the packed row.
 fn int8_dots(path: &Int8Path, at: &TypeTraits, n: usize, w: &[u8], acts: &[Aligned]) -> Vec<f32> {
     let nb = n / 32;
     let unpack = |unpack: fn(&[u8], Int8RowMut<'_>), bytes: &[u8]| {
@@ -380,9 +380,7 @@ fn int8_dots(path: &Int8Path, at: &TypeTraits, n: usize, w: &[u8], acts: &[Align
         d: &a[t].1,
     });
     let mut dots = (path.dot_x8)(Int8Row { qs: &wq, d: &wd }, &rows).to_vec();
-    if let Some(packed_x8) = path.packed_x8 {
-        dots.extend(packed_x8(w, &rows));
-    }
+    dots.extend((path.packed_x8)(w, &rows));
     dots
 }
 

@@ -1,8 +1,9 @@
 //! The multi-token path for the 32-value types whose activations are Q8_0 (Q4_0, Q5_0, Q8_0):
-//! a matmul of a large batch unpacks each weight row once into signed bytes and f32 scales
-//! ([`Int8Row`]) and converts the activations the same way, so that the kernel that pairs a row
-//! with eight tokens does no unpacking and no f16 conversion per block and token: per block and
-//! token it is one sign, two multiply-adds, one conversion and one FMA.
+//! a matmul of eight tokens or more converts the activations once into signed bytes and f32
+//! scales ([`Int8Row`]), so that the kernel that pairs a weight row with eight tokens does no
+//! f16 conversion per block and token: per block it decodes the weight quants once (or reads a
+//! row unpacked the same way beforehand, for large Q5_0 batches), and per block and token it is
+//! one sign, two multiply-adds, one conversion, the scale product and one FMA.
 //!
 //! The sums, their order and the final reduction are exactly those of the types' own kernels
 //! (`x86_avx2::sum_blocks_n`, ggml's `vec_dot` and tinyBLAS): per block, the eight i32 lanes of
@@ -17,12 +18,12 @@ use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ8_0};
 use crate::traits::{cast, Int8Path, Int8Row, Int8RowMut, PackedX8Fn, TypeTraits};
 use nanorun_formats::GgmlType;
 
-/// Where [`dot_x8_of`] reads a weight row's blocks: unpacked ([`Int8Row`]) or, for Q8_0,
-/// whose quants are bytes already, straight from the packed blocks.
+/// Where [`dot_x8_of`] reads a weight row's blocks: unpacked ([`Int8Row`]) or straight from
+/// the packed blocks (decoding each block in registers once for the eight tokens).
 trait WeightBlocks {
     /// Blocks in the row.
     fn len(&self) -> usize;
-    /// Block `i`'s quants and scale (broadcast); `i < len()`.
+    /// Block `i`'s quants as signed bytes and its scale (broadcast); `i < len()`.
     ///
     /// # Safety
     /// The CPU has AVX2, FMA and F16C.
@@ -41,19 +42,41 @@ impl WeightBlocks for Int8Row<'_> {
     }
 }
 
-impl WeightBlocks for &[BlockQ8_0] {
-    fn len(&self) -> usize {
-        <[BlockQ8_0]>::len(self)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn block(&self, i: usize) -> (__m256i, __m256) {
-        let b = &self[i];
-        let d = _mm_cvtph_ps(_mm_cvtsi32_si128(b.d.to_bits() as i32));
-        (load32(&b.qs), _mm256_broadcastss_ps(d))
-    }
+/// An f16 scale as eight f32 lanes (one `vcvtph2ps` from a 32-bit move: see
+/// `x86_avx2::f16x2` for why not a 16-bit insert).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn scale8(d: half::f16) -> __m256 {
+    _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(d.to_bits() as i32)))
 }
+
+/// A packed row of one of the types, decoded per block as its one-token kernel does.
+macro_rules! packed_blocks {
+    ($block:ty, |$b:ident| $quants:expr) => {
+        impl WeightBlocks for &[$block] {
+            fn len(&self) -> usize {
+                <[$block]>::len(self)
+            }
+
+            #[inline]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn block(&self, i: usize) -> (__m256i, __m256) {
+                let $b = &self[i];
+                ($quants, scale8($b.d))
+            }
+        }
+    };
+}
+
+packed_blocks!(BlockQ4_0, |b| _mm256_sub_epi8(
+    nibbles_32(&b.qs),
+    _mm256_set1_epi8(8)
+));
+packed_blocks!(BlockQ5_0, |b| _mm256_sub_epi8(
+    quants_5bit(&b.qs, b.qh),
+    _mm256_set1_epi8(16)
+));
+packed_blocks!(BlockQ8_0, |b| load32(&b.qs));
 
 /// Eight Q8_0 rows of `w`'s length (or longer): `out[t] = w · a[t]`.
 #[inline]
@@ -93,51 +116,30 @@ fn dot_x8(w: Int8Row<'_>, a: &[Int8Row<'_>; 8]) -> [f32; 8] {
     dot_x8_of(w, a)
 }
 
-/// [`dot_x8_of`] a packed Q8_0 row, with no unpacking.
+/// [`dot_x8_of`] a packed row.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_x8_q8_0(w: &[BlockQ8_0], a: &[Int8Row<'_>; 8]) -> [f32; 8] {
+fn packed_x8<'w, B>(w: &'w [B], a: &[Int8Row<'_>; 8]) -> [f32; 8]
+where
+    &'w [B]: WeightBlocks,
+{
     dot_x8_of(w, a)
 }
 
-/// Store 32 signed quants.
-#[inline]
+/// Unpacks a packed row into `out` (at least as many blocks as the row has).
 #[target_feature(enable = "avx2,fma,f16c")]
-fn store32(dst: &mut [i8; 32], v: __m256i) {
-    // SAFETY: 32 writable bytes.
-    unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), v) }
-}
-
-/// Checks the output lengths and writes `blocks` through `f` (quants, scale).
-fn unpack_with<B>(blocks: &[B], out: Int8RowMut<'_>, mut f: impl FnMut(&B, &mut [i8; 32]) -> f32) {
-    assert!(out.qs.len() >= blocks.len() && out.d.len() >= blocks.len());
-    for ((b, qs), d) in blocks.iter().zip(out.qs.iter_mut()).zip(out.d.iter_mut()) {
-        *d = f(b, qs);
+fn unpack<'w, B>(w: &'w [B], out: Int8RowMut<'_>)
+where
+    &'w [B]: WeightBlocks,
+{
+    let nb = w.len();
+    assert!(out.qs.len() >= nb && out.d.len() >= nb);
+    for (i, (qs, d)) in out.qs.iter_mut().zip(out.d.iter_mut()).take(nb).enumerate() {
+        // SAFETY: this function's target features; i < nb.
+        let (q, scale) = unsafe { w.block(i) };
+        // SAFETY: `qs` is 32 writable bytes.
+        unsafe { _mm256_storeu_si256(qs.as_mut_ptr().cast(), q) };
+        *d = _mm256_cvtss_f32(scale);
     }
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-fn unpack_q4_0(w: &[BlockQ4_0], out: Int8RowMut<'_>) {
-    let eight = _mm256_set1_epi8(8);
-    unpack_with(w, out, |b, qs| {
-        store32(qs, _mm256_sub_epi8(nibbles_32(&b.qs), eight));
-        b.d.to_f32()
-    });
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-fn unpack_q5_0(w: &[BlockQ5_0], out: Int8RowMut<'_>) {
-    let sixteen = _mm256_set1_epi8(16);
-    unpack_with(w, out, |b, qs| {
-        store32(qs, _mm256_sub_epi8(quants_5bit(&b.qs, b.qh), sixteen));
-        b.d.to_f32()
-    });
-}
-
-fn unpack_q8_0(w: &[BlockQ8_0], out: Int8RowMut<'_>) {
-    unpack_with(w, out, |b, qs| {
-        *qs = b.qs;
-        b.d.to_f32()
-    });
 }
 
 /// Adds the path to Q4_0, Q5_0 and Q8_0 (Q8_0's unpacker also converts the activations).
@@ -146,20 +148,33 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
     // handed out after AVX2, FMA and F16C were found available.
     let dot_x8: fn(Int8Row<'_>, &[Int8Row<'_>; 8]) -> [f32; 8] = |w, a| unsafe { dot_x8(w, a) };
     for t in table.iter_mut() {
-        let unpack: fn(&[u8], Int8RowMut<'_>) = match t.ty {
-            GgmlType::Q4_0 => |w, out| unsafe { unpack_q4_0(cast(w), out) },
-            GgmlType::Q5_0 => |w, out| unsafe { unpack_q5_0(cast(w), out) },
-            GgmlType::Q8_0 => |w, out| unpack_q8_0(cast(w), out),
-            _ => continue,
-        };
-        let packed_x8: Option<PackedX8Fn> = match t.ty {
-            GgmlType::Q8_0 => Some(|w, a| unsafe { dot_x8_q8_0(cast(w), a) }),
-            _ => None,
-        };
+        // Measured (`kernel_cycles`, 8–512 tokens): decoding a block in registers costs about
+        // one pair's arithmetic, less than a separate unpacking pass over the row, except for
+        // Q5_0's bit-spreading from 64 tokens on (a few percent); Q8_0 needs no decoding.
+        let (unpack, packed_x8, packed_max_tokens): (fn(&[u8], Int8RowMut<'_>), PackedX8Fn, _) =
+            match t.ty {
+                GgmlType::Q4_0 => (
+                    |w, out| unsafe { unpack::<BlockQ4_0>(cast(w), out) },
+                    |w, a| unsafe { packed_x8::<BlockQ4_0>(cast(w), a) },
+                    usize::MAX,
+                ),
+                GgmlType::Q5_0 => (
+                    |w, out| unsafe { unpack::<BlockQ5_0>(cast(w), out) },
+                    |w, a| unsafe { packed_x8::<BlockQ5_0>(cast(w), a) },
+                    63,
+                ),
+                GgmlType::Q8_0 => (
+                    |w, out| unsafe { unpack::<BlockQ8_0>(cast(w), out) },
+                    |w, a| unsafe { packed_x8::<BlockQ8_0>(cast(w), a) },
+                    usize::MAX,
+                ),
+                _ => continue,
+            };
         t.int8 = Some(Int8Path {
             unpack,
             dot_x8,
             packed_x8,
+            packed_max_tokens,
         });
     }
 }
