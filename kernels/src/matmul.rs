@@ -5,10 +5,10 @@
 //! chunk, tiles of [`ROW_TILE`] weight rows are dotted with every token before moving on, so a
 //! loaded weight block is reused across the batch from L1 instead of being re-read from memory,
 //! and where the ISA has a four-token kernel each weight block is also unpacked once per four
-//! tokens. Types with an `Int8Path` (x86: Q4_0, Q5_0, Q8_0) go further from eight tokens on:
+//! tokens. Types with an `Int8Path` (x86: Q4_0, Q5_0, Q8_0) go further from two tokens on:
 //! the activations are unpacked once into signed bytes and f32 scales, and each weight block is
-//! decoded once per eight tokens (Q5_0 batches of 64 or more unpack each tile of rows once
-//! instead). Either way a token's result is bit-identical to a batch of one.
+//! decoded once per group of eight, four or two tokens (Q5_0 batches of 64 or more unpack each
+//! tile of rows once instead). Either way a token's result is bit-identical to a batch of one.
 
 use nanorun_formats::GgmlType;
 
@@ -121,9 +121,10 @@ thread_local! {
     static WEIGHT_TILE: std::cell::RefCell<Int8Buf> = std::cell::RefCell::default();
 }
 
-/// Smallest batch that takes a type's [`Int8Path`]: from one group of eight tokens, unpacking
-/// a row once costs no more than the eight-token kernel's own unpacking.
-pub const INT8_MIN_TOKENS: usize = 8;
+/// Smallest batch that takes a type's [`Int8Path`]: from two tokens, converting the
+/// activations once costs less than the multi-token kernels' f16 scale gathers (measured
+/// 1.4–1.8× on Q8_0 and Q5_0 rows with two and four tokens; one token stays on `vec_dot`).
+pub const INT8_MIN_TOKENS: usize = 2;
 
 /// Weight rows unpacked at a time on the [`Int8Path`]: a whole cache line of each token's
 /// output, and (at 640 values a row) 11.5 KiB of unpacked rows beside the eight tokens'
@@ -319,9 +320,10 @@ pub fn matmul(
     Ok(())
 }
 
-/// Rows `rows` (one tile) times every whole group of eight tokens through `path`: the rows are
-/// unpacked once into this thread's [`WEIGHT_TILE`] (or read packed, for a batch up to
-/// `packed_max_tokens`). Returns the first token not done.
+/// Rows `rows` (one tile) times every whole group of eight tokens through `path`, then one
+/// group of four and one of two as far as tokens are left: the rows are read packed, or for a
+/// batch over `packed_max_tokens` unpacked once into this thread's [`WEIGHT_TILE`] for the
+/// groups of eight. Returns the first token not done (at most one is left).
 fn int8_tile<'w>(
     path: &Int8Path,
     rows: std::ops::Range<usize>,
@@ -332,35 +334,68 @@ fn int8_tile<'w>(
     put_run: &impl Fn(usize, usize, &[f32]),
 ) -> usize {
     assert!(rows.len() <= INT8_ROW_TILE);
-    // Results gathered per token, then stored as one run of the tile's rows: a few stores per
-    // token instead of one per value to lines a whole output row apart.
-    let each_group = |dot: &dyn Fn(usize, &[Int8Row<'_>; 8]) -> [f32; 8]| {
-        let mut res = [[0.0f32; INT8_ROW_TILE]; 8];
+    let eights = |dot: &dyn Fn(usize, &[Int8Row<'_>; 8]) -> [f32; 8]| {
         let mut t = 0;
         while t + 8 <= n_tokens {
             let a = std::array::from_fn(|k| acts.row(t + k, nb));
-            for i in 0..rows.len() {
-                for (res_k, vk) in res.iter_mut().zip(dot(i, &a)) {
-                    res_k[i] = vk;
-                }
-            }
-            for (k, res_k) in res.iter().enumerate() {
-                put_run(t + k, rows.start, &res_k[..rows.len()]);
-            }
+            int8_group(rows.clone(), t, |i| dot(i, &a), put_run);
             t += 8;
         }
         t
     };
-    if n_tokens <= path.packed_max_tokens {
-        return each_group(&|i, a| (path.packed_x8)(row(rows.start + i), a));
+    let t = if n_tokens <= path.packed_max_tokens {
+        eights(&|i, a| (path.packed_x8)(row(rows.start + i), a))
+    } else {
+        WEIGHT_TILE.with_borrow_mut(|tile| {
+            tile.reserve(rows.len(), nb);
+            for (i, r) in rows.clone().enumerate() {
+                (path.unpack)(row(r), tile.row_mut(i, nb));
+            }
+            eights(&|i, a| (path.dot_x8)(tile.row(i, nb), a))
+        })
+    };
+    let mut t = t;
+    if t + 4 <= n_tokens {
+        let a = std::array::from_fn(|k| acts.row(t + k, nb));
+        int8_group(
+            rows.clone(),
+            t,
+            |i| (path.packed_x4)(row(rows.start + i), &a),
+            put_run,
+        );
+        t += 4;
     }
-    WEIGHT_TILE.with_borrow_mut(|tile| {
-        tile.reserve(rows.len(), nb);
-        for (i, r) in rows.clone().enumerate() {
-            (path.unpack)(row(r), tile.row_mut(i, nb));
+    if t + 2 <= n_tokens {
+        let a = std::array::from_fn(|k| acts.row(t + k, nb));
+        int8_group(
+            rows.clone(),
+            t,
+            |i| (path.packed_x2)(row(rows.start + i), &a),
+            put_run,
+        );
+        t += 2;
+    }
+    t
+}
+
+/// Tokens `t..t + N` times the tile's rows through `dot` (row index within the tile → one
+/// result per token); the results are gathered per token, then stored as one run of the tile's
+/// rows: a few stores per token instead of one per value to lines a whole output row apart.
+fn int8_group<const N: usize>(
+    rows: std::ops::Range<usize>,
+    t: usize,
+    dot: impl Fn(usize) -> [f32; N],
+    put_run: &impl Fn(usize, usize, &[f32]),
+) {
+    let mut res = [[0.0f32; INT8_ROW_TILE]; N];
+    for i in 0..rows.len() {
+        for (res_k, vk) in res.iter_mut().zip(dot(i)) {
+            res_k[i] = vk;
         }
-        each_group(&|i, a| (path.dot_x8)(tile.row(i, nb), a))
-    })
+    }
+    for (k, res_k) in res.iter().enumerate() {
+        put_run(t + k, rows.start, &res_k[..rows.len()]);
+    }
 }
 
 /// Ask the CPU to start loading `data[start..start + len]` into cache (clipped to `data`).
@@ -474,9 +509,9 @@ mod tests {
                 let (rows, cols) = (21, if ty.block_size() == 256 { 512 } else { 640 });
                 let data = random_weights(&mut rng, ty, rows, cols);
                 let w = QMatrix::new(data.bytes(), ty, rows, cols).unwrap();
-                // Two groups of eight, four, one; then eight groups of eight (large enough that
-                // the int8 path unpacks a Q5_0 tile once for all of them), four, one.
-                for n_tokens in [21, 69] {
+                // Two groups of eight, four, one; eight groups of eight (large enough that the
+                // int8 path unpacks a Q5_0 tile once for all of them), four, one; four, two, one.
+                for n_tokens in [21, 69, 7] {
                     let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
                     let mut scratch = MatmulScratch::new();
                     let mut default_order = vec![0.0; n_tokens * rows];

@@ -56,9 +56,10 @@ pub(crate) struct Int8RowMut<'a> {
     pub d: &'a mut [f32],
 }
 
-/// [`Int8Path::packed_x8`]: `out[t] = w · a[t]` for a packed row `w` (bytes).
+/// [`Int8Path`]'s packed kernels: `out[t] = w · a[t]` for a packed row `w` (bytes) and `N`
+/// tokens.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 kernels use it yet
-pub(crate) type PackedX8Fn = fn(w: &[u8], a: &[Int8Row<'_>; 8]) -> [f32; 8];
+pub(crate) type PackedXnFn<const N: usize> = fn(w: &[u8], a: &[Int8Row<'_>; N]) -> [f32; N];
 
 /// The large-batch path of a 32-value type whose activations are Q8_0: the activations are
 /// unpacked once per matmul into [`Int8Row`]s, then paired with each weight row eight tokens at
@@ -73,10 +74,15 @@ pub(crate) struct Int8Path {
     /// `dot_x8` of a packed row (bytes), decoding each block in registers once for the eight
     /// tokens instead of in an unpacking pass: the weight reads overlap the arithmetic. Same
     /// bits.
-    pub packed_x8: PackedX8Fn,
+    pub packed_x8: PackedXnFn<8>,
     /// The largest batch for which `packed_x8` beats unpacking (decoding a block costs about
     /// one pair's arithmetic per eight tokens; unpacking costs a pass over the row).
     pub packed_max_tokens: usize,
+    /// `packed_x8` for four tokens and for two: what a batch leaves over after its groups of
+    /// eight (one token left over takes the type's `vec_dot`, measured faster).
+    pub packed_x4: PackedXnFn<4>,
+    /// See `packed_x4`.
+    pub packed_x2: PackedXnFn<2>,
 }
 
 /// Dequantize one row of blocks (bytes) into `out` (values).

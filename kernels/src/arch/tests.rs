@@ -353,10 +353,16 @@ fn random_acts(rng: &mut Rng, at: &TypeTraits, n: usize, count: usize) -> Vec<Al
         .collect()
 }
 
-/// The eight dots of a type's `Int8Path`: the weight row and the activations (through the
-/// activation type's unpacker) unpacked, then one `dot_x8`; then the eight of `packed_x8` on
-/// the packed row.
-fn int8_dots(path: &Int8Path, at: &TypeTraits, n: usize, w: &[u8], acts: &[Aligned]) -> Vec<f32> {
+/// The dots of a type's `Int8Path` kernels, one list per kernel (token i at index i): the
+/// weight row and the activations (through the activation type's unpacker) unpacked, then one
+/// `dot_x8`; then `packed_x8`, `packed_x4` and `packed_x2` on the packed row.
+fn int8_dots(
+    path: &Int8Path,
+    at: &TypeTraits,
+    n: usize,
+    w: &[u8],
+    acts: &[Aligned],
+) -> Vec<Vec<f32>> {
     let nb = n / 32;
     let unpack = |unpack: fn(&[u8], Int8RowMut<'_>), bytes: &[u8]| {
         let (mut qs, mut d) = (vec![[0i8; 32]; nb], vec![0f32; nb]);
@@ -379,9 +385,12 @@ fn int8_dots(path: &Int8Path, at: &TypeTraits, n: usize, w: &[u8], acts: &[Align
         qs: &a[t].0,
         d: &a[t].1,
     });
-    let mut dots = (path.dot_x8)(Int8Row { qs: &wq, d: &wd }, &rows).to_vec();
-    dots.extend((path.packed_x8)(w, &rows));
-    dots
+    vec![
+        (path.dot_x8)(Int8Row { qs: &wq, d: &wd }, &rows).to_vec(),
+        (path.packed_x8)(w, &rows).to_vec(),
+        (path.packed_x4)(w, &std::array::from_fn(|t| rows[t])).to_vec(),
+        (path.packed_x2)(w, &std::array::from_fn(|t| rows[t])).to_vec(),
+    ]
 }
 
 #[test]
@@ -403,11 +412,11 @@ fn four_and_eight_token_kernels_are_bit_identical_to_single_dots() {
                     runs.push(x8(w.bytes(), std::array::from_fn(a)).to_vec());
                 }
                 if let Some(path) = t.int8 {
-                    runs.push(int8_dots(&path, at, n, w.bytes(), &acts));
+                    runs.extend(int8_dots(&path, at, n, w.bytes(), &acts));
                 }
                 for got in runs {
                     for (i, g) in got.iter().enumerate() {
-                        let want = t.vec_dot(at, n, w.bytes(), a(i % 8)).unwrap();
+                        let want = t.vec_dot(at, n, w.bytes(), a(i)).unwrap();
                         assert_eq!(
                             g.to_bits(),
                             want.to_bits(),

@@ -15,10 +15,10 @@ use std::arch::x86_64::*;
 
 use super::x86_avx2::{hsum_ps, load32, nibbles_32, quants_5bit};
 use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ8_0};
-use crate::traits::{cast, Int8Path, Int8Row, Int8RowMut, PackedX8Fn, TypeTraits};
+use crate::traits::{cast, Int8Path, Int8Row, Int8RowMut, TypeTraits};
 use nanorun_formats::GgmlType;
 
-/// Where [`dot_x8_of`] reads a weight row's blocks: unpacked ([`Int8Row`]) or straight from
+/// Where [`dot_xn_of`] reads a weight row's blocks: unpacked ([`Int8Row`]) or straight from
 /// the packed blocks (decoding each block in registers once for the eight tokens).
 trait WeightBlocks {
     /// Blocks in the row.
@@ -78,23 +78,23 @@ packed_blocks!(BlockQ5_0, |b| _mm256_sub_epi8(
 ));
 packed_blocks!(BlockQ8_0, |b| load32(&b.qs));
 
-/// Eight Q8_0 rows of `w`'s length (or longer): `out[t] = w · a[t]`.
+/// `N` Q8_0 rows of `w`'s length (or longer): `out[t] = w · a[t]`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_x8_of(w: impl WeightBlocks, a: &[Int8Row<'_>; 8]) -> [f32; 8] {
+fn dot_xn_of<const N: usize>(w: impl WeightBlocks, a: &[Int8Row<'_>; N]) -> [f32; N] {
     let nb = w.len();
     for r in a {
         assert!(r.d.len() >= nb && r.qs.len() >= nb);
     }
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); 8];
-    let qs: [*const [i8; 32]; 8] = std::array::from_fn(|t| a[t].qs.as_ptr());
-    let ds: [*const f32; 8] = std::array::from_fn(|t| a[t].d.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); N];
+    let qs: [*const [i8; 32]; N] = std::array::from_fn(|t| a[t].qs.as_ptr());
+    let ds: [*const f32; N] = std::array::from_fn(|t| a[t].d.as_ptr());
     for i in 0..nb {
         // SAFETY: this function's target features.
         let (q, wd) = unsafe { w.block(i) };
         let ax = _mm256_sign_epi8(q, q);
-        for t in 0..8 {
+        for t in 0..N {
             // SAFETY: i < nb <= every token row's length (asserted above).
             let (y, yd) = unsafe {
                 (
@@ -110,19 +110,19 @@ fn dot_x8_of(w: impl WeightBlocks, a: &[Int8Row<'_>; 8]) -> [f32; 8] {
     acc.map(|v| hsum_ps(v))
 }
 
-/// [`dot_x8_of`] an unpacked row.
+/// [`dot_xn_of`] of an unpacked row and eight tokens.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_x8(w: Int8Row<'_>, a: &[Int8Row<'_>; 8]) -> [f32; 8] {
-    dot_x8_of(w, a)
+    dot_xn_of(w, a)
 }
 
-/// [`dot_x8_of`] a packed row.
+/// [`dot_xn_of`] of a packed row and `N` tokens.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn packed_x8<'w, B>(w: &'w [B], a: &[Int8Row<'_>; 8]) -> [f32; 8]
+fn packed_xn<'w, B, const N: usize>(w: &'w [B], a: &[Int8Row<'_>; N]) -> [f32; N]
 where
     &'w [B]: WeightBlocks,
 {
-    dot_x8_of(w, a)
+    dot_xn_of(w, a)
 }
 
 /// Unpacks a packed row into `out` (at least as many blocks as the row has).
@@ -144,37 +144,32 @@ where
 
 /// Adds the path to Q4_0, Q5_0 and Q8_0 (Q8_0's unpacker also converts the activations).
 pub(crate) fn install(table: &mut [TypeTraits]) {
-    // SAFETY (every closure below): called only from `x86_avx2::install`, for a table that is
-    // handed out after AVX2, FMA and F16C were found available.
-    let dot_x8: fn(Int8Row<'_>, &[Int8Row<'_>; 8]) -> [f32; 8] = |w, a| unsafe { dot_x8(w, a) };
     for t in table.iter_mut() {
         // Measured (`kernel_cycles`, 8–512 tokens): decoding a block in registers costs about
         // one pair's arithmetic, less than a separate unpacking pass over the row, except for
         // Q5_0's bit-spreading from 64 tokens on (a few percent); Q8_0 needs no decoding.
-        let (unpack, packed_x8, packed_max_tokens): (fn(&[u8], Int8RowMut<'_>), PackedX8Fn, _) =
-            match t.ty {
-                GgmlType::Q4_0 => (
-                    |w, out| unsafe { unpack::<BlockQ4_0>(cast(w), out) },
-                    |w, a| unsafe { packed_x8::<BlockQ4_0>(cast(w), a) },
-                    usize::MAX,
-                ),
-                GgmlType::Q5_0 => (
-                    |w, out| unsafe { unpack::<BlockQ5_0>(cast(w), out) },
-                    |w, a| unsafe { packed_x8::<BlockQ5_0>(cast(w), a) },
-                    63,
-                ),
-                GgmlType::Q8_0 => (
-                    |w, out| unsafe { unpack::<BlockQ8_0>(cast(w), out) },
-                    |w, a| unsafe { packed_x8::<BlockQ8_0>(cast(w), a) },
-                    usize::MAX,
-                ),
-                _ => continue,
-            };
-        t.int8 = Some(Int8Path {
-            unpack,
-            dot_x8,
-            packed_x8,
-            packed_max_tokens,
-        });
+        t.int8 = match t.ty {
+            GgmlType::Q4_0 => Some(path_of::<BlockQ4_0>(usize::MAX)),
+            GgmlType::Q5_0 => Some(path_of::<BlockQ5_0>(63)),
+            GgmlType::Q8_0 => Some(path_of::<BlockQ8_0>(usize::MAX)),
+            _ => continue,
+        };
+    }
+}
+
+/// The path of the type whose blocks are `B`.
+fn path_of<B: bytemuck::Pod>(packed_max_tokens: usize) -> Int8Path
+where
+    for<'w> &'w [B]: WeightBlocks,
+{
+    // SAFETY (every closure): handed out only through `install`, called from
+    // `x86_avx2::install` for a table used after AVX2, FMA and F16C were found available.
+    Int8Path {
+        unpack: |w, out| unsafe { unpack::<B>(cast(w), out) },
+        dot_x8: |w, a| unsafe { dot_x8(w, a) },
+        packed_x8: |w, a| unsafe { packed_xn::<B, 8>(cast(w), a) },
+        packed_x4: |w, a| unsafe { packed_xn::<B, 4>(cast(w), a) },
+        packed_x2: |w, a| unsafe { packed_xn::<B, 2>(cast(w), a) },
+        packed_max_tokens,
     }
 }
