@@ -334,16 +334,21 @@ fn int8_tile<'w>(
     put_run: &impl Fn(usize, usize, &[f32]),
 ) -> usize {
     assert!(rows.len() <= INT8_ROW_TILE);
+    let out = TileOut {
+        rows: rows.clone(),
+        acts,
+        nb,
+        put_run,
+    };
     let eights = |dot: &dyn Fn(usize, &[Int8Row<'_>; 8]) -> [f32; 8]| {
         let mut t = 0;
         while t + 8 <= n_tokens {
-            let a = std::array::from_fn(|k| acts.row(t + k, nb));
-            int8_group(rows.clone(), t, |i| dot(i, &a), put_run);
+            out.group(t, dot);
             t += 8;
         }
         t
     };
-    let t = if n_tokens <= path.packed_max_tokens {
+    let mut t = if n_tokens <= path.packed_max_tokens {
         eights(&|i, a| (path.packed_x8)(row(rows.start + i), a))
     } else {
         WEIGHT_TILE.with_borrow_mut(|tile| {
@@ -354,47 +359,42 @@ fn int8_tile<'w>(
             eights(&|i, a| (path.dot_x8)(tile.row(i, nb), a))
         })
     };
-    let mut t = t;
+    let packed = |i: usize| row(rows.start + i);
     if t + 4 <= n_tokens {
-        let a = std::array::from_fn(|k| acts.row(t + k, nb));
-        int8_group(
-            rows.clone(),
-            t,
-            |i| (path.packed_x4)(row(rows.start + i), &a),
-            put_run,
-        );
+        out.group(t, |i, a| (path.packed_x4)(packed(i), a));
         t += 4;
     }
     if t + 2 <= n_tokens {
-        let a = std::array::from_fn(|k| acts.row(t + k, nb));
-        int8_group(
-            rows.clone(),
-            t,
-            |i| (path.packed_x2)(row(rows.start + i), &a),
-            put_run,
-        );
+        out.group(t, |i, a| (path.packed_x2)(packed(i), a));
         t += 2;
     }
     t
 }
 
-/// Tokens `t..t + N` times the tile's rows through `dot` (row index within the tile → one
-/// result per token); the results are gathered per token, then stored as one run of the tile's
-/// rows: a few stores per token instead of one per value to lines a whole output row apart.
-fn int8_group<const N: usize>(
+/// Where [`int8_tile`]'s groups of tokens get their activations and put their results.
+struct TileOut<'a, P> {
     rows: std::ops::Range<usize>,
-    t: usize,
-    dot: impl Fn(usize) -> [f32; N],
-    put_run: &impl Fn(usize, usize, &[f32]),
-) {
-    let mut res = [[0.0f32; INT8_ROW_TILE]; N];
-    for i in 0..rows.len() {
-        for (res_k, vk) in res.iter_mut().zip(dot(i)) {
-            res_k[i] = vk;
+    acts: &'a Int8Buf,
+    nb: usize,
+    put_run: &'a P,
+}
+
+impl<P: Fn(usize, usize, &[f32])> TileOut<'_, P> {
+    /// Tokens `t..t + N` times the tile's rows through `dot` (row index within the tile and the
+    /// tokens' unpacked activations → one result per token); the results are gathered per
+    /// token, then stored as one run of the tile's rows: a few stores per token instead of one
+    /// per value to lines a whole output row apart.
+    fn group<const N: usize>(&self, t: usize, dot: impl Fn(usize, &[Int8Row<'_>; N]) -> [f32; N]) {
+        let a = std::array::from_fn(|k| self.acts.row(t + k, self.nb));
+        let mut res = [[0.0f32; INT8_ROW_TILE]; N];
+        for i in 0..self.rows.len() {
+            for (res_k, vk) in res.iter_mut().zip(dot(i, &a)) {
+                res_k[i] = vk;
+            }
         }
-    }
-    for (k, res_k) in res.iter().enumerate() {
-        put_run(t + k, rows.start, &res_k[..rows.len()]);
+        for (k, res_k) in res.iter().enumerate() {
+            (self.put_run)(t + k, self.rows.start, &res_k[..self.rows.len()]);
+        }
     }
 }
 
