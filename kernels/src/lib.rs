@@ -48,6 +48,5 @@ pub use nanorun_formats::GgmlType;
 pub use quantize_matrix::quantize_matrix;
 pub use threads::ThreadPool;
 pub use traits::{
-    type_traits, DequantizeFn, QuantizeFn, TypeTraits, VecDotFn, VecDotX4Fn, VecDotX8Fn, WideBatch,
-    SUPPORTED,
+    type_traits, DequantizeFn, QuantizeFn, TypeTraits, VecDotFn, VecDotX4Fn, WideBatch, SUPPORTED,
 };

@@ -214,9 +214,9 @@ pub fn matmul(
     let wide = wt
         .wide
         .filter(|w| !scratch.batch_invariant && n_tokens >= w.min_tokens);
-    let (vec_dot, vec_dot_x4, vec_dot_x8) = match wide {
-        Some(w) => (w.vec_dot, w.vec_dot_x4, None),
-        None => (wt.vec_dot, wt.vec_dot_x4, wt.vec_dot_x8),
+    let (vec_dot, vec_dot_x4) = match wide {
+        Some(w) => (w.vec_dot, w.vec_dot_x4),
+        None => (wt.vec_dot, wt.vec_dot_x4),
     };
     let int8 = match (wide, wt.int8, at.int8) {
         (None, Some(w8), Some(a8)) if n_tokens >= INT8_MIN_TOKENS => Some((w8, a8)),
@@ -283,17 +283,6 @@ pub fn matmul(
                 );
             } else if soft_prefetch {
                 prefetch(w.data, tile_end * w_row + PREFETCH_AHEAD, ROW_TILE * w_row);
-            }
-            if let (None, Some(x8)) = (int8, vec_dot_x8) {
-                while t + 8 <= n_tokens {
-                    for r in tile..tile_end {
-                        let v = x8(row(r), std::array::from_fn(|k| act(t + k)));
-                        for (k, vk) in v.into_iter().enumerate() {
-                            put(t + k, r, vk);
-                        }
-                    }
-                    t += 8;
-                }
             }
             if let Some(x4) = vec_dot_x4 {
                 while t + 4 <= n_tokens {

@@ -19,10 +19,6 @@ pub type VecDotFn = fn(w: &[u8], a: &[u8]) -> f32;
 /// of the wide one-token kernel, except x86 Q4_K's, which is llama.cpp's 4-token GEMM).
 pub type VecDotX4Fn = fn(w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
 
-/// Dot products of one weight row with eight activation rows; bit-identical to eight calls of
-/// the type's [`VecDotFn`] (the weight block is unpacked once for eight tokens).
-pub type VecDotX8Fn = fn(w: &[u8], a: [&[u8]; 8]) -> [f32; 8];
-
 /// Kernels a matmul uses instead of the type's own once a batch has at least `min_tokens`
 /// tokens: the same sums with another float order, the one llama.cpp's CPU backend switches
 /// to for such batches (x86: its tiled K-quant GEMM from 8 tokens, its repacked Q4_K GEMM on
@@ -107,7 +103,6 @@ pub struct TypeTraits {
     pub(crate) quantize: QuantizeFn,
     pub(crate) vec_dot: VecDotFn,
     pub(crate) vec_dot_x4: Option<VecDotX4Fn>,
-    pub(crate) vec_dot_x8: Option<VecDotX8Fn>,
     pub(crate) wide: Option<WideBatch>,
     pub(crate) int8: Option<Int8Path>,
 }
@@ -218,11 +213,6 @@ impl TypeTraits {
         self.vec_dot_x4
     }
 
-    /// The raw eight-token dot-product kernel, where this ISA has one.
-    pub fn vec_dot_x8_fn(&self) -> Option<VecDotX8Fn> {
-        self.vec_dot_x8
-    }
-
     /// The kernels for batches of at least `min_tokens` tokens, where this ISA has them.
     pub fn wide(&self) -> Option<&WideBatch> {
         self.wide.as_ref()
@@ -282,7 +272,6 @@ const fn entry(
         quantize: kernels.1,
         vec_dot: kernels.2,
         vec_dot_x4: None,
-        vec_dot_x8: None,
         int8: None,
         wide: None,
     }

@@ -408,9 +408,6 @@ fn four_and_eight_token_kernels_are_bit_identical_to_single_dots() {
                 if let Some(x4) = t.vec_dot_x4_fn() {
                     runs.push(x4(w.bytes(), std::array::from_fn(a)).to_vec());
                 }
-                if let Some(x8) = t.vec_dot_x8_fn() {
-                    runs.push(x8(w.bytes(), std::array::from_fn(a)).to_vec());
-                }
                 if let Some(path) = t.int8 {
                     runs.extend(int8_dots(&path, at, n, w.bytes(), &acts));
                 }

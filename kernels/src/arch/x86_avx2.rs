@@ -641,8 +641,6 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             }
             GgmlType::Q4_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q4_0_n(cast(w), [cast(a)])[0] };
-                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q4_0_n(cast(w), a.map(cast)) });
-                t.vec_dot_x8 = Some(|w, a| unsafe { dot_q4_0_n(cast(w), a.map(cast)) });
                 t.dequantize = |w, o| unsafe { convert::dequantize_q4_0(cast(w), o) };
             }
             // (Four-token Q4_1 / Q5_1 measured slower than four single dots: 9.6–12 vs 13–14
@@ -653,8 +651,6 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             }
             GgmlType::Q5_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q5_0_n(cast(w), [cast(a)])[0] };
-                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q5_0_n(cast(w), a.map(cast)) });
-                t.vec_dot_x8 = Some(|w, a| unsafe { dot_q5_0_n(cast(w), a.map(cast)) });
                 t.dequantize = |w, o| unsafe { convert::dequantize_q5_0(cast(w), o) };
             }
             GgmlType::Q5_1 => {
@@ -663,10 +659,6 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             }
             GgmlType::Q8_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q8_n::<BlockQ8_0, _>(cast(w), [cast(a)])[0] };
-                t.vec_dot_x4 =
-                    Some(|w, a| unsafe { dot_q8_n::<BlockQ8_0, _>(cast(w), a.map(cast)) });
-                t.vec_dot_x8 =
-                    Some(|w, a| unsafe { dot_q8_n::<BlockQ8_0, _>(cast(w), a.map(cast)) });
                 t.quantize = |x, o| unsafe { convert::quantize_q8_0(x, cast_mut(o)) };
                 t.dequantize = |w, o| unsafe { convert::dequantize_q8_0(cast(w), o) };
             }

@@ -5,7 +5,9 @@
 //! kernels: VNNI versions of Q4_0 / Q5_0 / Q4_K (256- and 512-bit) were written, tested and
 //! measured 4–25% slower than AVX2 on this machine (`examples/kernel_cycles` in
 //! nanorun-benches), so they were dropped — their cost is in unpacking nibbles and scales,
-//! not in the multiply-adds. AVX-512 here implies AVX2, FMA and F16C.
+//! not in the multiply-adds. Batches of two or more tokens of Q4_0 / Q5_0 / Q8_0 take the AVX2
+//! int8 path (`x86_avx2_int8`, installed with the AVX2 table), so only the one-token Q8_0 and
+//! Q5_0 kernels here are used. AVX-512 here implies AVX2, FMA and F16C.
 //!
 //! Every `#[target_feature]` function here may only run on a CPU with all of
 //! `avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni`: they are reachable only through the
@@ -43,13 +45,12 @@ fn load64(p: &[i8]) -> __m512i {
     unsafe { _mm512_loadu_si512(p.as_ptr().cast()) }
 }
 
-/// Q8_0 · N Q8_0 rows with 256-bit `vpdpbusd`.
-#[inline]
+/// Q8_0 · Q8_0 with 256-bit `vpdpbusd`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn dot_q8_0_n<const N: usize>(w: &[BlockQ8_0], a: [&[BlockQ8_0]; N]) -> [f32; N] {
-    x86_avx2::sum_blocks_n::<_, _, _, N, false>(
+fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+    x86_avx2::sum_blocks_n::<_, _, _, 1, false>(
         w,
-        a,
+        [a],
         |x| [x.d.to_bits(), 0],
         |y| [y.d.to_bits(), 0],
         |x| {
@@ -61,18 +62,18 @@ fn dot_q8_0_n<const N: usize>(w: &[BlockQ8_0], a: [&[BlockQ8_0]; N]) -> [f32; N]
             let sy = _mm256_mask_sub_epi8(y, neg, _mm256_setzero_si256(), y);
             _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy))
         },
-    )
+    )[0]
 }
 
-/// Q5_0 · N Q8_0 rows: the fifth bits come from a mask register (`vmovdqu8` with
-/// zero-masking) instead of AVX2's shuffle-and-compare; the rest is the AVX2 kernel.
-#[inline]
+/// Q5_0 · Q8_0: the fifth bits come from a mask register (`vmovdqu8` with zero-masking)
+/// instead of AVX2's shuffle-and-compare; the rest is the AVX2 kernel (`vpmaddubsw` +
+/// `vpmaddwd` measured faster than `vpdpbusd` for one row).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn dot_q5_0_n<const N: usize>(w: &[BlockQ5_0], a: [&[BlockQ8_0]; N]) -> [f32; N] {
+fn dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
     let sixteen = _mm256_set1_epi8(16);
-    x86_avx2::sum_blocks_n::<_, _, _, N, false>(
+    x86_avx2::sum_blocks_n::<_, _, _, 1, false>(
         w,
-        a,
+        [a],
         |x| [x.d.to_bits(), 0],
         |y| [y.d.to_bits(), 0],
         |x| {
@@ -82,16 +83,9 @@ fn dot_q5_0_n<const N: usize>(w: &[BlockQ5_0], a: [&[BlockQ8_0]; N]) -> [f32; N]
         },
         |(ax, q), y| {
             let sy = _mm256_sign_epi8(load32(&y.qs), q);
-            // One row: vpmaddubsw + vpmaddwd measured faster; several rows: vpdpbusd.
-            // Both give the exact same integer sums, so the same bits.
-            let p = if N == 1 {
-                x86_avx2::dot_u8_i8(ax, sy)
-            } else {
-                _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy)
-            };
-            _mm256_cvtepi32_ps(p)
+            _mm256_cvtepi32_ps(x86_avx2::dot_u8_i8(ax, sy))
         },
-    )
+    )[0]
 }
 
 /// One Q6_K super-block as four groups of 64 unsigned 6-bit quants (values 64g..64g+64) and,
@@ -207,14 +201,10 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
     for t in table.iter_mut() {
         match t.ty {
             GgmlType::Q8_0 => {
-                t.vec_dot = |w, a| unsafe { dot_q8_0_n(cast(w), [cast(a)])[0] };
-                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
-                t.vec_dot_x8 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
+                t.vec_dot = |w, a| unsafe { dot_q8_0(cast(w), cast(a)) };
             }
             GgmlType::Q5_0 => {
-                t.vec_dot = |w, a| unsafe { dot_q5_0_n(cast(w), [cast(a)])[0] };
-                t.vec_dot_x4 = Some(|w, a| unsafe { dot_q5_0_n(cast(w), a.map(cast)) });
-                t.vec_dot_x8 = Some(|w, a| unsafe { dot_q5_0_n(cast(w), a.map(cast)) });
+                t.vec_dot = |w, a| unsafe { dot_q5_0(cast(w), cast(a)) };
             }
             GgmlType::Q6_K => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };

@@ -1,7 +1,8 @@
 //! x86-64 AVX-VNNI: the 256-bit VEX `vpdpbusd` of CPUs that have it without AVX-512 (Intel
 //! Alder Lake and later client cores, AMD Zen 5 desktop parts). It replaces AVX2's
 //! `vpmaddubsw` + `vpmaddwd` pair where the multiply-adds are the work: Q8_0 (weights and the
-//! activation type of Q4_0/Q5_0/Q8_0 dots). For the 4- and 5-bit types and the K-quants the
+//! activation type of Q4_0/Q5_0/Q8_0 dots), for one token: batches of two or more take the
+//! AVX2 int8 path (`x86_avx2_int8`). For the 4- and 5-bit types and the K-quants the
 //! cost is in unpacking nibbles and scales, and the AVX-512 experiments with `vpdpbusd` there
 //! measured slower than AVX2, so they keep the AVX2 kernels.
 //!
@@ -28,13 +29,12 @@ fn load32(p: &[i8]) -> __m256i {
     unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
 }
 
-/// Q8_0 · N Q8_0 rows with 256-bit VEX `vpdpbusd`.
-#[inline]
+/// Q8_0 · Q8_0 with 256-bit VEX `vpdpbusd`.
 #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
-fn dot_q8_0_n<const N: usize>(w: &[BlockQ8_0], a: [&[BlockQ8_0]; N]) -> [f32; N] {
-    x86_avx2::sum_blocks_n::<_, _, _, N, false>(
+fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+    x86_avx2::sum_blocks_n::<_, _, _, 1, false>(
         w,
-        a,
+        [a],
         |x| [x.d.to_bits(), 0],
         |y| [y.d.to_bits(), 0],
         |x| load32(&x.qs),
@@ -43,7 +43,7 @@ fn dot_q8_0_n<const N: usize>(w: &[BlockQ8_0], a: [&[BlockQ8_0]; N]) -> [f32; N]
             let (ax, sy) = (_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q));
             _mm256_cvtepi32_ps(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), ax, sy))
         },
-    )
+    )[0]
 }
 
 /// Start from the AVX2 kernels, then swap in the AVX-VNNI ones.
@@ -53,9 +53,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
     // `Isa::AvxVnni` was found available (AVX2, FMA, F16C, AVX-VNNI).
     for t in table.iter_mut() {
         if t.ty == GgmlType::Q8_0 {
-            t.vec_dot = |w, a| unsafe { dot_q8_0_n(cast(w), [cast(a)])[0] };
-            t.vec_dot_x4 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
-            t.vec_dot_x8 = Some(|w, a| unsafe { dot_q8_0_n(cast(w), a.map(cast)) });
+            t.vec_dot = |w, a| unsafe { dot_q8_0(cast(w), cast(a)) };
         }
     }
 }
