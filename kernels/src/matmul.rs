@@ -337,8 +337,9 @@ fn int8_tile<'w>(
         }
         t
     };
+    let packed = |i: usize| row(rows.start + i);
     let mut t = if n_tokens <= path.packed_max_tokens {
-        eights(&|i, a| (path.packed_x8)(row(rows.start + i), a))
+        eights(&|i, a| (path.packed_x8)(packed(i), a))
     } else {
         WEIGHT_TILE.with_borrow_mut(|tile| {
             tile.reserve(rows.len(), nb);
@@ -348,7 +349,6 @@ fn int8_tile<'w>(
             eights(&|i, a| (path.dot_x8)(tile.row(i, nb), a))
         })
     };
-    let packed = |i: usize| row(rows.start + i);
     if t + 4 <= n_tokens {
         out.group(t, |i, a| (path.packed_x4)(packed(i), a));
         t += 4;

@@ -57,10 +57,11 @@ pub(crate) struct Int8RowMut<'a> {
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 kernels use it yet
 pub(crate) type PackedXnFn<const N: usize> = fn(w: &[u8], a: &[Int8Row<'_>; N]) -> [f32; N];
 
-/// The large-batch path of a 32-value type whose activations are Q8_0: the activations are
-/// unpacked once per matmul into [`Int8Row`]s, then paired with each weight row eight tokens at
-/// a time, the row read packed (each block decoded once for the eight) or, for large batches,
-/// unpacked once per tile; bit-identical to the type's [`VecDotFn`].
+/// The multi-token path (batches of two or more) of a 32-value type whose activations are
+/// Q8_0: the activations are unpacked once per matmul into [`Int8Row`]s, then paired with each
+/// weight row eight, four or two tokens at a time, the row read packed (each block decoded once
+/// per group) or, for large batches, unpacked once per tile; bit-identical to the type's
+/// [`VecDotFn`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Int8Path {
     /// Unpack one row of blocks (bytes); for Q8_0 this also converts activations.

@@ -1,9 +1,10 @@
 //! The multi-token path for the 32-value types whose activations are Q8_0 (Q4_0, Q5_0, Q8_0):
-//! a matmul of eight tokens or more converts the activations once into signed bytes and f32
-//! scales ([`Int8Row`]), so that the kernel that pairs a weight row with eight tokens does no
-//! f16 conversion per block and token: per block it decodes the weight quants once (or reads a
-//! row unpacked the same way beforehand, for large Q5_0 batches), and per block and token it is
-//! one sign, two multiply-adds, one conversion, the scale product and one FMA.
+//! a matmul of two tokens or more converts the activations once into signed bytes and f32
+//! scales ([`Int8Row`]), so that the kernel that pairs a weight row with a group of eight, four
+//! or two tokens does no f16 conversion per block and token: per block it decodes the weight
+//! quants once for the group (or reads a row unpacked the same way beforehand, for large Q5_0
+//! batches), and per block and token it is one sign, two multiply-adds, one conversion, the
+//! scale product and one FMA.
 //!
 //! The sums, their order and the final reduction are exactly those of the types' own kernels
 //! (`x86_avx2::sum_blocks_n`, ggml's `vec_dot` and tinyBLAS): per block, the eight i32 lanes of
@@ -19,7 +20,7 @@ use crate::traits::{cast, Int8Path, Int8Row, Int8RowMut, TypeTraits};
 use nanorun_formats::GgmlType;
 
 /// Where [`dot_xn_of`] reads a weight row's blocks: unpacked ([`Int8Row`]) or straight from
-/// the packed blocks (decoding each block in registers once for the eight tokens).
+/// the packed blocks (decoding each block in registers once for the group of tokens).
 trait WeightBlocks {
     /// Blocks in the row.
     fn len(&self) -> usize;
