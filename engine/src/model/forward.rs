@@ -32,7 +32,6 @@ pub struct ForwardState {
     out_rows: Vec<usize>,
     out_h: Vec<f32>,
     logits: Vec<f32>,
-    rope_cache: Vec<f32>,
     mm: MatmulScratch,
     attn_scratch: AttnScratch,
     ssm: SsmScratch,
@@ -58,7 +57,6 @@ impl ForwardState {
             out_rows: Vec::new(),
             out_h: Vec::new(),
             logits: Vec::new(),
-            rope_cache: Vec::new(),
             mm: MatmulScratch::new(),
             attn_scratch: AttnScratch::default(),
             ssm: SsmScratch::default(),
@@ -116,7 +114,6 @@ impl ForwardState {
         if c.traits.fused_qkv_and_gate_up {
             grow(&mut self.fused, t * (max_q + max_k + max_v).max(2 * max_ff));
         }
-        grow(&mut self.rope_cache, c.n_rot);
         self.n_tokens = t;
     }
 }
@@ -402,34 +399,24 @@ impl Model {
             }
         };
         if qk_widths.is_some() || rope.is_some() {
-            if t_n < 2 || st.pool.n_threads() == 1 {
-                for t in 0..t_n {
-                    prepare(
-                        t,
-                        &mut st.q[t * q_dim..(t + 1) * q_dim],
-                        &mut st.k[t * k_dim..(t + 1) * k_dim],
-                        &mut st.rope_cache,
-                    );
-                }
-            } else {
-                assert!(st.q.len() >= t_n * q_dim && st.k.len() >= t_n * k_dim);
-                let (qp, kp) = (SendPtr(st.q.as_mut_ptr()), SendPtr(st.k.as_mut_ptr()));
-                let n_rot = c.n_rot;
-                st.pool.run(t_n, |t| {
-                    // SAFETY: token t alone touches its rows of q and k, inside both buffers
-                    // (asserted above).
-                    let (q, k) = unsafe {
-                        (
-                            std::slice::from_raw_parts_mut(qp.get().add(t * q_dim), q_dim),
-                            std::slice::from_raw_parts_mut(kp.get().add(t * k_dim), k_dim),
-                        )
-                    };
-                    ROPE_CACHE.with_borrow_mut(|cache| {
-                        cache.resize(n_rot.max(cache.len()), 0.0);
-                        prepare(t, q, k, cache);
-                    });
+            // One token, or one thread: the pool runs the tokens in this thread, in order.
+            assert!(st.q.len() >= t_n * q_dim && st.k.len() >= t_n * k_dim);
+            let (qp, kp) = (SendPtr(st.q.as_mut_ptr()), SendPtr(st.k.as_mut_ptr()));
+            let n_rot = c.n_rot;
+            st.pool.run(t_n, |t| {
+                // SAFETY: token t alone touches its rows of q and k, inside both buffers
+                // (asserted above).
+                let (q, k) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(qp.get().add(t * q_dim), q_dim),
+                        std::slice::from_raw_parts_mut(kp.get().add(t * k_dim), k_dim),
+                    )
+                };
+                ROPE_CACHE.with_borrow_mut(|cache| {
+                    cache.resize(n_rot.max(cache.len()), 0.0);
+                    prepare(t, q, k, cache);
                 });
-            }
+            });
         }
         // The Gemma family scales Q before attention; the others scale the scores.
         let kq_scale = if c.traits.scale_embeddings_by_sqrt_dim {
@@ -584,7 +571,7 @@ impl Model {
 }
 
 thread_local! {
-    /// A pool thread's RoPE cos/sin buffer (grows once, then is reused).
+    /// Each thread's RoPE cos/sin buffer (grows once, then is reused).
     static ROPE_CACHE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
