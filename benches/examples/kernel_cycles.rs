@@ -2,9 +2,10 @@
 //! `/proc/self/schedstat`), which other processes sharing the machine disturb far less than
 //! criterion's wall-clock times (this VM has no performance counters for `perf stat`):
 //!
-//! `cargo run --release -p nanorun-benches --example kernel_cycles -- TYPE ISA REPS [THREADS [TOKENS [ROWS COLS]]]`
+//! `cargo run --release -p nanorun-benches --example kernel_cycles -- TYPE ISA REPS [THREADS [TOKENS [ROWS COLS [LAYOUT]]]]`
 //! e.g. `-- Q4_K avx2 300` (bytes count each token's pass over the weights). With THREADS > 1
-//! only the wall-clock figure means anything.
+//! only the wall-clock figure means anything. The matrix is repacked into the layout the ISA
+//! prefers (as the engine does at load) unless LAYOUT is `rows`.
 
 use nanorun_benches::{matrix, values};
 use nanorun_kernels::{matmul, GgmlType, Isa, Kernels, MatmulScratch, QMatrix, ThreadPool};
@@ -27,6 +28,11 @@ fn main() {
         cols,
     )
     .expect("matrix");
+    let repacked = match args.get(8).map(String::as_str) {
+        Some("rows") => None,
+        _ => k.repack(&w).expect("repack"),
+    };
+    let w = repacked.as_ref().map_or(w, |r| r.matrix());
     let x = values(1, cols * n_tokens);
     let pool = ThreadPool::new(threads);
     let mut scratch = MatmulScratch::new();
@@ -40,8 +46,9 @@ fn main() {
     let wall = wall0.elapsed().as_secs_f64();
     let bytes = (len * reps * n_tokens) as f64;
     println!(
-        "{ty:>5} {isa:>6} t{threads} x{n_tokens}: {:6.2} GB/s per CPU-second of the calling thread, \
+        "{ty:>5} {isa:>6} {:?} t{threads} x{n_tokens}: {:6.2} GB/s per CPU-second of the calling thread, \
          {:6.2} GB/s wall ({:.1} µs per op), checksum {}",
+        w.layout,
         bytes / cpu / 1e9,
         bytes / wall / 1e9,
         wall / reps as f64 * 1e6,

@@ -137,6 +137,29 @@ impl Gguf {
         self.storage.bytes()
     }
 
+    /// Tells the OS that this process no longer needs the pages of `len` bytes at `offset`
+    /// (after copying them elsewhere): they leave its resident memory and are read back from
+    /// the file if touched again. A hint: does nothing for an in-memory image, for a range
+    /// outside the file, or where the OS refuses.
+    pub fn release(&self, offset: usize, len: usize) {
+        let Storage::Mapped(map) = &self.storage else {
+            return;
+        };
+        // Whole pages inside the range only (its first and last pages may hold other tensors),
+        // counted in 64 KiB, a multiple of every page size in use (4, 16, 64 KiB).
+        let page = 64 * 1024;
+        let start = offset.next_multiple_of(page);
+        let end = offset.saturating_add(len).min(map.len()) / page * page;
+        if start >= end {
+            return;
+        }
+        // SAFETY: the map is a read-only file mapping, so dropping pages loses nothing: the
+        // contents seen through existing slices stay the same (reread from the file).
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+        };
+    }
+
     /// Metadata in file order.
     pub fn metadata(&self) -> impl ExactSizeIterator<Item = (&str, &MetadataValue)> + '_ {
         self.meta.metadata.iter().map(|(k, v)| (k.as_str(), v))

@@ -40,6 +40,16 @@ pub enum KernelError {
         /// The buffer's address.
         addr: usize,
     },
+    /// A matrix is not in the layout an operation needs (or these kernels cannot run it).
+    #[error("{what}: expected a {expected:?} matrix, got {got:?}")]
+    WrongLayout {
+        /// Which argument was wrong.
+        what: &'static str,
+        /// The layout needed.
+        expected: crate::repack::Layout,
+        /// The layout given.
+        got: crate::repack::Layout,
+    },
     /// `NANORUN_ISA` (or a caller) named an ISA this CPU cannot run.
     #[error("instruction set {0} is not available on this CPU")]
     IsaUnavailable(&'static str),

@@ -14,6 +14,8 @@
 //! - [`matmul()`]: `out[t][r] = W[r,:]·x[t,:]` over a quantized matrix, threaded by row ranges on
 //!   a [`ThreadPool`]; batches use four-token kernels where the ISA has them.
 //! - [`Kernels::dot_f32`], [`axpy_f32`], [`Kernels::axpy_row`]: helpers for the engine's own math.
+//! - [`Kernels::repack`]: a matrix rearranged once at load into the layout an ISA's kernels
+//!   run fastest (x86: Q4_K with eight rows interleaved); same results.
 //! - [`quantize_matrix()`]: a whole tensor to a type, threaded (for `nanorun quantize`).
 //!
 //! # Numerics
@@ -34,6 +36,7 @@ mod kernels;
 pub mod matmul;
 pub mod quant;
 pub mod quantize_matrix;
+pub mod repack;
 pub mod threads;
 mod traits;
 
@@ -46,6 +49,7 @@ pub use kernels::{axpy_f32, Kernels};
 pub use matmul::{matmul, MatmulScratch, QMatrix};
 pub use nanorun_formats::GgmlType;
 pub use quantize_matrix::quantize_matrix;
+pub use repack::{Layout, RepackedMatrix};
 pub use threads::ThreadPool;
 pub use traits::{
     type_traits, DequantizeFn, QuantizeFn, TypeTraits, VecDotFn, VecDotX4Fn, WideBatch, SUPPORTED,

@@ -14,8 +14,9 @@ use nanorun_formats::GgmlType;
 
 use crate::error::{KernelError, Result};
 use crate::kernels::Kernels;
+use crate::repack::{Layout, INTERLEAVED_ROWS};
 use crate::threads::ThreadPool;
-use crate::traits::{Int8Path, Int8Row, Int8RowMut, TypeTraits};
+use crate::traits::{Int8Path, Int8Row, Int8RowMut, Interleaved8Path, TypeTraits};
 
 /// Weight rows dotted with every token before moving on to the next rows.
 pub const ROW_TILE: usize = 4;
@@ -30,8 +31,9 @@ pub const ROW_TILE: usize = 4;
 /// while Gemma 3 270M's mix measured alike either way there.
 pub const PREFETCH_AHEAD: usize = 16 * 1024;
 
-/// A row-major quantized matrix: `rows` rows of `cols` values of type `ty`, each row
-/// `ty.row_bytes(cols)` bytes, as a GGUF tensor with `ne = [cols, rows]`.
+/// A quantized matrix: `rows` rows of `cols` values of type `ty`, each row
+/// `ty.row_bytes(cols)` bytes, as a GGUF tensor with `ne = [cols, rows]`; row-major as in the
+/// file, or repacked ([`Kernels::repack`]) into another [`Layout`] of the same size.
 #[derive(Clone, Copy, Debug)]
 pub struct QMatrix<'a> {
     /// The bytes (`rows × row_bytes`).
@@ -42,10 +44,12 @@ pub struct QMatrix<'a> {
     pub rows: usize,
     /// Values per row (inputs).
     pub cols: usize,
+    /// How the bytes are arranged.
+    pub layout: Layout,
 }
 
 impl<'a> QMatrix<'a> {
-    /// A matrix view, checked: `cols` a multiple of the block size and `data` exactly
+    /// A row-major matrix view, checked: `cols` a multiple of the block size and `data` exactly
     /// `rows × row_bytes` long.
     pub fn new(data: &'a [u8], ty: GgmlType, rows: usize, cols: usize) -> Result<QMatrix<'a>> {
         let row_bytes = crate::traits::type_traits(ty)?.row_bytes(cols)?;
@@ -68,6 +72,7 @@ impl<'a> QMatrix<'a> {
             ty,
             rows,
             cols,
+            layout: Layout::RowMajor,
         })
     }
 }
@@ -218,6 +223,14 @@ pub fn matmul(
         Some(w) => (w.vec_dot, w.vec_dot_x4),
         None => (wt.vec_dot, wt.vec_dot_x4),
     };
+    let interleaved = match w.layout {
+        Layout::RowMajor => None,
+        Layout::Interleaved8 => Some(wt.interleaved8.ok_or(KernelError::WrongLayout {
+            what: "weight matrix",
+            expected: Layout::RowMajor,
+            got: w.layout,
+        })?),
+    };
     let int8 = match (wide, wt.int8, at.int8) {
         (None, Some(w8), Some(a8)) if n_tokens >= INT8_MIN_TOKENS => Some((w8, a8)),
         _ => None,
@@ -239,8 +252,15 @@ pub fn matmul(
     let soft_prefetch = wt.block_size < 256;
     let tile_rows = if int8.is_some() {
         INT8_ROW_TILE
+    } else if interleaved.is_some() {
+        INTERLEAVED_ROWS
     } else {
         ROW_TILE
+    };
+    // Rows in whole interleaved groups (the rest are row-major).
+    let grouped_rows = match interleaved {
+        Some(_) => rows / INTERLEAVED_ROWS * INTERLEAVED_ROWS,
+        None => 0,
     };
     // Enough chunks that a thread whose core is busy elsewhere does not hold up the op.
     let per_chunk = if threads == 1 {
@@ -271,6 +291,14 @@ pub fn matmul(
         for tile in (r0..r1).step_by(tile_rows) {
             let tile_end = (tile + tile_rows).min(r1);
             let mut t = 0;
+            if let Some(path) = interleaved.filter(|_| tile_end <= grouped_rows) {
+                // Tiles start at multiples of 8 here, so this one is a whole group.
+                let group = &w.data[tile * w_row..tile_end * w_row];
+                interleaved_group(&path, wide.is_some(), group, &act, n_tokens, |t, v| {
+                    put_run(t, tile, v)
+                });
+                continue;
+            }
             if let Some((w8, _)) = int8 {
                 t = int8_tile(
                     &w8,
@@ -307,6 +335,30 @@ pub fn matmul(
     });
     scratch.int8 = int8_acts;
     Ok(())
+}
+
+/// One group of eight interleaved rows times every token: groups of four tokens (in the
+/// [`crate::WideBatch`] order when `wide`), then one token at a time; `put(t, results)`.
+fn interleaved_group<'a>(
+    path: &Interleaved8Path,
+    wide: bool,
+    group: &[u8],
+    act: &impl Fn(usize) -> &'a [u8],
+    n_tokens: usize,
+    put: impl Fn(usize, &[f32]),
+) {
+    let x4 = if wide { path.wide_x4 } else { path.x4 };
+    let mut t = 0;
+    while t + 4 <= n_tokens {
+        let v = x4(group, [act(t), act(t + 1), act(t + 2), act(t + 3)]);
+        for (k, vk) in v.iter().enumerate() {
+            put(t + k, vk);
+        }
+        t += 4;
+    }
+    for t in t..n_tokens {
+        put(t, &(path.x1)(group, act(t)));
+    }
 }
 
 /// Rows `rows` (one tile) times every whole group of eight tokens through `path`, then one

@@ -82,6 +82,27 @@ pub(crate) struct Int8Path {
     pub packed_x2: PackedXnFn<2>,
 }
 
+/// Eight interleaved rows (one group's bytes) times four activation rows: eight results per
+/// token.
+pub(crate) type Interleaved8X4Fn = fn(w: &[u8], a: [&[u8]; 4]) -> [[f32; 8]; 4];
+
+/// The kernels of a type whose matrices these kernels run interleaved, eight rows at a time
+/// (`Layout::Interleaved8`; x86: Q4_K). `w` is one row group's bytes (its super-blocks of
+/// eight rows), `a` activation rows; the results, eight per token, are bit-identical to the
+/// type's one-token kernel on each row (`x4`: also to its four-token kernel).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Interleaved8Path {
+    /// One token.
+    pub x1: fn(w: &[u8], a: &[u8]) -> [f32; 8],
+    /// Four tokens.
+    pub x4: Interleaved8X4Fn,
+    /// Four tokens in the float order of the type's [`WideBatch`] four-token kernel (whose
+    /// one-token kernel must be the plain one: leftover tokens take `x1`).
+    pub wide_x4: Interleaved8X4Fn,
+    /// Interleave one group of eight row-major rows (`src`, `nb` blocks each) into `out`.
+    pub interleave: fn(src: &[u8], nb: usize, out: &mut [u8]),
+}
+
 /// Dequantize one row of blocks (bytes) into `out` (values).
 pub type DequantizeFn = fn(w: &[u8], out: &mut [f32]);
 /// Quantize `x` (values) into one row of blocks (bytes).
@@ -106,6 +127,7 @@ pub struct TypeTraits {
     pub(crate) vec_dot_x4: Option<VecDotX4Fn>,
     pub(crate) wide: Option<WideBatch>,
     pub(crate) int8: Option<Int8Path>,
+    pub(crate) interleaved8: Option<Interleaved8Path>,
 }
 
 impl WideBatch {
@@ -274,6 +296,7 @@ const fn entry(
         vec_dot: kernels.2,
         vec_dot_x4: None,
         int8: None,
+        interleaved8: None,
         wide: None,
     }
 }

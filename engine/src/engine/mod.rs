@@ -221,7 +221,7 @@ impl Engine {
     /// bookkeeping are the same; see [`crate::backend`]). Errors name why a CUDA device cannot
     /// be used.
     pub fn new_on(
-        model: Model,
+        mut model: Model,
         tokenizer: Tokenizer,
         cfg: EngineConfig,
         device: crate::backend::Device,
@@ -259,7 +259,12 @@ impl Engine {
         let n_threads = resolve_threads(cfg.n_threads);
         let backend = match device {
             crate::backend::Device::Cpu => None,
-            d => Some(crate::backend::open(&model, d, n_threads)?),
+            d => {
+                let backend = crate::backend::open(&model, d, n_threads)?;
+                // The device runs every matrix from the file's bytes.
+                model.drop_repacked();
+                Some(backend)
+            }
         };
         let tokenizer = Arc::new(tokenizer);
         let metrics = Arc::new(metrics::Metrics::default());

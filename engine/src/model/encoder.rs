@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use nanorun_formats::Gguf;
-use nanorun_kernels::{matmul, Kernels, MatmulScratch, QMatrix, ThreadPool};
+use nanorun_kernels::{matmul, Kernels, MatmulScratch, ThreadPool};
 
 use super::config::RopeStyle;
 use super::encoder_config::{
@@ -235,7 +235,7 @@ impl Embedder {
         t: usize,
         out: &mut [f32],
     ) -> Result<()> {
-        let m = QMatrix::new(w.bytes(self.gguf.bytes()), w.ty, w.rows, w.cols)?;
+        let m = w.matrix(self.gguf.bytes())?;
         matmul(
             self.kernels,
             &st.pool,

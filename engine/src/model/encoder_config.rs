@@ -450,6 +450,7 @@ impl Ld<'_> {
             cols,
             offset: (self.gguf.data_offset() + t.offset) as usize,
             len: t.n_bytes as usize,
+            repacked: None,
         }))
     }
 

@@ -2,7 +2,7 @@
 //! layer spec) → final norm → logits for the tokens that want them. Every buffer lives in a
 //! [`ForwardState`] allocated once and reused; nothing is allocated per token.
 
-use nanorun_kernels::{matmul, MatmulScratch, QMatrix, ThreadPool};
+use nanorun_kernels::{matmul, MatmulScratch, ThreadPool};
 
 use super::attention::{attend, AttnParams, AttnScratch, SendPtr};
 use super::config::{Activation, LayerKind, QkNorm, RopeScaling};
@@ -128,8 +128,7 @@ impl Model {
         t: usize,
         out: &mut [f32],
     ) -> Result<()> {
-        let file = self.gguf().bytes();
-        let m = QMatrix::new(w.bytes(file), w.ty, w.rows, w.cols)?;
+        let m = w.matrix(self.gguf().bytes())?;
         matmul(
             self.kernels(),
             st_pool,

@@ -69,7 +69,8 @@ impl Model {
             .copied()
             .unwrap_or(0) as usize;
         let config = ModelConfig::from_gguf(&gguf, n_vocab)?;
-        let weights = Weights::load(&gguf, &config, kernels)?;
+        let mut weights = Weights::load(&gguf, &config, kernels)?;
+        weights.repack(&gguf, kernels)?;
         Ok(Model {
             gguf,
             config,
@@ -91,6 +92,12 @@ impl Model {
     /// The GGUF file.
     pub fn gguf(&self) -> &Arc<Gguf> {
         &self.gguf
+    }
+
+    /// Drops the matrices repacked for the CPU kernels at load, for a backend that uploads the
+    /// file's bytes instead: their memory is freed and CPU matmuls read the file again.
+    pub fn drop_repacked(&mut self) {
+        self.weights.drop_repacked();
     }
 
     /// The kernels in use.

@@ -1,9 +1,13 @@
 //! The model's tensors, found by llama.cpp's names and checked against the config's shapes.
-//! Matrices stay in the mmap (a [`Linear`] is a typed view by offset); norms and biases, which
-//! are small, are converted to f32 once at load.
+//! Matrices stay in the mmap (a [`Linear`] is a typed view by offset) unless the kernels run
+//! their type faster in another layout: those are repacked once at load ([`Weights::repack`])
+//! and their pages of the map released. Norms and biases, which are small, are converted to
+//! f32 once at load.
+
+use std::sync::Arc;
 
 use nanorun_formats::{GgmlType, Gguf, TensorInfo};
-use nanorun_kernels::Kernels;
+use nanorun_kernels::{Kernels, Layout, QMatrix, RepackedMatrix};
 
 use super::config::ModelConfig;
 use crate::error::{EngineError, Result};
@@ -23,9 +27,25 @@ pub struct Linear {
     pub offset: usize,
     /// Byte length.
     pub len: usize,
+    /// The matrix repacked for the CPU kernels at load ([`Weights::repack`]); CPU matmuls use
+    /// it instead of the file's bytes (the same size, the same results).
+    pub repacked: Option<Arc<RepackedMatrix>>,
 }
 
 impl Linear {
+    /// The matrix for the CPU kernels: the repacked one if any, else the bytes in `file`.
+    pub fn matrix<'a>(&'a self, file: &'a [u8]) -> Result<QMatrix<'a>> {
+        match &self.repacked {
+            Some(r) => Ok(r.matrix()),
+            None => Ok(QMatrix::new(
+                self.bytes(file),
+                self.ty,
+                self.rows,
+                self.cols,
+            )?),
+        }
+    }
+
     /// The matrix bytes inside `file`.
     pub fn bytes<'a>(&self, file: &'a [u8]) -> &'a [u8] {
         &file[self.offset..self.offset + self.len]
@@ -139,6 +159,7 @@ impl Loader<'_> {
             cols,
             offset: (self.gguf.data_offset() + t.offset) as usize,
             len: t.n_bytes as usize,
+            repacked: None,
         }))
     }
 
@@ -175,6 +196,56 @@ impl Loader<'_> {
 }
 
 impl Weights {
+    /// Every matrix the forward pass multiplies by (the output projection once, even when it
+    /// is the token embedding), to change.
+    fn matrices_mut(&mut self) -> impl Iterator<Item = &mut Linear> {
+        let layers = self.layers.iter_mut().flat_map(|l| {
+            let ssm = l.ssm.as_mut().map(|s| [&mut s.in_proj, &mut s.out_proj]);
+            [
+                &mut l.wq,
+                &mut l.wk,
+                &mut l.wv,
+                &mut l.wqkv,
+                &mut l.wo,
+                &mut l.gate,
+                &mut l.up,
+                &mut l.down,
+            ]
+            .into_iter()
+            .flatten()
+            .chain(ssm.into_iter().flatten())
+        });
+        std::iter::once(&mut self.output).chain(layers)
+    }
+
+    /// Repacks every matrix whose type `kernels` run faster in another layout
+    /// ([`Kernels::preferred_layout`]), one at a time, releasing each one's pages of the map
+    /// once it is copied (they are read back from the file if touched again, e.g. by a token
+    /// embedding lookup), so that memory grows by about one matrix at a time. Returns the bytes
+    /// repacked.
+    pub fn repack(&mut self, gguf: &Gguf, kernels: &Kernels) -> Result<usize> {
+        let mut total = 0;
+        for lin in self.matrices_mut() {
+            if lin.repacked.is_some() || kernels.preferred_layout(lin.ty) == Layout::RowMajor {
+                continue;
+            }
+            let plain = QMatrix::new(lin.bytes(gguf.bytes()), lin.ty, lin.rows, lin.cols)?;
+            if let Some(r) = kernels.repack(&plain)? {
+                total += r.len();
+                lin.repacked = Some(Arc::new(r));
+                gguf.release(lin.offset, lin.len);
+            }
+        }
+        Ok(total)
+    }
+
+    /// Drops every repacked matrix (for a backend that reads the file's bytes instead).
+    pub fn drop_repacked(&mut self) {
+        for lin in self.matrices_mut() {
+            lin.repacked = None;
+        }
+    }
+
     /// Finds and checks every tensor `config` needs.
     pub fn load(gguf: &Gguf, config: &ModelConfig, kernels: &'static Kernels) -> Result<Weights> {
         let ld = Loader { gguf, kernels };

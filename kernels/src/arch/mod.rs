@@ -20,6 +20,8 @@ pub mod x86_avx2_kquantize;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_multi;
 #[cfg(target_arch = "x86_64")]
+pub mod x86_avx2_q4k_x8;
+#[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_q6k;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx512;

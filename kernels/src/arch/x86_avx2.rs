@@ -18,12 +18,13 @@ use super::x86_avx2_float::{vec_dot_bf16, vec_dot_f16, vec_dot_f32};
 use super::x86_avx2_kdequant as kdequant;
 use super::x86_avx2_kquantize as kquantize;
 use super::x86_avx2_multi as multi;
+use super::x86_avx2_q4k_x8::q4_k_x8;
 use super::x86_avx2_q6k as q6k;
 use crate::quant::{
     q3_k, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
     BlockQ8K, BlockQ8_0, BlockQ8_1,
 };
-use crate::traits::{cast, cast_mut, TypeTraits, WideBatch};
+use crate::traits::{cast, cast_mut, Interleaved8Path, TypeTraits, WideBatch};
 use nanorun_formats::GgmlType;
 
 // ---------------------------------------------------------------- helpers
@@ -689,6 +690,14 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                     vec_dot_x4: Some(|w, a| unsafe {
                         multi::vec_dot_q4_k_gemm_x4(cast(w), a.map(cast))
                     }),
+                });
+                t.interleaved8 = Some(Interleaved8Path {
+                    x1: |w, a| unsafe { q4_k_x8::<1, false>(cast(w), [cast(a)])[0] },
+                    x4: |w, a| unsafe { q4_k_x8::<4, false>(cast(w), a.map(cast)) },
+                    wide_x4: |w, a| unsafe { q4_k_x8::<4, true>(cast(w), a.map(cast)) },
+                    interleave: |src, nb, out| {
+                        crate::quant::q4_k_x8::interleave_group(cast(src), nb, cast_mut(out))
+                    },
                 });
                 t.dequantize = |w, o| unsafe { kdequant::dequantize_q4_k(cast(w), o) };
             }
