@@ -16,7 +16,9 @@ use crate::error::{KernelError, Result};
 use crate::kernels::Kernels;
 use crate::repack::{Layout, INTERLEAVED_ROWS};
 use crate::threads::ThreadPool;
-use crate::traits::{Int8Path, Int8Row, Int8RowMut, Interleaved8Path, TypeTraits};
+use crate::traits::{
+    Int8Path, Int8Row, Int8RowMut, Interleaved8Batch, Interleaved8Path, TypeTraits,
+};
 
 /// Weight rows dotted with every token before moving on to the next rows.
 pub const ROW_TILE: usize = 4;
@@ -250,10 +252,11 @@ pub fn matmul(
     let rows = w.rows;
     let threads = pool.n_threads();
     let soft_prefetch = wt.block_size < 256;
-    let tile_rows = if int8.is_some() {
-        INT8_ROW_TILE
-    } else if interleaved.is_some() {
+    // (Multiples of 8, so that the tiles of an interleaved matrix start at group bounds.)
+    let tile_rows = if interleaved.is_some() && int8.is_none() {
         INTERLEAVED_ROWS
+    } else if int8.is_some() {
+        INT8_ROW_TILE
     } else {
         ROW_TILE
     };
@@ -290,15 +293,25 @@ pub fn matmul(
         };
         for tile in (r0..r1).step_by(tile_rows) {
             let tile_end = (tile + tile_rows).min(r1);
-            let mut t = 0;
-            if let Some(path) = interleaved.filter(|_| tile_end <= grouped_rows) {
-                // Tiles start at multiples of 8 here, so this one is a whole group.
-                let group = &w.data[tile * w_row..tile_end * w_row];
-                interleaved_group(&path, wide.is_some(), group, &act, n_tokens, |t, v| {
-                    put_run(t, tile, v)
-                });
+            // An interleaved matrix's whole groups first (tiles start at multiples of 8
+            // there), then any row-major rows.
+            let split = tile_end.min(grouped_rows).max(tile);
+            if let Some(path) = interleaved.filter(|_| split > tile) {
+                interleaved_tile(
+                    &path,
+                    wide.is_some(),
+                    int8.map(|(w8, _)| w8),
+                    (tile..split, &w.data[tile * w_row..split * w_row]),
+                    (&int8_acts, nb),
+                    (&act, n_tokens),
+                    &put_run,
+                );
+            }
+            let tile = split;
+            if tile == tile_end {
                 continue;
             }
+            let mut t = 0;
             if let Some((w8, _)) = int8 {
                 t = int8_tile(
                     &w8,
@@ -337,34 +350,84 @@ pub fn matmul(
     Ok(())
 }
 
-/// One group of eight interleaved rows times every token: groups of four tokens (in the
-/// [`crate::WideBatch`] order when `wide`), then one token at a time; `put(t, results)`.
-fn interleaved_group<'a>(
+/// One tile of an interleaved matrix, whole groups `rows` (their bytes `groups`), times every
+/// token: batches four tokens at a time on each group, or (types with an int8 path) the groups
+/// unpacked once for the int8 kernels; then the tokens left one by one.
+fn interleaved_tile<'a>(
     path: &Interleaved8Path,
     wide: bool,
-    group: &[u8],
-    act: &impl Fn(usize) -> &'a [u8],
-    n_tokens: usize,
-    put: impl Fn(usize, &[f32]),
+    int8: Option<Int8Path>,
+    (rows, groups): (std::ops::Range<usize>, &[u8]),
+    (acts, nb): (&Int8Buf, usize),
+    (act, n_tokens): (&impl Fn(usize) -> &'a [u8], usize),
+    put_run: &impl Fn(usize, usize, &[f32]),
 ) {
-    let x4 = if wide { path.wide_x4 } else { path.x4 };
-    let mut t = 0;
-    while t + 4 <= n_tokens {
-        let v = x4(group, [act(t), act(t + 1), act(t + 2), act(t + 3)]);
-        for (k, vk) in v.iter().enumerate() {
-            put(t + k, vk);
+    let group_bytes = groups.len() / (rows.len() / INTERLEAVED_ROWS);
+    let each_group = || {
+        groups
+            .chunks_exact(group_bytes)
+            .zip(rows.clone().step_by(INTERLEAVED_ROWS))
+    };
+    let t = match (path.batch, int8) {
+        (Interleaved8Batch::X4 { x4, wide_x4 }, _) => {
+            let x4 = if wide { wide_x4 } else { x4 };
+            let mut t = 0;
+            while t + 4 <= n_tokens {
+                for (group, r) in each_group() {
+                    let v = x4(group, [act(t), act(t + 1), act(t + 2), act(t + 3)]);
+                    for (k, vk) in v.iter().enumerate() {
+                        put_run(t + k, r, vk);
+                    }
+                }
+                t += 4;
+            }
+            t
         }
-        t += 4;
-    }
+        (Interleaved8Batch::Int8 { x8, x4, x2 }, Some(_)) => {
+            let mut t = 0;
+            while t + 8 <= n_tokens {
+                int8_groups(each_group(), (acts, nb), t, x8, put_run);
+                t += 8;
+            }
+            if t + 4 <= n_tokens {
+                int8_groups(each_group(), (acts, nb), t, x4, put_run);
+                t += 4;
+            }
+            if t + 2 <= n_tokens {
+                int8_groups(each_group(), (acts, nb), t, x2, put_run);
+                t += 2;
+            }
+            t
+        }
+        (Interleaved8Batch::Int8 { .. }, None) => 0,
+    };
     for t in t..n_tokens {
-        put(t, &(path.x1)(group, act(t)));
+        for (group, r) in each_group() {
+            put_run(t, r, &(path.x1)(group, act(t)));
+        }
+    }
+}
+
+/// Tokens `t..t + N` times each of `groups` (interleaved bytes, first row) through `dot`.
+fn int8_groups<'g, const N: usize>(
+    groups: impl Iterator<Item = (&'g [u8], usize)>,
+    (acts, nb): (&Int8Buf, usize),
+    t: usize,
+    dot: impl Fn(&[u8], &[Int8Row<'_>; N]) -> [[f32; 8]; N],
+    put_run: &impl Fn(usize, usize, &[f32]),
+) {
+    let a = std::array::from_fn(|k| acts.row(t + k, nb));
+    for (group, r) in groups {
+        for (k, v) in dot(group, &a).iter().enumerate() {
+            put_run(t + k, r, v);
+        }
     }
 }
 
 /// Rows `rows` (one tile) times every whole group of eight tokens through `path`, then one
 /// group of four and one of two as far as tokens are left: the rows are read packed, or for a
-/// batch over `packed_max_tokens` unpacked once into this thread's [`WEIGHT_TILE`] for the
-/// groups of eight. Returns the first token not done (at most one is left).
+/// batch over `packed_max_tokens` unpacked once into this thread's [`WEIGHT_TILE`]. Returns the
+/// first token not done (at most one is left).
 fn int8_tile<'w>(
     path: &Int8Path,
     rows: std::ops::Range<usize>,
@@ -381,26 +444,19 @@ fn int8_tile<'w>(
         nb,
         put_run,
     };
-    let eights = |dot: &dyn Fn(usize, &[Int8Row<'_>; 8]) -> [f32; 8]| {
-        let mut t = 0;
-        while t + 8 <= n_tokens {
-            out.group(t, dot);
-            t += 8;
-        }
-        t
-    };
-    let packed = |i: usize| row(rows.start + i);
-    let mut t = if n_tokens <= path.packed_max_tokens {
-        eights(&|i, a| (path.packed_x8)(packed(i), a))
-    } else {
-        WEIGHT_TILE.with_borrow_mut(|tile| {
-            tile.reserve(rows.len(), nb);
+    if n_tokens > path.packed_max_tokens {
+        return out.unpacked(path, n_tokens, |tile| {
             for (i, r) in rows.clone().enumerate() {
                 (path.unpack)(row(r), tile.row_mut(i, nb));
             }
-            eights(&|i, a| (path.dot_x8)(tile.row(i, nb), a))
-        })
-    };
+        });
+    }
+    let packed = |i: usize| row(rows.start + i);
+    let mut t = 0;
+    while t + 8 <= n_tokens {
+        out.group(t, |i, a| (path.packed_x8)(packed(i), a));
+        t += 8;
+    }
     if t + 4 <= n_tokens {
         out.group(t, |i, a| (path.packed_x4)(packed(i), a));
         t += 4;
@@ -421,6 +477,32 @@ struct TileOut<'a, P> {
 }
 
 impl<P: Fn(usize, usize, &[f32])> TileOut<'_, P> {
+    /// The tile's rows unpacked by `fill` into this thread's [`WEIGHT_TILE`], then times
+    /// every whole group of eight tokens, one group of four and one of two as far as tokens
+    /// are left. Returns the first token not done (at most one is left).
+    fn unpacked(&self, path: &Int8Path, n_tokens: usize, fill: impl FnOnce(&mut Int8Buf)) -> usize {
+        let (n_rows, nb) = (self.rows.len(), self.nb);
+        WEIGHT_TILE.with_borrow_mut(|tile| {
+            tile.reserve(n_rows, nb);
+            fill(tile);
+            let tile = &*tile;
+            let mut t = 0;
+            while t + 8 <= n_tokens {
+                self.group(t, |i, a| (path.dot_x8)(tile.row(i, nb), a));
+                t += 8;
+            }
+            if t + 4 <= n_tokens {
+                self.group(t, |i, a| (path.dot_x4)(tile.row(i, nb), a));
+                t += 4;
+            }
+            if t + 2 <= n_tokens {
+                self.group(t, |i, a| (path.dot_x2)(tile.row(i, nb), a));
+                t += 2;
+            }
+            t
+        })
+    }
+
     /// Tokens `t..t + N` times the tile's rows through `dot` (row index within the tile and the
     /// tokens' unpacked activations → one result per token); the results are gathered per
     /// token, then stored as one run of the tile's rows: a few stores per token instead of one

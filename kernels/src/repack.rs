@@ -154,7 +154,7 @@ mod tests {
                     assert_eq!(packed.len(), plain.data.len());
                     let m = packed.matrix();
                     assert_eq!(m.layout, Layout::Interleaved8);
-                    for n_tokens in [1, 3, 4, 9] {
+                    for n_tokens in [1, 3, 4, 9, 23] {
                         let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
                         for (threads, invariant) in [(1, false), (2, false), (2, true)] {
                             let pool = ThreadPool::new(threads);

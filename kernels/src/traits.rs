@@ -68,6 +68,10 @@ pub(crate) struct Int8Path {
     pub unpack: fn(w: &[u8], out: Int8RowMut<'_>),
     /// `out[t] = w · a[t]` over `w`'s blocks.
     pub dot_x8: fn(w: Int8Row<'_>, a: &[Int8Row<'_>; 8]) -> [f32; 8],
+    /// `dot_x8` for four tokens.
+    pub dot_x4: fn(w: Int8Row<'_>, a: &[Int8Row<'_>; 4]) -> [f32; 4],
+    /// `dot_x8` for two tokens.
+    pub dot_x2: fn(w: Int8Row<'_>, a: &[Int8Row<'_>; 2]) -> [f32; 2],
     /// `dot_x8` of a packed row (bytes), decoding each block in registers once for the eight
     /// tokens instead of in an unpacking pass: the weight reads overlap the arithmetic. Same
     /// bits.
@@ -86,21 +90,46 @@ pub(crate) struct Int8Path {
 /// token.
 pub(crate) type Interleaved8X4Fn = fn(w: &[u8], a: [&[u8]; 4]) -> [[f32; 8]; 4];
 
+/// Eight interleaved rows (one group's bytes) times `N` unpacked activation rows.
+pub(crate) type Interleaved8Int8Fn<const N: usize> =
+    fn(w: &[u8], a: &[Int8Row<'_>; N]) -> [[f32; 8]; N];
+
 /// The kernels of a type whose matrices these kernels run interleaved, eight rows at a time
-/// (`Layout::Interleaved8`; x86: Q4_K). `w` is one row group's bytes (its super-blocks of
+/// (`Layout::Interleaved8`; x86: Q4_K, Q5_0). `w` is one row group's bytes (its blocks of
 /// eight rows), `a` activation rows; the results, eight per token, are bit-identical to the
-/// type's one-token kernel on each row (`x4`: also to its four-token kernel).
+/// type's one-token kernel on each row.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Interleaved8Path {
     /// One token.
     pub x1: fn(w: &[u8], a: &[u8]) -> [f32; 8],
-    /// Four tokens.
-    pub x4: Interleaved8X4Fn,
-    /// Four tokens in the float order of the type's [`WideBatch`] four-token kernel (whose
-    /// one-token kernel must be the plain one: leftover tokens take `x1`).
-    pub wide_x4: Interleaved8X4Fn,
+    /// How batches run.
+    pub batch: Interleaved8Batch,
     /// Interleave one group of eight row-major rows (`src`, `nb` blocks each) into `out`.
     pub interleave: fn(src: &[u8], nb: usize, out: &mut [u8]),
+}
+
+/// How an [`Interleaved8Path`] runs batches of two or more tokens.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Interleaved8Batch {
+    /// Four tokens at a time on the interleaved group (same bits as the type's four-token
+    /// kernel), the rest one by one.
+    X4 {
+        /// Four tokens.
+        x4: Interleaved8X4Fn,
+        /// Four tokens in the float order of the type's [`WideBatch`] four-token kernel (whose
+        /// one-token kernel must be the plain one: leftover tokens take `x1`).
+        wide_x4: Interleaved8X4Fn,
+    },
+    /// Eight, four or two tokens at a time on the group with the activations of the type's
+    /// [`Int8Path`] (one token left over takes `x1`).
+    Int8 {
+        /// Eight tokens.
+        x8: Interleaved8Int8Fn<8>,
+        /// Four tokens.
+        x4: Interleaved8Int8Fn<4>,
+        /// Two tokens.
+        x2: Interleaved8Int8Fn<2>,
+    },
 }
 
 /// Dequantize one row of blocks (bytes) into `out` (values).

@@ -22,6 +22,8 @@ pub mod x86_avx2_multi;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_q4k_x8;
 #[cfg(target_arch = "x86_64")]
+pub mod x86_avx2_q5_0_x8;
+#[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_q6k;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx512;

@@ -19,12 +19,13 @@ use super::x86_avx2_kdequant as kdequant;
 use super::x86_avx2_kquantize as kquantize;
 use super::x86_avx2_multi as multi;
 use super::x86_avx2_q4k_x8::q4_k_x8;
+use super::x86_avx2_q5_0_x8 as q5_0_x8;
 use super::x86_avx2_q6k as q6k;
 use crate::quant::{
     q3_k, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
     BlockQ8K, BlockQ8_0, BlockQ8_1,
 };
-use crate::traits::{cast, cast_mut, Interleaved8Path, TypeTraits, WideBatch};
+use crate::traits::{cast, cast_mut, Interleaved8Batch, Interleaved8Path, TypeTraits, WideBatch};
 use nanorun_formats::GgmlType;
 
 // ---------------------------------------------------------------- helpers
@@ -652,6 +653,17 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             }
             GgmlType::Q5_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q5_0_n(cast(w), [cast(a)])[0] };
+                t.interleaved8 = Some(Interleaved8Path {
+                    x1: |w, a| unsafe { q5_0_x8::q5_0_x8_x1(cast(w), cast(a)) },
+                    batch: Interleaved8Batch::Int8 {
+                        x8: |w, a| unsafe { q5_0_x8::q5_0_x8_xn(cast(w), a) },
+                        x4: |w, a| unsafe { q5_0_x8::q5_0_x8_xn(cast(w), a) },
+                        x2: |w, a| unsafe { q5_0_x8::q5_0_x8_xn(cast(w), a) },
+                    },
+                    interleave: |src, nb, out| {
+                        crate::quant::q5_0_x8::interleave_group(cast(src), nb, cast_mut(out))
+                    },
+                });
                 t.dequantize = |w, o| unsafe { convert::dequantize_q5_0(cast(w), o) };
             }
             GgmlType::Q5_1 => {
@@ -693,8 +705,10 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                 });
                 t.interleaved8 = Some(Interleaved8Path {
                     x1: |w, a| unsafe { q4_k_x8::<1, false>(cast(w), [cast(a)])[0] },
-                    x4: |w, a| unsafe { q4_k_x8::<4, false>(cast(w), a.map(cast)) },
-                    wide_x4: |w, a| unsafe { q4_k_x8::<4, true>(cast(w), a.map(cast)) },
+                    batch: Interleaved8Batch::X4 {
+                        x4: |w, a| unsafe { q4_k_x8::<4, false>(cast(w), a.map(cast)) },
+                        wide_x4: |w, a| unsafe { q4_k_x8::<4, true>(cast(w), a.map(cast)) },
+                    },
                     interleave: |src, nb, out| {
                         crate::quant::q4_k_x8::interleave_group(cast(src), nb, cast_mut(out))
                     },

@@ -47,7 +47,7 @@ impl WeightBlocks for Int8Row<'_> {
 /// `x86_avx2::f16x2` for why not a 16-bit insert).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn scale8(d: half::f16) -> __m256 {
+pub(crate) fn scale8(d: half::f16) -> __m256 {
     _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(d.to_bits() as i32)))
 }
 
@@ -111,9 +111,9 @@ fn dot_xn_of<const N: usize>(w: impl WeightBlocks, a: &[Int8Row<'_>; N]) -> [f32
     acc.map(|v| hsum_ps(v))
 }
 
-/// [`dot_xn_of`] of an unpacked row and eight tokens.
+/// [`dot_xn_of`] of an unpacked row and `N` tokens.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_x8(w: Int8Row<'_>, a: &[Int8Row<'_>; 8]) -> [f32; 8] {
+fn dot_xn<const N: usize>(w: Int8Row<'_>, a: &[Int8Row<'_>; N]) -> [f32; N] {
     dot_xn_of(w, a)
 }
 
@@ -167,7 +167,9 @@ where
     // `x86_avx2::install` for a table used after AVX2, FMA and F16C were found available.
     Int8Path {
         unpack: |w, out| unsafe { unpack::<B>(cast(w), out) },
-        dot_x8: |w, a| unsafe { dot_x8(w, a) },
+        dot_x8: |w, a| unsafe { dot_xn(w, a) },
+        dot_x4: |w, a| unsafe { dot_xn(w, a) },
+        dot_x2: |w, a| unsafe { dot_xn(w, a) },
         packed_x8: |w, a| unsafe { packed_xn::<B, 8>(cast(w), a) },
         packed_x4: |w, a| unsafe { packed_xn::<B, 4>(cast(w), a) },
         packed_x2: |w, a| unsafe { packed_xn::<B, 2>(cast(w), a) },

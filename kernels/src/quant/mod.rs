@@ -16,6 +16,7 @@ pub mod q4_1;
 pub mod q4_k;
 pub mod q4_k_x8;
 pub mod q5_0;
+pub mod q5_0_x8;
 pub mod q5_1;
 pub mod q5_k;
 pub mod q6_k;

@@ -82,20 +82,6 @@ pub fn interleave_group(src: &[BlockQ4K], nb: usize, out: &mut [BlockQ4Kx8]) {
     }
 }
 
-/// The eight dot products of an interleaved row group with one Q8_K row, through the plain
-/// one-row kernel `vec_dot`: the scalar reference for the interleaved kernels (whose results
-/// must be these, bit for bit, when `vec_dot` is the ISA's own Q4_K kernel).
-pub fn vec_dot_reference(
-    x: &[BlockQ4Kx8],
-    a: &[super::BlockQ8K],
-    vec_dot: impl Fn(&[BlockQ4K], &[super::BlockQ8K]) -> f32,
-) -> [f32; ROWS] {
-    std::array::from_fn(|r| {
-        let row: Vec<BlockQ4K> = x.iter().map(|b| row_of(b, r)).collect();
-        vec_dot(&row, a)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
