@@ -297,6 +297,16 @@ pub fn matmul(
             // there), then any row-major rows.
             let split = tile_end.min(grouped_rows).max(tile);
             if let Some(path) = interleaved.filter(|_| split > tile) {
+                if soft_prefetch {
+                    // The kernels read a group lane by lane (one 32-byte slice of every block
+                    // per pass), which the hardware prefetchers do not follow far enough.
+                    let len = (split - tile) * w_row;
+                    let ahead: usize = std::env::var("PF")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(PREFETCH_AHEAD);
+                    prefetch(w.data, split * w_row + ahead, len);
+                }
                 interleaved_tile(
                     &path,
                     wide.is_some(),

@@ -14,6 +14,8 @@ pub mod x86_avx2_float;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_int8;
 #[cfg(target_arch = "x86_64")]
+pub mod x86_avx2_int8_x8;
+#[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_kdequant;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_kquantize;
@@ -21,8 +23,6 @@ pub mod x86_avx2_kquantize;
 pub mod x86_avx2_multi;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_q4k_x8;
-#[cfg(target_arch = "x86_64")]
-pub mod x86_avx2_q5_0_x8;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_q6k;
 #[cfg(target_arch = "x86_64")]
