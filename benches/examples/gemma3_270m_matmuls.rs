@@ -2,7 +2,10 @@
 //! (random weights): how fast the kernels alone could decode, per ISA and thread count.
 //! Everything else a forward pass does (norms, attention, RoPE) is not included.
 //!
-//! `cargo run --release -p nanorun-benches --example gemma3_270m_matmuls -- [ISA] [THREADS] [TOKENS]`
+//! `cargo run --release -p nanorun-benches --example gemma3_270m_matmuls -- [ISA] [THREADS] [STEPS [LAYOUT [BATCH]]]`
+//!
+//! The matrices are repacked into the layouts the ISA prefers, as the engine does at load,
+//! unless LAYOUT is `rows`; BATCH tokens go through each matmul (default 1: decode).
 
 use nanorun_benches::{matrix, values};
 use nanorun_kernels::{matmul, GgmlType, Isa, Kernels, MatmulScratch, QMatrix, ThreadPool};
@@ -27,32 +30,36 @@ fn main() {
         .map_or(Ok(Isa::best()), |s| Isa::parse(s))
         .expect("isa");
     let threads: usize = args.get(2).map_or(1, |s| s.parse().expect("threads"));
-    let tokens: usize = args.get(3).map_or(20, |s| s.parse().expect("tokens"));
+    let tokens: usize = args.get(3).map_or(20, |s| s.parse().expect("steps"));
+    let repack = args.get(4).is_none_or(|s| s != "rows");
+    let batch: usize = args.get(5).map_or(1, |s| s.parse().expect("batch"));
     let k = Kernels::for_isa(isa).expect("isa available");
     // One distinct matrix per tensor, so the memory traffic is the model's (~250 MB).
-    let mats: Vec<(GgmlType, usize, usize, Vec<u64>, usize)> = SHAPES
+    let mats: Vec<_> = SHAPES
         .iter()
         .flat_map(|&(ty, rows, cols, count)| (0..count).map(move |_| (ty, rows, cols)))
         .map(|(ty, rows, cols)| {
             let (words, len) = matrix(ty, rows, cols);
-            (ty, rows, cols, words, len)
+            let bytes = &bytemuck::cast_slice::<u64, u8>(&words)[..len];
+            let plain = QMatrix::new(bytes, ty, rows, cols).expect("matrix");
+            let packed = k.repack(&plain).expect("repack").filter(|_| repack);
+            (words, packed, ty, rows, cols, len)
         })
         .collect();
-    let total: usize = mats.iter().map(|m| m.4).sum();
+    let total: usize = mats.iter().map(|m| m.5).sum();
     let pool = ThreadPool::new(threads);
     let mut scratch = MatmulScratch::new();
-    let x = values(3, 2048);
-    let mut out = vec![0.0f32; 262_144];
+    let x = values(3, 2048 * batch);
+    let mut out = vec![0.0f32; 262_144 * batch];
     let step = |scratch: &mut MatmulScratch, out: &mut [f32]| {
-        for (ty, rows, cols, words, len) in &mats {
-            let w = QMatrix::new(
-                &bytemuck::cast_slice::<u64, u8>(words)[..*len],
-                *ty,
-                *rows,
-                *cols,
-            )
-            .expect("matrix");
-            matmul(k, &pool, &w, &x[..*cols], 1, &mut out[..*rows], scratch).expect("matmul");
+        for (words, packed, ty, rows, cols, len) in &mats {
+            let bytes = &bytemuck::cast_slice::<u64, u8>(words)[..*len];
+            let w = match packed {
+                Some(p) => p.matrix(),
+                None => QMatrix::new(bytes, *ty, *rows, *cols).expect("matrix"),
+            };
+            let (x, out) = (&x[..cols * batch], &mut out[..rows * batch]);
+            matmul(k, &pool, &w, x, batch, out, scratch).expect("matmul");
         }
     };
     step(&mut scratch, &mut out);
@@ -63,8 +70,9 @@ fn main() {
     let wall = wall0.elapsed().as_secs_f64() / tokens as f64;
     let cpu = (on_cpu_ns() - cpu0) as f64 / 1e9 / tokens as f64;
     println!(
-        "{isa} t{threads}: {:.2} ms per decode step of matmuls, wall ({:.0} MB of weights, {:.1} GB/s, \
+        "{isa} t{threads} x{batch} {}: {:.2} ms per decode step of matmuls, wall ({:.0} MB of weights, {:.1} GB/s, \
          ceiling {:.0} tok/s); calling thread on a CPU {:.2} ms",
+        if repack { "repacked" } else { "row-major" },
         wall * 1e3,
         total as f64 / 1e6,
         total as f64 / wall / 1e9,
