@@ -110,6 +110,7 @@ pub(crate) struct Interleaved8Path {
 
 /// How an [`Interleaved8Path`] runs batches of two or more tokens.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 kernels use it yet
 pub(crate) enum Interleaved8Batch {
     /// Four tokens at a time on the interleaved group (same bits as the type's four-token
     /// kernel), the rest one by one.
