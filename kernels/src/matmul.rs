@@ -301,11 +301,7 @@ pub fn matmul(
                     // The kernels read a group lane by lane (one 32-byte slice of every block
                     // per pass), which the hardware prefetchers do not follow far enough.
                     let len = (split - tile) * w_row;
-                    let ahead: usize = std::env::var("PF")
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(PREFETCH_AHEAD);
-                    prefetch(w.data, split * w_row + ahead, len);
+                    prefetch(w.data, split * w_row + PREFETCH_AHEAD, len);
                 }
                 interleaved_tile(
                     &path,
