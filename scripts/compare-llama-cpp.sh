@@ -13,7 +13,9 @@
 # otherwise: F16 KV cache, llama-bench's batch 2048 / ubatch 512, flash attention auto). So both
 # see the machine in the same minutes. The table gives mean ± std tok/s, the ratio
 # nanorun / llama.cpp, whether it meets issue 7's targets (tg ≥ 1.10, pp ≥ 1.0), and nanorun's
-# weight bytes per decode step × tok/s (GB/s). -o DIR keeps every raw JSON and log there.
+# weight bytes per decode step × tok/s (GB/s), and that as a fraction of the read bandwidth
+# `nanorun bench --bandwidth` measures on as many threads just before its decode test.
+# -o DIR keeps every raw JSON and log there.
 #
 # llama.cpp is built outside the repo, in NANORUN_REF (default ~/.cache/nanorun-ref; binaries in
 # its build/bin), by ../shared/scripts/build-llama-cpp.sh when that exists (idempotent), else by
@@ -206,8 +208,8 @@ def llama(path):
     return r["avg_ts"], r["stddev_ts"]
 
 def nano(path):
-    r = load(path)[0]
-    return r["tok_per_s_mean"], r["tok_per_s_std"], r.get("weight_gb_per_s")
+    r = next(x for x in load(path) if "tok_per_s_mean" in x)
+    return r["tok_per_s_mean"], r["tok_per_s_std"], r.get("weight_gb_per_s"), r.get("bandwidth_fraction")
 
 def target(test):
     return 1.10 if test.startswith("tg") else 1.0
@@ -223,17 +225,18 @@ elif mode == "version":
     print(f"build {r['build_commit']} ({r['build_number']})")
 else:  # table from the manifest
     rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[2])]
-    print("| model | test | threads | llama.cpp tok/s | nanorun tok/s | nanorun / llama.cpp | target | nanorun GB/s |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |")
+    print("| model | test | threads | llama.cpp tok/s | nanorun tok/s | nanorun / llama.cpp | target | nanorun GB/s | of read bandwidth |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
     met = total = 0
     for model, test, t, lj, nj in rows:
-        (l, ls), (n, ns, gbs) = llama(lj), nano(nj)
+        (l, ls), (n, ns, gbs, frac) = llama(lj), nano(nj)
         ratio, want = n / l, target(test)
         ok = ratio >= want
         met, total = met + ok, total + 1
         gb = f"{gbs:.2f}" if gbs is not None else "-"
+        fr = f"{frac * 100:.0f} %" if frac is not None else "-"
         print(f"| {model} | {test} | {t} | {l:.2f} ± {ls:.2f} | {n:.2f} ± {ns:.2f} | "
-              f"**{ratio:.3f}** | ≥ {want:.2f} {'yes' if ok else 'NO'} | {gb} |")
+              f"**{ratio:.3f}** | ≥ {want:.2f} {'yes' if ok else 'NO'} | {gb} | {fr} |")
     print()
     print(f"{met} of {total} rows meet their target (tg ≥ 1.10, pp ≥ 1.0 × llama.cpp).")
 PY
@@ -271,8 +274,11 @@ for model in "${MODELS[@]}"; do
                     >"$base.llama.json" 2>"$base.llama.log" ||
                     { tail -n 20 "$base.llama.log" >&2; die "llama-bench failed on $model ($test, -t $t)"; }
             }
+            # Decode tests also measure the read bandwidth on as many threads, just before.
+            bw=()
+            [ "$n" != 0 ] && bw=(--bandwidth)
             run_nanorun() {
-                "$NANORUN" bench -m "$model" -p "$p" -n "$n" -t "$t" -r "$REPS" --json \
+                "$NANORUN" bench -m "$model" -p "$p" -n "$n" -t "$t" -r "$REPS" --json "${bw[@]}" \
                     >"$base.nanorun.json" 2>"$base.nanorun.log" ||
                     { tail -n 20 "$base.nanorun.log" >&2; die "nanorun bench failed on $model ($test, -t $t)"; }
             }

@@ -1,7 +1,9 @@
 //! `nanorun bench`: prompt-processing and generation speed, llama-bench style. For each thread
 //! count: `ppN` runs an N-token prompt as one batch from an empty cache; `tgN` generates N tokens
 //! one at a time from an empty cache. Repeated `-r` times; mean ± std of tok/s, plus the weight
-//! bytes each decode step reads and the bandwidth that implies. `--embed` benchmarks an
+//! bytes each decode step reads and the bandwidth that implies (with `--bandwidth`, also as a
+//! fraction of the read bandwidth measured on as many threads in the same run). `--embed`
+//! benchmarks an
 //! embedding model instead (sentences/s per batch size, see `bench_embed`).
 
 use std::time::Instant;
@@ -45,6 +47,10 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also measure the read bandwidth (summing a 512 MiB buffer, best of 3) on each thread
+    /// count before its tests, and give decode's GB/s as a fraction of it.
+    #[arg(long)]
+    pub bandwidth: bool,
     /// Where the forward pass runs: cpu, cuda (device 0) or cuda:N (`-t` is then ignored).
     #[arg(long, default_value = "cpu", value_parser = crate::run::parse_device)]
     pub device: Device,
@@ -135,9 +141,20 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let model = Model::open(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
     let bytes = model.weight_bytes_per_token();
     let mut results = Vec::new();
+    let probe = (args.bandwidth && args.device == Device::Cpu).then(crate::bandwidth::Probe::new);
     if !args.json {
-        println!("| model | isa | threads | test | tok/s | GB/s (weights) |");
-        println!("| --- | --- | ---: | --- | ---: | ---: |");
+        match probe {
+            Some(_) => {
+                println!(
+                    "| model | isa | threads | test | tok/s | GB/s (weights) | of read bandwidth |"
+                );
+                println!("| --- | --- | ---: | --- | ---: | ---: | ---: |");
+            }
+            None => {
+                println!("| model | isa | threads | test | tok/s | GB/s (weights) |");
+                println!("| --- | --- | ---: | --- | ---: | ---: |");
+            }
+        }
     }
     // The CPU runs once per thread count; a GPU once.
     let threads: Vec<usize> = match args.device {
@@ -153,6 +170,19 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             Device::Cpu => model.kernels().isa().name(),
             Device::Cuda(_) => "cuda",
         };
+        let file = args.model_file();
+        let read_gbs = probe.as_ref().map(|p| {
+            let pool = nanorun::kernels::ThreadPool::new(t);
+            p.read_gb_per_s(&pool, 3)
+        });
+        if let Some(r) = read_gbs {
+            if !args.json {
+                println!("| {file} | - | {t} | read 512 MiB | - | {r:.2} | - |");
+            }
+            results.push(json!({
+                "model": file, "threads": t, "test": "read_bandwidth", "read_gb_per_s": r,
+            }));
+        }
         let tests: Vec<(String, usize, usize)> = args
             .n_prompt
             .iter()
@@ -178,17 +208,21 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 None
             };
-            let file = args.model_file();
+            let fraction = gbs.zip(read_gbs).map(|(g, r)| g / r);
             if !args.json {
-                println!(
-                    "| {file} | {isa} | {t} | {name} | {m:.2} ± {s:.2} | {} |",
-                    gbs.map_or("-".into(), |g| format!("{g:.2}"))
-                );
+                let gbs = gbs.map_or("-".into(), |g| format!("{g:.2}"));
+                let of_read = match (read_gbs, fraction) {
+                    (None, _) => String::new(),
+                    (Some(_), None) => " - |".into(),
+                    (Some(_), Some(f)) => format!(" {:.0} % |", f * 100.0),
+                };
+                println!("| {file} | {isa} | {t} | {name} | {m:.2} ± {s:.2} | {gbs} |{of_read}");
             }
             results.push(json!({
                 "model": file, "isa": isa, "threads": t, "test": name,
                 "n_prompt": pp, "n_gen": tg, "tok_per_s_mean": m, "tok_per_s_std": s,
                 "samples_tok_per_s": tps, "weight_bytes_per_token": bytes, "weight_gb_per_s": gbs,
+                "read_gb_per_s": read_gbs, "bandwidth_fraction": fraction,
             }));
         }
     }

@@ -5,6 +5,7 @@
 //! and `logits` (reference tools). Every
 //! error prints one line on stderr and exits non-zero.
 
+mod bandwidth;
 mod bench;
 mod bench_embed;
 mod chat;

@@ -121,3 +121,49 @@ fn bad_input_is_one_line_on_stderr_and_a_failing_exit() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `nanorun bench --bandwidth --json` on the default model: a read-bandwidth record, then the
+/// decode test with its weight GB/s as a fraction of that bandwidth.
+#[test]
+fn bench_with_bandwidth_reports_decode_as_a_fraction_of_the_read_bandwidth() {
+    let model = repo().join("models/gemma-3-270m-q4_k_m.gguf");
+    if !model.is_file() {
+        eprintln!("SKIPPED bench --bandwidth: {} absent", model.display());
+        return;
+    }
+    let out = nanorun()
+        .args([
+            "bench",
+            "-p",
+            "0",
+            "-n",
+            "4",
+            "-t",
+            "1",
+            "-r",
+            "1",
+            "--json",
+            "--bandwidth",
+        ])
+        .arg("-m")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    assert_eq!(rows[0]["test"], "read_bandwidth");
+    let read = rows[0]["read_gb_per_s"].as_f64().unwrap();
+    assert!(read > 0.0, "{v}");
+    assert_eq!(rows[1]["test"], "tg4");
+    let (gbs, fraction) = (
+        rows[1]["weight_gb_per_s"].as_f64().unwrap(),
+        rows[1]["bandwidth_fraction"].as_f64().unwrap(),
+    );
+    assert!((fraction - gbs / read).abs() < 1e-9, "{v}");
+}
