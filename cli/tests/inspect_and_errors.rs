@@ -149,11 +149,8 @@ fn bench_with_bandwidth_reports_decode_as_a_fraction_of_the_read_bandwidth() {
         .arg(&model)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     let rows = v.as_array().unwrap();
     assert_eq!(rows.len(), 2, "{v}");

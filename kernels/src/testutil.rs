@@ -88,3 +88,16 @@ pub fn random_weights(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> 
     }
     out
 }
+
+/// `n` blocks of random bytes (any bit pattern: for layout tests, not arithmetic).
+pub fn random_blocks<B: bytemuck::Pod>(rng: &mut Rng, n: usize) -> Vec<B> {
+    (0..n)
+        .map(|_| {
+            let mut b = B::zeroed();
+            for byte in bytemuck::bytes_of_mut(&mut b) {
+                *byte = rng.next_u64() as u8;
+            }
+            b
+        })
+        .collect()
+}

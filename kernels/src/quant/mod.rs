@@ -42,6 +42,21 @@ pub const QK32: usize = 32;
 /// Values per super-block of the K-quants.
 pub const QK_K: usize = 256;
 
+/// Interleave one group of eight rows of `nb` blocks each (`src`: the rows one after another)
+/// into `out` (`nb` interleaved blocks), block `i` of every row through `interleave` (for the
+/// `*_x8` layouts).
+pub fn interleave_group<B, X>(
+    src: &[B],
+    nb: usize,
+    out: &mut [X],
+    interleave: impl Fn([&B; 8]) -> X,
+) {
+    assert!(src.len() == 8 * nb && out.len() == nb);
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = interleave(std::array::from_fn(|r| &src[r * nb + i]));
+    }
+}
+
 /// ggml's `nearest_int`: round to nearest, ties to even, through the float-add trick.
 /// Valid for |x| <= 4194303 (the callers guarantee it, as in ggml).
 #[inline]
