@@ -219,24 +219,45 @@ impl Weights {
     }
 
     /// Repacks every matrix whose type `kernels` run faster in another layout
-    /// ([`Kernels::preferred_layout`]), one at a time, releasing each one's pages of the map
-    /// once it is copied (they are read back from the file if touched again, e.g. by a token
-    /// embedding lookup), so that memory grows by about one matrix at a time. Returns the bytes
-    /// repacked.
+    /// ([`Kernels::preferred_layout`]) on up to four threads, one matrix per thread at a time,
+    /// releasing each one's pages of the map once it is copied (they are read back from the
+    /// file if touched again, e.g. by a token embedding lookup), so that memory grows by about
+    /// one matrix per thread at a time. Returns the bytes repacked.
     pub fn repack(&mut self, gguf: &Gguf, kernels: &Kernels) -> Result<usize> {
-        let mut total = 0;
-        for lin in self.matrices_mut() {
-            if lin.repacked.is_some() || kernels.preferred_layout(lin.ty) == Layout::RowMajor {
-                continue;
+        let todo: Vec<&mut Linear> = self
+            .matrices_mut()
+            .filter(|l| l.repacked.is_none() && kernels.preferred_layout(l.ty) != Layout::RowMajor)
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4)
+            .min(todo.len());
+        let queue = std::sync::Mutex::new(todo.into_iter());
+        let total = std::sync::atomic::AtomicUsize::new(0);
+        let work = || -> Result<()> {
+            loop {
+                // (A poisoned lock means another repacking thread panicked; that panic is
+                // re-raised below.)
+                let Some(lin) = queue.lock().ok().and_then(|mut q| q.next()) else {
+                    return Ok(());
+                };
+                let plain = QMatrix::new(lin.bytes(gguf.bytes()), lin.ty, lin.rows, lin.cols)?;
+                if let Some(r) = kernels.repack(&plain)? {
+                    total.fetch_add(r.len(), std::sync::atomic::Ordering::Relaxed);
+                    lin.repacked = Some(Arc::new(r));
+                    gguf.release(lin.offset, lin.len);
+                }
             }
-            let plain = QMatrix::new(lin.bytes(gguf.bytes()), lin.ty, lin.rows, lin.cols)?;
-            if let Some(r) = kernels.repack(&plain)? {
-                total += r.len();
-                lin.repacked = Some(Arc::new(r));
-                gguf.release(lin.offset, lin.len);
-            }
-        }
-        Ok(total)
+        };
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+            let mine = work();
+            helpers
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .fold(mine, Result::and)
+        })?;
+        Ok(total.into_inner())
     }
 
     /// Drops every repacked matrix (for a backend that reads the file's bytes instead).
