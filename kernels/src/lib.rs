@@ -15,7 +15,7 @@
 //!   a [`ThreadPool`]; batches use four-token kernels where the ISA has them.
 //! - [`Kernels::dot_f32`], [`axpy_f32`], [`Kernels::axpy_row`]: helpers for the engine's own math.
 //! - [`Kernels::repack`]: a matrix rearranged once at load into the layout an ISA's kernels
-//!   run fastest (x86: Q4_K with eight rows interleaved); same results.
+//!   run fastest (x86: Q4_K and Q5_0 with eight rows interleaved); same results.
 //! - [`quantize_matrix()`]: a whole tensor to a type, threaded (for `nanorun quantize`).
 //!
 //! # Numerics

@@ -253,18 +253,15 @@ pub fn matmul(
     let threads = pool.n_threads();
     let soft_prefetch = wt.block_size < 256;
     // (Multiples of 8, so that the tiles of an interleaved matrix start at group bounds.)
-    let tile_rows = if interleaved.is_some() && int8.is_none() {
-        INTERLEAVED_ROWS
-    } else if int8.is_some() {
+    let tile_rows = if int8.is_some() {
         INT8_ROW_TILE
+    } else if interleaved.is_some() {
+        INTERLEAVED_ROWS
     } else {
         ROW_TILE
     };
     // Rows in whole interleaved groups (the rest are row-major).
-    let grouped_rows = match interleaved {
-        Some(_) => rows / INTERLEAVED_ROWS * INTERLEAVED_ROWS,
-        None => 0,
-    };
+    let grouped_rows = interleaved.map_or(0, |_| rows / INTERLEAVED_ROWS * INTERLEAVED_ROWS);
     // Enough chunks that a thread whose core is busy elsewhere does not hold up the op.
     let per_chunk = if threads == 1 {
         rows
@@ -389,22 +386,12 @@ fn interleaved_tile<'a>(
             }
             t
         }
-        (Interleaved8Batch::Int8 { x8, x4, x2 }, Some(_)) => {
-            let mut t = 0;
-            while t + 8 <= n_tokens {
-                int8_groups(each_group(), (acts, nb), t, x8, put_run);
-                t += 8;
-            }
-            if t + 4 <= n_tokens {
-                int8_groups(each_group(), (acts, nb), t, x4, put_run);
-                t += 4;
-            }
-            if t + 2 <= n_tokens {
-                int8_groups(each_group(), (acts, nb), t, x2, put_run);
-                t += 2;
-            }
-            t
-        }
+        (Interleaved8Batch::Int8 { x8, x4, x2 }, Some(_)) => in_groups_of_8_4_2(
+            n_tokens,
+            |t| int8_groups(each_group(), (acts, nb), t, x8, put_run),
+            |t| int8_groups(each_group(), (acts, nb), t, x4, put_run),
+            |t| int8_groups(each_group(), (acts, nb), t, x2, put_run),
+        ),
         (Interleaved8Batch::Int8 { .. }, None) => 0,
     };
     for t in t..n_tokens {
@@ -451,24 +438,49 @@ fn int8_tile<'w>(
         put_run,
     };
     if n_tokens > path.packed_max_tokens {
-        return out.unpacked(path, n_tokens, |tile| {
+        return WEIGHT_TILE.with_borrow_mut(|tile| {
+            tile.reserve(rows.len(), nb);
             for (i, r) in rows.clone().enumerate() {
                 (path.unpack)(row(r), tile.row_mut(i, nb));
             }
+            let unpacked = |i: usize| tile.row(i, nb);
+            in_groups_of_8_4_2(
+                n_tokens,
+                |t| out.group(t, |i, a| (path.dot_x8)(unpacked(i), a)),
+                |t| out.group(t, |i, a| (path.dot_x4)(unpacked(i), a)),
+                |t| out.group(t, |i, a| (path.dot_x2)(unpacked(i), a)),
+            )
         });
     }
     let packed = |i: usize| row(rows.start + i);
+    in_groups_of_8_4_2(
+        n_tokens,
+        |t| out.group(t, |i, a| (path.packed_x8)(packed(i), a)),
+        |t| out.group(t, |i, a| (path.packed_x4)(packed(i), a)),
+        |t| out.group(t, |i, a| (path.packed_x2)(packed(i), a)),
+    )
+}
+
+/// Calls `eight(t)` for every whole group of eight tokens from 0, then `four(t)` and `two(t)`
+/// once each as far as the `n_tokens` reach; returns the first token not done (at most one is
+/// left): how the int8 kernels split a batch.
+fn in_groups_of_8_4_2(
+    n_tokens: usize,
+    mut eight: impl FnMut(usize),
+    four: impl FnOnce(usize),
+    two: impl FnOnce(usize),
+) -> usize {
     let mut t = 0;
     while t + 8 <= n_tokens {
-        out.group(t, |i, a| (path.packed_x8)(packed(i), a));
+        eight(t);
         t += 8;
     }
     if t + 4 <= n_tokens {
-        out.group(t, |i, a| (path.packed_x4)(packed(i), a));
+        four(t);
         t += 4;
     }
     if t + 2 <= n_tokens {
-        out.group(t, |i, a| (path.packed_x2)(packed(i), a));
+        two(t);
         t += 2;
     }
     t
@@ -483,32 +495,6 @@ struct TileOut<'a, P> {
 }
 
 impl<P: Fn(usize, usize, &[f32])> TileOut<'_, P> {
-    /// The tile's rows unpacked by `fill` into this thread's [`WEIGHT_TILE`], then times
-    /// every whole group of eight tokens, one group of four and one of two as far as tokens
-    /// are left. Returns the first token not done (at most one is left).
-    fn unpacked(&self, path: &Int8Path, n_tokens: usize, fill: impl FnOnce(&mut Int8Buf)) -> usize {
-        let (n_rows, nb) = (self.rows.len(), self.nb);
-        WEIGHT_TILE.with_borrow_mut(|tile| {
-            tile.reserve(n_rows, nb);
-            fill(tile);
-            let tile = &*tile;
-            let mut t = 0;
-            while t + 8 <= n_tokens {
-                self.group(t, |i, a| (path.dot_x8)(tile.row(i, nb), a));
-                t += 8;
-            }
-            if t + 4 <= n_tokens {
-                self.group(t, |i, a| (path.dot_x4)(tile.row(i, nb), a));
-                t += 4;
-            }
-            if t + 2 <= n_tokens {
-                self.group(t, |i, a| (path.dot_x2)(tile.row(i, nb), a));
-                t += 2;
-            }
-            t
-        })
-    }
-
     /// Tokens `t..t + N` times the tile's rows through `dot` (row index within the tile and the
     /// tokens' unpacked activations → one result per token); the results are gathered per
     /// token, then stored as one run of the tile's rows: a few stores per token instead of one

@@ -1,7 +1,8 @@
 //! Weight layouts other than row-major, and the repacking into them at load.
 //!
 //! A GGUF matrix is row-major: each row's blocks one after another. Where an ISA has kernels
-//! that hold several rows in the lanes of a vector (x86 AVX2: Q4_K, eight rows), a caller
+//! that hold several rows in the lanes of a vector (x86 AVX2: Q4_K and Q5_0, eight rows), a
+//! caller
 //! repacks the matrix once with [`Kernels::repack`] and hands [`RepackedMatrix::matrix`] to
 //! [`crate::matmul()`] from then on; the results are bit-identical to the row-major matrix's.
 
@@ -17,23 +18,23 @@ pub enum Layout {
     /// As in the file: row r's blocks at `r × row_bytes`.
     #[default]
     RowMajor,
-    /// Groups of eight rows with their blocks interleaved (for Q4_K: `quant::q4_k_x8`), group
+    /// Groups of eight rows with their blocks interleaved (`quant::q4_k_x8`, `q5_0_x8`), group
     /// k at `8k × row_bytes`; the rows after the last whole group stay row-major. Only for
     /// types whose kernels have an eight-row path ([`Kernels::preferred_layout`]).
     Interleaved8,
 }
 
 /// Rows per group of [`Layout::Interleaved8`].
-pub const INTERLEAVED_ROWS: usize = 8;
+pub use crate::quant::INTERLEAVED_ROWS;
 
-/// A matrix repacked into the layout its kernels prefer; owns its bytes.
+/// A matrix repacked into the layout its kernels prefer (so far always
+/// [`Layout::Interleaved8`]); owns its bytes.
 pub struct RepackedMatrix {
     words: Vec<u64>,
     len: usize,
     ty: GgmlType,
     rows: usize,
     cols: usize,
-    layout: Layout,
 }
 
 impl std::fmt::Debug for RepackedMatrix {
@@ -42,7 +43,6 @@ impl std::fmt::Debug for RepackedMatrix {
             .field("ty", &self.ty)
             .field("rows", &self.rows)
             .field("cols", &self.cols)
-            .field("layout", &self.layout)
             .field("len", &self.len)
             .finish()
     }
@@ -56,7 +56,7 @@ impl RepackedMatrix {
             ty: self.ty,
             rows: self.rows,
             cols: self.cols,
-            layout: self.layout,
+            layout: Layout::Interleaved8,
         }
     }
 
@@ -118,7 +118,6 @@ impl Kernels {
             ty: m.ty,
             rows: m.rows,
             cols: m.cols,
-            layout: Layout::Interleaved8,
         }))
     }
 }

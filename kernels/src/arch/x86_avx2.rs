@@ -124,6 +124,13 @@ pub(crate) fn load32(p: &[i8]) -> __m256i {
     unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
 }
 
+/// Four signed bytes at `at` as one i32 (little-endian), for a 32-bit broadcast.
+#[inline]
+pub(crate) fn i32_at(q: &[i8], at: usize) -> i32 {
+    let b = &q[at..at + 4];
+    i32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8])
+}
+
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn load32u(p: &[u8]) -> __m256i {
@@ -196,7 +203,7 @@ fn to_array(v: __m256) -> [f32; 8] {
 /// Eight f16 values (bits) as f32.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn cvt8(v: [u16; 8]) -> __m256 {
+pub(crate) fn cvt8(v: [u16; 8]) -> __m256 {
     // SAFETY: v is 16 bytes.
     _mm256_cvtph_ps(unsafe { _mm_loadu_si128(v.as_ptr().cast()) })
 }

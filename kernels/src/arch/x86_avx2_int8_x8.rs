@@ -16,14 +16,13 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::x86_avx2::load32u;
+use super::x86_avx2::{cvt8, i32_at, load32u};
 use super::x86_avx2_int8::scale8;
 use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::BlockQ8_0;
 use crate::traits::Int8Row;
 
-/// Rows per interleaved group.
-const ROWS: usize = 8;
+use crate::quant::INTERLEAVED_ROWS as ROWS;
 
 /// An interleaved block of eight rows, read lane by lane.
 pub(crate) trait LaneBlock {
@@ -67,8 +66,7 @@ impl LaneBlock for BlockQ5_0x8 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn row_scales(x: &impl LaneBlock) -> __m256 {
-    // SAFETY: 16 bytes.
-    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(x.scales().as_ptr().cast()) })
+    cvt8(bytemuck::cast(*x.scales()))
 }
 
 /// Σ q·a of lane quants `q` with four activation bytes `y4` (broadcast), per row, as ggml
@@ -90,8 +88,7 @@ pub(crate) fn int8_x8_x1<B: LaneBlock>(w: &[B], a: &[BlockQ8_0]) -> [f32; ROWS] 
         for (l, acc) in acc.iter_mut().enumerate() {
             // SAFETY: this function's target features.
             let q = unsafe { x.lane(l) };
-            let b = &y.qs[4 * l..4 * l + 4];
-            let y4 = i32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8]);
+            let y4 = i32_at(&y.qs, 4 * l);
             *acc = _mm256_fmadd_ps(lane_dot(_mm256_sign_epi8(q, q), q, y4), ds, *acc);
         }
     }

@@ -12,7 +12,7 @@
 
 use std::arch::x86_64::*;
 
-use super::x86_avx2::load32u;
+use super::x86_avx2::{cvt8, i32_at, load32u, nibble_halves};
 use crate::quant::q4_k_x8::{BlockQ4Kx8, ROWS};
 use crate::quant::BlockQ8K;
 
@@ -99,13 +99,6 @@ fn bsum_pairs(y: &BlockQ8K) -> __m256i {
 /// Where [`bsum_pairs`] keeps chunk c's two pair sums.
 const PAIR_LANE: [i32; 4] = [0, 1, 4, 5];
 
-/// Four activation bytes at `at` as one i32, for a broadcast.
-#[inline]
-fn four(y: &BlockQ8K, at: usize) -> i32 {
-    let b = &y.qs[at..at + 4];
-    i32::from_le_bytes([b[0] as u8, b[1] as u8, b[2] as u8, b[3] as u8])
-}
-
 /// `out[t][r]` = row r of `w` · `a[t]` for eight interleaved rows and `N` tokens: per
 /// super-block one exact Σ sc·Σq·a and one Σ m·bsums per row and token, folded into two
 /// chains with `fma(sum, d·a.d, acc)` — per 64 values when `PER_64`, else per super-block —
@@ -116,19 +109,12 @@ pub(crate) fn q4_k_x8<const N: usize, const PER_64: bool>(
     w: &[BlockQ4Kx8],
     a: [&[BlockQ8K]; N],
 ) -> [[f32; ROWS]; N] {
-    let m4 = _mm256_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_ps(); N];
     let mut mins = [_mm256_setzero_ps(); N];
     let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
     for (i, x) in w[..n].iter().enumerate() {
         let y: [&BlockQ8K; N] = std::array::from_fn(|t| &a[t][i]);
-        // SAFETY: d and dmin are 16 bytes each.
-        let (d, dmin) = unsafe {
-            (
-                _mm256_cvtph_ps(_mm_loadu_si128(x.d.as_ptr().cast())),
-                _mm256_cvtph_ps(_mm_loadu_si128(x.dmin.as_ptr().cast())),
-            )
-        };
+        let (d, dmin) = (cvt8(bytemuck::cast(x.d)), cvt8(bytemuck::cast(x.dmin)));
         let ds: [__m256; N] = std::array::from_fn(|t| _mm256_mul_ps(d, _mm256_set1_ps(y[t].d)));
         let dmins: [__m256; N] =
             std::array::from_fn(|t| _mm256_mul_ps(dmin, _mm256_set1_ps(y[t].d)));
@@ -142,12 +128,10 @@ pub(crate) fn q4_k_x8<const N: usize, const PER_64: bool>(
             let mut lo_sum = [_mm256_setzero_si256(); N];
             let mut hi_sum = [_mm256_setzero_si256(); N];
             for g in 0..8 {
-                let q = load32u(&x.qs[(8 * c + g) * 32..]);
-                let lo = _mm256_and_si256(q, m4);
-                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+                let [lo, hi] = nibble_halves(load32u(&x.qs[(8 * c + g) * 32..]));
                 for t in 0..N {
-                    let ylo = _mm256_set1_epi32(four(y[t], 64 * c + 4 * g));
-                    let yhi = _mm256_set1_epi32(four(y[t], 64 * c + 32 + 4 * g));
+                    let ylo = _mm256_set1_epi32(i32_at(&y[t].qs, 64 * c + 4 * g));
+                    let yhi = _mm256_set1_epi32(i32_at(&y[t].qs, 64 * c + 32 + 4 * g));
                     lo_sum[t] = _mm256_add_epi16(lo_sum[t], _mm256_maddubs_epi16(lo, ylo));
                     hi_sum[t] = _mm256_add_epi16(hi_sum[t], _mm256_maddubs_epi16(hi, yhi));
                 }

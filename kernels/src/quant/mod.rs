@@ -42,6 +42,9 @@ pub const QK32: usize = 32;
 /// Values per super-block of the K-quants.
 pub const QK_K: usize = 256;
 
+/// Rows per group of the interleaved (`*_x8`) layouts.
+pub const INTERLEAVED_ROWS: usize = 8;
+
 /// Interleave one group of eight rows of `nb` blocks each (`src`: the rows one after another)
 /// into `out` (`nb` interleaved blocks), block `i` of every row through `interleave` (for the
 /// `*_x8` layouts).
@@ -49,9 +52,9 @@ pub fn interleave_group<B, X>(
     src: &[B],
     nb: usize,
     out: &mut [X],
-    interleave: impl Fn([&B; 8]) -> X,
+    interleave: impl Fn([&B; INTERLEAVED_ROWS]) -> X,
 ) {
-    assert!(src.len() == 8 * nb && out.len() == nb);
+    assert!(src.len() == INTERLEAVED_ROWS * nb && out.len() == nb);
     for (i, o) in out.iter_mut().enumerate() {
         *o = interleave(std::array::from_fn(|r| &src[r * nb + i]));
     }

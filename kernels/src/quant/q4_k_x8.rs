@@ -19,8 +19,7 @@ use half::f16;
 
 use super::{BlockQ4K, QK_K};
 
-/// Rows per interleaved group.
-pub const ROWS: usize = 8;
+pub use super::INTERLEAVED_ROWS as ROWS;
 
 /// One super-block (256 values) of eight Q4_K rows, interleaved. 1152 bytes, the size of eight
 /// [`BlockQ4K`]s.

@@ -14,8 +14,7 @@ use half::f16;
 
 use super::BlockQ5_0;
 
-/// Rows per interleaved group.
-pub const ROWS: usize = 8;
+pub use super::INTERLEAVED_ROWS as ROWS;
 
 /// One block (32 values) of eight Q5_0 rows, interleaved. 176 bytes, the size of eight
 /// [`BlockQ5_0`]s.
