@@ -241,8 +241,8 @@ impl Weights {
                 let Some(lin) = queue.lock().ok().and_then(|mut q| q.next()) else {
                     return Ok(());
                 };
-                let plain = QMatrix::new(lin.bytes(gguf.bytes()), lin.ty, lin.rows, lin.cols)?;
-                if let Some(r) = kernels.repack(&plain)? {
+                // Not repacked yet, so this is the file's row-major matrix.
+                if let Some(r) = kernels.repack(&lin.matrix(gguf.bytes())?)? {
                     total.fetch_add(r.len(), std::sync::atomic::Ordering::Relaxed);
                     lin.repacked = Some(Arc::new(r));
                     gguf.release(lin.offset, lin.len);
