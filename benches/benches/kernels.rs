@@ -187,38 +187,12 @@ fn bench_bandwidth(c: &mut Criterion) {
     let mut g = c.benchmark_group("read_bandwidth");
     g.throughput(Throughput::Bytes((words.len() * 8) as u64));
     g.sample_size(10);
-    g.bench_function("sum_1GiB/t1", |b| {
-        b.iter(|| {
-            let mut acc = [0u64; 8];
-            for c in black_box(&words).chunks_exact(8) {
-                for (a, v) in acc.iter_mut().zip(c) {
-                    *a = a.wrapping_add(*v);
-                }
-            }
-            black_box(acc)
-        })
-    });
-    let pool = ThreadPool::new(2);
-    g.bench_function("sum_1GiB/t2", |b| {
-        b.iter(|| {
-            let parts = 64;
-            let per = words.len() / parts;
-            let total = std::sync::atomic::AtomicU64::new(0);
-            pool.run(parts, |p| {
-                let mut acc = [0u64; 8];
-                for c in words[p * per..(p + 1) * per].chunks_exact(8) {
-                    for (a, v) in acc.iter_mut().zip(c) {
-                        *a = a.wrapping_add(*v);
-                    }
-                }
-                total.fetch_add(
-                    acc.iter().fold(0u64, |s, v| s.wrapping_add(*v)),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
-            });
-            black_box(total.into_inner())
-        })
-    });
+    for threads in [1, 2] {
+        let pool = ThreadPool::new(threads);
+        g.bench_function(format!("sum_1GiB/t{threads}"), |b| {
+            b.iter(|| nanorun_kernels::bandwidth::sum_words(&pool, black_box(&words)))
+        });
+    }
     g.finish();
 }
 

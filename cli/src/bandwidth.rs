@@ -3,10 +3,9 @@
 //! is compared with (decode on a CPU is bandwidth-bound, so "GB/s of weights ÷ this" says how
 //! close it comes to the limit).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use nanorun::kernels::ThreadPool;
+use nanorun::kernels::{bandwidth::sum_words, ThreadPool};
 
 /// Bytes streamed per pass: 512 MiB, beyond the last-level cache of the machines we target.
 const PROBE_BYTES: usize = 512 << 20;
@@ -25,26 +24,11 @@ impl Probe {
 
     /// The best of `passes` passes of summing the buffer on `pool`, in GB/s.
     pub fn read_gb_per_s(&self, pool: &ThreadPool, passes: usize) -> f64 {
-        // Chunks of 1 MiB handed out to the threads as they come.
-        let per = (1 << 20) / 8;
-        let n_chunks = self.words.len().div_ceil(per);
         let mut best = 0.0f64;
         for _ in 0..passes.max(1) {
-            let total = AtomicU64::new(0);
             let t0 = Instant::now();
-            pool.run(n_chunks, |c| {
-                let part = &self.words[c * per..((c + 1) * per).min(self.words.len())];
-                let mut acc = [0u64; 8];
-                for w in part.chunks_exact(8) {
-                    for (a, v) in acc.iter_mut().zip(w) {
-                        *a = a.wrapping_add(*v);
-                    }
-                }
-                let sum = acc.iter().fold(0u64, |s, v| s.wrapping_add(*v));
-                total.fetch_add(sum, Ordering::Relaxed);
-            });
+            std::hint::black_box(sum_words(pool, &self.words));
             let secs = t0.elapsed().as_secs_f64();
-            std::hint::black_box(total.load(Ordering::Relaxed));
             best = best.max((self.words.len() * 8) as f64 / secs / 1e9);
         }
         best

@@ -143,18 +143,12 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let mut results = Vec::new();
     let probe = (args.bandwidth && args.device == Device::Cpu).then(crate::bandwidth::Probe::new);
     if !args.json {
-        match probe {
-            Some(_) => {
-                println!(
-                    "| model | isa | threads | test | tok/s | GB/s (weights) | of read bandwidth |"
-                );
-                println!("| --- | --- | ---: | --- | ---: | ---: | ---: |");
-            }
-            None => {
-                println!("| model | isa | threads | test | tok/s | GB/s (weights) |");
-                println!("| --- | --- | ---: | --- | ---: | ---: |");
-            }
-        }
+        let (name, rule) = match probe {
+            Some(_) => (" of read bandwidth |", " ---: |"),
+            None => ("", ""),
+        };
+        println!("| model | isa | threads | test | tok/s | GB/s (weights) |{name}");
+        println!("| --- | --- | ---: | --- | ---: | ---: |{rule}");
     }
     // The CPU runs once per thread count; a GPU once.
     let threads: Vec<usize> = match args.device {

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod arch;
+pub mod bandwidth;
 mod error;
 mod isa;
 mod kernels;
