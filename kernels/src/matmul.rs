@@ -24,13 +24,20 @@ use crate::traits::{
 pub const ROW_TILE: usize = 4;
 
 /// How far ahead of the current row tile the weights are software-prefetched, in bytes, for
-/// the types with blocks of fewer than 256 values. For those the hardware prefetchers alone
-/// left decode 16% slower on the Gemma 3 270M matmul mix (35.6 vs 30.2 ms per step, AVX2, one
-/// thread, `examples/gemma3_270m_matmuls`, on an AVX-512 EPYC); 0–64 KiB all measured alike
-/// once any prefetch was issued. The K-quants are not prefetched: on an AVX2-only EPYC
-/// prefetching (T0, T1 or T2, 4–64 KiB ahead) made Q4_K and Q6_K decode slower, a
-/// Llama-3.2-1B-shaped Q4_K_M model 8.6 instead of 11.9 tok/s (`nanorun bench -p 0 -n 32`),
-/// while Gemma 3 270M's mix measured alike either way there.
+/// the types whose ISA table asks for it (`TypeTraits::soft_prefetch`). Whether it helps
+/// depends on the CPU, so each table says, from measurements of the Gemma 3 270M matmul mix
+/// (`examples/gemma3_270m_matmuls`):
+/// - AVX2 (set for the types with blocks of fewer than 256 values): on an AVX2-only EPYC
+///   (Zen 3), prefetching took one-thread decode from 35.6 to 30.2 ms per step. 0–64 KiB all
+///   measured alike once any prefetch was issued. The K-quants are not prefetched: there it
+///   made Q4_K and Q6_K decode slower (a Llama-3.2-1B-shaped Q4_K_M model ran at 8.6 instead
+///   of 11.9 tok/s).
+/// - AVX-512 (set for none): on a Zen 4 EPYC every prefetch distance from 128 B to 64 KiB
+///   made things slower. The 262144 × 640 Q8_0 Gemma output projection, one thread
+///   (`kernel_cycles Q8_0 avx512 20 1 1 262144 640`), fell from 14.5–15.1 GB/s without
+///   prefetching to 12.0–12.6 GB/s at 128 B–1 KiB ahead and 8.7–9.1 GB/s at 16 KiB ahead.
+///   The whole mix went from 18.1 to 29.5 ms per step on one thread and from 12.9 to 16.4 ms
+///   on two (16 KiB ahead). There the hardware prefetchers alone do better.
 pub const PREFETCH_AHEAD: usize = 16 * 1024;
 
 /// A quantized matrix: `rows` rows of `cols` values of type `ty`, each row
@@ -251,7 +258,7 @@ pub fn matmul(
 
     let rows = w.rows;
     let threads = pool.n_threads();
-    let soft_prefetch = wt.block_size < 256;
+    let soft_prefetch = wt.soft_prefetch;
     // (Multiples of 8, so that the tiles of an interleaved matrix start at group bounds.)
     let tile_rows = if int8.is_some() {
         INT8_ROW_TILE

@@ -158,6 +158,10 @@ pub struct TypeTraits {
     pub(crate) wide: Option<WideBatch>,
     pub(crate) int8: Option<Int8Path>,
     pub(crate) interleaved8: Option<Interleaved8Path>,
+    /// Whether matmul software-prefetches this type's weights ahead of the kernels. Set per
+    /// ISA table from measurements: it helps on some CPUs and costs on others (see
+    /// [`crate::matmul::PREFETCH_AHEAD`]).
+    pub(crate) soft_prefetch: bool,
 }
 
 impl WideBatch {
@@ -328,6 +332,7 @@ const fn entry(
         int8: None,
         interleaved8: None,
         wide: None,
+        soft_prefetch: false,
     }
 }
 

@@ -657,6 +657,8 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
     // `Isa::Avx2` (or `Isa::Avx512`, a superset) was found available: AVX2, FMA and F16C.
     super::x86_avx2_int8::install(table);
     for t in table.iter_mut() {
+        // Measured to help on an AVX2-only EPYC (see `matmul::PREFETCH_AHEAD`).
+        t.soft_prefetch = t.block_size < 256;
         match t.ty {
             GgmlType::F32 => t.vec_dot = |w, a| unsafe { vec_dot_f32(cast(w), cast(a)) },
             GgmlType::F16 => {
