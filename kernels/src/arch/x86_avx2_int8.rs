@@ -15,13 +15,14 @@
 use std::arch::x86_64::*;
 
 use super::x86_avx2::{hsum_ps, load32, nibbles_32, quants_5bit};
+use super::x86_avx2_int8_x8::maddubs_dot;
 use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ8_0};
 use crate::traits::{cast, Int8Path, Int8Row, Int8RowMut, TypeTraits};
 use nanorun_formats::GgmlType;
 
 /// Where [`dot_xn_of`] reads a weight row's blocks: unpacked ([`Int8Row`]) or straight from
 /// the packed blocks (decoding each block in registers once for the group of tokens).
-trait WeightBlocks {
+pub(crate) trait WeightBlocks {
     /// Blocks in the row.
     fn len(&self) -> usize;
     /// Block `i`'s quants as signed bytes and its scale (broadcast); `i < len()`.
@@ -79,15 +80,20 @@ packed_blocks!(BlockQ5_0, |b| _mm256_sub_epi8(
 ));
 packed_blocks!(BlockQ8_0, |b| load32(&b.qs));
 
-/// `N` Q8_0 rows of `w`'s length (or longer): `out[t] = w · a[t]`.
+/// `N` Q8_0 rows of `w`'s length (or longer): `out[t] = w · a[t]`, each block's four-byte
+/// group sums of |q| · (a with q's sign) formed by `dot` (`vpmaddubsw` + `vpmaddwd` with
+/// AVX2, `vpdpbusd` with VNNI: the same sums exactly).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_xn_of<const N: usize>(w: impl WeightBlocks, a: &[Int8Row<'_>; N]) -> [f32; N] {
+pub(crate) fn dot_xn_of<const N: usize>(
+    w: impl WeightBlocks,
+    a: &[Int8Row<'_>; N],
+    dot: impl Fn(__m256i, __m256i) -> __m256i,
+) -> [f32; N] {
     let nb = w.len();
     for r in a {
         assert!(r.d.len() >= nb && r.qs.len() >= nb);
     }
-    let ones = _mm256_set1_epi16(1);
     let mut acc = [_mm256_setzero_ps(); N];
     let qs: [*const [i8; 32]; N] = std::array::from_fn(|t| a[t].qs.as_ptr());
     let ds: [*const f32; N] = std::array::from_fn(|t| a[t].d.as_ptr());
@@ -103,7 +109,7 @@ fn dot_xn_of<const N: usize>(w: impl WeightBlocks, a: &[Int8Row<'_>; N]) -> [f32
                     _mm256_broadcast_ss(&*ds[t].add(i)),
                 )
             };
-            let s = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, q)), ones);
+            let s = dot(ax, _mm256_sign_epi8(y, q));
             // The scale product is the one-token kernels' (weight scale × activation scale).
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(wd, yd), acc[t]);
         }
@@ -114,7 +120,7 @@ fn dot_xn_of<const N: usize>(w: impl WeightBlocks, a: &[Int8Row<'_>; N]) -> [f32
 /// [`dot_xn_of`] of an unpacked row and `N` tokens.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_xn<const N: usize>(w: Int8Row<'_>, a: &[Int8Row<'_>; N]) -> [f32; N] {
-    dot_xn_of(w, a)
+    dot_xn_of(w, a, |ax, sy| maddubs_dot(ax, sy))
 }
 
 /// [`dot_xn_of`] of a packed row and `N` tokens.
@@ -123,7 +129,7 @@ fn packed_xn<'w, B, const N: usize>(w: &'w [B], a: &[Int8Row<'_>; N]) -> [f32; N
 where
     &'w [B]: WeightBlocks,
 {
-    dot_xn_of(w, a)
+    dot_xn_of(w, a, |ax, sy| maddubs_dot(ax, sy))
 }
 
 /// Unpacks a packed row into `out` (at least as many blocks as the row has).

@@ -70,17 +70,44 @@ fn row_scales(x: &impl LaneBlock) -> __m256 {
 }
 
 /// Σ q·a of lane quants `q` with four activation bytes `y4` (broadcast), per row, as ggml
-/// forms it: |q| times a with q's sign, pairs, then quads.
+/// forms it: |q| (`ax`) times a with q's sign, summed by `dot` in groups of four into i32
+/// lanes (`vpmaddubsw` + `vpmaddwd` here, `vpdpbusd` with VNNI: the same sums exactly).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn lane_dot(ax: __m256i, q: __m256i, y4: i32) -> __m256 {
-    let p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(_mm256_set1_epi32(y4), q));
-    _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+fn lane_dot(dot: impl Fn(__m256i, __m256i) -> __m256i, ax: __m256i, q: __m256i, y4: i32) -> __m256 {
+    _mm256_cvtepi32_ps(dot(ax, _mm256_sign_epi8(_mm256_set1_epi32(y4), q)))
+}
+
+/// The AVX2 form of the four-byte group sums of |q| · (a with q's sign).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn maddubs_dot(ax: __m256i, sy: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
 }
 
 /// The eight rows of `w` · one Q8_0 row.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn int8_x8_x1<B: LaneBlock>(w: &[B], a: &[BlockQ8_0]) -> [f32; ROWS] {
+    int8_x8_x1_with(w, a, |ax, sy| maddubs_dot(ax, sy))
+}
+
+/// The eight rows of `w` · `N` unpacked Q8_0 rows (the int8 path's activations).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn int8_x8_xn<B: LaneBlock + bytemuck::Pod, const N: usize>(
+    w: &[B],
+    a: &[Int8Row<'_>; N],
+) -> [[f32; ROWS]; N] {
+    int8_x8_xn_with(w, a, |ax, sy| maddubs_dot(ax, sy))
+}
+
+/// [`int8_x8_x1`] with the group sums formed by `dot` (see [`lane_dot`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn int8_x8_x1_with<B: LaneBlock>(
+    w: &[B],
+    a: &[BlockQ8_0],
+    dot: impl Fn(__m256i, __m256i) -> __m256i + Copy,
+) -> [f32; ROWS] {
     let mut acc = [_mm256_setzero_ps(); 8];
     for (x, y) in w.iter().zip(a) {
         // Each row's scale product, as the one-row kernel forms it (weight × activation).
@@ -89,7 +116,7 @@ pub(crate) fn int8_x8_x1<B: LaneBlock>(w: &[B], a: &[BlockQ8_0]) -> [f32; ROWS] 
             // SAFETY: this function's target features.
             let q = unsafe { x.lane(l) };
             let y4 = i32_at(&y.qs, 4 * l);
-            *acc = _mm256_fmadd_ps(lane_dot(_mm256_sign_epi8(q, q), q, y4), ds, *acc);
+            *acc = _mm256_fmadd_ps(lane_dot(dot, _mm256_sign_epi8(q, q), q, y4), ds, *acc);
         }
     }
     lane_sum(&acc)
@@ -107,11 +134,13 @@ fn lane_sum(acc: &[__m256; 8]) -> [f32; ROWS] {
     out
 }
 
-/// The eight rows of `w` · `N` unpacked Q8_0 rows (the int8 path's activations).
+/// [`int8_x8_xn`] with the group sums formed by `dot` (see [`lane_dot`]).
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn int8_x8_xn<B: LaneBlock + bytemuck::Pod, const N: usize>(
+pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize>(
     w: &[B],
     a: &[Int8Row<'_>; N],
+    dot: impl Fn(__m256i, __m256i) -> __m256i + Copy,
 ) -> [[f32; ROWS]; N] {
     let nb = w.len();
     for r in a {
@@ -157,7 +186,7 @@ pub(crate) fn int8_x8_xn<B: LaneBlock + bytemuck::Pod, const N: usize>(
                     // SAFETY: i0 + k < nb <= every token row's length (asserted above), and
                     // the four bytes at 4l lie inside the block's 32.
                     let y4 = unsafe { qs[t].add(i0 + k).cast::<i32>().add(l).read_unaligned() };
-                    acc[t] = _mm256_fmadd_ps(lane_dot(ax, q, y4), ds[t], acc[t]);
+                    acc[t] = _mm256_fmadd_ps(lane_dot(dot, ax, q, y4), ds[t], acc[t]);
                 }
             }
             *lane = acc;

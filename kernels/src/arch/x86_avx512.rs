@@ -19,9 +19,12 @@ use std::arch::x86_64::*;
 use nanorun_formats::GgmlType;
 
 use super::x86_avx2::{self, f16x2};
+use super::x86_avx2_int8::{dot_xn_of, WeightBlocks};
+use super::x86_avx2_int8_x8::{int8_x8_x1_with, int8_x8_xn_with, LaneBlock};
 use super::x86_avx2_q6k;
-use crate::quant::{BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
-use crate::traits::{cast, TypeTraits};
+use crate::quant::q5_0_x8::BlockQ5_0x8;
+use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
+use crate::traits::{cast, Int8Path, Int8Row, Interleaved8Batch, Interleaved8Path, TypeTraits};
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -193,6 +196,71 @@ pub(crate) fn vec_dot_q6_k_x4(w: &[BlockQ6K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
     acc.map(|v| x86_avx2::hsum_ps(v))
 }
 
+/// The four-byte group sums of |q| · (a with q's sign) in one `vpdpbusd`: exactly the i32
+/// lanes AVX2's `vpmaddubsw` + `vpmaddwd` form (no pair can saturate: |q| ≤ 128, |a| ≤ 127).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn vnni_dot(ax: __m256i, sy: __m256i) -> __m256i {
+    _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy)
+}
+
+/// The int8 path's kernel of an unpacked row with `N` tokens, on `vpdpbusd`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn int8_xn<const N: usize>(w: Int8Row<'_>, a: &[Int8Row<'_>; N]) -> [f32; N] {
+    dot_xn_of(w, a, |ax, sy| vnni_dot(ax, sy))
+}
+
+/// The int8 path's kernel of a packed row with `N` tokens, on `vpdpbusd`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn int8_packed_xn<'w, B, const N: usize>(w: &'w [B], a: &[Int8Row<'_>; N]) -> [f32; N]
+where
+    &'w [B]: WeightBlocks,
+{
+    dot_xn_of(w, a, |ax, sy| vnni_dot(ax, sy))
+}
+
+/// Swaps `vpdpbusd` kernels into the int8 path of the type whose blocks are `B` (its
+/// unpacker stays AVX2's).
+fn int8_vnni<B: bytemuck::Pod>(p: &mut Int8Path)
+where
+    for<'w> &'w [B]: WeightBlocks,
+{
+    // SAFETY (every closure): installed only into the AVX-512 table (see `install`).
+    p.dot_x8 = |w, a| unsafe { int8_xn(w, a) };
+    p.dot_x4 = |w, a| unsafe { int8_xn(w, a) };
+    p.dot_x2 = |w, a| unsafe { int8_xn(w, a) };
+    p.packed_x8 = |w, a| unsafe { int8_packed_xn::<B, 8>(cast(w), a) };
+    p.packed_x4 = |w, a| unsafe { int8_packed_xn::<B, 4>(cast(w), a) };
+    p.packed_x2 = |w, a| unsafe { int8_packed_xn::<B, 2>(cast(w), a) };
+}
+
+/// Eight interleaved rows · one Q8_0 row, on `vpdpbusd`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn interleaved_x1<B: LaneBlock>(w: &[B], a: &[BlockQ8_0]) -> [f32; 8] {
+    int8_x8_x1_with(w, a, |ax, sy| vnni_dot(ax, sy))
+}
+
+/// Eight interleaved rows · `N` unpacked Q8_0 rows, on `vpdpbusd`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn interleaved_xn<B: LaneBlock + bytemuck::Pod, const N: usize>(
+    w: &[B],
+    a: &[Int8Row<'_>; N],
+) -> [[f32; 8]; N] {
+    int8_x8_xn_with(w, a, |ax, sy| vnni_dot(ax, sy))
+}
+
+/// Swaps `vpdpbusd` kernels into an interleaved int8 path whose blocks are `B` (the
+/// interleaving stays AVX2's).
+fn interleaved_vnni<B: LaneBlock + bytemuck::Pod>(p: &mut Interleaved8Path) {
+    // SAFETY (every closure): installed only into the AVX-512 table (see `install`).
+    p.x1 = |w, a| unsafe { interleaved_x1::<B>(cast(w), cast(a)) };
+    p.batch = Interleaved8Batch::Int8 {
+        x8: |w, a| unsafe { interleaved_xn::<B, 8>(cast(w), a) },
+        x4: |w, a| unsafe { interleaved_xn::<B, 4>(cast(w), a) },
+        x2: |w, a| unsafe { interleaved_xn::<B, 2>(cast(w), a) },
+    };
+}
+
 /// Start from the AVX2 kernels, then swap in the AVX-512 ones.
 pub(crate) fn install(table: &mut [TypeTraits]) {
     x86_avx2::install(table);
@@ -213,6 +281,17 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                 t.vec_dot_x4 = Some(|w, a| unsafe { vec_dot_q6_k_x4(cast(w), a.map(cast)) });
             }
             _ => {}
+        }
+        if let Some(p) = t.int8.as_mut() {
+            match t.ty {
+                GgmlType::Q4_0 => int8_vnni::<BlockQ4_0>(p),
+                GgmlType::Q5_0 => int8_vnni::<BlockQ5_0>(p),
+                GgmlType::Q8_0 => int8_vnni::<BlockQ8_0>(p),
+                _ => {}
+            }
+        }
+        if let (GgmlType::Q5_0, Some(p)) = (t.ty, t.interleaved8.as_mut()) {
+            interleaved_vnni::<BlockQ5_0x8>(p);
         }
     }
 }
