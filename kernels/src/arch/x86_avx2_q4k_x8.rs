@@ -19,7 +19,7 @@ use crate::quant::BlockQ8K;
 /// The eight rows' scales and mins, unpacked: byte 4r + j of each vector is row r's value j
 /// (`sc_lo`: scales 0..4, `sc_hi`: scales 4..8, `m_lo` / `m_hi` the mins), as
 /// `unpack_scale_min_k4` computes them, in 32-bit lanes.
-struct Scales {
+pub(crate) struct Scales {
     sc: [__m256i; 2],
     m: [__m256i; 2],
 }
@@ -75,6 +75,33 @@ fn sub_scale(s: &Scales, sub: usize) -> __m256i {
     _mm256_shuffle_epi8(s.sc[sub / 4], mask)
 }
 
+/// `vpshufb` mask taking, in each 128-bit half (four rows), byte `4r + a` of row r into the
+/// low byte of its i32 lane (the rest zero).
+const fn pick_mask_i32(a: i8) -> [i8; 32] {
+    let mut m = [-1i8; 32];
+    let mut i = 0;
+    while i < 8 {
+        m[4 * i] = 4 * (i % 4) as i8 + a;
+        i += 1;
+    }
+    m
+}
+
+/// Sub-block `s`'s scale of each row in the row's i32 lane.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn sub_scale_i32(s: &Scales, sub: usize) -> __m256i {
+    const MASKS: [[i8; 32]; 4] = [
+        pick_mask_i32(0),
+        pick_mask_i32(1),
+        pick_mask_i32(2),
+        pick_mask_i32(3),
+    ];
+    // SAFETY: 32 bytes.
+    let mask = unsafe { _mm256_loadu_si256(MASKS[sub % 4].as_ptr().cast()) };
+    _mm256_shuffle_epi8(s.sc[sub / 4], mask)
+}
+
 /// The mins of chunk c's two sub-blocks (2c, 2c + 1) of each row in the row's two i16 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -103,11 +130,40 @@ const PAIR_LANE: [i32; 4] = [0, 1, 4, 5];
 /// super-block one exact Σ sc·Σq·a and one Σ m·bsums per row and token, folded into two
 /// chains with `fma(sum, d·a.d, acc)` — per 64 values when `PER_64`, else per super-block —
 /// and subtracted at the end, as the one-row kernels do.
+///
+/// This is the AVX2 form: a sub-block's products add up in two i16 lanes per row
+/// (`vpmaddubsw`, `vpaddw`), and one `vpmaddwd` applies its scale.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn q4_k_x8<const N: usize, const PER_64: bool>(
     w: &[BlockQ4Kx8],
     a: [&[BlockQ8K]; N],
+) -> [[f32; ROWS]; N] {
+    q4_k_x8_with::<N, PER_64>(
+        w,
+        a,
+        |sum, q, y| _mm256_add_epi16(sum, _mm256_maddubs_epi16(q, y)),
+        |lo, hi, s, c| {
+            _mm256_add_epi32(
+                _mm256_madd_epi16(lo, sub_scale(s, 2 * c)),
+                _mm256_madd_epi16(hi, sub_scale(s, 2 * c + 1)),
+            )
+        },
+    )
+}
+
+/// [`q4_k_x8`] with the integer steps supplied: `dot(sum, q, y)` adds the products of the
+/// unsigned quants `q` and activation bytes `y` of a group to a sub-block's running sums, and
+/// `scaled(lo, hi, scales, c)` gives each row's Σ sc·Σq·a of chunk c's two sub-blocks (low
+/// nibbles 2c, high 2c + 1) from those sums, in the row's i32 lane. Any exact integer form
+/// gives the same bits.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn q4_k_x8_with<const N: usize, const PER_64: bool>(
+    w: &[BlockQ4Kx8],
+    a: [&[BlockQ8K]; N],
+    dot: impl Fn(__m256i, __m256i, __m256i) -> __m256i + Copy,
+    scaled: impl Fn(__m256i, __m256i, &Scales, usize) -> __m256i + Copy,
 ) -> [[f32; ROWS]; N] {
     let mut acc = [_mm256_setzero_ps(); N];
     let mut mins = [_mm256_setzero_ps(); N];
@@ -123,8 +179,8 @@ pub(crate) fn q4_k_x8<const N: usize, const PER_64: bool>(
         let mut sumi = [_mm256_setzero_si256(); N];
         let mut imin = [_mm256_setzero_si256(); N];
         for (c, pair_lane) in PAIR_LANE.into_iter().enumerate() {
-            // Σ q·a of sub-blocks 2c (low nibbles) and 2c + 1 (high), two i16 lanes per row:
-            // at most 8 · 2 · 15 · 128 in magnitude, so exact.
+            // Σ q·a of sub-blocks 2c (low nibbles) and 2c + 1 (high), per row: at most
+            // 8 · 4 · 15 · 128 in magnitude, so exact in two i16 lanes (AVX2) or one i32.
             let mut lo_sum = [_mm256_setzero_si256(); N];
             let mut hi_sum = [_mm256_setzero_si256(); N];
             for g in 0..8 {
@@ -132,18 +188,14 @@ pub(crate) fn q4_k_x8<const N: usize, const PER_64: bool>(
                 for t in 0..N {
                     let ylo = _mm256_set1_epi32(i32_at(&y[t].qs, 64 * c + 4 * g));
                     let yhi = _mm256_set1_epi32(i32_at(&y[t].qs, 64 * c + 32 + 4 * g));
-                    lo_sum[t] = _mm256_add_epi16(lo_sum[t], _mm256_maddubs_epi16(lo, ylo));
-                    hi_sum[t] = _mm256_add_epi16(hi_sum[t], _mm256_maddubs_epi16(hi, yhi));
+                    lo_sum[t] = dot(lo_sum[t], lo, ylo);
+                    hi_sum[t] = dot(hi_sum[t], hi, yhi);
                 }
             }
-            let (s0, s1) = (sub_scale(&s, 2 * c), sub_scale(&s, 2 * c + 1));
             let m = chunk_mins(&s, c);
             let lane = _mm256_set1_epi32(pair_lane);
             for t in 0..N {
-                let sc = _mm256_add_epi32(
-                    _mm256_madd_epi16(lo_sum[t], s0),
-                    _mm256_madd_epi16(hi_sum[t], s1),
-                );
+                let sc = scaled(lo_sum[t], hi_sum[t], &s, c);
                 let mn = _mm256_madd_epi16(m, _mm256_permutevar8x32_epi32(pairs[t], lane));
                 if PER_64 {
                     acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sc), ds[t], acc[t]);

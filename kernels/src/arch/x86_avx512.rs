@@ -21,7 +21,9 @@ use nanorun_formats::GgmlType;
 use super::x86_avx2::{self, f16x2};
 use super::x86_avx2_int8::{dot_xn_of, WeightBlocks};
 use super::x86_avx2_int8_x8::{int8_x8_x1_with, int8_x8_xn_with, LaneBlock};
+use super::x86_avx2_q4k_x8::{q4_k_x8_with, sub_scale_i32};
 use super::x86_avx2_q6k;
+use crate::quant::q4_k_x8::BlockQ4Kx8;
 use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
 use crate::traits::{cast, Int8Path, Int8Row, Interleaved8Batch, Interleaved8Path, TypeTraits};
@@ -261,6 +263,27 @@ fn interleaved_vnni<B: LaneBlock + bytemuck::Pod>(p: &mut Interleaved8Path) {
     };
 }
 
+/// Interleaved Q4_K ([`BlockQ4Kx8`]) · `N` Q8_K rows with a sub-block's products summed by
+/// `vpdpbusd` into one i32 lane per row and its scale applied by `vpmulld`: the same integers
+/// as AVX2's i16 sums and `vpmaddwd`, so the same bits (see `x86_avx2_q4k_x8`).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q4_k_x8_vnni<const N: usize, const PER_64: bool>(
+    w: &[BlockQ4Kx8],
+    a: [&[BlockQ8K]; N],
+) -> [[f32; 8]; N] {
+    q4_k_x8_with::<N, PER_64>(
+        w,
+        a,
+        |sum, q, y| _mm256_dpbusd_epi32(sum, q, y),
+        |lo, hi, s, c| {
+            _mm256_add_epi32(
+                _mm256_mullo_epi32(lo, sub_scale_i32(s, 2 * c)),
+                _mm256_mullo_epi32(hi, sub_scale_i32(s, 2 * c + 1)),
+            )
+        },
+    )
+}
+
 /// Start from the AVX2 kernels, then swap in the AVX-512 ones.
 pub(crate) fn install(table: &mut [TypeTraits]) {
     x86_avx2::install(table);
@@ -292,6 +315,13 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
         }
         if let (GgmlType::Q5_0, Some(p)) = (t.ty, t.interleaved8.as_mut()) {
             interleaved_vnni::<BlockQ5_0x8>(p);
+        }
+        if let (GgmlType::Q4_K, Some(p)) = (t.ty, t.interleaved8.as_mut()) {
+            p.x1 = |w, a| unsafe { q4_k_x8_vnni::<1, false>(cast(w), [cast(a)])[0] };
+            p.batch = Interleaved8Batch::X4 {
+                x4: |w, a| unsafe { q4_k_x8_vnni::<4, false>(cast(w), a.map(cast)) },
+                wide_x4: |w, a| unsafe { q4_k_x8_vnni::<4, true>(cast(w), a.map(cast)) },
+            };
         }
     }
 }
