@@ -97,7 +97,7 @@ pub(crate) fn int8_x8_xn<B: LaneBlock + bytemuck::Pod, const N: usize>(
     w: &[B],
     a: &[Int8Row<'_>; N],
 ) -> [[f32; ROWS]; N] {
-    int8_x8_xn_with(w, a, |ax, sy| maddubs_dot(ax, sy))
+    int8_x8_xn_with::<B, N, true>(w, a, |ax, sy| maddubs_dot(ax, sy))
 }
 
 /// [`int8_x8_x1`] with the group sums formed by `dot` (see [`lane_dot`]).
@@ -134,10 +134,12 @@ fn lane_sum(acc: &[__m256; 8]) -> [f32; ROWS] {
     out
 }
 
-/// [`int8_x8_xn`] with the group sums formed by `dot` (see [`lane_dot`]).
+/// [`int8_x8_xn`] with the group sums formed by `dot` (see [`lane_dot`]); with `STAGE`, each
+/// run of blocks is copied to L1 before its lane passes and the next one prefetched (see
+/// below), for CPUs whose prefetchers do not follow the lane passes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize>(
+pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize, const STAGE: bool>(
     w: &[B],
     a: &[Int8Row<'_>; N],
     dot: impl Fn(__m256i, __m256i) -> __m256i + Copy,
@@ -157,18 +159,22 @@ pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize>(
     let mut local = [B::zeroed(); RUN];
     for (run, blocks) in w.chunks(RUN).enumerate() {
         let i0 = run * RUN;
-        // The lane passes read 32 bytes of every block at a time: from memory, an access
-        // pattern the prefetchers follow badly (2.2× slower on a matrix beyond L2). So the
-        // next run (or the next group's first, which follows in memory) is prefetched while
-        // this one computes (a hint, so it may point past `w`), and this one is copied to L1
-        // in order first.
-        let next = w.as_ptr().wrapping_add(i0 + RUN).cast::<u8>();
-        for off in (0..RUN * std::mem::size_of::<B>()).step_by(64) {
-            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off).cast());
-        }
-        let blocks = &mut local[..blocks.len()];
-        blocks.copy_from_slice(&w[i0..i0 + blocks.len()]);
-        let blocks = &*blocks;
+        let blocks = if STAGE {
+            // The lane passes read 32 bytes of every block at a time: from memory, an access
+            // pattern some CPUs' prefetchers follow badly (2.2× slower on a matrix beyond L2
+            // on a Zen 3). So the next run (or the next group's first, which follows in
+            // memory) is prefetched while this one computes (a hint, so it may point past
+            // `w`), and this one is copied to L1 in order first.
+            let next = w.as_ptr().wrapping_add(i0 + RUN).cast::<u8>();
+            for off in (0..RUN * std::mem::size_of::<B>()).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off).cast());
+            }
+            let local = &mut local[..blocks.len()];
+            local.copy_from_slice(blocks);
+            &*local
+        } else {
+            blocks
+        };
         for (k, x) in blocks.iter().enumerate() {
             let d = row_scales(x);
             // SAFETY: i0 + k < nb <= every token row's length (asserted above).
