@@ -1,13 +1,14 @@
 //! x86-64 AVX-512 (F/BW/VL) + VNNI versions of the dot products where they beat AVX2: Q6_K
 //! (64 values per 512-bit `vpdpbusd`: 20–23 vs 15–18 GB/s per CPU-second on a 2048×2048
 //! matrix), Q5_0 (fifth bits from a mask register: 12.4–13.1 vs 11.3–11.7) and Q8_0 (256-bit
-//! `vpdpbusd`, on par with AVX2). Everything else uses the AVX2
-//! kernels: VNNI versions of Q4_0 / Q5_0 / Q4_K (256- and 512-bit) were written, tested and
-//! measured 4–25% slower than AVX2 on this machine (`examples/kernel_cycles` in
-//! nanorun-benches), so they were dropped — their cost is in unpacking nibbles and scales,
-//! not in the multiply-adds. Batches of two or more tokens of Q4_0 / Q5_0 / Q8_0 take the AVX2
-//! int8 path (`x86_avx2_int8`, installed with the AVX2 table), so only the one-token Q8_0 and
-//! Q5_0 kernels here are used. AVX-512 here implies AVX2, FMA and F16C.
+//! `vpdpbusd`, on par with AVX2) for one token; and, since a Zen 4 session, the multi-token
+//! int8 path (Q4_0 / Q5_0 / Q8_0 rows, interleaved Q5_0) and interleaved Q4_K, whose AVX2
+//! kernels are shared with only their integer step swapped for `vpdpbusd` (the same i32 sums,
+//! so the same bits): eight-token Q8_0 26–32 → 37–45 GB/s per token pass, 64-token
+//! interleaved Q4_K 29–30 → 39–44 (`kernel_cycles`, one thread, Zen 4). Row-at-a-time VNNI
+//! versions of Q4_0 / Q5_0 / Q4_K (256- and 512-bit) were written, tested and measured 4–25%
+//! slower than AVX2 in an earlier session, so they were dropped — their cost is in unpacking
+//! nibbles and scales, not in the multiply-adds. AVX-512 here implies AVX2, FMA and F16C.
 //!
 //! Every `#[target_feature]` function here may only run on a CPU with all of
 //! `avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni`: they are reachable only through the
