@@ -14,8 +14,7 @@
 
 use std::arch::x86_64::*;
 
-use super::x86_avx2::{hsum_ps, load32, nibbles_32, quants_5bit};
-use super::x86_avx2_int8_x8::maddubs_dot;
+use super::x86_avx2::{dot_u8_i8, hsum_ps, load32, nibbles_32, quants_5bit};
 use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ8_0};
 use crate::traits::{cast, Int8Path, Int8Row, Int8RowMut, TypeTraits};
 use nanorun_formats::GgmlType;
@@ -120,7 +119,7 @@ pub(crate) fn dot_xn_of<const N: usize>(
 /// [`dot_xn_of`] of an unpacked row and `N` tokens.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_xn<const N: usize>(w: Int8Row<'_>, a: &[Int8Row<'_>; N]) -> [f32; N] {
-    dot_xn_of(w, a, |ax, sy| maddubs_dot(ax, sy))
+    dot_xn_of(w, a, |ax, sy| dot_u8_i8(ax, sy))
 }
 
 /// [`dot_xn_of`] of a packed row and `N` tokens.
@@ -129,7 +128,7 @@ fn packed_xn<'w, B, const N: usize>(w: &'w [B], a: &[Int8Row<'_>; N]) -> [f32; N
 where
     &'w [B]: WeightBlocks,
 {
-    dot_xn_of(w, a, |ax, sy| maddubs_dot(ax, sy))
+    dot_xn_of(w, a, |ax, sy| dot_u8_i8(ax, sy))
 }
 
 /// Unpacks a packed row into `out` (at least as many blocks as the row has).

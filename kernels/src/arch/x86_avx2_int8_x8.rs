@@ -16,7 +16,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::x86_avx2::{cvt8, i32_at, load32u};
+use super::x86_avx2::{cvt8, dot_u8_i8, i32_at, load32u};
 use super::x86_avx2_int8::scale8;
 use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::BlockQ8_0;
@@ -78,17 +78,10 @@ fn lane_dot(dot: impl Fn(__m256i, __m256i) -> __m256i, ax: __m256i, q: __m256i, 
     _mm256_cvtepi32_ps(dot(ax, _mm256_sign_epi8(_mm256_set1_epi32(y4), q)))
 }
 
-/// The AVX2 form of the four-byte group sums of |q| · (a with q's sign).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn maddubs_dot(ax: __m256i, sy: __m256i) -> __m256i {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
-}
-
 /// The eight rows of `w` · one Q8_0 row.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn int8_x8_x1<B: LaneBlock>(w: &[B], a: &[BlockQ8_0]) -> [f32; ROWS] {
-    int8_x8_x1_with(w, a, |ax, sy| maddubs_dot(ax, sy))
+    int8_x8_x1_with(w, a, |ax, sy| dot_u8_i8(ax, sy))
 }
 
 /// The eight rows of `w` · `N` unpacked Q8_0 rows (the int8 path's activations).
@@ -97,7 +90,7 @@ pub(crate) fn int8_x8_xn<B: LaneBlock + bytemuck::Pod, const N: usize>(
     w: &[B],
     a: &[Int8Row<'_>; N],
 ) -> [[f32; ROWS]; N] {
-    int8_x8_xn_with::<B, N, true>(w, a, |ax, sy| maddubs_dot(ax, sy))
+    int8_x8_xn_with::<B, N, true>(w, a, |ax, sy| dot_u8_i8(ax, sy))
 }
 
 /// [`int8_x8_x1`] with the group sums formed by `dot` (see [`lane_dot`]).

@@ -66,7 +66,7 @@ fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
         |(ax, neg), y| {
             let y = load32(&y.qs);
             let sy = _mm256_mask_sub_epi8(y, neg, _mm256_setzero_si256(), y);
-            _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy))
+            _mm256_cvtepi32_ps(vnni_dot(ax, sy))
         },
     )[0]
 }
