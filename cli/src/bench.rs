@@ -3,8 +3,7 @@
 //! one at a time from an empty cache. Repeated `-r` times; mean ± std of tok/s, plus the weight
 //! bytes each decode step reads and the bandwidth that implies (with `--bandwidth`, also as a
 //! fraction of the read bandwidth measured on as many threads in the same run). `--embed`
-//! benchmarks an
-//! embedding model instead (sentences/s per batch size, see `bench_embed`).
+//! benchmarks an embedding model instead (sentences/s per batch size, see `bench_embed`).
 
 use std::time::Instant;
 

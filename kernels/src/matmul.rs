@@ -361,8 +361,8 @@ pub fn matmul(
 }
 
 /// One tile of an interleaved matrix, whole groups `rows` (their bytes `groups`), times every
-/// token: batches four tokens at a time on each group, or (types with an int8 path) the groups
-/// unpacked once for the int8 kernels; then the tokens left one by one.
+/// token: batches four tokens at a time on each group, or (types with an int8 path) eight,
+/// four or two at a time on the int8 activations; then the tokens left one by one.
 fn interleaved_tile<'a>(
     path: &Interleaved8Path,
     wide: bool,

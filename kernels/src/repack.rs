@@ -1,10 +1,10 @@
 //! Weight layouts other than row-major, and the repacking into them at load.
 //!
 //! A GGUF matrix is row-major: each row's blocks one after another. Where an ISA has kernels
-//! that hold several rows in the lanes of a vector (x86 AVX2: Q4_K and Q5_0, eight rows), a
-//! caller
-//! repacks the matrix once with [`Kernels::repack`] and hands [`RepackedMatrix::matrix`] to
-//! [`crate::matmul()`] from then on; the results are bit-identical to the row-major matrix's.
+//! that hold several rows in the lanes of a vector (x86 AVX2 and AVX-512: Q4_K and Q5_0, eight
+//! rows), a caller repacks the matrix once with [`Kernels::repack`] and hands
+//! [`RepackedMatrix::matrix`] to [`crate::matmul()`] from then on; the results are
+//! bit-identical to the row-major matrix's.
 
 use nanorun_formats::GgmlType;
 
