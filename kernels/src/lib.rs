@@ -31,6 +31,7 @@
 
 pub mod arch;
 pub mod bandwidth;
+mod contention;
 mod error;
 mod isa;
 mod kernels;

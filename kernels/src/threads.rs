@@ -6,6 +6,8 @@
 //!   to wake up unless that worker already holds a chunk.
 //! - Waiting spins briefly (`spin`, 50 µs by default) and then parks on a condition variable:
 //!   never a long busy-spin (on a 2-core machine another process often holds a core).
+//! - While other processes keep the calling thread waiting for a core, ops use fewer of the
+//!   workers (see the `contention` module); the others park until they are let back in.
 //!
 //! The calling thread takes part in every op, so `ThreadPool::new(n)` starts `n − 1` workers.
 
@@ -15,6 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::contention::ThreadLimit;
 
 type JobFn = dyn Fn(usize) + Sync;
 
@@ -42,6 +46,8 @@ struct Shared {
     sleepers: AtomicUsize,
     caller_sleeping: AtomicBool,
     spin: Duration,
+    /// Threads ops may use (the caller included): workers numbered from this up stay out.
+    limit: AtomicUsize,
 }
 
 // SAFETY: `job` is written only by the caller of `run` while `open` is false and no worker is
@@ -57,7 +63,8 @@ pub struct ThreadPool {
     shared: Arc<Shared>,
     handles: Vec<JoinHandle<()>>,
     n_threads: usize,
-    run_lock: Mutex<()>,
+    /// Held by the op in progress; decides how many threads ops use.
+    run_lock: Mutex<ThreadLimit>,
 }
 
 impl std::fmt::Debug for ThreadPool {
@@ -130,25 +137,27 @@ impl ThreadPool {
             sleepers: AtomicUsize::new(0),
             caller_sleeping: AtomicBool::new(false),
             spin,
+            limit: AtomicUsize::new(n_threads),
         });
         // Dropping a partially built pool stops and joins the workers started so far.
         let mut pool = ThreadPool {
             shared,
             handles: Vec::new(),
             n_threads,
-            run_lock: Mutex::new(()),
+            run_lock: Mutex::new(ThreadLimit::new(n_threads)),
         };
         for i in 1..n_threads {
             let s = Arc::clone(&pool.shared);
             let handle = std::thread::Builder::new()
                 .name(format!("nanorun-worker-{i}"))
-                .spawn(move || worker(&s))?;
+                .spawn(move || worker(&s, i))?;
             pool.handles.push(handle);
         }
         Ok(pool)
     }
 
-    /// Threads taking part in an op (workers plus the caller).
+    /// Threads the pool runs ops on (workers plus the caller); while other processes keep it
+    /// waiting for cores, an op may use fewer (see the module doc).
     pub fn n_threads(&self) -> usize {
         self.n_threads
     }
@@ -164,8 +173,13 @@ impl ThreadPool {
             (0..n_chunks).for_each(f);
             return;
         }
-        let _serial = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut limit = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
         let _in_op = InOp::enter();
+        if limit.limit() == 1 {
+            (0..n_chunks).for_each(f);
+            self.op_done(&mut limit);
+            return;
+        }
         let s = &*self.shared;
         let f_ref: &(dyn Fn(usize) + Sync + '_) = &f;
         // SAFETY: erasing the closure's lifetime is sound because this function does not return
@@ -195,9 +209,36 @@ impl ThreadPool {
         }
         wait_caller(s, || s.done.load(SeqCst) >= n_chunks);
         drop(close);
+        self.op_done(&mut limit);
         if s.panicked.swap(false, SeqCst) {
             resume_unwind(Box::new("a thread-pool worker panicked"));
         }
+    }
+
+    /// Counts an op; when the thread limit changes, publishes it (between ops: no worker is
+    /// inside one) and wakes the workers it lets back in.
+    fn op_done(&self, limit: &mut ThreadLimit) {
+        let Some(new) = limit.op_done() else {
+            return;
+        };
+        self.publish_limit(new);
+    }
+
+    fn publish_limit(&self, new: usize) {
+        let s = &*self.shared;
+        if s.limit.swap(new, SeqCst) < new {
+            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.wake.notify_all();
+        }
+    }
+
+    /// Uses at most `n` threads from the next op on, until the pool's own measurements change
+    /// it (tests).
+    #[cfg(test)]
+    fn force_limit(&self, n: usize) {
+        let mut limit = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
+        limit.force(n);
+        self.publish_limit(limit.limit());
     }
 }
 
@@ -252,7 +293,8 @@ fn notify_caller(s: &Shared) {
     }
 }
 
-fn worker(s: &Shared) {
+/// Worker number `index` (1..n_threads; the caller is 0).
+fn worker(s: &Shared, index: usize) {
     IN_OP.with(|c| c.set(true));
     let mut seen = 0u64;
     loop {
@@ -267,6 +309,20 @@ fn worker(s: &Shared) {
         seen = s.epoch.load(SeqCst);
         if s.shutdown.load(SeqCst) {
             return;
+        }
+        if index >= s.limit.load(SeqCst) {
+            // Left out of ops: park without counting as a sleeper (ops do not wake it) until
+            // the limit lets it back in or the pool shuts down, then wait for the next op.
+            let mut g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            while index >= s.limit.load(SeqCst) && !s.shutdown.load(SeqCst) {
+                g = s.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
+            drop(g);
+            if s.shutdown.load(SeqCst) {
+                return;
+            }
+            seen = s.epoch.load(SeqCst);
+            continue;
         }
         s.active.fetch_add(1, SeqCst);
         if s.open.load(SeqCst) && s.epoch.load(SeqCst) == seen {
@@ -357,6 +413,38 @@ mod tests {
             count.fetch_add(1, Relaxed);
         });
         assert_eq!(count.load(Relaxed), 40);
+    }
+
+    #[test]
+    fn workers_left_out_of_ops_park_and_come_back() {
+        let pool = ThreadPool::new(3);
+        let caller = std::thread::current().id();
+        // Chunks that take long enough for every thread to take some when it may.
+        let run = |n_chunks: usize| {
+            let hits: Vec<AtomicU32> = (0..n_chunks).map(|_| AtomicU32::new(0)).collect();
+            let on_workers = AtomicUsize::new(0);
+            pool.run(n_chunks, |i| {
+                std::thread::sleep(Duration::from_millis(1));
+                hits[i].fetch_add(1, Relaxed);
+                if std::thread::current().id() != caller {
+                    on_workers.fetch_add(1, Relaxed);
+                }
+            });
+            assert!(hits.iter().all(|h| h.load(Relaxed) == 1));
+            on_workers.into_inner()
+        };
+        pool.force_limit(1);
+        for _ in 0..3 {
+            assert_eq!(run(8), 0, "the caller alone");
+        }
+        pool.force_limit(2);
+        run(8);
+        pool.force_limit(3);
+        assert!(run(16) > 0, "the workers are back");
+        // Dropping the pool stops parked and left-out workers alike.
+        pool.force_limit(1);
+        run(4);
+        drop(pool);
     }
 
     #[test]
