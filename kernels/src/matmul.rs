@@ -249,11 +249,12 @@ pub fn matmul(
     let acts = scratch.bytes(n_tokens * a_row);
     quantize_rows(&at, pool, x, w.cols, acts, a_row);
     let acts: &[u8] = acts;
-    if let Some((_, a8)) = int8 {
+    if let Some((w8, a8)) = int8 {
         int8_acts.reserve(n_tokens, nb);
         for t in 0..n_tokens {
             (a8.unpack)(&acts[t * a_row..(t + 1) * a_row], int8_acts.row_mut(t, nb));
         }
+        w8.adapt_acts(&mut int8_acts.qs[..n_tokens * nb]);
     }
 
     let rows = w.rows;

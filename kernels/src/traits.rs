@@ -32,7 +32,7 @@ pub struct WideBatch {
     pub(crate) vec_dot_x4: Option<VecDotX4Fn>,
 }
 /// One row of 32-value blocks unpacked for [`Int8Path`]: each block's quants as signed bytes
-/// and its scale as f32.
+/// (activations for a path with `offset_acts`: a + 128 as unsigned bytes) and its scale as f32.
 #[derive(Clone, Copy, Debug)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 kernels use it yet
 pub(crate) struct Int8Row<'a> {
@@ -84,6 +84,23 @@ pub(crate) struct Int8Path {
     pub packed_x4: PackedXnFn<4>,
     /// See `packed_x4`.
     pub packed_x2: PackedXnFn<2>,
+    /// Whether this path's kernels (and the type's interleaved int8 kernels) take the
+    /// activations offset by 128, as unsigned bytes: `vpdpbusd` then multiplies them by the
+    /// signed weight quants directly, and a weight vector's −128·Σq, formed once for all the
+    /// tokens, starts each sum, where the sign trick spends one operation per token.
+    pub offset_acts: bool,
+}
+
+impl Int8Path {
+    /// Turns activation quants, as the activation type's `unpack` wrote them, into what this
+    /// path's kernels take: offset by 128 where `offset_acts` says so.
+    pub fn adapt_acts(&self, qs: &mut [[i8; 32]]) {
+        if self.offset_acts {
+            for q in qs.iter_mut().flatten() {
+                *q ^= i8::MIN;
+            }
+        }
+    }
 }
 
 /// Eight interleaved rows (one group's bytes) times four activation rows: eight results per

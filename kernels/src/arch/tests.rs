@@ -380,7 +380,14 @@ fn int8_dots(
         .expect("activation type has the int8 unpacker")
         .unpack;
     let (wq, wd) = unpack(path.unpack, w);
-    let a: Vec<_> = acts.iter().map(|a| unpack(a_unpack, a.bytes())).collect();
+    let a: Vec<_> = acts
+        .iter()
+        .map(|a| {
+            let (mut qs, d) = unpack(a_unpack, a.bytes());
+            path.adapt_acts(&mut qs);
+            (qs, d)
+        })
+        .collect();
     let rows = std::array::from_fn(|t| Int8Row {
         qs: &a[t].0,
         d: &a[t].1,

@@ -79,15 +79,61 @@ packed_blocks!(BlockQ5_0, |b| _mm256_sub_epi8(
 ));
 packed_blocks!(BlockQ8_0, |b| load32(&b.qs));
 
+/// How a multi-token kernel forms the four-byte group sums (i32 lanes) of one weight vector
+/// `q` (signed quants: a block, or one lane of eight interleaved rows) with each token's
+/// activation bytes: [`GroupSums::prepare`] once per weight vector, [`GroupSums::with`] per
+/// token. Every implementation gives exactly Σ q·a per group, so the results keep their bits.
+pub(crate) trait GroupSums: Copy {
+    /// What a weight vector becomes before its tokens.
+    type Prepared: Copy;
+    /// Whether the activation bytes come offset by 128 (a + 128 as unsigned bytes, see
+    /// `Int8Path::offset_acts`) rather than as signed bytes.
+    const OFFSET_ACTS: bool;
+
+    /// Prepare `q` for its tokens.
+    ///
+    /// # Safety
+    /// The CPU has the implementation's target features.
+    unsafe fn prepare(self, q: __m256i) -> Self::Prepared;
+
+    /// The group sums of the prepared weights with activation bytes `a`.
+    ///
+    /// # Safety
+    /// The CPU has the implementation's target features.
+    unsafe fn with(self, w: Self::Prepared, a: __m256i) -> __m256i;
+}
+
+/// ggml's sign trick: |q| once per weight vector, a with q's sign per token, the products
+/// summed in groups of four by the closure (`vpmaddubsw` + `vpmaddwd` with AVX2, `vpdpbusd`
+/// with VNNI: the same sums exactly). Activations must be in −127..=127.
+#[derive(Clone, Copy)]
+pub(crate) struct SignTrick<F>(pub F);
+
+impl<F: Fn(__m256i, __m256i) -> __m256i + Copy> GroupSums for SignTrick<F> {
+    type Prepared = (__m256i, __m256i);
+    const OFFSET_ACTS: bool = false;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn prepare(self, q: __m256i) -> (__m256i, __m256i) {
+        (_mm256_sign_epi8(q, q), q)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn with(self, (ax, q): (__m256i, __m256i), a: __m256i) -> __m256i {
+        (self.0)(ax, _mm256_sign_epi8(a, q))
+    }
+}
+
 /// `N` Q8_0 rows of `w`'s length (or longer): `out[t] = w · a[t]`, each block's four-byte
-/// group sums of |q| · (a with q's sign) formed by `dot` (`vpmaddubsw` + `vpmaddwd` with
-/// AVX2, `vpdpbusd` with VNNI: the same sums exactly).
+/// group sums formed by `g`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn dot_xn_of<const N: usize>(
     w: impl WeightBlocks,
     a: &[Int8Row<'_>; N],
-    dot: impl Fn(__m256i, __m256i) -> __m256i,
+    g: impl GroupSums,
 ) -> [f32; N] {
     let nb = w.len();
     for r in a {
@@ -97,9 +143,9 @@ pub(crate) fn dot_xn_of<const N: usize>(
     let qs: [*const [i8; 32]; N] = std::array::from_fn(|t| a[t].qs.as_ptr());
     let ds: [*const f32; N] = std::array::from_fn(|t| a[t].d.as_ptr());
     for i in 0..nb {
-        // SAFETY: this function's target features.
+        // SAFETY: this function's target features (`g`'s are the caller's).
         let (q, wd) = unsafe { w.block(i) };
-        let ax = _mm256_sign_epi8(q, q);
+        let q = unsafe { g.prepare(q) };
         for t in 0..N {
             // SAFETY: i < nb <= every token row's length (asserted above).
             let (y, yd) = unsafe {
@@ -108,7 +154,7 @@ pub(crate) fn dot_xn_of<const N: usize>(
                     _mm256_broadcast_ss(&*ds[t].add(i)),
                 )
             };
-            let s = dot(ax, _mm256_sign_epi8(y, q));
+            let s = unsafe { g.with(q, y) };
             // The scale product is the one-token kernels' (weight scale × activation scale).
             acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(wd, yd), acc[t]);
         }
@@ -119,7 +165,7 @@ pub(crate) fn dot_xn_of<const N: usize>(
 /// [`dot_xn_of`] of an unpacked row and `N` tokens.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_xn<const N: usize>(w: Int8Row<'_>, a: &[Int8Row<'_>; N]) -> [f32; N] {
-    dot_xn_of(w, a, |ax, sy| dot_u8_i8(ax, sy))
+    dot_xn_of(w, a, SignTrick(|ax, sy| dot_u8_i8(ax, sy)))
 }
 
 /// [`dot_xn_of`] of a packed row and `N` tokens.
@@ -128,7 +174,7 @@ fn packed_xn<'w, B, const N: usize>(w: &'w [B], a: &[Int8Row<'_>; N]) -> [f32; N
 where
     &'w [B]: WeightBlocks,
 {
-    dot_xn_of(w, a, |ax, sy| dot_u8_i8(ax, sy))
+    dot_xn_of(w, a, SignTrick(|ax, sy| dot_u8_i8(ax, sy)))
 }
 
 /// Unpacks a packed row into `out` (at least as many blocks as the row has).
@@ -179,5 +225,6 @@ where
         packed_x4: |w, a| unsafe { packed_xn::<B, 4>(cast(w), a) },
         packed_x2: |w, a| unsafe { packed_xn::<B, 2>(cast(w), a) },
         packed_max_tokens,
+        offset_acts: false,
     }
 }

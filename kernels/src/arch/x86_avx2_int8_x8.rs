@@ -17,7 +17,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::x86_avx2::{cvt8, dot_u8_i8, i32_at, load32u};
-use super::x86_avx2_int8::scale8;
+use super::x86_avx2_int8::{scale8, GroupSums, SignTrick};
 use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::BlockQ8_0;
 use crate::traits::Int8Row;
@@ -69,19 +69,10 @@ fn row_scales(x: &impl LaneBlock) -> __m256 {
     cvt8(bytemuck::cast(*x.scales()))
 }
 
-/// Σ q·a of lane quants `q` with four activation bytes `y4` (broadcast), per row, as ggml
-/// forms it: |q| (`ax`) times a with q's sign, summed by `dot` in groups of four into i32
-/// lanes (`vpmaddubsw` + `vpmaddwd` here, `vpdpbusd` with VNNI: the same sums exactly).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn lane_dot(dot: impl Fn(__m256i, __m256i) -> __m256i, ax: __m256i, q: __m256i, y4: i32) -> __m256 {
-    _mm256_cvtepi32_ps(dot(ax, _mm256_sign_epi8(_mm256_set1_epi32(y4), q)))
-}
-
 /// The eight rows of `w` · one Q8_0 row.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn int8_x8_x1<B: LaneBlock>(w: &[B], a: &[BlockQ8_0]) -> [f32; ROWS] {
-    int8_x8_x1_with(w, a, |ax, sy| dot_u8_i8(ax, sy))
+    int8_x8_x1_with(w, a, SignTrick(|ax, sy| dot_u8_i8(ax, sy)))
 }
 
 /// The eight rows of `w` · `N` unpacked Q8_0 rows (the int8 path's activations).
@@ -90,26 +81,31 @@ pub(crate) fn int8_x8_xn<B: LaneBlock + bytemuck::Pod, const N: usize>(
     w: &[B],
     a: &[Int8Row<'_>; N],
 ) -> [[f32; ROWS]; N] {
-    int8_x8_xn_with::<B, N, true>(w, a, |ax, sy| dot_u8_i8(ax, sy))
+    int8_x8_xn_with::<B, N, true>(w, a, SignTrick(|ax, sy| dot_u8_i8(ax, sy)))
 }
 
-/// [`int8_x8_x1`] with the group sums formed by `dot` (see [`lane_dot`]).
+/// [`int8_x8_x1`] with the group sums formed by `g` (which takes signed activation bytes).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn int8_x8_x1_with<B: LaneBlock>(
+pub(crate) fn int8_x8_x1_with<B: LaneBlock, G: GroupSums>(
     w: &[B],
     a: &[BlockQ8_0],
-    dot: impl Fn(__m256i, __m256i) -> __m256i + Copy,
+    g: G,
 ) -> [f32; ROWS] {
+    const { assert!(!G::OFFSET_ACTS, "Q8_0 blocks hold signed bytes") };
     let mut acc = [_mm256_setzero_ps(); 8];
     for (x, y) in w.iter().zip(a) {
         // Each row's scale product, as the one-row kernel forms it (weight × activation).
         let ds = _mm256_mul_ps(row_scales(x), scale8(y.d));
         for (l, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: this function's target features.
-            let q = unsafe { x.lane(l) };
-            let y4 = i32_at(&y.qs, 4 * l);
-            *acc = _mm256_fmadd_ps(lane_dot(dot, _mm256_sign_epi8(q, q), q, y4), ds, *acc);
+            // SAFETY: this function's target features (`g`'s are the caller's).
+            let s = unsafe {
+                g.with(
+                    g.prepare(x.lane(l)),
+                    _mm256_set1_epi32(i32_at(&y.qs, 4 * l)),
+                )
+            };
+            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), ds, *acc);
         }
     }
     lane_sum(&acc)
@@ -127,7 +123,7 @@ fn lane_sum(acc: &[__m256; 8]) -> [f32; ROWS] {
     out
 }
 
-/// [`int8_x8_xn`] with the group sums formed by `dot` (see [`lane_dot`]); with `STAGE`, each
+/// [`int8_x8_xn`] with the group sums formed by `g`; with `STAGE`, each
 /// run of blocks is copied to L1 before its lane passes and the next one prefetched (see
 /// below), for CPUs whose prefetchers do not follow the lane passes.
 #[inline]
@@ -135,7 +131,7 @@ fn lane_sum(acc: &[__m256; 8]) -> [f32; ROWS] {
 pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize, const STAGE: bool>(
     w: &[B],
     a: &[Int8Row<'_>; N],
-    dot: impl Fn(__m256i, __m256i) -> __m256i + Copy,
+    g: impl GroupSums,
 ) -> [[f32; ROWS]; N] {
     let nb = w.len();
     for r in a {
@@ -149,7 +145,9 @@ pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize, cons
     // once for the eight lane passes, which re-read the run's weights from L1.
     const RUN: usize = 16;
     let mut ds = [[_mm256_setzero_ps(); N]; RUN];
-    let mut local = [B::zeroed(); RUN];
+    // Staging space, left uninitialised: zeroing it cost a memset per call, when most calls
+    // (every one without STAGE) never touch it.
+    let mut local = std::mem::MaybeUninit::<[B; RUN]>::uninit();
     for (run, blocks) in w.chunks(RUN).enumerate() {
         let i0 = run * RUN;
         let blocks = if STAGE {
@@ -162,9 +160,13 @@ pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize, cons
             for off in (0..RUN * std::mem::size_of::<B>()).step_by(64) {
                 _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off).cast());
             }
-            let local = &mut local[..blocks.len()];
-            local.copy_from_slice(blocks);
-            &*local
+            let local = local.as_mut_ptr().cast::<B>();
+            // SAFETY: `local` has room for RUN ≥ blocks.len() blocks, which do not overlap
+            // `blocks`; the slice covers only the ones just written.
+            unsafe {
+                std::ptr::copy_nonoverlapping(blocks.as_ptr(), local, blocks.len());
+                std::slice::from_raw_parts(local, blocks.len())
+            }
         } else {
             blocks
         };
@@ -178,18 +180,19 @@ pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize, cons
         for (l, lane) in lanes.iter_mut().enumerate() {
             let mut acc = *lane;
             for (k, (x, ds)) in blocks.iter().zip(&ds).enumerate() {
-                // SAFETY: this function's target features.
-                let q = unsafe { x.lane(l) };
-                let ax = _mm256_sign_epi8(q, q);
+                // SAFETY: this function's target features (`g`'s are the caller's).
+                let q = unsafe { g.prepare(x.lane(l)) };
                 for t in 0..N {
                     // SAFETY: i0 + k < nb <= every token row's length (asserted above), and
                     // the four bytes at 4l lie inside the block's 32.
                     let y4 = unsafe { qs[t].add(i0 + k).cast::<i32>().add(l).read_unaligned() };
-                    acc[t] = _mm256_fmadd_ps(lane_dot(dot, ax, q, y4), ds[t], acc[t]);
+                    let s = unsafe { g.with(q, _mm256_set1_epi32(y4)) };
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), ds[t], acc[t]);
                 }
             }
             *lane = acc;
         }
     }
-    std::array::from_fn(|t| lane_sum(&lanes.map(|lane| lane[t])))
+    // (Indexing, not `lanes.map`: that copied all the accumulators once per token.)
+    std::array::from_fn(|t| lane_sum(&std::array::from_fn(|l| lanes[l][t])))
 }

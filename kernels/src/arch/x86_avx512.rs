@@ -20,7 +20,7 @@ use std::arch::x86_64::*;
 use nanorun_formats::GgmlType;
 
 use super::x86_avx2::{self, f16x2};
-use super::x86_avx2_int8::{dot_xn_of, WeightBlocks};
+use super::x86_avx2_int8::{dot_xn_of, GroupSums, SignTrick, WeightBlocks};
 use super::x86_avx2_int8_x8::{int8_x8_x1_with, int8_x8_xn_with, LaneBlock};
 use super::x86_avx2_q4k_x8::{q4_k_x8_with, sub_scale_i32};
 use super::x86_avx2_q6k;
@@ -207,10 +207,34 @@ fn vnni_dot(ax: __m256i, sy: __m256i) -> __m256i {
     _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax, sy)
 }
 
+/// Group sums on `vpdpbusd` with the activations offset by 128 (unsigned bytes): Σ q·(a + 128)
+/// starting from −128·Σq, formed once per weight vector, is exactly Σ q·a with no sign step per
+/// token (no pair saturates: the products sum in i32; q may be −128 too).
+#[derive(Clone, Copy)]
+struct OffsetActs;
+
+impl GroupSums for OffsetActs {
+    type Prepared = (__m256i, __m256i);
+    const OFFSET_ACTS: bool = true;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn prepare(self, q: __m256i) -> (__m256i, __m256i) {
+        let times_128 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(i8::MIN), q);
+        (_mm256_sub_epi32(_mm256_setzero_si256(), times_128), q)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn with(self, (start, q): (__m256i, __m256i), a: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(start, a, q)
+    }
+}
+
 /// The int8 path's kernel of an unpacked row with `N` tokens, on `vpdpbusd`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn int8_xn<const N: usize>(w: Int8Row<'_>, a: &[Int8Row<'_>; N]) -> [f32; N] {
-    dot_xn_of(w, a, |ax, sy| vnni_dot(ax, sy))
+    dot_xn_of(w, a, OffsetActs)
 }
 
 /// The int8 path's kernel of a packed row with `N` tokens, on `vpdpbusd`.
@@ -219,11 +243,11 @@ fn int8_packed_xn<'w, B, const N: usize>(w: &'w [B], a: &[Int8Row<'_>; N]) -> [f
 where
     &'w [B]: WeightBlocks,
 {
-    dot_xn_of(w, a, |ax, sy| vnni_dot(ax, sy))
+    dot_xn_of(w, a, OffsetActs)
 }
 
-/// Swaps `vpdpbusd` kernels into the int8 path of the type whose blocks are `B` (its
-/// unpacker stays AVX2's).
+/// Swaps `vpdpbusd` kernels, which take the activations offset by 128, into the int8 path of
+/// the type whose blocks are `B` (its unpacker stays AVX2's).
 fn int8_vnni<B: bytemuck::Pod>(p: &mut Int8Path)
 where
     for<'w> &'w [B]: WeightBlocks,
@@ -235,22 +259,24 @@ where
     p.packed_x8 = |w, a| unsafe { int8_packed_xn::<B, 8>(cast(w), a) };
     p.packed_x4 = |w, a| unsafe { int8_packed_xn::<B, 4>(cast(w), a) };
     p.packed_x2 = |w, a| unsafe { int8_packed_xn::<B, 2>(cast(w), a) };
+    p.offset_acts = true;
 }
 
 /// Eight interleaved rows · one Q8_0 row, on `vpdpbusd`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn interleaved_x1<B: LaneBlock>(w: &[B], a: &[BlockQ8_0]) -> [f32; 8] {
-    int8_x8_x1_with(w, a, |ax, sy| vnni_dot(ax, sy))
+    int8_x8_x1_with(w, a, SignTrick(|ax, sy| vnni_dot(ax, sy)))
 }
 
-/// Eight interleaved rows · `N` unpacked Q8_0 rows, on `vpdpbusd`.
+/// Eight interleaved rows · `N` unpacked Q8_0 rows offset by 128, on `vpdpbusd` (the type's
+/// int8 path has `offset_acts`, see `install`).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn interleaved_xn<B: LaneBlock + bytemuck::Pod, const N: usize>(
     w: &[B],
     a: &[Int8Row<'_>; N],
 ) -> [[f32; 8]; N] {
     // (Without staging: on a Zen 4 it only cost, like the matmul's software prefetch.)
-    int8_x8_xn_with::<B, N, false>(w, a, |ax, sy| vnni_dot(ax, sy))
+    int8_x8_xn_with::<B, N, false>(w, a, OffsetActs)
 }
 
 /// Swaps `vpdpbusd` kernels into an interleaved int8 path whose blocks are `B` (the
