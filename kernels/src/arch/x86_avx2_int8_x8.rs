@@ -81,7 +81,7 @@ pub(crate) fn int8_x8_xn<B: LaneBlock + bytemuck::Pod, const N: usize>(
     w: &[B],
     a: &[Int8Row<'_>; N],
 ) -> [[f32; ROWS]; N] {
-    int8_x8_xn_with::<B, N, true>(w, a, SignTrick(|ax, sy| dot_u8_i8(ax, sy)))
+    int8_x8_xn_with::<B, N>(w, a, SignTrick(|ax, sy| dot_u8_i8(ax, sy)))
 }
 
 /// [`int8_x8_x1`] with the group sums formed by `g` (which takes signed activation bytes).
@@ -123,12 +123,12 @@ fn lane_sum(acc: &[__m256; 8]) -> [f32; ROWS] {
     out
 }
 
-/// [`int8_x8_xn`] with the group sums formed by `g`; with `STAGE`, each
-/// run of blocks is copied to L1 before its lane passes and the next one prefetched (see
-/// below), for CPUs whose prefetchers do not follow the lane passes.
+/// [`int8_x8_xn`] with the group sums formed by `g`. Each run of blocks is copied to L1
+/// before its lane passes and the next one prefetched (see below), for CPUs whose prefetchers
+/// do not follow the lane passes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize, const STAGE: bool>(
+pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize>(
     w: &[B],
     a: &[Int8Row<'_>; N],
     g: impl GroupSums,
@@ -144,13 +144,13 @@ pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize, cons
     // A run of blocks at a time: their scale products (row scale × token scale) are formed
     // once for the eight lane passes, which re-read the run's weights from L1.
     const RUN: usize = 16;
-    let mut ds = [[_mm256_setzero_ps(); N]; RUN];
-    // Staging space, left uninitialised: zeroing it cost a memset per call, when most calls
-    // (every one without STAGE) never touch it.
+    // This and the staging space are left uninitialised: zeroing them cost a memset per call
+    // (only the entries of the run at hand are read, after they are written).
+    let mut ds_buf = std::mem::MaybeUninit::<[[__m256; N]; RUN]>::uninit();
     let mut local = std::mem::MaybeUninit::<[B; RUN]>::uninit();
     for (run, blocks) in w.chunks(RUN).enumerate() {
         let i0 = run * RUN;
-        let blocks = if STAGE {
+        let blocks = {
             // The lane passes read 32 bytes of every block at a time: from memory, an access
             // pattern some CPUs' prefetchers follow badly (2.2× slower on a matrix beyond L2
             // on a Zen 3). So the next run (or the next group's first, which follows in
@@ -167,19 +167,27 @@ pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize, cons
                 std::ptr::copy_nonoverlapping(blocks.as_ptr(), local, blocks.len());
                 std::slice::from_raw_parts(local, blocks.len())
             }
-        } else {
-            blocks
         };
+        let ds = ds_buf.as_mut_ptr().cast::<[__m256; N]>();
         for (k, x) in blocks.iter().enumerate() {
             let d = row_scales(x);
-            // SAFETY: i0 + k < nb <= every token row's length (asserted above).
-            ds[k] = std::array::from_fn(|t| {
-                _mm256_mul_ps(d, unsafe { _mm256_broadcast_ss(&*ys[t].add(i0 + k)) })
-            });
+            for (t, y) in ys.iter().enumerate() {
+                // SAFETY: k < blocks.len() <= RUN, so entry (k, t) lies in `ds_buf`; and
+                // i0 + k < nb <= every token row's length (asserted above).
+                unsafe {
+                    let yd = _mm256_broadcast_ss(&*y.add(i0 + k));
+                    ds.add(k)
+                        .cast::<__m256>()
+                        .add(t)
+                        .write(_mm256_mul_ps(d, yd));
+                }
+            }
         }
+        // SAFETY: the run's entries were all written just above.
+        let ds = unsafe { std::slice::from_raw_parts(ds, blocks.len()) };
         for (l, lane) in lanes.iter_mut().enumerate() {
             let mut acc = *lane;
-            for (k, (x, ds)) in blocks.iter().zip(&ds).enumerate() {
+            for (k, (x, ds)) in blocks.iter().zip(ds).enumerate() {
                 // SAFETY: this function's target features (`g`'s are the caller's).
                 let q = unsafe { g.prepare(x.lane(l)) };
                 for t in 0..N {

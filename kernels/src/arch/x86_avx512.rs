@@ -21,9 +21,10 @@ use nanorun_formats::GgmlType;
 
 use super::x86_avx2::{self, f16x2};
 use super::x86_avx2_int8::{dot_xn_of, GroupSums, SignTrick, WeightBlocks};
-use super::x86_avx2_int8_x8::{int8_x8_x1_with, int8_x8_xn_with, LaneBlock};
+use super::x86_avx2_int8_x8::{int8_x8_x1_with, LaneBlock};
 use super::x86_avx2_q4k_x8::{q4_k_x8_with, sub_scale_i32};
 use super::x86_avx2_q6k;
+use super::x86_avx512_q5_0_x8::q5_0_x8_xn;
 use crate::quant::q4_k_x8::BlockQ4Kx8;
 use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
@@ -268,26 +269,16 @@ fn interleaved_x1<B: LaneBlock>(w: &[B], a: &[BlockQ8_0]) -> [f32; 8] {
     int8_x8_x1_with(w, a, SignTrick(|ax, sy| vnni_dot(ax, sy)))
 }
 
-/// Eight interleaved rows · `N` unpacked Q8_0 rows offset by 128, on `vpdpbusd` (the type's
-/// int8 path has `offset_acts`, see `install`).
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn interleaved_xn<B: LaneBlock + bytemuck::Pod, const N: usize>(
-    w: &[B],
-    a: &[Int8Row<'_>; N],
-) -> [[f32; 8]; N] {
-    // (Without staging: on a Zen 4 it only cost, like the matmul's software prefetch.)
-    int8_x8_xn_with::<B, N, false>(w, a, OffsetActs)
-}
-
-/// Swaps `vpdpbusd` kernels into an interleaved int8 path whose blocks are `B` (the
-/// interleaving stays AVX2's).
-fn interleaved_vnni<B: LaneBlock + bytemuck::Pod>(p: &mut Interleaved8Path) {
+/// Swaps `vpdpbusd` kernels into interleaved Q5_0 (the interleaving stays AVX2's): batches
+/// take two lanes per 512-bit vector and the activations offset by 128, as Q5_0's int8 path
+/// does here (see `install`).
+fn interleaved_q5_0_vnni(p: &mut Interleaved8Path) {
     // SAFETY (every closure): installed only into the AVX-512 table (see `install`).
-    p.x1 = |w, a| unsafe { interleaved_x1::<B>(cast(w), cast(a)) };
+    p.x1 = |w, a| unsafe { interleaved_x1::<BlockQ5_0x8>(cast(w), cast(a)) };
     p.batch = Interleaved8Batch::Int8 {
-        x8: |w, a| unsafe { interleaved_xn::<B, 8>(cast(w), a) },
-        x4: |w, a| unsafe { interleaved_xn::<B, 4>(cast(w), a) },
-        x2: |w, a| unsafe { interleaved_xn::<B, 2>(cast(w), a) },
+        x8: |w, a| unsafe { q5_0_x8_xn::<8>(cast(w), a) },
+        x4: |w, a| unsafe { q5_0_x8_xn::<4>(cast(w), a) },
+        x2: |w, a| unsafe { q5_0_x8_xn::<2>(cast(w), a) },
     };
 }
 
@@ -342,7 +333,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             }
         }
         if let (GgmlType::Q5_0, Some(p)) = (t.ty, t.interleaved8.as_mut()) {
-            interleaved_vnni::<BlockQ5_0x8>(p);
+            interleaved_q5_0_vnni(p);
         }
         if let (GgmlType::Q4_K, Some(p)) = (t.ty, t.interleaved8.as_mut()) {
             p.x1 = |w, a| unsafe { q4_k_x8_vnni::<1, false>(cast(w), [cast(a)])[0] };
