@@ -5,7 +5,10 @@
 //! the running maximum and sum updated once, the tile's weights from ggml's vectorised `expf`
 //! summed in double per 16 lanes, and the values accumulated by an F32 GEMM (one FMA chain over
 //! the tile's keys). Reproduced row by row here, which gives the same bits: a row's result does
-//! not depend on the other rows of its tile.
+//! not depend on the other rows of its tile. On AVX-512 the two GEMMs take four rows at a time
+//! ([`attention_tiled_x4`], the same bits).
+
+use super::attention_tiled_x4;
 
 /// Query rows (and keys) per tile: `GGML_FA_TILE_Q` / `GGML_FA_TILE_KV`.
 pub const TILE: usize = 64;
@@ -20,6 +23,11 @@ pub struct TileScratch {
     key: Vec<f32>,
     max: Vec<f32>,
     sum: Vec<f32>,
+    /// Each row's scores, then weights, for the tile at hand.
+    p: Vec<[f32; TILE]>,
+    /// Each row's visible keys in the tile at hand (the first `n_keys[r]`).
+    keys: Vec<[u8; TILE]>,
+    n_keys: Vec<usize>,
 }
 
 /// One sequence's query rows for one head: positions (each row sees `lo..=pos`), queries and
@@ -47,6 +55,7 @@ pub fn attend_rows<'s>(
 ) -> &'s [f32] {
     let n = rows.spans.len();
     let dk = rows.q.first().map_or(0, |q| q.len());
+    assert!(rows.q.len() == n && rows.q.iter().all(|q| q.len() == dk));
     s.kt.resize(dk * TILE, 0.0);
     s.v.resize(TILE * dv, 0.0);
     s.acc.clear();
@@ -57,9 +66,13 @@ pub fn attend_rows<'s>(
     s.max.resize(n, f32::NEG_INFINITY);
     s.sum.clear();
     s.sum.resize(n, 0.0);
+    s.p.resize(n, [0.0; TILE]);
+    s.keys.resize(n, [0; TILE]);
+    s.n_keys.resize(n, 0);
     let (max, sum) = (&mut s.max, &mut s.sum);
     let first = rows.spans.iter().map(|s| s.0).min().unwrap_or(0);
     let last = rows.spans.iter().map(|s| s.1).max().unwrap_or(0);
+    let x4 = attention_tiled_x4::available();
     let mut present = [false; TILE];
     for start in (first - first % TILE..=last).step_by(TILE) {
         // Widen the tile once for every row: keys transposed (lane = key), values as rows.
@@ -73,13 +86,24 @@ pub fn attend_rows<'s>(
                 value(j, &mut s.v[i * dv..(i + 1) * dv]);
             }
         }
+        // Every row's scores, four rows at a time where the CPU can (the rows that see no key
+        // of this tile get scores too, left unused).
+        let mut r = 0;
+        while x4 && r + 4 <= n {
+            let p: &mut [[f32; TILE]; 4] = (&mut s.p[r..r + 4]).try_into().expect("4 rows");
+            attention_tiled_x4::scores(std::array::from_fn(|k| rows.q[r + k]), &s.kt, p);
+            r += 4;
+        }
+        for r in r..n {
+            kernels::scores(rows.q[r], &s.kt, &mut s.p[r]);
+        }
         for (r, &(lo, pos)) in rows.spans.iter().enumerate() {
             let visible = |i: usize| present[i] && (lo..=pos).contains(&(start + i));
+            s.n_keys[r] = 0;
             if !(0..TILE).any(visible) {
                 continue;
             }
-            let mut p = [0f32; TILE];
-            kernels::scores(rows.q[r], &s.kt, &mut p);
+            let p = &mut s.p[r];
             let mut tile_max = f32::NEG_INFINITY;
             for (i, x) in p.iter_mut().enumerate() {
                 if visible(i) {
@@ -100,16 +124,32 @@ pub fn attend_rows<'s>(
                 sum[r] *= ms;
             }
             max[r] = new_max;
-            sum[r] = (sum[r] as f64 + kernels::exp_sum(&mut p, new_max)) as f32;
+            sum[r] = (sum[r] as f64 + kernels::exp_sum(p, new_max)) as f32;
             // The GEMM adds p·v for every key of the tile; masked keys have p = 0, which
             // leaves the accumulator's bits as they are, so only visible keys are visited.
-            let mut keys = [0u8; TILE];
-            let mut n_keys = 0;
+            let keys = &mut s.keys[r];
             for i in (0..TILE).filter(|&i| visible(i)) {
-                keys[n_keys] = i as u8;
-                n_keys += 1;
+                keys[s.n_keys[r]] = i as u8;
+                s.n_keys[r] += 1;
             }
-            kernels::accumulate(acc, &s.v, &p, &keys[..n_keys]);
+        }
+        // The values, four rows at a time where four in a row see the same keys (all of a
+        // tile before their diagonal), else one by one.
+        let mut r = 0;
+        while r < n {
+            let keys = &s.keys[r][..s.n_keys[r]];
+            let same = |k: usize| s.keys[r + k][..s.n_keys[r + k]] == *keys;
+            if x4 && r + 4 <= n && dv.is_multiple_of(attention_tiled_x4::RUN) && (1..4).all(same) {
+                let (acc, _) = s.acc[r * dv..].split_at_mut(4 * dv);
+                let mut acc = acc.chunks_exact_mut(dv);
+                let acc = std::array::from_fn(|_| acc.next().expect("4 rows"));
+                let p = std::array::from_fn(|k| &s.p[r + k]);
+                attention_tiled_x4::accumulate(acc, &s.v, p, keys);
+                r += 4;
+            } else {
+                kernels::accumulate(&mut s.acc[r * dv..(r + 1) * dv], &s.v, &s.p[r], keys);
+                r += 1;
+            }
         }
     }
     for (r, acc) in s.acc.chunks_exact_mut(dv).enumerate() {
@@ -360,6 +400,55 @@ mod tests {
         assert_eq!(v_expf(f32::NEG_INFINITY), 0.0);
         assert_eq!(v_expf(-200.0), 0.0);
         assert_eq!(v_expf(200.0), f32::INFINITY);
+    }
+
+    /// Rows attended together (four at a time where the CPU has the kernels) give each row's
+    /// bits when attended alone: full tiles, diagonal tiles, windows, a soft cap.
+    #[test]
+    fn rows_together_give_the_bits_of_rows_alone() {
+        let (dk, dv) = (48, 128);
+        let mut seed = 7u64;
+        let mut rnd = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        let keys: Vec<f32> = (0..300 * dk).map(|_| rnd()).collect();
+        let vals: Vec<f32> = (0..300 * dv).map(|_| rnd()).collect();
+        let spans: Vec<(usize, usize)> = (0..11)
+            .map(|r| (if r % 5 == 3 { 100 } else { 0 }, 180 + 9 * r))
+            .collect();
+        let qs: Vec<Vec<f32>> = (0..spans.len())
+            .map(|_| (0..dk).map(|_| rnd()).collect())
+            .collect();
+        let key = |j: usize, o: &mut [f32]| {
+            o.copy_from_slice(&keys[j * dk..(j + 1) * dk]);
+            j != 150
+        };
+        let value = |j: usize, o: &mut [f32]| {
+            o.copy_from_slice(&vals[j * dv..(j + 1) * dv]);
+            j != 150
+        };
+        for softcap in [None, Some(0.7)] {
+            let q: Vec<&[f32]> = qs.iter().map(|q| &q[..]).collect();
+            let mut s = TileScratch::default();
+            let rows = Rows {
+                spans: &spans,
+                q: &q,
+            };
+            let together = attend_rows(&rows, key, value, 0.3, softcap, dv, &mut s).to_vec();
+            for (r, got) in together.chunks_exact(dv).enumerate() {
+                let mut one = TileScratch::default();
+                let row = Rows {
+                    spans: &spans[r..r + 1],
+                    q: &q[r..r + 1],
+                };
+                let alone = attend_rows(&row, key, value, 0.3, softcap, dv, &mut one);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(got), bits(alone), "row {r} softcap {softcap:?}");
+            }
+        }
     }
 
     #[test]

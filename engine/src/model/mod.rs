@@ -2,6 +2,7 @@
 
 pub mod attention;
 mod attention_tiled;
+mod attention_tiled_x4;
 pub mod config;
 pub mod encoder;
 pub mod encoder_config;
