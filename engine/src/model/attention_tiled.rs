@@ -60,7 +60,7 @@ pub fn attend_rows<'s>(
     s.v.resize(TILE * dv, 0.0);
     s.acc.clear();
     s.acc.resize(n * dv, 0.0);
-    s.key.resize(dk, 0.0);
+    s.key.resize(TILE * dk, 0.0);
     let scale = softcap.map_or(scale, |c| scale / c);
     s.max.clear();
     s.max.resize(n, f32::NEG_INFINITY);
@@ -75,17 +75,16 @@ pub fn attend_rows<'s>(
     let x4 = attention_tiled_x4::available();
     let mut present = [false; TILE];
     for start in (first - first % TILE..=last).step_by(TILE) {
-        // Widen the tile once for every row: keys transposed (lane = key), values as rows.
+        // Widen the tile once for every row: keys as rows, then transposed (lane = key);
+        // values as rows.
         for (i, live) in present.iter_mut().enumerate() {
             let j = start + i;
-            *live = j <= last && key(j, &mut s.key);
+            *live = j <= last && key(j, &mut s.key[i * dk..(i + 1) * dk]);
             if *live {
-                for (d, &x) in s.key.iter().enumerate() {
-                    s.kt[d * TILE + i] = x;
-                }
                 value(j, &mut s.v[i * dv..(i + 1) * dv]);
             }
         }
+        kernels::transpose(&s.key, dk, &mut s.kt);
         // Every row's scores, four rows at a time where the CPU can (the rows that see no key
         // of this tile get scores too, left unused).
         let mut r = 0;
@@ -265,6 +264,77 @@ mod kernels {
                 $body($($arg),*)
             }
         };
+    }
+
+    /// `kt[d·TILE + i] = rows[i·dk + d]`: the tile's key rows transposed.
+    pub(super) fn transpose(rows: &[f32], dk: usize, kt: &mut [f32]) {
+        assert!(rows.len() >= TILE * dk && kt.len() >= TILE * dk);
+        #[cfg(target_arch = "x86_64")]
+        if has_fma() {
+            // SAFETY: AVX2 was detected at run time; lengths checked above.
+            unsafe { transpose_avx2(rows, dk, kt) };
+            return transpose_range(rows, dk, kt, dk - dk % 8..dk);
+        }
+        transpose_range(rows, dk, kt, 0..dk);
+    }
+
+    /// [`transpose`] of dimensions `dims` only, one value at a time.
+    fn transpose_range(rows: &[f32], dk: usize, kt: &mut [f32], dims: std::ops::Range<usize>) {
+        for i in 0..TILE {
+            for d in dims.clone() {
+                kt[d * TILE + i] = rows[i * dk + d];
+            }
+        }
+    }
+
+    /// [`transpose`] of the first `dk − dk % 8` dimensions in 8 × 8 blocks.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `rows` and `kt` hold `TILE · dk` values.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn transpose_avx2(rows: &[f32], dk: usize, kt: &mut [f32]) {
+        use std::arch::x86_64::*;
+        for i in (0..TILE).step_by(8) {
+            for d in (0..dk - dk % 8).step_by(8) {
+                // SAFETY: rows i..i + 8, values d..d + 8 lie in `rows`; lanes i..i + 8 of
+                // rows d..d + 8 in `kt` (the caller's lengths).
+                unsafe {
+                    let r: [__m256; 8] = std::array::from_fn(|k| {
+                        _mm256_loadu_ps(rows.as_ptr().add((i + k) * dk + d))
+                    });
+                    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                    let u1 = _mm256_shuffle_ps::<0xee>(t0, t2);
+                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                    let u3 = _mm256_shuffle_ps::<0xee>(t1, t3);
+                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                    let u5 = _mm256_shuffle_ps::<0xee>(t4, t6);
+                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                    let u7 = _mm256_shuffle_ps::<0xee>(t5, t7);
+                    let cols = [
+                        _mm256_permute2f128_ps::<0x20>(u0, u4),
+                        _mm256_permute2f128_ps::<0x20>(u1, u5),
+                        _mm256_permute2f128_ps::<0x20>(u2, u6),
+                        _mm256_permute2f128_ps::<0x20>(u3, u7),
+                        _mm256_permute2f128_ps::<0x31>(u0, u4),
+                        _mm256_permute2f128_ps::<0x31>(u1, u5),
+                        _mm256_permute2f128_ps::<0x31>(u2, u6),
+                        _mm256_permute2f128_ps::<0x31>(u3, u7),
+                    ];
+                    for (k, c) in cols.iter().enumerate() {
+                        _mm256_storeu_ps(kt.as_mut_ptr().add((d + k) * TILE + i), *c);
+                    }
+                }
+            }
+        }
     }
 
     dispatch!(scores, scores_fma, scores_body, (q: &[f32], kt: &[f32], p: &mut [f32; TILE]) -> ());
@@ -447,6 +517,24 @@ mod tests {
                 let alone = attend_rows(&row, key, value, 0.3, softcap, dv, &mut one);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(got), bits(alone), "row {r} softcap {softcap:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn key_tiles_transpose() {
+        for dk in [256, 20, 5] {
+            let rows: Vec<f32> = (0..TILE * dk).map(|v| v as f32).collect();
+            let mut kt = vec![f32::NAN; TILE * dk];
+            kernels::transpose(&rows, dk, &mut kt);
+            for i in 0..TILE {
+                for d in 0..dk {
+                    assert_eq!(
+                        kt[d * TILE + i],
+                        rows[i * dk + d],
+                        "dk {dk} key {i} value {d}"
+                    );
+                }
             }
         }
     }
