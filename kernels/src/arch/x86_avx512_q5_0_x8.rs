@@ -70,7 +70,12 @@ pub(crate) fn q5_0_x8_xn<const N: usize>(
     let qs: [*const [i8; 32]; N] = std::array::from_fn(|t| a[t].qs.as_ptr());
     let ys: [*const f32; N] = std::array::from_fn(|t| a[t].d.as_ptr());
     // Each lane pair's accumulators, one per token.
-    let mut pairs = [[_mm512_setzero_ps(); N]; 4];
+    if nb == 0 {
+        return [[0.0; ROWS]; N];
+    }
+    // (Left uninitialised, written by the first run: zeroing it cost a memset per call.)
+    let mut pairs = std::mem::MaybeUninit::<[[__m512; N]; 4]>::uninit();
+    let pair_at = pairs.as_mut_ptr().cast::<[__m512; N]>();
     // A run's scale products (row scale × token scale, each row's twice); left uninitialised,
     // as only the entries of the run at hand are read, after they are written.
     let mut ds_buf = std::mem::MaybeUninit::<[[__m512; N]; RUN]>::uninit();
@@ -96,8 +101,13 @@ pub(crate) fn q5_0_x8_xn<const N: usize>(
         }
         // SAFETY: the run's entries were all written just above.
         let ds = unsafe { std::slice::from_raw_parts(ds, blocks.len()) };
-        for (p, pair) in pairs.iter_mut().enumerate() {
-            let mut acc = *pair;
+        for p in 0..4 {
+            let mut acc = if run == 0 {
+                [_mm512_setzero_ps(); N]
+            } else {
+                // SAFETY: pair p of `pairs`, written by the run before.
+                unsafe { pair_at.add(p).read() }
+            };
             for (k, (x, ds)) in blocks.iter().zip(ds).enumerate() {
                 let (q, start) = lane_pair(x, p);
                 for t in 0..N {
@@ -108,9 +118,12 @@ pub(crate) fn q5_0_x8_xn<const N: usize>(
                     acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), ds[t], acc[t]);
                 }
             }
-            *pair = acc;
+            // SAFETY: pair p lies in `pairs`.
+            unsafe { pair_at.add(p).write(acc) };
         }
     }
+    // SAFETY: nb > 0, so the first run wrote every pair.
+    let pairs = unsafe { pairs.assume_init() };
     std::array::from_fn(|t| {
         // The lane tree of `hsum_ps`, ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)): pairs
         // (0, 1) + (4, 5) and so on keep even lanes in even elements.
