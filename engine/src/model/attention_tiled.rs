@@ -375,7 +375,7 @@ pub fn v_expf(x: f32) -> f32 {
 /// [`v_expf`] on eight lanes (the same bits on each).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn v_expf8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+pub(super) fn v_expf8(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
     use std::arch::x86_64::*;
     let c = |bits: u32| _mm256_set1_ps(f32::from_bits(bits));
     let r = c(0x4b40_0000);
