@@ -2,10 +2,12 @@
 //! (64 values per 512-bit `vpdpbusd`: 20–23 vs 15–18 GB/s per CPU-second on a 2048×2048
 //! matrix), Q5_0 (fifth bits from a mask register: 12.4–13.1 vs 11.3–11.7) and Q8_0 (256-bit
 //! `vpdpbusd`, on par with AVX2) for one token; and, since a Zen 4 session, the multi-token
-//! int8 path (Q4_0 / Q5_0 / Q8_0 rows, interleaved Q5_0) and interleaved Q4_K, whose AVX2
-//! kernels are shared with only their integer step swapped for `vpdpbusd` (the same i32 sums,
-//! so the same bits): eight-token Q8_0 26–32 → 37–45 GB/s per token pass, 64-token
-//! interleaved Q4_K 29–30 → 39–44 (`kernel_cycles`, one thread, Zen 4). Row-at-a-time VNNI
+//! int8 path (Q4_0 / Q5_0 / Q8_0 rows) and interleaved Q4_K, whose AVX2 kernel bodies are
+//! shared with their integer step swapped for `vpdpbusd` (the same i32 sums, so the same
+//! bits): eight-token Q8_0 26–32 → 37–45 GB/s per token pass, 64-token interleaved Q4_K
+//! 29–30 → 39–44 (`kernel_cycles`, one thread, Zen 4). The int8 batch kernels then took the
+//! activations offset by 128 ([`OffsetActs`]: no sign step per token; Q8_0 45–50), and the
+//! interleaved Q5_0 batches went to 512-bit vectors (`x86_avx512_q5_0_x8`). Row-at-a-time VNNI
 //! versions of Q4_0 / Q5_0 / Q4_K (256- and 512-bit) were written, tested and measured 4–25%
 //! slower than AVX2 in an earlier session, so they were dropped — their cost is in unpacking
 //! nibbles and scales, not in the multiply-adds. AVX-512 here implies AVX2, FMA and F16C.
@@ -13,7 +15,8 @@
 //! Every `#[target_feature]` function here may only run on a CPU with all of
 //! `avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni`: they are reachable only through the
 //! table `install` fills, which `Kernels::for_isa(Isa::Avx512)` hands out after checking that.
-//! Activation quants must be in −127..=127 (the sign trick negates them).
+//! Activation quants must be in −127..=127 (the sign trick of the one-token kernels negates
+//! them).
 
 use std::arch::x86_64::*;
 
