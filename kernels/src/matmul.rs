@@ -251,10 +251,28 @@ pub fn matmul(
     let acts: &[u8] = acts;
     if let Some((w8, a8)) = int8 {
         int8_acts.reserve(n_tokens, nb);
-        for t in 0..n_tokens {
-            (a8.unpack)(&acts[t * a_row..(t + 1) * a_row], int8_acts.row_mut(t, nb));
+        let (qs, d) = (
+            SyncPtr(int8_acts.qs.as_mut_ptr()),
+            SyncPtr(int8_acts.d.as_mut_ptr()),
+        );
+        let unpack = |t: usize| {
+            // SAFETY: token t's blocks t·nb..(t+1)·nb lie in both buffers (reserved above for
+            // n_tokens rows) and belong to this call alone.
+            let row = unsafe {
+                Int8RowMut {
+                    qs: std::slice::from_raw_parts_mut(qs.get().add(t * nb), nb),
+                    d: std::slice::from_raw_parts_mut(d.get().add(t * nb), nb),
+                }
+            };
+            (a8.unpack)(&acts[t * a_row..(t + 1) * a_row], row);
+            // SAFETY: as above, for the quants alone.
+            w8.adapt_acts(unsafe { std::slice::from_raw_parts_mut(qs.get().add(t * nb), nb) });
+        };
+        if n_tokens > 8 {
+            pool.run(n_tokens, unpack);
+        } else {
+            (0..n_tokens).for_each(unpack);
         }
-        w8.adapt_acts(&mut int8_acts.qs[..n_tokens * nb]);
     }
 
     let rows = w.rows;
