@@ -499,12 +499,10 @@ impl Model {
         let (t_n, e) = (st.n_tokens, self.config().n_embd);
         match w {
             Some(wn) => {
-                for (x, h) in st.x[..t_n * e]
-                    .chunks_exact(e)
-                    .zip(st.h[..t_n * e].chunks_exact_mut(e))
-                {
-                    ops::rms_norm(x, wn, self.config().norm_eps, h);
-                }
+                let (x, eps) = (&st.x[..t_n * e], self.config().norm_eps);
+                rows_on_pool(&st.pool, &mut st.h[..t_n * e], e, |t, h| {
+                    ops::rms_norm(&x[t * e..(t + 1) * e], wn, eps, h);
+                });
             }
             None => st.h[..t_n * e].copy_from_slice(&st.x[..t_n * e]),
         }
@@ -521,15 +519,18 @@ impl Model {
         let c = self.config();
         let (t_n, e) = (st.n_tokens, c.n_embd);
         let o = &mut st.o[..t_n * e];
-        if let Some(b) = bias {
-            for row in o.chunks_exact_mut(e) {
-                ops::add_scaled(row, b, 1.0);
+        let o_ptr = SendPtr(o.as_mut_ptr());
+        rows_on_pool(&st.pool, &mut st.x[..t_n * e], e, |t, x| {
+            // SAFETY: row t of `o` (t < t_n, inside `o`) is touched by this row's call alone.
+            let o = unsafe { std::slice::from_raw_parts_mut(o_ptr.get().add(t * e), e) };
+            if let Some(b) = bias {
+                ops::add_scaled(o, b, 1.0);
             }
-        }
-        if let Some(wn) = post_norm {
-            ops::rms_norm_chunks(o, e, wn, c.norm_eps);
-        }
-        ops::add_scaled(&mut st.x[..t_n * e], o, c.residual_scale);
+            if let Some(wn) = post_norm {
+                ops::rms_norm_chunks(o, e, wn, c.norm_eps);
+            }
+            ops::add_scaled(x, o, c.residual_scale);
+        });
     }
 
     fn ffn_block(&self, l: usize, st: &mut ForwardState) -> Result<()> {
@@ -574,19 +575,37 @@ thread_local! {
     static ROPE_CACHE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// `f(r, row)` for every row of `width` values of `data`, the rows split across the pool
+/// (each row's result its own, so the same bits however they are split; a batch of one runs
+/// in the calling thread).
+fn rows_on_pool(
+    pool: &ThreadPool,
+    data: &mut [f32],
+    width: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    let rows = data.len() / width.max(1);
+    if rows < 2 || pool.n_threads() == 1 {
+        for (r, row) in data.chunks_exact_mut(width.max(1)).enumerate() {
+            f(r, row);
+        }
+        return;
+    }
+    let chunks = rows.min(pool.n_threads() * 4);
+    let per_chunk = rows.div_ceil(chunks);
+    let p = SendPtr(data.as_mut_ptr());
+    pool.run(chunks, |c| {
+        for r in c * per_chunk..((c + 1) * per_chunk).min(rows) {
+            // SAFETY: row r (r < rows, inside `data`) belongs to chunk c alone.
+            let row = unsafe { std::slice::from_raw_parts_mut(p.get().add(r * width), width) };
+            f(r, row);
+        }
+    });
+}
+
 /// `glu(gate, up)` over rows of `ff` values, the rows split across the pool (element-wise, so
 /// the same bits however they are split).
 fn glu_rows(pool: &ThreadPool, glu: fn(&mut [f32], &[f32]), g: &mut [f32], u: &[f32], ff: usize) {
-    let rows = g.len() / ff.max(1);
-    if rows < 2 || pool.n_threads() == 1 {
-        glu(g, u);
-        return;
-    }
-    assert!(u.len() >= rows * ff && g.len() == rows * ff);
-    let gp = SendPtr(g.as_mut_ptr());
-    pool.run(rows, |r| {
-        // SAFETY: row r alone touches g[r·ff..(r+1)·ff], inside `g` (asserted above).
-        let gr = unsafe { std::slice::from_raw_parts_mut(gp.get().add(r * ff), ff) };
-        glu(gr, &u[r * ff..(r + 1) * ff]);
-    });
+    assert!(u.len() >= g.len());
+    rows_on_pool(pool, g, ff, |r, gr| glu(gr, &u[r * ff..(r + 1) * ff]));
 }
