@@ -51,6 +51,22 @@ pub(crate) fn scale8(d: half::f16) -> __m256 {
     _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(d.to_bits() as i32)))
 }
 
+/// Each token row's quants and scales as raw pointers, after checking that every row holds at
+/// least `nb` blocks (the batch kernels then read blocks `0..nb` of each without bounds checks).
+#[inline]
+pub(crate) fn token_rows<const N: usize>(
+    a: &[Int8Row<'_>; N],
+    nb: usize,
+) -> ([*const [i8; 32]; N], [*const f32; N]) {
+    for r in a {
+        assert!(r.d.len() >= nb && r.qs.len() >= nb);
+    }
+    (
+        std::array::from_fn(|t| a[t].qs.as_ptr()),
+        std::array::from_fn(|t| a[t].d.as_ptr()),
+    )
+}
+
 /// A packed row of one of the types, decoded per block as its one-token kernel does.
 macro_rules! packed_blocks {
     ($block:ty, |$b:ident| $quants:expr) => {
@@ -136,12 +152,8 @@ pub(crate) fn dot_xn_of<const N: usize>(
     g: impl GroupSums,
 ) -> [f32; N] {
     let nb = w.len();
-    for r in a {
-        assert!(r.d.len() >= nb && r.qs.len() >= nb);
-    }
+    let (qs, ds) = token_rows(a, nb);
     let mut acc = [_mm256_setzero_ps(); N];
-    let qs: [*const [i8; 32]; N] = std::array::from_fn(|t| a[t].qs.as_ptr());
-    let ds: [*const f32; N] = std::array::from_fn(|t| a[t].d.as_ptr());
     for i in 0..nb {
         // SAFETY: this function's target features (`g`'s are the caller's).
         let (q, wd) = unsafe { w.block(i) };

@@ -17,7 +17,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::x86_avx2::{cvt8, dot_u8_i8, i32_at, load32u};
-use super::x86_avx2_int8::{scale8, GroupSums, SignTrick};
+use super::x86_avx2_int8::{scale8, token_rows, GroupSums, SignTrick};
 use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::BlockQ8_0;
 use crate::traits::Int8Row;
@@ -134,11 +134,7 @@ pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize>(
     g: impl GroupSums,
 ) -> [[f32; ROWS]; N] {
     let nb = w.len();
-    for r in a {
-        assert!(r.d.len() >= nb && r.qs.len() >= nb);
-    }
-    let qs: [*const [i8; 32]; N] = std::array::from_fn(|t| a[t].qs.as_ptr());
-    let ys: [*const f32; N] = std::array::from_fn(|t| a[t].d.as_ptr());
+    let (qs, ys) = token_rows(a, nb);
     // Each lane's accumulators, one per token.
     let mut lanes = [[_mm256_setzero_ps(); N]; 8];
     // A run of blocks at a time: their scale products (row scale × token scale) are formed

@@ -13,6 +13,7 @@
 
 use std::arch::x86_64::*;
 
+use super::x86_avx2_int8::token_rows;
 use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::INTERLEAVED_ROWS as ROWS;
 use crate::traits::Int8Row;
@@ -64,16 +65,12 @@ pub(crate) fn q5_0_x8_xn<const N: usize>(
     a: &[Int8Row<'_>; N],
 ) -> [[f32; ROWS]; N] {
     let nb = w.len();
-    for r in a {
-        assert!(r.d.len() >= nb && r.qs.len() >= nb);
-    }
-    let qs: [*const [i8; 32]; N] = std::array::from_fn(|t| a[t].qs.as_ptr());
-    let ys: [*const f32; N] = std::array::from_fn(|t| a[t].d.as_ptr());
-    // Each lane pair's accumulators, one per token.
+    let (qs, ys) = token_rows(a, nb);
     if nb == 0 {
         return [[0.0; ROWS]; N];
     }
-    // (Left uninitialised, written by the first run: zeroing it cost a memset per call.)
+    // Each lane pair's accumulators, one per token (left uninitialised, written by the first
+    // run: zeroing them cost a memset per call).
     let mut pairs = std::mem::MaybeUninit::<[[__m512; N]; 4]>::uninit();
     let pair_at = pairs.as_mut_ptr().cast::<[__m512; N]>();
     // A run's scale products (row scale × token scale, each row's twice); left uninitialised,
