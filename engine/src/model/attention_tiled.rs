@@ -162,6 +162,8 @@ pub fn attend_rows<'s>(
 /// `mul_add` compiles to a library call per element): the same operations either way.
 mod kernels {
     use super::super::f16ops::reduce16;
+    #[cfg(target_arch = "x86_64")]
+    use super::has_fma;
     use super::{v_expf, TILE};
 
     #[inline(always)]
@@ -238,12 +240,6 @@ mod kernels {
                 *a = x.mul_add(p[i], *a);
             }
         }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    fn has_fma() -> bool {
-        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *ON.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
     }
 
     /// Dispatches `$body` to an AVX2+FMA build of it when the CPU has one.
@@ -370,6 +366,14 @@ pub fn v_expf(x: f32) -> f32 {
     // |n| ≤ 192 here, so 2ⁿ is a normal f64 built from its exponent bits.
     let two_n = f64::from_bits(((n as i64 + 1023) as u64) << 52);
     (j as f64 * two_n) as f32
+}
+
+/// Whether the CPU has AVX2 and FMA: what [`v_expf8`] and the other vector loops of the
+/// forward pass need.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn has_fma() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
 }
 
 /// [`v_expf`] on eight lanes (the same bits on each).

@@ -110,7 +110,7 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     let n = gate.len().min(up.len());
     let whole = n - n % 16;
     #[cfg(target_arch = "x86_64")]
-    if swiglu_x86::available() {
+    if super::attention_tiled::has_fma() {
         swiglu_x86::swiglu(&mut gate[..whole], &up[..whole]);
     } else {
         swiglu_whole(&mut gate[..whole], &up[..whole]);
@@ -136,17 +136,11 @@ fn swiglu_whole(gate: &mut [f32], up: &[f32]) {
 mod swiglu_x86 {
     use std::arch::x86_64::*;
 
-    use super::super::attention_tiled::v_expf8;
-
-    /// Whether the CPU has AVX2 and FMA.
-    pub(super) fn available() -> bool {
-        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *ON.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-    }
+    use super::super::attention_tiled::{has_fma, v_expf8};
 
     /// See [`super::swiglu_whole`] (lengths multiples of 8).
     pub(super) fn swiglu(gate: &mut [f32], up: &[f32]) {
-        assert!(available() && gate.len().is_multiple_of(8) && up.len() >= gate.len());
+        assert!(has_fma() && gate.len().is_multiple_of(8) && up.len() >= gate.len());
         // SAFETY: AVX2 and FMA are available (asserted).
         unsafe { swiglu_avx2(gate, up) }
     }
