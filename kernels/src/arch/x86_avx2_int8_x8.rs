@@ -75,15 +75,6 @@ pub(crate) fn int8_x8_x1<B: LaneBlock>(w: &[B], a: &[BlockQ8_0]) -> [f32; ROWS] 
     int8_x8_x1_with(w, a, SignTrick(|ax, sy| dot_u8_i8(ax, sy)))
 }
 
-/// The eight rows of `w` · `N` unpacked Q8_0 rows (the int8 path's activations).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn int8_x8_xn<B: LaneBlock + bytemuck::Pod, const N: usize>(
-    w: &[B],
-    a: &[Int8Row<'_>; N],
-) -> [[f32; ROWS]; N] {
-    int8_x8_xn_with::<B, N>(w, a, SignTrick(|ax, sy| dot_u8_i8(ax, sy)))
-}
-
 /// [`int8_x8_x1`] with the group sums formed by `g` (which takes signed activation bytes).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -123,16 +114,15 @@ fn lane_sum(acc: &[__m256; 8]) -> [f32; ROWS] {
     out
 }
 
-/// [`int8_x8_xn`] with the group sums formed by `g`. Each run of blocks is copied to L1
-/// before its lane passes and the next one prefetched (see below), for CPUs whose prefetchers
-/// do not follow the lane passes.
-#[inline]
+/// The eight rows of `w` · `N` unpacked Q8_0 rows (the int8 path's activations). Each run of
+/// blocks is copied to L1 before its lane passes and the next one prefetched (see below), for
+/// CPUs whose prefetchers do not follow the lane passes.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize>(
+pub(crate) fn int8_x8_xn<B: LaneBlock + bytemuck::Pod, const N: usize>(
     w: &[B],
     a: &[Int8Row<'_>; N],
-    g: impl GroupSums,
 ) -> [[f32; ROWS]; N] {
+    let g = SignTrick(|ax, sy| dot_u8_i8(ax, sy));
     let nb = w.len();
     let (qs, ys) = token_rows(a, nb);
     // Each lane's accumulators, one per token.
@@ -184,7 +174,7 @@ pub(crate) fn int8_x8_xn_with<B: LaneBlock + bytemuck::Pod, const N: usize>(
         for (l, lane) in lanes.iter_mut().enumerate() {
             let mut acc = *lane;
             for (k, (x, ds)) in blocks.iter().zip(ds).enumerate() {
-                // SAFETY: this function's target features (`g`'s are the caller's).
+                // SAFETY: this function's target features (`g`'s).
                 let q = unsafe { g.prepare(x.lane(l)) };
                 for t in 0..N {
                     // SAFETY: i0 + k < nb <= every token row's length (asserted above), and
