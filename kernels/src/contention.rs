@@ -8,8 +8,9 @@
 //! busy loop on one core. So the pool measures, over windows of ops, how much of the wall
 //! time its calling thread spent runnable but not running (Linux's
 //! `/proc/thread-self/schedstat`). Above [`MAX_RUNQUEUE_SHARE`] for [`LOADED_WINDOWS`] windows
-//! in a row, it leaves one worker out of its ops. After [`HOLD_WINDOWS`] windows it tries one more thread again. Where the
-//! measurement is not available, every thread takes part, as before.
+//! in a row, it leaves one worker out of its ops. After [`HOLD_WINDOWS`] windows it tries one
+//! more thread again. Where the measurement is not available, every thread takes part, as
+//! before.
 
 use std::time::Instant;
 

@@ -258,16 +258,16 @@ pub fn matmul(
         let unpack = |t: usize| {
             // SAFETY: token t's blocks t·nb..(t+1)·nb lie in both buffers (reserved above for
             // n_tokens rows) and belong to this call alone.
-            let row = unsafe {
-                Int8RowMut {
-                    qs: std::slice::from_raw_parts_mut(qs.get().add(t * nb), nb),
-                    d: std::slice::from_raw_parts_mut(d.get().add(t * nb), nb),
-                }
+            let (qs, d) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(qs.get().add(t * nb), nb),
+                    std::slice::from_raw_parts_mut(d.get().add(t * nb), nb),
+                )
             };
-            (a8.unpack)(&acts[t * a_row..(t + 1) * a_row], row);
-            // SAFETY: as above, for the quants alone.
-            w8.adapt_acts(unsafe { std::slice::from_raw_parts_mut(qs.get().add(t * nb), nb) });
+            (a8.unpack)(&acts[t * a_row..(t + 1) * a_row], Int8RowMut { qs, d });
+            w8.adapt_acts(qs);
         };
+        // (A few tokens convert faster on this thread than a pool op costs.)
         if n_tokens > 8 {
             pool.run(n_tokens, unpack);
         } else {
