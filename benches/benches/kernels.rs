@@ -183,14 +183,15 @@ fn bench_pool(c: &mut Criterion) {
 }
 
 fn bench_bandwidth(c: &mut Criterion) {
-    let words = vec![1u64; (1 << 30) / 8];
+    let buf = nanorun_kernels::bandwidth::ReadBuffer::new(1 << 30).expect("1 GiB to read");
+    let words = buf.words();
     let mut g = c.benchmark_group("read_bandwidth");
     g.throughput(Throughput::Bytes((words.len() * 8) as u64));
     g.sample_size(10);
     for threads in [1, 2] {
         let pool = ThreadPool::new(threads);
         g.bench_function(format!("sum_1GiB/t{threads}"), |b| {
-            b.iter(|| nanorun_kernels::bandwidth::sum_words(&pool, black_box(&words)))
+            b.iter(|| nanorun_kernels::bandwidth::sum_words(&pool, black_box(words)))
         });
     }
     g.finish();

@@ -5,21 +5,23 @@
 
 use std::time::Instant;
 
-use nanorun::kernels::{bandwidth::sum_words, ThreadPool};
+use nanorun::kernels::bandwidth::{sum_words, ReadBuffer};
+use nanorun::kernels::ThreadPool;
 
 /// Bytes streamed per pass: 512 MiB, beyond the last-level cache of the machines we target.
 const PROBE_BYTES: usize = 512 << 20;
 
-/// A buffer for [`read_gb_per_s`], written once so that its pages are real.
+/// A buffer for [`Probe::read_gb_per_s`], in the kind of memory the repacked weights live in
+/// (huge pages where the OS has them), written once so that its pages are real.
 pub struct Probe {
-    words: Vec<u64>,
+    buf: ReadBuffer,
 }
 
 impl Probe {
-    /// Allocates and touches the buffer.
-    pub fn new() -> Probe {
-        let words = (0..PROBE_BYTES / 8).map(|i| i as u64).collect();
-        Probe { words }
+    /// Allocates and touches the buffer; errors when the OS refuses the memory.
+    pub fn new() -> Result<Probe, String> {
+        let buf = ReadBuffer::new(PROBE_BYTES).map_err(|e| format!("--bandwidth: {e}"))?;
+        Ok(Probe { buf })
     }
 
     /// The best of `passes` passes of summing the buffer on `pool`, in GB/s.
@@ -27,9 +29,10 @@ impl Probe {
         let mut best = 0.0f64;
         for _ in 0..passes.max(1) {
             let t0 = Instant::now();
-            std::hint::black_box(sum_words(pool, &self.words));
+            let words = self.buf.words();
+            std::hint::black_box(sum_words(pool, words));
             let secs = t0.elapsed().as_secs_f64();
-            best = best.max((self.words.len() * 8) as f64 / secs / 1e9);
+            best = best.max(std::mem::size_of_val(words) as f64 / secs / 1e9);
         }
         best
     }

@@ -140,7 +140,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let model = Model::open(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
     let bytes = model.weight_bytes_per_token();
     let mut results = Vec::new();
-    let probe = (args.bandwidth && args.device == Device::Cpu).then(crate::bandwidth::Probe::new);
+    let probe = (args.bandwidth && args.device == Device::Cpu)
+        .then(crate::bandwidth::Probe::new)
+        .transpose()?;
     if !args.json {
         let (name, rule) = match probe {
             Some(_) => (" of read bandwidth |", " ---: |"),

@@ -50,6 +50,14 @@ pub enum KernelError {
         /// The layout given.
         got: crate::repack::Layout,
     },
+    /// The OS refused memory for weights (or a size overflowed).
+    #[error("cannot map {bytes} bytes for weights: {reason}")]
+    Alloc {
+        /// The bytes asked for.
+        bytes: usize,
+        /// Why not.
+        reason: String,
+    },
     /// `NANORUN_ISA` (or a caller) named an ISA this CPU cannot run.
     #[error("instruction set {0} is not available on this CPU")]
     IsaUnavailable(&'static str),

@@ -16,6 +16,8 @@
 //! - [`Kernels::dot_f32`], [`axpy_f32`], [`Kernels::axpy_row`]: helpers for the engine's own math.
 //! - [`Kernels::repack`]: a matrix rearranged once at load into the layout an ISA's kernels
 //!   run fastest (x86: Q4_K and Q5_0 with eight rows interleaved); same results.
+//! - [`arena`]: memory for what the kernels stream every token (repacked weights), on huge
+//!   pages where the OS has them.
 //! - [`quantize_matrix()`]: a whole tensor to a type, threaded (for `nanorun quantize`).
 //!
 //! # Numerics
@@ -30,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod arch;
+pub mod arena;
 pub mod bandwidth;
 mod contention;
 mod error;

@@ -8,6 +8,9 @@
 
 use nanorun_formats::GgmlType;
 
+use std::sync::{Arc, Mutex};
+
+use crate::arena::{ArenaBuilder, WeightArena};
 use crate::error::{KernelError, Result};
 use crate::kernels::Kernels;
 use crate::matmul::QMatrix;
@@ -27,11 +30,13 @@ pub enum Layout {
 /// Rows per group of [`Layout::Interleaved8`].
 pub use crate::quant::INTERLEAVED_ROWS;
 
-/// A matrix repacked into the layout its kernels prefer (so far always
-/// [`Layout::Interleaved8`]); owns its bytes.
+/// A matrix repacked into the layout its kernels prefer (or copied as it is, where that is
+/// row-major: [`Kernels::repack_all`]): one span of a [`WeightArena`] it shares with the other matrices
+/// repacked with it.
 pub struct RepackedMatrix {
-    words: Vec<u64>,
-    len: usize,
+    arena: Arc<WeightArena>,
+    span: usize,
+    layout: Layout,
     ty: GgmlType,
     rows: usize,
     cols: usize,
@@ -41,9 +46,10 @@ impl std::fmt::Debug for RepackedMatrix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RepackedMatrix")
             .field("ty", &self.ty)
+            .field("layout", &self.layout)
             .field("rows", &self.rows)
             .field("cols", &self.cols)
-            .field("len", &self.len)
+            .field("len", &self.len())
             .finish()
     }
 }
@@ -52,22 +58,22 @@ impl RepackedMatrix {
     /// The matrix, for [`crate::matmul()`].
     pub fn matrix(&self) -> QMatrix<'_> {
         QMatrix {
-            data: &bytemuck::cast_slice(&self.words)[..self.len],
+            data: self.arena.span(self.span),
             ty: self.ty,
             rows: self.rows,
             cols: self.cols,
-            layout: Layout::Interleaved8,
+            layout: self.layout,
         }
     }
 
     /// Bytes held.
     pub fn len(&self) -> usize {
-        self.len
+        self.arena.span(self.span).len()
     }
 
     /// Whether the matrix holds no bytes.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 }
 
@@ -83,10 +89,73 @@ impl Kernels {
     /// `m` (row-major) repacked into [`Kernels::preferred_layout`], or `None` when that is
     /// row-major or `m` has fewer rows than one group. Errors name a malformed matrix.
     pub fn repack(&self, m: &QMatrix<'_>) -> Result<Option<RepackedMatrix>> {
-        let t = self.traits(m.ty)?;
-        let Some(path) = t.interleaved8 else {
-            return Ok(None);
+        Ok(self.repack_all(&[*m], 1, false, |_| ())?.pop().flatten())
+    }
+
+    /// Every matrix of `ms` repacked as [`Kernels::repack`] would, all into one
+    /// [`WeightArena`] (huge pages), on up to `threads` threads; with `copy_row_major`, the
+    /// matrices that stay row-major are copied into it too (each `Some`). `done(i)` runs as
+    /// soon as `ms[i]` has been placed, so a caller can let go of its row-major bytes then
+    /// (and the model is never held twice).
+    pub fn repack_all(
+        &self,
+        ms: &[QMatrix<'_>],
+        threads: usize,
+        copy_row_major: bool,
+        done: impl Fn(usize) + Sync,
+    ) -> Result<Vec<Option<RepackedMatrix>>> {
+        let mut todo = Vec::new();
+        for (i, m) in ms.iter().enumerate() {
+            match self.placement(m)? {
+                Layout::RowMajor if !copy_row_major => {}
+                layout => todo.push((i, layout)),
+            }
+        }
+        let lens: Vec<usize> = todo.iter().map(|&(i, _)| ms[i].data.len()).collect();
+        let mut arena = ArenaBuilder::new(&lens)?;
+        let queue = Mutex::new(todo.iter().copied().zip(arena.spans_mut()));
+        let work = || -> Result<()> {
+            loop {
+                // (A poisoned lock means another thread panicked; that panic is re-raised.)
+                let Some(((i, layout), out)) = queue.lock().ok().and_then(|mut q| q.next()) else {
+                    return Ok(());
+                };
+                match layout {
+                    Layout::RowMajor => out.copy_from_slice(ms[i].data),
+                    Layout::Interleaved8 => self.repack_into(&ms[i], out)?,
+                }
+                done(i);
+            }
         };
+        std::thread::scope(|s| {
+            let helpers: Vec<_> = (1..threads.clamp(1, todo.len().max(1)))
+                .map(|_| s.spawn(work))
+                .collect();
+            let mine = work();
+            helpers
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .fold(mine, Result::and)
+        })?;
+        drop(queue);
+        let arena = Arc::new(arena.finish()?);
+        let mut out: Vec<Option<RepackedMatrix>> = ms.iter().map(|_| None).collect();
+        for (span, &(i, layout)) in todo.iter().enumerate() {
+            out[i] = Some(RepackedMatrix {
+                arena: arena.clone(),
+                span,
+                layout,
+                ty: ms[i].ty,
+                rows: ms[i].rows,
+                cols: ms[i].cols,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The layout `m` (row-major) is repacked into: [`Kernels::preferred_layout`], or
+    /// row-major where it has fewer rows than one group. Errors name a malformed matrix.
+    fn placement(&self, m: &QMatrix<'_>) -> Result<Layout> {
         if m.layout != Layout::RowMajor {
             return Err(KernelError::WrongLayout {
                 what: "repack input",
@@ -96,29 +165,36 @@ impl Kernels {
         }
         // Re-checks the byte count, and the alignment of the first row (so of every row).
         let m = QMatrix::new(m.data, m.ty, m.rows, m.cols)?;
+        let t = self.traits(m.ty)?;
+        if t.interleaved8.is_none() || m.rows < INTERLEAVED_ROWS {
+            return Ok(Layout::RowMajor);
+        }
+        t.check_row("weight matrix", &m.data[..t.row_bytes(m.cols)?], m.cols)?;
+        Ok(Layout::Interleaved8)
+    }
+
+    /// Row-major `m`, checked by [`Kernels::placement`], repacked into `out` (as many bytes).
+    fn repack_into(&self, m: &QMatrix<'_>, out: &mut [u8]) -> Result<()> {
+        let t = self.traits(m.ty)?;
+        let Some(path) = t.interleaved8 else {
+            return Err(KernelError::WrongLayout {
+                what: "repack output",
+                expected: Layout::RowMajor,
+                got: Layout::Interleaved8,
+            });
+        };
         let row_bytes = t.row_bytes(m.cols)?;
-        let groups = m.rows / INTERLEAVED_ROWS;
-        if groups == 0 {
-            return Ok(None);
-        }
-        t.check_row("weight matrix", &m.data[..row_bytes], m.cols)?;
         let nb = m.cols / t.block_size;
-        let mut words = vec![0u64; m.data.len().div_ceil(8)];
-        let out: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut words)[..m.data.len()];
         let group_bytes = INTERLEAVED_ROWS * row_bytes;
-        for g in 0..groups {
-            let span = g * group_bytes..(g + 1) * group_bytes;
-            (path.interleave)(&m.data[span.clone()], nb, &mut out[span]);
+        let tail = m.rows / INTERLEAVED_ROWS * group_bytes;
+        for (src, dst) in m.data[..tail]
+            .chunks_exact(group_bytes)
+            .zip(out[..tail].chunks_exact_mut(group_bytes))
+        {
+            (path.interleave)(src, nb, dst);
         }
-        let tail = groups * group_bytes;
         out[tail..].copy_from_slice(&m.data[tail..]);
-        Ok(Some(RepackedMatrix {
-            len: m.data.len(),
-            words,
-            ty: m.ty,
-            rows: m.rows,
-            cols: m.cols,
-        }))
+        Ok(())
     }
 }
 
@@ -221,5 +297,52 @@ mod tests {
             ),
             Err(KernelError::WrongLayout { .. })
         ));
+    }
+
+    /// `repack_all` places every matrix in one arena: the repacked ones as `repack` makes
+    /// them, the others (with `copy_row_major`) byte for byte; `done` hears of each once.
+    #[test]
+    fn repack_all_places_every_matrix_once() {
+        let mut rng = Rng::new(5);
+        for isa in Isa::ALL {
+            let Ok(k) = Kernels::for_isa(isa) else {
+                continue;
+            };
+            let shapes = [
+                (GgmlType::Q4_K, 16, 512),
+                (GgmlType::Q6_K, 9, 256),
+                (GgmlType::Q4_K, 4, 256),
+                (GgmlType::Q8_0, 24, 64),
+            ];
+            let data: Vec<_> = shapes
+                .iter()
+                .map(|&(ty, r, c)| random_weights(&mut rng, ty, r, c))
+                .collect();
+            let ms: Vec<QMatrix<'_>> = shapes
+                .iter()
+                .zip(&data)
+                .map(|(&(ty, r, c), d)| QMatrix::new(d.bytes(), ty, r, c).unwrap())
+                .collect();
+            for copy in [false, true] {
+                let seen = Mutex::new(vec![0; ms.len()]);
+                let placed = k
+                    .repack_all(&ms, 3, copy, |i| seen.lock().unwrap()[i] += 1)
+                    .unwrap();
+                for (i, (m, p)) in ms.iter().zip(&placed).enumerate() {
+                    let alone = k.repack(m).unwrap();
+                    match (p, alone) {
+                        (Some(p), Some(a)) => assert_eq!(p.matrix().data, a.matrix().data),
+                        (Some(p), None) => {
+                            assert!(copy, "{isa} matrix {i}");
+                            assert_eq!(p.matrix().layout, Layout::RowMajor);
+                            assert_eq!(p.matrix().data, m.data);
+                        }
+                        (None, alone) => assert!(!copy && alone.is_none(), "{isa} matrix {i}"),
+                    }
+                    let want = usize::from(p.is_some());
+                    assert_eq!(seen.lock().unwrap()[i], want, "{isa} matrix {i}");
+                }
+            }
+        }
     }
 }

@@ -1,13 +1,15 @@
 //! The model's tensors, found by llama.cpp's names and checked against the config's shapes.
-//! Matrices stay in the mmap (a [`Linear`] is a typed view by offset) unless the kernels run
-//! their type faster in another layout: those are repacked once at load ([`Weights::repack`])
-//! and their pages of the map released. Norms and biases, which are small, are converted to
-//! f32 once at load.
+//! A [`Linear`] is a typed view of a matrix by offset into the mmap. For the CPU kernels every
+//! matrix is then moved once at load into one arena of huge pages ([`Weights::repack`]),
+//! repacked where the kernels run its type faster in another layout, and its pages of the map
+//! released: decode streams every weight each token, and 2 MiB pages stream faster than the
+//! map's mix of page sizes. Norms and biases, which are small, are converted to f32 once at
+//! load.
 
 use std::sync::Arc;
 
 use nanorun_formats::{GgmlType, Gguf, TensorInfo};
-use nanorun_kernels::{Kernels, Layout, QMatrix, RepackedMatrix};
+use nanorun_kernels::{Kernels, QMatrix, RepackedMatrix};
 
 use super::config::ModelConfig;
 use crate::error::{EngineError, Result};
@@ -27,8 +29,9 @@ pub struct Linear {
     pub offset: usize,
     /// Byte length.
     pub len: usize,
-    /// The matrix repacked for the CPU kernels at load ([`Weights::repack`]); CPU matmuls use
-    /// it instead of the file's bytes (the same size, the same results).
+    /// The matrix as placed for the CPU kernels at load, repacked or copied
+    /// ([`Weights::repack`]); CPU matmuls use it instead of the file's bytes (the same size,
+    /// the same results).
     pub repacked: Option<Arc<RepackedMatrix>>,
 }
 
@@ -218,46 +221,34 @@ impl Weights {
         std::iter::once(&mut self.output).chain(layers)
     }
 
-    /// Repacks every matrix whose type `kernels` run faster in another layout
-    /// ([`Kernels::preferred_layout`]) on up to four threads, one matrix per thread at a time,
-    /// releasing each one's pages of the map once it is copied (they are read back from the
-    /// file if touched again, e.g. by a token embedding lookup), so that memory grows by about
-    /// one matrix per thread at a time. Returns the bytes repacked.
+    /// Moves every matrix into one arena of huge pages ([`Kernels::repack_all`]), repacking
+    /// those whose type `kernels` run faster in another layout ([`Kernels::preferred_layout`])
+    /// and copying the others as they are, on up to four threads, one matrix per thread at a time, releasing each one's pages of
+    /// the map once it is copied (they are read back from the file if touched again, e.g. by a
+    /// token embedding lookup), so that memory grows by about one matrix per thread at a time.
+    /// Returns the bytes repacked.
     pub fn repack(&mut self, gguf: &Gguf, kernels: &Kernels) -> Result<usize> {
-        let todo: Vec<&mut Linear> = self
+        let mut todo: Vec<&mut Linear> = self
             .matrices_mut()
-            .filter(|l| l.repacked.is_none() && kernels.preferred_layout(l.ty) != Layout::RowMajor)
+            .filter(|l| l.repacked.is_none())
             .collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(4)
-            .min(todo.len());
-        let queue = std::sync::Mutex::new(todo.into_iter());
-        let total = std::sync::atomic::AtomicUsize::new(0);
-        let work = || -> Result<()> {
-            loop {
-                // (A poisoned lock means another repacking thread panicked; that panic is
-                // re-raised below.)
-                let Some(lin) = queue.lock().ok().and_then(|mut q| q.next()) else {
-                    return Ok(());
-                };
-                // Not repacked yet, so this is the file's row-major matrix.
-                if let Some(r) = kernels.repack(&lin.matrix(gguf.bytes())?)? {
-                    total.fetch_add(r.len(), std::sync::atomic::Ordering::Relaxed);
-                    lin.repacked = Some(Arc::new(r));
-                    gguf.release(lin.offset, lin.len);
-                }
-            }
-        };
-        std::thread::scope(|s| {
-            let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
-            let mine = work();
-            helpers
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .fold(mine, Result::and)
+        let plain = todo
+            .iter()
+            .map(|l| l.matrix(gguf.bytes()))
+            .collect::<Result<Vec<_>>>()?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let spans: Vec<(usize, usize)> = todo.iter().map(|l| (l.offset, l.len)).collect();
+        let repacked = kernels.repack_all(&plain, threads, true, |i| {
+            gguf.release(spans[i].0, spans[i].1)
         })?;
-        Ok(total.into_inner())
+        let mut total = 0;
+        for (lin, r) in todo.iter_mut().zip(repacked) {
+            if let Some(r) = r {
+                total += r.len();
+                lin.repacked = Some(Arc::new(r));
+            }
+        }
+        Ok(total)
     }
 
     /// Drops every repacked matrix (for a backend that reads the file's bytes instead).
