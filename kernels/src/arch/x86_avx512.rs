@@ -99,13 +99,16 @@ fn dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
 }
 
 /// One Q6_K super-block as four groups of 64 unsigned 6-bit quants (values 64g..64g+64) and,
-/// per group, its four sub-block scales widened to one i32 per lane of the `vpdpbusd` result.
+/// per group, its four sub-block scales, one per lane of the `vpdpbusd` result, as i16 pairs
+/// (scale, 0) for `vpdpwssd` (see [`q6_sumi`]).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn q6_groups(x: &BlockQ6K) -> [(__m512i, __m512i); 4] {
     let (m4, m30) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x30));
     // SAFETY: scales is 16 bytes.
-    let sc16 = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
+    let sc8 = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
+    // Scale s of sub-block k in lane k: low half s, high half 0.
+    let sc32 = _mm512_cvtepu16_epi32(_mm256_cvtepi8_epi16(sc8));
     let ld = |p: &[u8]| {
         assert!(p.len() >= 32);
         // SAFETY: 32 readable bytes (checked).
@@ -136,27 +139,26 @@ fn q6_groups(x: &BlockQ6K) -> [(__m512i, __m512i); 4] {
         );
         for (pair, (qa, qb)) in [(q0, q1), (q2, q3)].into_iter().enumerate() {
             let g = 2 * n + pair; // sub-blocks 4g..4g+4
-            let idx = _mm_add_epi8(
-                _mm_set1_epi8(4 * g as i8),
-                _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+            let idx = _mm512_add_epi32(
+                _mm512_set1_epi32(4 * g as i32),
+                _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
             );
-            out[g] = (
-                join(qa, qb),
-                _mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc16, idx)),
-            );
+            out[g] = (join(qa, qb), _mm512_permutexvar_epi32(idx, sc32));
         }
     }
     out
 }
 
-/// Σ sc·Σq·a of one super-block for one token (16 i32 lanes).
+/// Σ sc·Σq·a of one super-block for one token (16 i32 lanes): `vpdpbusd` sums four products
+/// per lane, |Σ| ≤ 4·63·128 < 2¹⁵, so the lane read as i16 pairs is (Σ, sign) and `vpdpwssd`
+/// with (scale, 0) adds exactly Σ·scale, the multiply and the add in one instruction.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn q6_sumi(groups: &[(__m512i, __m512i); 4], y: &BlockQ8K) -> __m512i {
     let mut sumi = _mm512_setzero_si512();
     for (g, (q, s)) in groups.iter().enumerate() {
         let p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), *q, load64(&y.qs[64 * g..]));
-        sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, *s));
+        sumi = _mm512_dpwssd_epi32(sumi, p, *s);
     }
     sumi
 }
