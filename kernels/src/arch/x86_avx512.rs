@@ -104,46 +104,46 @@ fn dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn q6_groups(x: &BlockQ6K) -> [(__m512i, __m512i); 4] {
-    let (m4, m30) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x30));
+    let (m4, m30) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x30));
     // SAFETY: scales is 16 bytes.
     let sc8 = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
     // Scale s of sub-block k in lane k: low half s, high half 0.
     let sc32 = _mm512_cvtepu16_epi32(_mm256_cvtepi8_epi16(sc8));
-    let ld = |p: &[u8]| {
-        assert!(p.len() >= 32);
-        // SAFETY: 32 readable bytes (checked).
-        unsafe { _mm256_loadu_si256(p.as_ptr().cast()) }
-    };
+    // The high bits of quants 0..32 of a 128 sit in bits 0-1 of qh, of 32..64 in bits 2-3, of
+    // 64..96 in bits 4-5 and of 96..128 in bits 6-7: shifted to bits 4-5 of a byte.
+    let (up, down) = (
+        join(_mm256_set1_epi16(4), _mm256_set1_epi16(2)),
+        join(_mm256_set1_epi16(0), _mm256_set1_epi16(2)),
+    );
     let mut out = [(_mm512_setzero_si512(), _mm512_setzero_si512()); 4];
     for n in 0..2 {
-        let (l0, l1, h) = (
-            ld(&x.ql[n * 64..]),
-            ld(&x.ql[n * 64 + 32..]),
-            ld(&x.qh[n * 32..]),
+        assert!(x.ql.len() >= n * 64 + 64 && x.qh.len() >= n * 32 + 32);
+        // SAFETY: 64 bytes of ql and 32 of qh at these offsets (checked).
+        let (l, h) = unsafe {
+            (
+                _mm512_loadu_si512(x.ql[n * 64..].as_ptr().cast()),
+                _mm512_broadcast_i64x4(_mm256_loadu_si256(x.qh[n * 32..].as_ptr().cast())),
+            )
+        };
+        // Quants 0..64 of the 128: low nibbles of ql with qh shifted up by 4 and by 2.
+        let lo = _mm512_ternarylogic_epi32::<0xF8>(
+            _mm512_and_si512(_mm512_sllv_epi16(h, up), m30),
+            l,
+            m4,
         );
-        let q0 = _mm256_or_si256(
-            _mm256_and_si256(l0, m4),
-            _mm256_and_si256(_mm256_slli_epi16::<4>(h), m30),
+        // Quants 64..128: high nibbles of ql with qh as it is and shifted down by 2.
+        let hi = _mm512_ternarylogic_epi32::<0xF8>(
+            _mm512_and_si512(_mm512_srlv_epi16(h, down), m30),
+            _mm512_srli_epi16::<4>(l),
+            m4,
         );
-        let q1 = _mm256_or_si256(
-            _mm256_and_si256(l1, m4),
-            _mm256_and_si256(_mm256_slli_epi16::<2>(h), m30),
-        );
-        let q2 = _mm256_or_si256(
-            _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
-            _mm256_and_si256(h, m30),
-        );
-        let q3 = _mm256_or_si256(
-            _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
-            _mm256_and_si256(_mm256_srli_epi16::<2>(h), m30),
-        );
-        for (pair, (qa, qb)) in [(q0, q1), (q2, q3)].into_iter().enumerate() {
+        for (pair, q) in [lo, hi].into_iter().enumerate() {
             let g = 2 * n + pair; // sub-blocks 4g..4g+4
             let idx = _mm512_add_epi32(
                 _mm512_set1_epi32(4 * g as i32),
                 _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
             );
-            out[g] = (join(qa, qb), _mm512_permutexvar_epi32(idx, sc32));
+            out[g] = (q, _mm512_permutexvar_epi32(idx, sc32));
         }
     }
     out
