@@ -4,8 +4,9 @@
 //!
 //! `cargo run --release -p nanorun-benches --example kernel_cycles -- TYPE ISA REPS [THREADS [TOKENS [ROWS COLS [LAYOUT]]]]`
 //! e.g. `-- Q4_K avx2 300` (bytes count each token's pass over the weights). With THREADS > 1
-//! only the wall-clock figure means anything. The matrix is repacked into the layout the ISA
-//! prefers (as the engine does at load) unless LAYOUT is `rows`.
+//! only the wall-clock figure means anything. The matrix is placed in a huge-page arena,
+//! repacked into the layout the ISA prefers, as the engine does at load; with LAYOUT `rows` it
+//! stays row-major in an ordinary allocation.
 
 use nanorun_benches::{matrix, values};
 use nanorun_kernels::{matmul, GgmlType, Isa, Kernels, MatmulScratch, QMatrix, ThreadPool};
@@ -28,11 +29,15 @@ fn main() {
         cols,
     )
     .expect("matrix");
-    let repacked = match args.get(8).map(String::as_str) {
+    let placed = match args.get(8).map(String::as_str) {
         Some("rows") => None,
-        _ => k.repack(&w).expect("repack"),
+        _ => k
+            .repack_all(&[w], 1, true, |_| ())
+            .expect("repack")
+            .pop()
+            .flatten(),
     };
-    let w = repacked.as_ref().map_or(w, |r| r.matrix());
+    let w = placed.as_ref().map_or(w, |r| r.matrix());
     let x = values(1, cols * n_tokens);
     let pool = ThreadPool::new(threads);
     let mut scratch = MatmulScratch::new();
