@@ -694,7 +694,13 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                 t.vec_dot = |w, a| unsafe { dot_q8_n::<BlockQ8_0, _>(cast(w), [cast(a)])[0] };
                 // (Interleaved like Q5_0, eight-token batches of the 262144 × 640 output
                 // projection of Gemma 3 ran 22% slower from memory than the row-major int8
-                // path, and one token no faster: that matrix is read at memory speed.)
+                // path, and one token no faster: that matrix is read at memory speed. Tried
+                // again on the Zen 4 with AVX-512 and huge pages: one token became 1.4–2× faster
+                // (Gemma decode +16% at -t 1, +10% at -t 2), but eight-token batches ran at
+                // 25–28 against 40–45 GB/s per token pass, with the 512-bit lane-pair kernel
+                // and with a per-group de-interleave onto the row-major kernel alike, so eight
+                // served streams lost 20%. Worth it where a model only ever decodes one
+                // sequence, which would need the layout chosen at load by the expected batch.)
                 t.quantize = |x, o| unsafe { convert::quantize_q8_0(x, cast_mut(o)) };
                 t.dequantize = |w, o| unsafe { convert::dequantize_q8_0(cast(w), o) };
             }
