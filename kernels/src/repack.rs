@@ -8,6 +8,7 @@
 
 use nanorun_formats::GgmlType;
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use crate::arena::{ArenaBuilder, WeightArena};
@@ -89,20 +90,22 @@ impl Kernels {
     /// `m` (row-major) repacked into [`Kernels::preferred_layout`], or `None` when that is
     /// row-major or `m` has fewer rows than one group. Errors name a malformed matrix.
     pub fn repack(&self, m: &QMatrix<'_>) -> Result<Option<RepackedMatrix>> {
-        Ok(self.repack_all(&[*m], 1, false, |_| ())?.pop().flatten())
+        Ok(self.repack_all(&[*m], 1, false, |_, _| ())?.pop().flatten())
     }
 
     /// Every matrix of `ms` repacked as [`Kernels::repack`] would, all into one
     /// [`WeightArena`] (huge pages), on up to `threads` threads; with `copy_row_major`, the
-    /// matrices that stay row-major are copied into it too (each `Some`). `done(i)` runs as
-    /// soon as `ms[i]` has been placed, so a caller can let go of its row-major bytes then
-    /// (and the model is never held twice).
+    /// matrices that stay row-major are copied into it too (each `Some`). `done(i, bytes)`
+    /// runs for each piece of `ms[i]` (a few MiB, a byte range of its data) as soon as it has
+    /// been placed, and once more with the whole range when all of it has, so that a caller
+    /// can let go of the source bytes as it goes: memory then never holds a large matrix
+    /// twice.
     pub fn repack_all(
         &self,
         ms: &[QMatrix<'_>],
         threads: usize,
         copy_row_major: bool,
-        done: impl Fn(usize) + Sync,
+        done: impl Fn(usize, Range<usize>) + Sync,
     ) -> Result<Vec<Option<RepackedMatrix>>> {
         let mut todo = Vec::new();
         for (i, m) in ms.iter().enumerate() {
@@ -120,11 +123,17 @@ impl Kernels {
                 let Some(((i, layout), out)) = queue.lock().ok().and_then(|mut q| q.next()) else {
                     return Ok(());
                 };
+                let piece_done = |bytes| done(i, bytes);
                 match layout {
-                    Layout::RowMajor => out.copy_from_slice(ms[i].data),
-                    Layout::Interleaved8 => self.repack_into(&ms[i], out)?,
+                    Layout::RowMajor => {
+                        for bytes in pieces(out.len(), 1) {
+                            out[bytes.clone()].copy_from_slice(&ms[i].data[bytes.clone()]);
+                            piece_done(bytes);
+                        }
+                    }
+                    Layout::Interleaved8 => self.repack_into(&ms[i], out, piece_done)?,
                 }
-                done(i);
+                done(i, 0..out.len());
             }
         };
         std::thread::scope(|s| {
@@ -173,8 +182,14 @@ impl Kernels {
         Ok(Layout::Interleaved8)
     }
 
-    /// Row-major `m`, checked by [`Kernels::placement`], repacked into `out` (as many bytes).
-    fn repack_into(&self, m: &QMatrix<'_>, out: &mut [u8]) -> Result<()> {
+    /// Row-major `m`, checked by [`Kernels::placement`], repacked into `out` (as many bytes),
+    /// `done(bytes)` after each piece.
+    fn repack_into(
+        &self,
+        m: &QMatrix<'_>,
+        out: &mut [u8],
+        done: impl Fn(Range<usize>),
+    ) -> Result<()> {
         let t = self.traits(m.ty)?;
         let Some(path) = t.interleaved8 else {
             return Err(KernelError::WrongLayout {
@@ -187,15 +202,30 @@ impl Kernels {
         let nb = m.cols / t.block_size;
         let group_bytes = INTERLEAVED_ROWS * row_bytes;
         let tail = m.rows / INTERLEAVED_ROWS * group_bytes;
-        for (src, dst) in m.data[..tail]
-            .chunks_exact(group_bytes)
-            .zip(out[..tail].chunks_exact_mut(group_bytes))
-        {
-            (path.interleave)(src, nb, dst);
+        for bytes in pieces(tail, group_bytes) {
+            for (src, dst) in m.data[bytes.clone()]
+                .chunks_exact(group_bytes)
+                .zip(out[bytes.clone()].chunks_exact_mut(group_bytes))
+            {
+                (path.interleave)(src, nb, dst);
+            }
+            done(bytes);
         }
         out[tail..].copy_from_slice(&m.data[tail..]);
+        done(tail..m.data.len());
         Ok(())
     }
+}
+
+/// Bytes per piece of a matrix placed between two `done` calls of [`Kernels::repack_all`].
+const PIECE_BYTES: usize = 4 << 20;
+
+/// `0..len` in pieces of about [`PIECE_BYTES`], each a whole multiple of `unit`.
+fn pieces(len: usize, unit: usize) -> impl Iterator<Item = Range<usize>> {
+    let step = (PIECE_BYTES / unit).max(1) * unit;
+    (0..len)
+        .step_by(step)
+        .map(move |start| start..(start + step).min(len))
 }
 
 #[cfg(test)]
@@ -300,7 +330,8 @@ mod tests {
     }
 
     /// `repack_all` places every matrix in one arena: the repacked ones as `repack` makes
-    /// them, the others (with `copy_row_major`) byte for byte; `done` hears of each once.
+    /// them, the others (with `copy_row_major`) byte for byte; `done` hears of each piece and
+    /// then of the whole matrix once.
     #[test]
     fn repack_all_places_every_matrix_once() {
         let mut rng = Rng::new(5);
@@ -324,9 +355,9 @@ mod tests {
                 .map(|(&(ty, r, c), d)| QMatrix::new(d.bytes(), ty, r, c).unwrap())
                 .collect();
             for copy in [false, true] {
-                let seen = Mutex::new(vec![0; ms.len()]);
+                let seen = Mutex::new(vec![Vec::new(); ms.len()]);
                 let placed = k
-                    .repack_all(&ms, 3, copy, |i| seen.lock().unwrap()[i] += 1)
+                    .repack_all(&ms, 3, copy, |i, bytes| seen.lock().unwrap()[i].push(bytes))
                     .unwrap();
                 for (i, (m, p)) in ms.iter().zip(&placed).enumerate() {
                     let alone = k.repack(m).unwrap();
@@ -339,8 +370,17 @@ mod tests {
                         }
                         (None, alone) => assert!(!copy && alone.is_none(), "{isa} matrix {i}"),
                     }
-                    let want = usize::from(p.is_some());
-                    assert_eq!(seen.lock().unwrap()[i], want, "{isa} matrix {i}");
+                    // Pieces that tile the matrix, then the whole of it, last.
+                    let mut got = seen.lock().unwrap()[i].clone();
+                    let whole = 0..m.data.len();
+                    assert_eq!(got.last().cloned(), p.as_ref().map(|_| whole), "{isa} {i}");
+                    got.pop();
+                    let mut end = 0;
+                    for r in got {
+                        assert_eq!(r.start, end, "{isa} matrix {i}: pieces in order");
+                        end = r.end;
+                    }
+                    assert!(p.is_none() || end == m.data.len(), "{isa} matrix {i}");
                 }
             }
         }

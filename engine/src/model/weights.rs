@@ -237,9 +237,9 @@ impl Weights {
             .map(|l| l.matrix(gguf.bytes()))
             .collect::<Result<Vec<_>>>()?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        let spans: Vec<(usize, usize)> = todo.iter().map(|l| (l.offset, l.len)).collect();
-        let repacked = kernels.repack_all(&plain, threads, true, |i| {
-            gguf.release(spans[i].0, spans[i].1)
+        let offsets: Vec<usize> = todo.iter().map(|l| l.offset).collect();
+        let repacked = kernels.repack_all(&plain, threads, true, |i, bytes| {
+            gguf.release(offsets[i] + bytes.start, bytes.len())
         })?;
         let mut total = 0;
         for (lin, r) in todo.iter_mut().zip(repacked) {
