@@ -5,8 +5,8 @@
 //! `cargo run --release -p nanorun-benches --example kernel_cycles -- TYPE ISA REPS [THREADS [TOKENS [ROWS COLS [LAYOUT]]]]`
 //! e.g. `-- Q4_K avx2 300` (bytes count each token's pass over the weights). With THREADS > 1
 //! only the wall-clock figure means anything. The matrix is placed in a huge-page arena,
-//! repacked into the layout the ISA prefers, as the engine does at load; with LAYOUT `rows` it
-//! stays row-major in an ordinary allocation.
+//! repacked into the layout the ISA prefers (for one token: its one-token layout), as the
+//! engine does at load; with LAYOUT `rows` it stays row-major in an ordinary allocation.
 
 use nanorun_benches::{matrix, values};
 use nanorun_kernels::{matmul, GgmlType, Isa, Kernels, MatmulScratch, QMatrix, ThreadPool};
@@ -32,7 +32,7 @@ fn main() {
     let placed = match args.get(8).map(String::as_str) {
         Some("rows") => None,
         _ => k
-            .repack_all(&[w], 1, true, |_| ())
+            .repack_all(&[w], 1, true, |_| n_tokens == 1, |_, _| ())
             .expect("repack")
             .pop()
             .flatten(),

@@ -82,6 +82,16 @@ impl Kernels {
     /// The layout these kernels run `ty` matrices fastest in.
     pub fn preferred_layout(&self, ty: GgmlType) -> Layout {
         match self.traits(ty) {
+            Ok(t) if t.interleaved8.is_some_and(|p| p.for_batches) => Layout::Interleaved8,
+            _ => Layout::RowMajor,
+        }
+    }
+
+    /// The layout these kernels run `ty` matrices fastest in when they are only ever
+    /// multiplied with one token at a time (batches still work, more slowly where this differs
+    /// from [`Kernels::preferred_layout`]; x86 AVX2 / AVX-512: Q8_0).
+    pub fn one_token_layout(&self, ty: GgmlType) -> Layout {
+        match self.traits(ty) {
             Ok(t) if t.interleaved8.is_some() => Layout::Interleaved8,
             _ => Layout::RowMajor,
         }
@@ -90,12 +100,16 @@ impl Kernels {
     /// `m` (row-major) repacked into [`Kernels::preferred_layout`], or `None` when that is
     /// row-major or `m` has fewer rows than one group. Errors name a malformed matrix.
     pub fn repack(&self, m: &QMatrix<'_>) -> Result<Option<RepackedMatrix>> {
-        Ok(self.repack_all(&[*m], 1, false, |_, _| ())?.pop().flatten())
+        Ok(self
+            .repack_all(&[*m], 1, false, |_| false, |_, _| ())?
+            .pop()
+            .flatten())
     }
 
     /// Every matrix of `ms` repacked as [`Kernels::repack`] would, all into one
     /// [`WeightArena`] (huge pages), on up to `threads` threads; with `copy_row_major`, the
-    /// matrices that stay row-major are copied into it too (each `Some`). `done(i, bytes)`
+    /// matrices that stay row-major are copied into it too (each `Some`). Where `one_token(i)`,
+    /// `ms[i]` takes [`Kernels::one_token_layout`] instead of the preferred one. `done(i, bytes)`
     /// runs for each piece of `ms[i]` (a few MiB, a byte range of its data) as soon as it has
     /// been placed, and once more with the whole range when all of it has, so that a caller
     /// can let go of the source bytes as it goes: memory then never holds a large matrix
@@ -105,11 +119,12 @@ impl Kernels {
         ms: &[QMatrix<'_>],
         threads: usize,
         copy_row_major: bool,
+        one_token: impl Fn(usize) -> bool,
         done: impl Fn(usize, Range<usize>) + Sync,
     ) -> Result<Vec<Option<RepackedMatrix>>> {
         let mut todo = Vec::new();
         for (i, m) in ms.iter().enumerate() {
-            match self.placement(m)? {
+            match self.placement(m, one_token(i))? {
                 Layout::RowMajor if !copy_row_major => {}
                 layout => todo.push((i, layout)),
             }
@@ -162,9 +177,10 @@ impl Kernels {
         Ok(out)
     }
 
-    /// The layout `m` (row-major) is repacked into: [`Kernels::preferred_layout`], or
-    /// row-major where it has fewer rows than one group. Errors name a malformed matrix.
-    fn placement(&self, m: &QMatrix<'_>) -> Result<Layout> {
+    /// The layout `m` (row-major) is repacked into: [`Kernels::preferred_layout`] (or
+    /// [`Kernels::one_token_layout`] for a matrix seeing one token at a time), but row-major
+    /// where it has fewer rows than one group. Errors name a malformed matrix.
+    fn placement(&self, m: &QMatrix<'_>, one_token: bool) -> Result<Layout> {
         if m.layout != Layout::RowMajor {
             return Err(KernelError::WrongLayout {
                 what: "repack input",
@@ -175,7 +191,12 @@ impl Kernels {
         // Re-checks the byte count, and the alignment of the first row (so of every row).
         let m = QMatrix::new(m.data, m.ty, m.rows, m.cols)?;
         let t = self.traits(m.ty)?;
-        if t.interleaved8.is_none() || m.rows < INTERLEAVED_ROWS {
+        let layout = if one_token {
+            self.one_token_layout(m.ty)
+        } else {
+            self.preferred_layout(m.ty)
+        };
+        if layout == Layout::RowMajor || m.rows < INTERLEAVED_ROWS {
             return Ok(Layout::RowMajor);
         }
         t.check_row("weight matrix", &m.data[..t.row_bytes(m.cols)?], m.cols)?;
@@ -248,14 +269,20 @@ mod tests {
                 continue;
             };
             for &ty in &crate::SUPPORTED {
-                if k.preferred_layout(ty) == Layout::RowMajor {
+                // (The one-token layout where it differs: its batches must keep the bits too.)
+                if k.one_token_layout(ty) == Layout::RowMajor {
                     continue;
                 }
                 tested += 1;
                 for (rows, cols) in [(37, 512), (16, 2048), (8, 256)] {
                     let data = random_weights(&mut rng, ty, rows, cols);
                     let plain = QMatrix::new(data.bytes(), ty, rows, cols).unwrap();
-                    let packed = k.repack(&plain).unwrap().unwrap();
+                    let packed = k
+                        .repack_all(&[plain], 1, false, |_| true, |_, _| ())
+                        .unwrap()
+                        .pop()
+                        .flatten()
+                        .unwrap();
                     assert_eq!(packed.len(), plain.data.len());
                     let m = packed.matrix();
                     assert_eq!(m.layout, Layout::Interleaved8);
@@ -357,7 +384,13 @@ mod tests {
             for copy in [false, true] {
                 let seen = Mutex::new(vec![Vec::new(); ms.len()]);
                 let placed = k
-                    .repack_all(&ms, 3, copy, |i, bytes| seen.lock().unwrap()[i].push(bytes))
+                    .repack_all(
+                        &ms,
+                        3,
+                        copy,
+                        |_| false,
+                        |i, bytes| seen.lock().unwrap()[i].push(bytes),
+                    )
                     .unwrap();
                 for (i, (m, p)) in ms.iter().zip(&placed).enumerate() {
                     let alone = k.repack(m).unwrap();

@@ -123,6 +123,10 @@ pub(crate) struct Interleaved8Path {
     pub batch: Interleaved8Batch,
     /// Interleave one group of eight row-major rows (`src`, `nb` blocks each) into `out`.
     pub interleave: fn(src: &[u8], nb: usize, out: &mut [u8]),
+    /// Whether batches run at least about as fast as on the row-major matrix, so that the
+    /// layout is the type's preferred one; if not, it is only for matrices multiplied with
+    /// one token at a time ([`crate::Kernels::one_token_layout`]).
+    pub for_batches: bool,
 }
 
 /// How an [`Interleaved8Path`] runs batches of two or more tokens.

@@ -227,18 +227,26 @@ impl Weights {
     /// the map once it is copied (they are read back from the file if touched again, e.g. by a
     /// token embedding lookup), so that memory grows by about one matrix per thread at a time.
     /// Returns the bytes repacked.
-    pub fn repack(&mut self, gguf: &Gguf, kernels: &Kernels) -> Result<usize> {
-        let mut todo: Vec<&mut Linear> = self
+    ///
+    /// With `one_sequence` the output projection, which then only ever sees one token at a
+    /// time (logits are formed for the rows that want them), takes the kernels' one-token
+    /// layout ([`Kernels::one_token_layout`]).
+    pub fn repack(&mut self, gguf: &Gguf, kernels: &Kernels, one_sequence: bool) -> Result<usize> {
+        // (`matrices_mut` yields the output projection first.)
+        let (is_output, mut todo): (Vec<bool>, Vec<&mut Linear>) = self
             .matrices_mut()
-            .filter(|l| l.repacked.is_none())
-            .collect();
+            .enumerate()
+            .filter(|(_, l)| l.repacked.is_none())
+            .map(|(i, l)| (i == 0, l))
+            .unzip();
         let plain = todo
             .iter()
             .map(|l| l.matrix(gguf.bytes()))
             .collect::<Result<Vec<_>>>()?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
         let offsets: Vec<usize> = todo.iter().map(|l| l.offset).collect();
-        let repacked = kernels.repack_all(&plain, threads, true, |i, bytes| {
+        let one_token = |i: usize| one_sequence && is_output[i];
+        let repacked = kernels.repack_all(&plain, threads, true, one_token, |i, bytes| {
             gguf.release(offsets[i] + bytes.start, bytes.len())
         })?;
         let mut total = 0;

@@ -28,7 +28,7 @@ pub mod x86_avx2_q6k;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx512;
 #[cfg(target_arch = "x86_64")]
-mod x86_avx512_q5_0_x8;
+mod x86_avx512_int8_x8;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avxvnni;
 

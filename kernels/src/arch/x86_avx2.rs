@@ -636,7 +636,10 @@ const TILED_MIN_TOKENS: usize = 8;
 
 /// The interleaved path of a 32-value type with Q8_0 activations whose interleaved blocks are
 /// `B`.
-fn int8_interleaved<B>(interleave: fn(&[u8], usize, &mut [u8])) -> Interleaved8Path
+fn int8_interleaved<B>(
+    interleave: fn(&[u8], usize, &mut [u8]),
+    for_batches: bool,
+) -> Interleaved8Path
 where
     B: super::x86_avx2_int8_x8::LaneBlock + bytemuck::Pod,
 {
@@ -649,6 +652,7 @@ where
             x2: |w, a| unsafe { int8_x8_xn::<B, 2>(cast(w), a) },
         },
         interleave,
+        for_batches,
     }
 }
 
@@ -681,9 +685,12 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             }
             GgmlType::Q5_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q5_0_n(cast(w), [cast(a)])[0] };
-                t.interleaved8 = Some(int8_interleaved::<BlockQ5_0x8>(|src, nb, out| {
-                    crate::quant::q5_0_x8::interleave_group(cast(src), nb, cast_mut(out))
-                }));
+                t.interleaved8 = Some(int8_interleaved::<BlockQ5_0x8>(
+                    |src, nb, out| {
+                        crate::quant::q5_0_x8::interleave_group(cast(src), nb, cast_mut(out))
+                    },
+                    true,
+                ));
                 t.dequantize = |w, o| unsafe { convert::dequantize_q5_0(cast(w), o) };
             }
             GgmlType::Q5_1 => {
@@ -694,13 +701,8 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                 t.vec_dot = |w, a| unsafe { dot_q8_n::<BlockQ8_0, _>(cast(w), [cast(a)])[0] };
                 // (Interleaved like Q5_0, eight-token batches of the 262144 × 640 output
                 // projection of Gemma 3 ran 22% slower from memory than the row-major int8
-                // path, and one token no faster: that matrix is read at memory speed. Tried
-                // again on the Zen 4 with AVX-512 and huge pages: one token became 1.4–2× faster
-                // (Gemma decode +16% at -t 1, +10% at -t 2), but eight-token batches ran at
-                // 25–28 against 40–45 GB/s per token pass, with the 512-bit lane-pair kernel
-                // and with a per-group de-interleave onto the row-major kernel alike, so eight
-                // served streams lost 20%. Worth it where a model only ever decodes one
-                // sequence, which would need the layout chosen at load by the expected batch.)
+                // path, and one token no faster on an AVX2-only Zen 3: that matrix was read at
+                // memory speed. The AVX-512 table interleaves it for one token only.)
                 t.quantize = |x, o| unsafe { convert::quantize_q8_0(x, cast_mut(o)) };
                 t.dequantize = |w, o| unsafe { convert::dequantize_q8_0(cast(w), o) };
             }
@@ -741,6 +743,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                     interleave: |src, nb, out| {
                         crate::quant::q4_k_x8::interleave_group(cast(src), nb, cast_mut(out))
                     },
+                    for_batches: true,
                 });
                 t.dequantize = |w, o| unsafe { kdequant::dequantize_q4_k(cast(w), o) };
             }

@@ -1,0 +1,287 @@
+//! x86-64 AVX-512 batch kernels of interleaved Q5_0 and Q8_0 ([`BlockQ5_0x8`],
+//! [`BlockQ8_0x8`]) with the int8 path's activations (offset by 128).
+//!
+//! Q5_0 ([`lane_pairs_xn`]): the AVX2 kernel (`x86_avx2_int8_x8`) holds one lane of eight rows
+//! per 256-bit vector; this one holds two lanes (2p and 2p + 1, row by row: element
+//! 2r + j is row r's lane 2p + j), so that one `vpbroadcastq` of eight activation bytes feeds
+//! both and each token's multiply-add, conversion and FMA cover 64 values. On a Zen 4, which
+//! splits 512-bit operations in two, that measured 1.4 cycles per token and 32 values against
+//! 1.5–2.5 for the 256-bit loop (a bare loop of the same operations).
+//!
+//! Each element sees exactly the integer sums, scale products and FMAs of the 256-bit kernel,
+//! in the same order, and the final lane tree is the same, so the results keep their bits.
+//!
+//! Q8_0 ([`q8_0_x8_by_rows`]): each group de-interleaved back to rows, then the row-major
+//! kernel (see there).
+//!
+//! Same safety contract as `x86_avx512`: reachable only through the AVX-512 table.
+
+use std::arch::x86_64::*;
+
+use super::x86_avx2_int8::token_rows;
+use crate::quant::q5_0_x8::BlockQ5_0x8;
+use crate::quant::q8_0_x8::BlockQ8_0x8;
+use crate::quant::INTERLEAVED_ROWS as ROWS;
+use crate::traits::Int8Row;
+
+/// Blocks whose scale products are formed at a time, for the four lane-pair passes.
+const RUN: usize = 16;
+
+/// An interleaved block of eight rows as the kernel reads it, two lanes at a time.
+pub(crate) trait LanePairBlock {
+    /// The rows' scales.
+    fn scales(&self) -> &[half::f16; ROWS];
+
+    /// Lanes 2p and 2p + 1 of the eight rows as signed quants, row by row (see the module
+    /// doc), and −128 × their four-byte group sums (where `vpdpbusd` with activations offset
+    /// by 128 starts, see `x86_avx512::OffsetActs`).
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F/BW/VL and VNNI.
+    unsafe fn lane_pair(&self, p: usize) -> (__m512i, __m512i);
+}
+
+/// Element 2r + j from dword r of lane 2p + j's 32 bytes (`lo` | `hi`): row by row.
+const BY_ROW: [i32; 16] = [0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15];
+
+/// The quants `q` and where their `vpdpbusd` sums start: −128 × their group sums.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn with_start(q: __m512i) -> (__m512i, __m512i) {
+    let times_128 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(i8::MIN), q);
+    (q, _mm512_sub_epi32(_mm512_setzero_si512(), times_128))
+}
+
+impl LanePairBlock for BlockQ5_0x8 {
+    fn scales(&self) -> &[half::f16; ROWS] {
+        &self.d
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn lane_pair(&self, p: usize) -> (__m512i, __m512i) {
+        lane_pair_q5_0(self, p)
+    }
+}
+
+/// [`LanePairBlock::lane_pair`] of interleaved Q5_0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn lane_pair_q5_0(x: &BlockQ5_0x8, p: usize) -> (__m512i, __m512i) {
+    // Groups 2(p % 2) and 2(p % 2) + 1 hold lanes 2p and 2p + 1: in their low nibbles for
+    // p < 2, their high ones after.
+    let g = 64 * (p % 2);
+    assert!(x.qs.len() >= g + 64);
+    // SAFETY: 64 readable bytes at g (checked); `qh` is 32 bytes.
+    let (groups, qh) = unsafe {
+        (
+            _mm512_loadu_si512(x.qs.as_ptr().add(g).cast()),
+            _mm512_castsi256_si512(_mm256_loadu_si256(x.qh.as_ptr().cast())),
+        )
+    };
+    // SAFETY: BY_ROW is 64 bytes.
+    let by_row = unsafe { _mm512_loadu_si512(BY_ROW.as_ptr().cast()) };
+    let packed = _mm512_permutexvar_epi32(by_row, groups);
+    let packed = if p < 2 {
+        packed
+    } else {
+        _mm512_srli_epi16::<4>(packed)
+    };
+    let nibbles = _mm512_and_si512(packed, _mm512_set1_epi8(0x0f));
+    // Row r's fifth bits (byte 4r + k, bit l: value 4l + k) beside both of its lanes; a clear
+    // bit makes the quant nibble − 16.
+    let twice = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    let qh = _mm512_permutexvar_epi32(twice, qh);
+    let lane_bits = 0x0101_0101_i64 << (2 * p) | (0x0101_0101_i64 << (2 * p + 1)) << 32;
+    let clear = _mm512_testn_epi8_mask(qh, _mm512_set1_epi64(lane_bits));
+    with_start(_mm512_mask_sub_epi8(
+        nibbles,
+        clear,
+        nibbles,
+        _mm512_set1_epi8(16),
+    ))
+}
+
+/// The eight rows of `w` · `N` unpacked Q8_0 rows offset by 128 (the int8 path's activations
+/// where `offset_acts`), bit-identical to `x86_avx2_int8_x8::int8_x8_xn`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn lane_pairs_xn<B: LanePairBlock, const N: usize>(
+    w: &[B],
+    a: &[Int8Row<'_>; N],
+) -> [[f32; ROWS]; N] {
+    let nb = w.len();
+    let (qs, ys) = token_rows(a, nb);
+    if nb == 0 {
+        return [[0.0; ROWS]; N];
+    }
+    // Each lane pair's accumulators, one per token (left uninitialised, written by the first
+    // run: zeroing them cost a memset per call).
+    let mut pairs = std::mem::MaybeUninit::<[[__m512; N]; 4]>::uninit();
+    let pair_at = pairs.as_mut_ptr().cast::<[__m512; N]>();
+    // A run's scale products (row scale × token scale, each row's twice); left uninitialised,
+    // as only the entries of the run at hand are read, after they are written.
+    let mut ds_buf = std::mem::MaybeUninit::<[[__m512; N]; RUN]>::uninit();
+    let twice = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    for (run, blocks) in w.chunks(RUN).enumerate() {
+        let i0 = run * RUN;
+        let ds = ds_buf.as_mut_ptr().cast::<[__m512; N]>();
+        for (k, x) in blocks.iter().enumerate() {
+            // SAFETY: `d` is eight f16s, 16 bytes.
+            let d8 = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(x.scales().as_ptr().cast()) });
+            let d = _mm512_permutexvar_ps(twice, _mm512_castps256_ps512(d8));
+            for (t, y) in ys.iter().enumerate() {
+                // SAFETY: k < blocks.len() <= RUN, so entry (k, t) lies in `ds_buf`; and
+                // i0 + k < nb <= every token row's length (asserted above).
+                unsafe {
+                    let yd = _mm512_set1_ps(*y.add(i0 + k));
+                    ds.add(k)
+                        .cast::<__m512>()
+                        .add(t)
+                        .write(_mm512_mul_ps(d, yd));
+                }
+            }
+        }
+        // SAFETY: the run's entries were all written just above.
+        let ds = unsafe { std::slice::from_raw_parts(ds, blocks.len()) };
+        for p in 0..4 {
+            let mut acc = if run == 0 {
+                [_mm512_setzero_ps(); N]
+            } else {
+                // SAFETY: pair p of `pairs`, written by the run before.
+                unsafe { pair_at.add(p).read() }
+            };
+            for (k, (x, ds)) in blocks.iter().zip(ds).enumerate() {
+                // SAFETY: this function's target features.
+                let (q, start) = unsafe { x.lane_pair(p) };
+                for t in 0..N {
+                    // SAFETY: i0 + k < nb <= every token row's length (asserted above), and
+                    // the eight bytes at 8p lie inside the block's 32.
+                    let y8 = unsafe { qs[t].add(i0 + k).cast::<i64>().add(p).read_unaligned() };
+                    let s = _mm512_dpbusd_epi32(start, _mm512_set1_epi64(y8), q);
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), ds[t], acc[t]);
+                }
+            }
+            // SAFETY: pair p lies in `pairs`.
+            unsafe { pair_at.add(p).write(acc) };
+        }
+    }
+    // SAFETY: nb > 0, so the first run wrote every pair.
+    let pairs = unsafe { pairs.assume_init() };
+    std::array::from_fn(|t| {
+        // The lane tree of `hsum_ps`, ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)): pairs
+        // (0, 1) + (4, 5) and so on keep even lanes in even elements.
+        let e = _mm512_add_ps(
+            _mm512_add_ps(pairs[0][t], pairs[2][t]),
+            _mm512_add_ps(pairs[1][t], pairs[3][t]),
+        );
+        let mut v = [0f32; 2 * ROWS];
+        // SAFETY: v holds 16 floats.
+        unsafe { _mm512_storeu_ps(v.as_mut_ptr(), e) };
+        std::array::from_fn(|r| v[2 * r] + v[2 * r + 1])
+    })
+}
+
+thread_local! {
+    /// A group's eight rows de-interleaved for [`q8_0_x8_by_rows`]: quants and f32 scales.
+    static ROWS_BUF: std::cell::RefCell<(Vec<[i8; 32]>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The eight rows of interleaved Q8_0 `w` · `N` unpacked Q8_0 rows offset by 128: the group
+/// de-interleaved once into row-major int8 rows (a transpose of 8 × 8 dwords per block), then
+/// each row through `row_dot`, the row-major int8 path's kernel for unpacked rows. The same
+/// integer sums, scale products and FMAs as the row-major matrix's batches, so the same bits;
+/// and the 512-bit lane-pair kernel measured half as fast as the row-major path for Q8_0
+/// (nothing to unpack, so its two-lane passes had nothing to save).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn q8_0_x8_by_rows<const N: usize>(
+    w: &[BlockQ8_0x8],
+    a: &[Int8Row<'_>; N],
+    row_dot: fn(Int8Row<'_>, &[Int8Row<'_>; N]) -> [f32; N],
+) -> [[f32; ROWS]; N] {
+    let nb = w.len();
+    ROWS_BUF.with_borrow_mut(|(qs, d)| {
+        qs.resize(ROWS * nb, [0; 32]);
+        d.resize(ROWS * nb, 0.0);
+        for (i, x) in w.iter().enumerate() {
+            // SAFETY: `d` is eight f16s, 16 bytes.
+            let d8 = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(x.d.as_ptr().cast()) });
+            let mut scales = [0f32; ROWS];
+            // SAFETY: scales holds 8 floats.
+            unsafe { _mm256_storeu_ps(scales.as_mut_ptr(), d8) };
+            // Lane l holds dword r = row r's bytes 4l..4l + 4: rows are the transpose.
+            // SAFETY: lane l is the 32 bytes at 32l of the 256.
+            let lanes: [__m256i; 8] = std::array::from_fn(|l| unsafe {
+                _mm256_loadu_si256(x.qs[32 * l..].as_ptr().cast())
+            });
+            for (r, row) in transpose_8x8_epi32(lanes).into_iter().enumerate() {
+                // SAFETY: entry r·nb + i of `qs` is 32 bytes (resized above).
+                unsafe { _mm256_storeu_si256(qs[r * nb + i].as_mut_ptr().cast(), row) };
+                d[r * nb + i] = scales[r];
+            }
+        }
+        // The next group (if the matrix has one: its bytes follow) comes in while this one's
+        // rows are multiplied, instead of stalling the next de-interleaving pass.
+        let next = w.as_ptr_range().end.cast::<i8>();
+        for off in (0..std::mem::size_of_val(w)).step_by(64) {
+            // SAFETY: a prefetch only hints; it never faults, whatever the address.
+            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off));
+        }
+        let mut out = [[0f32; ROWS]; N];
+        for r in 0..ROWS {
+            let row = Int8Row {
+                qs: &qs[r * nb..(r + 1) * nb],
+                d: &d[r * nb..(r + 1) * nb],
+            };
+            for (t, v) in row_dot(row, a).into_iter().enumerate() {
+                out[t][r] = v;
+            }
+        }
+        out
+    })
+}
+
+/// The transpose of eight rows of eight dwords.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn transpose_8x8_epi32(v: [__m256i; 8]) -> [__m256i; 8] {
+    // Pairs of rows interleaved by dword, then by qword, then the 128-bit halves swapped.
+    let t: [__m256i; 8] = std::array::from_fn(|k| {
+        let (a, b) = (v[2 * (k / 2)], v[2 * (k / 2) + 1]);
+        if k % 2 == 0 {
+            _mm256_unpacklo_epi32(a, b)
+        } else {
+            _mm256_unpackhi_epi32(a, b)
+        }
+    });
+    // t[0] = a0 b0 a1 b1 | a4 b4 a5 b5, t[1] = a2 b2 a3 b3 | a6 b6 a7 b7 (rows 0, 1); t[2], t[3]
+    // the same of rows 2, 3; and so on.
+    let u: [__m256i; 8] = std::array::from_fn(|k| {
+        let base = 4 * (k / 4);
+        let (a, b) = (t[base + (k % 2)], t[base + 2 + (k % 2)]);
+        if (k / 2) % 2 == 0 {
+            _mm256_unpacklo_epi64(a, b)
+        } else {
+            _mm256_unpackhi_epi64(a, b)
+        }
+    });
+    // u[0] = col 0 of rows 0-3 | col 4, u[1] = col 2 | col 6, u[2] = col 1 | col 5,
+    // u[3] = col 3 | col 7; u[4..8] the same of rows 4-7.
+    let col = |lo: __m256i, hi: __m256i, upper: bool| {
+        if upper {
+            _mm256_permute2x128_si256::<0x31>(lo, hi)
+        } else {
+            _mm256_permute2x128_si256::<0x20>(lo, hi)
+        }
+    };
+    [
+        col(u[0], u[4], false),
+        col(u[2], u[6], false),
+        col(u[1], u[5], false),
+        col(u[3], u[7], false),
+        col(u[0], u[4], true),
+        col(u[2], u[6], true),
+        col(u[1], u[5], true),
+        col(u[3], u[7], true),
+    ]
+}
