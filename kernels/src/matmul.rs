@@ -145,6 +145,9 @@ pub const INT8_MIN_TOKENS: usize = 2;
 /// 5.8 KiB in L1.
 const INT8_ROW_TILE: usize = 16;
 
+/// Interleaved groups per tile for one token (see `matmul`).
+const ONE_TOKEN_GROUPS: usize = 8;
+
 impl MatmulScratch {
     /// An empty scratch buffer.
     pub fn new() -> MatmulScratch {
@@ -281,6 +284,10 @@ pub fn matmul(
     // (Multiples of 8, so that the tiles of an interleaved matrix start at group bounds.)
     let tile_rows = if int8.is_some() {
         INT8_ROW_TILE
+    } else if interleaved.is_some() && n_tokens == 1 {
+        // One token visits each group once: several groups per tile spread the per-tile
+        // costs (a call, the split into groups, the stores) over more of the kernel's work.
+        ONE_TOKEN_GROUPS * INTERLEAVED_ROWS
     } else if interleaved.is_some() {
         INTERLEAVED_ROWS
     } else {
