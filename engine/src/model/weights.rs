@@ -223,10 +223,10 @@ impl Weights {
 
     /// Moves every matrix into one arena of huge pages ([`Kernels::repack_all`]), repacking
     /// those whose type `kernels` run faster in another layout ([`Kernels::preferred_layout`])
-    /// and copying the others as they are, on up to four threads, one matrix per thread at a time, releasing each one's pages of
-    /// the map once it is copied (they are read back from the file if touched again, e.g. by a
-    /// token embedding lookup), so that memory grows by about one matrix per thread at a time.
-    /// Returns the bytes repacked.
+    /// and copying the others as they are, on up to four threads, one matrix per thread at a
+    /// time. The map's pages are released piece by piece as they are copied (they are read back
+    /// from the file if touched again, e.g. by a token embedding lookup), so that memory grows
+    /// by a few MiB per thread at a time. Returns the bytes placed.
     ///
     /// With `one_sequence` the output projection, which then only ever sees one token at a
     /// time (logits are formed for the rows that want them), takes the kernels' one-token
@@ -244,10 +244,9 @@ impl Weights {
             .map(|l| l.matrix(gguf.bytes()))
             .collect::<Result<Vec<_>>>()?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        let offsets: Vec<usize> = todo.iter().map(|l| l.offset).collect();
         let one_token = |i: usize| one_sequence && is_output[i];
         let repacked = kernels.repack_all(&plain, threads, true, one_token, |i, bytes| {
-            gguf.release(offsets[i] + bytes.start, bytes.len())
+            gguf.release(todo[i].offset + bytes.start, bytes.len())
         })?;
         let mut total = 0;
         for (lin, r) in todo.iter_mut().zip(repacked) {

@@ -7,8 +7,9 @@
 //! bits): eight-token Q8_0 26–32 → 37–45 GB/s per token pass, 64-token interleaved Q4_K
 //! 29–30 → 39–44 (`kernel_cycles`, one thread, Zen 4). The int8 batch kernels then took the
 //! activations offset by 128 ([`OffsetActs`]: no sign step per token; Q8_0 45–50), and the
-//! interleaved Q5_0 batches went to 512-bit vectors (`x86_avx512_int8_x8`); a later one interleaved Q8_0
-//! for matrices that see one token at a time (`interleaved_q8_0_vnni`). Row-at-a-time VNNI
+//! interleaved Q5_0 batches went to 512-bit vectors (`x86_avx512_int8_x8`); a later session
+//! interleaved Q8_0 for matrices that see one token at a time (`interleaved_q8_0_vnni`).
+//! Row-at-a-time VNNI
 //! versions of Q4_0 / Q5_0 / Q4_K (256- and 512-bit) were written, tested and measured 4–25%
 //! slower than AVX2 in an earlier session, so they were dropped — their cost is in unpacking
 //! nibbles and scales, not in the multiply-adds. AVX-512 here implies AVX2, FMA and F16C.
@@ -28,7 +29,7 @@ use super::x86_avx2_int8::{dot_xn_of, GroupSums, SignTrick, WeightBlocks};
 use super::x86_avx2_int8_x8::{int8_x8_x1_with, LaneBlock};
 use super::x86_avx2_q4k_x8::{q4_k_x8_with, sub_scale_i32};
 use super::x86_avx2_q6k;
-use super::x86_avx512_int8_x8::{lane_pairs_xn, q8_0_x8_by_rows, LanePairBlock};
+use super::x86_avx512_int8_x8::{q5_0_x8_xn, q8_0_x8_by_rows};
 use crate::quant::q4_k_x8::BlockQ4Kx8;
 use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::q8_0_x8::BlockQ8_0x8;
@@ -281,13 +282,13 @@ fn interleaved_x1<B: LaneBlock>(w: &[B], a: &[BlockQ8_0]) -> [f32; 8] {
 /// Swaps `vpdpbusd` kernels into interleaved Q5_0 (the interleaving stays AVX2's): batches
 /// take two lanes per 512-bit vector and the activations offset by 128, as Q5_0's int8 path
 /// does here (see `install`).
-fn interleaved_vnni<B: LaneBlock + LanePairBlock + bytemuck::Pod>(p: &mut Interleaved8Path) {
+fn interleaved_q5_0_vnni(p: &mut Interleaved8Path) {
     // SAFETY (every closure): installed only into the AVX-512 table (see `install`).
-    p.x1 = |w, a| unsafe { interleaved_x1::<B>(cast(w), cast(a)) };
+    p.x1 = |w, a| unsafe { interleaved_x1::<BlockQ5_0x8>(cast(w), cast(a)) };
     p.batch = Interleaved8Batch::Int8 {
-        x8: |w, a| unsafe { lane_pairs_xn::<B, 8>(cast(w), a) },
-        x4: |w, a| unsafe { lane_pairs_xn::<B, 4>(cast(w), a) },
-        x2: |w, a| unsafe { lane_pairs_xn::<B, 2>(cast(w), a) },
+        x8: |w, a| unsafe { q5_0_x8_xn::<8>(cast(w), a) },
+        x4: |w, a| unsafe { q5_0_x8_xn::<4>(cast(w), a) },
+        x2: |w, a| unsafe { q5_0_x8_xn::<2>(cast(w), a) },
     };
 }
 
@@ -365,7 +366,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             }
         }
         if let (GgmlType::Q5_0, Some(p)) = (t.ty, t.interleaved8.as_mut()) {
-            interleaved_vnni::<BlockQ5_0x8>(p);
+            interleaved_q5_0_vnni(p);
         }
         if t.ty == GgmlType::Q8_0 {
             t.interleaved8 = Some(interleaved_q8_0_vnni());

@@ -1,7 +1,7 @@
 //! x86-64 AVX-512 batch kernels of interleaved Q5_0 and Q8_0 ([`BlockQ5_0x8`],
 //! [`BlockQ8_0x8`]) with the int8 path's activations (offset by 128).
 //!
-//! Q5_0 ([`lane_pairs_xn`]): the AVX2 kernel (`x86_avx2_int8_x8`) holds one lane of eight rows
+//! Q5_0 ([`q5_0_x8_xn`]): the AVX2 kernel (`x86_avx2_int8_x8`) holds one lane of eight rows
 //! per 256-bit vector; this one holds two lanes (2p and 2p + 1, row by row: element
 //! 2r + j is row r's lane 2p + j), so that one `vpbroadcastq` of eight activation bytes feeds
 //! both and each token's multiply-add, conversion and FMA cover 64 values. On a Zen 4, which
@@ -27,47 +27,12 @@ use crate::traits::Int8Row;
 /// Blocks whose scale products are formed at a time, for the four lane-pair passes.
 const RUN: usize = 16;
 
-/// An interleaved block of eight rows as the kernel reads it, two lanes at a time.
-pub(crate) trait LanePairBlock {
-    /// The rows' scales.
-    fn scales(&self) -> &[half::f16; ROWS];
-
-    /// Lanes 2p and 2p + 1 of the eight rows as signed quants, row by row (see the module
-    /// doc), and −128 × their four-byte group sums (where `vpdpbusd` with activations offset
-    /// by 128 starts, see `x86_avx512::OffsetActs`).
-    ///
-    /// # Safety
-    /// The CPU has AVX-512 F/BW/VL and VNNI.
-    unsafe fn lane_pair(&self, p: usize) -> (__m512i, __m512i);
-}
-
-/// Element 2r + j from dword r of lane 2p + j's 32 bytes (`lo` | `hi`): row by row.
-const BY_ROW: [i32; 16] = [0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15];
-
-/// The quants `q` and where their `vpdpbusd` sums start: −128 × their group sums.
+/// Lanes 2p and 2p + 1 of the eight rows of `x` as signed quants, row by row (see the module
+/// doc), and −128 × their four-byte group sums (where `vpdpbusd` with activations offset by 128
+/// starts, see `x86_avx512::OffsetActs`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn with_start(q: __m512i) -> (__m512i, __m512i) {
-    let times_128 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(i8::MIN), q);
-    (q, _mm512_sub_epi32(_mm512_setzero_si512(), times_128))
-}
-
-impl LanePairBlock for BlockQ5_0x8 {
-    fn scales(&self) -> &[half::f16; ROWS] {
-        &self.d
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-    unsafe fn lane_pair(&self, p: usize) -> (__m512i, __m512i) {
-        lane_pair_q5_0(self, p)
-    }
-}
-
-/// [`LanePairBlock::lane_pair`] of interleaved Q5_0.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn lane_pair_q5_0(x: &BlockQ5_0x8, p: usize) -> (__m512i, __m512i) {
+fn lane_pair(x: &BlockQ5_0x8, p: usize) -> (__m512i, __m512i) {
     // Groups 2(p % 2) and 2(p % 2) + 1 hold lanes 2p and 2p + 1: in their low nibbles for
     // p < 2, their high ones after.
     let g = 64 * (p % 2);
@@ -79,8 +44,7 @@ fn lane_pair_q5_0(x: &BlockQ5_0x8, p: usize) -> (__m512i, __m512i) {
             _mm512_castsi256_si512(_mm256_loadu_si256(x.qh.as_ptr().cast())),
         )
     };
-    // SAFETY: BY_ROW is 64 bytes.
-    let by_row = unsafe { _mm512_loadu_si512(BY_ROW.as_ptr().cast()) };
+    let by_row = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
     let packed = _mm512_permutexvar_epi32(by_row, groups);
     let packed = if p < 2 {
         packed
@@ -94,19 +58,16 @@ fn lane_pair_q5_0(x: &BlockQ5_0x8, p: usize) -> (__m512i, __m512i) {
     let qh = _mm512_permutexvar_epi32(twice, qh);
     let lane_bits = 0x0101_0101_i64 << (2 * p) | (0x0101_0101_i64 << (2 * p + 1)) << 32;
     let clear = _mm512_testn_epi8_mask(qh, _mm512_set1_epi64(lane_bits));
-    with_start(_mm512_mask_sub_epi8(
-        nibbles,
-        clear,
-        nibbles,
-        _mm512_set1_epi8(16),
-    ))
+    let q = _mm512_mask_sub_epi8(nibbles, clear, nibbles, _mm512_set1_epi8(16));
+    let times_128 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(i8::MIN), q);
+    (q, _mm512_sub_epi32(_mm512_setzero_si512(), times_128))
 }
 
 /// The eight rows of `w` · `N` unpacked Q8_0 rows offset by 128 (the int8 path's activations
 /// where `offset_acts`), bit-identical to `x86_avx2_int8_x8::int8_x8_xn`.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(crate) fn lane_pairs_xn<B: LanePairBlock, const N: usize>(
-    w: &[B],
+pub(crate) fn q5_0_x8_xn<const N: usize>(
+    w: &[BlockQ5_0x8],
     a: &[Int8Row<'_>; N],
 ) -> [[f32; ROWS]; N] {
     let nb = w.len();
@@ -127,7 +88,7 @@ pub(crate) fn lane_pairs_xn<B: LanePairBlock, const N: usize>(
         let ds = ds_buf.as_mut_ptr().cast::<[__m512; N]>();
         for (k, x) in blocks.iter().enumerate() {
             // SAFETY: `d` is eight f16s, 16 bytes.
-            let d8 = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(x.scales().as_ptr().cast()) });
+            let d8 = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(x.d.as_ptr().cast()) });
             let d = _mm512_permutexvar_ps(twice, _mm512_castps256_ps512(d8));
             for (t, y) in ys.iter().enumerate() {
                 // SAFETY: k < blocks.len() <= RUN, so entry (k, t) lies in `ds_buf`; and
@@ -151,8 +112,7 @@ pub(crate) fn lane_pairs_xn<B: LanePairBlock, const N: usize>(
                 unsafe { pair_at.add(p).read() }
             };
             for (k, (x, ds)) in blocks.iter().zip(ds).enumerate() {
-                // SAFETY: this function's target features.
-                let (q, start) = unsafe { x.lane_pair(p) };
+                let (q, start) = lane_pair(x, p);
                 for t in 0..N {
                     // SAFETY: i0 + k < nb <= every token row's length (asserted above), and
                     // the eight bytes at 8p lie inside the block's 32.
