@@ -137,9 +137,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Device::Cuda(n) = args.device {
         nanorun::backend::check_cuda(n).map_err(|e| format!("--device cuda: {e}"))?;
     }
-    // (Laid out as `nanorun -p` lays it out: one sequence.)
-    let model = Model::open_for_one_sequence(&args.model)
-        .map_err(|e| format!("{}: {e}", args.model.display()))?;
+    let model = Model::open(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
     let bytes = model.weight_bytes_per_token();
     let mut results = Vec::new();
     let probe = (args.bandwidth && args.device == Device::Cpu)

@@ -129,9 +129,7 @@ impl ModelArgs {
     /// Opens the model and its tokenizer.
     pub fn load(&self) -> Result<Loaded, Box<dyn std::error::Error>> {
         let path = self.path()?;
-        // (A session decodes one sequence: the CLI's runs, chats and logits.)
-        let model =
-            Model::open_for_one_sequence(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let model = Model::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let gguf = model.gguf().clone();
         let tokenizer =
             Tokenizer::from_gguf(&gguf).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -87,10 +87,15 @@ impl Kernels {
         }
     }
 
-    /// The layout these kernels run `ty` matrices fastest in when they are only ever
-    /// multiplied with one token at a time (batches still work, more slowly where this differs
-    /// from [`Kernels::preferred_layout`]; x86 AVX2 / AVX-512: Q8_0).
-    pub fn one_token_layout(&self, ty: GgmlType) -> Layout {
+    /// The layout for a model's output projection (the logits) of type `ty`: the type's
+    /// interleaved layout wherever it has one (x86 AVX-512: also Q8_0, which is not
+    /// [`Kernels::preferred_layout`] there). Its Q8_0 kernels round as the scalar reference
+    /// does, not as llama.cpp's x86 kernels do (`Interleaved8Path::scalar_bits`): harmless
+    /// after the last layer, where nothing quantizes the results again, but inside a layer a
+    /// one-ulp change flips activation quants downstream, and on Gemma 3 270M that moved
+    /// top-5 logits by up to 1.5 and changed greedy tokens (the golden test), so layers keep
+    /// llama.cpp's bits.
+    pub fn output_layout(&self, ty: GgmlType) -> Layout {
         match self.traits(ty) {
             Ok(t) if t.interleaved8.is_some() => Layout::Interleaved8,
             _ => Layout::RowMajor,
@@ -108,8 +113,9 @@ impl Kernels {
 
     /// Every matrix of `ms` repacked as [`Kernels::repack`] would, all into one
     /// [`WeightArena`] (huge pages), on up to `threads` threads; with `copy_row_major`, the
-    /// matrices that stay row-major are copied into it too (each `Some`). Where `one_token(i)`,
-    /// `ms[i]` takes [`Kernels::one_token_layout`] instead of the preferred one. `done(i, bytes)`
+    /// matrices that stay row-major are copied into it too (each `Some`). Where `output(i)`
+    /// (a model's output projection), `ms[i]` takes [`Kernels::output_layout`] instead of the
+    /// preferred one. `done(i, bytes)`
     /// runs for each piece of `ms[i]` (a few MiB, a byte range of its data) as soon as it has
     /// been placed, and once more with the whole range when all of it has, so that a caller
     /// can let go of the source bytes as it goes: memory then never holds a large matrix
@@ -119,12 +125,12 @@ impl Kernels {
         ms: &[QMatrix<'_>],
         threads: usize,
         copy_row_major: bool,
-        one_token: impl Fn(usize) -> bool,
+        output: impl Fn(usize) -> bool,
         done: impl Fn(usize, Range<usize>) + Sync,
     ) -> Result<Vec<Option<RepackedMatrix>>> {
         let mut todo = Vec::new();
         for (i, m) in ms.iter().enumerate() {
-            match self.placement(m, one_token(i))? {
+            match self.placement(m, output(i))? {
                 Layout::RowMajor if !copy_row_major => {}
                 layout => todo.push((i, layout)),
             }
@@ -178,9 +184,9 @@ impl Kernels {
     }
 
     /// The layout `m` (row-major) is repacked into: [`Kernels::preferred_layout`] (or
-    /// [`Kernels::one_token_layout`] for a matrix seeing one token at a time), but row-major
+    /// [`Kernels::output_layout`] for an output projection), but row-major
     /// where it has fewer rows than one group. Errors name a malformed matrix.
-    fn placement(&self, m: &QMatrix<'_>, one_token: bool) -> Result<Layout> {
+    fn placement(&self, m: &QMatrix<'_>, output: bool) -> Result<Layout> {
         if m.layout != Layout::RowMajor {
             return Err(KernelError::WrongLayout {
                 what: "repack input",
@@ -191,8 +197,8 @@ impl Kernels {
         // Re-checks the byte count, and the alignment of the first row (so of every row).
         let m = QMatrix::new(m.data, m.ty, m.rows, m.cols)?;
         let t = self.traits(m.ty)?;
-        let layout = if one_token {
-            self.one_token_layout(m.ty)
+        let layout = if output {
+            self.output_layout(m.ty)
         } else {
             self.preferred_layout(m.ty)
         };
@@ -257,23 +263,26 @@ mod tests {
     use crate::{Isa, ThreadPool};
 
     /// Every ISA with an interleaved path: a repacked matrix gives the row-major matrix's bits
-    /// for one token (the one-token kernels), batches in the batch-invariant order (the
-    /// four-token kernels) and in the default order (llama.cpp's GEMM order from four tokens),
-    /// with whole groups and a row-major tail, on one and two threads.
+    /// (or, for a path with `scalar_bits`, the scalar reference's in its whole groups) for one
+    /// token (the one-token kernels), batches in the batch-invariant order (the four-token
+    /// kernels) and in the default order (llama.cpp's GEMM order from four tokens), with whole
+    /// groups and a row-major tail, on one and two threads.
     #[test]
     fn repacked_matrices_give_the_bits_of_row_major_ones() {
         let mut rng = Rng::new(11);
         let mut tested = 0;
+        let scalar = Kernels::for_isa(Isa::Scalar).unwrap();
         for isa in Isa::ALL {
             let Ok(k) = Kernels::for_isa(isa) else {
                 continue;
             };
             for &ty in &crate::SUPPORTED {
-                // (The one-token layout where it differs: its batches must keep the bits too.)
-                if k.one_token_layout(ty) == Layout::RowMajor {
+                // (The output layout where it differs: its batches must keep the bits too.)
+                if k.output_layout(ty) == Layout::RowMajor {
                     continue;
                 }
                 tested += 1;
+                let scalar_bits = k.traits(ty).unwrap().interleaved8.unwrap().scalar_bits;
                 for (rows, cols) in [(37, 512), (16, 2048), (8, 256)] {
                     let data = random_weights(&mut rng, ty, rows, cols);
                     let plain = QMatrix::new(data.bytes(), ty, rows, cols).unwrap();
@@ -286,20 +295,33 @@ mod tests {
                     assert_eq!(packed.len(), plain.data.len());
                     let m = packed.matrix();
                     assert_eq!(m.layout, Layout::Interleaved8);
-                    for n_tokens in [1, 3, 4, 9, 23] {
+                    for n_tokens in [1, 3, 4, 9, 23, 69, 130] {
                         let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
                         for (threads, invariant) in [(1, false), (2, false), (2, true)] {
                             let pool = ThreadPool::new(threads);
-                            let run = |w: &QMatrix<'_>| {
+                            let run_on = |k: &Kernels, w: &QMatrix<'_>| {
                                 let mut s = MatmulScratch::new();
                                 s.set_batch_invariant(invariant);
                                 let mut out = vec![f32::NAN; n_tokens * rows];
                                 matmul(k, &pool, w, &x, n_tokens, &mut out, &mut s).unwrap();
                                 out
                             };
+                            let run = |w: &QMatrix<'_>| run_on(k, w);
+                            let mut want = run(&plain);
+                            if scalar_bits {
+                                // Whole groups: the scalar reference's bits; the tail rows
+                                // stay row-major.
+                                let reference = run_on(scalar, &plain);
+                                let grouped = rows / INTERLEAVED_ROWS * INTERLEAVED_ROWS;
+                                for (t, r) in
+                                    (0..n_tokens).flat_map(|t| (0..grouped).map(move |r| (t, r)))
+                                {
+                                    want[t * rows + r] = reference[t * rows + r];
+                                }
+                            }
                             assert_eq!(
                                 run(&m),
-                                run(&plain),
+                                want,
                                 "{isa} {ty} {rows}x{cols} tokens {n_tokens} threads {threads} \
                                  invariant {invariant}"
                             );

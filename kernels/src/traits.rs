@@ -114,7 +114,8 @@ pub(crate) type Interleaved8Int8Fn<const N: usize> =
 /// The kernels of a type whose matrices these kernels run interleaved, eight rows at a time
 /// (`Layout::Interleaved8`; x86: Q4_K, Q5_0). `w` is one row group's bytes (its blocks of
 /// eight rows), `a` activation rows; the results, eight per token, are bit-identical to the
-/// type's one-token kernel on each row.
+/// type's one-token kernel on each row, or to the scalar reference's (`scalar_bits`), for
+/// every batch size.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Interleaved8Path {
     /// One token.
@@ -123,10 +124,14 @@ pub(crate) struct Interleaved8Path {
     pub batch: Interleaved8Batch,
     /// Interleave one group of eight row-major rows (`src`, `nb` blocks each) into `out`.
     pub interleave: fn(src: &[u8], nb: usize, out: &mut [u8]),
-    /// Whether batches run at least about as fast as on the row-major matrix, so that the
-    /// layout is the type's preferred one; if not, it is only for matrices multiplied with
-    /// one token at a time ([`crate::Kernels::one_token_layout`]).
+    /// Whether the layout is the type's preferred one for every matrix; if not, only output
+    /// projections take it ([`crate::Kernels::output_layout`]).
     pub for_batches: bool,
+    /// Whether the results are the scalar reference kernel's bits (each block's integer sum
+    /// exact, then the reference's float steps) instead of the type's SIMD one-token kernel's;
+    /// a matrix's rows outside whole groups stay row-major and keep the latter.
+    #[cfg_attr(not(test), allow(dead_code))] // what the bit-identity tests compare against
+    pub scalar_bits: bool,
 }
 
 /// How an [`Interleaved8Path`] runs batches of two or more tokens.

@@ -128,8 +128,7 @@ fn check(session: &mut Session<'_>, g: &Golden, logit_tol: Option<f64>) -> (Vec<
 }
 
 fn session_for(path: &std::path::Path) -> (Model, Tokenizer) {
-    // Laid out as the CLI lays it out (one sequence: the output in its one-token layout).
-    let model = Model::open_for_one_sequence(path).unwrap();
+    let model = Model::open(path).unwrap();
     let tokenizer = Tokenizer::from_gguf(&Gguf::open(path).unwrap()).unwrap();
     (model, tokenizer)
 }

@@ -45,35 +45,15 @@ impl std::fmt::Debug for Model {
 
 impl Model {
     /// Opens `path` and loads the model with the best kernels for this CPU (or the ISA named
-    /// by `NANORUN_ISA`), its matrices laid out for any batch (as an [`crate::Engine`] serving
-    /// many sequences needs).
+    /// by `NANORUN_ISA`), its matrices laid out as those kernels run them fastest.
     pub fn open(path: impl AsRef<Path>) -> Result<Model> {
         let gguf = Gguf::open(path)?;
         Model::from_gguf(Arc::new(gguf), Kernels::active()?)
     }
 
-    /// [`Model::open`] for a caller that decodes one sequence at a time (a chat, one prompt):
-    /// the output projection, which then only ever sees one token, takes the kernels'
-    /// one-token layout ([`nanorun_kernels::Kernels::one_token_layout`]), which on x86 makes
-    /// a Q8_0 output faster for one token and slower for batches. Results are the same bits
-    /// either way.
-    pub fn open_for_one_sequence(path: impl AsRef<Path>) -> Result<Model> {
-        let gguf = Gguf::open(path)?;
-        Model::from_gguf_with(Arc::new(gguf), Kernels::active()?, true)
-    }
-
-    /// Loads the model in an opened file with the given kernels, laid out for any batch.
+    /// Loads the model in an opened file with the given kernels (see [`Weights::repack`] for
+    /// the layouts).
     pub fn from_gguf(gguf: Arc<Gguf>, kernels: &'static Kernels) -> Result<Model> {
-        Model::from_gguf_with(gguf, kernels, false)
-    }
-
-    /// [`Model::from_gguf`], or with `one_sequence` as [`Model::open_for_one_sequence`] lays
-    /// the matrices out.
-    pub fn from_gguf_with(
-        gguf: Arc<Gguf>,
-        kernels: &'static Kernels,
-        one_sequence: bool,
-    ) -> Result<Model> {
         if let Ok(arch) = gguf.architecture() {
             if encoder_config::EncoderArch::is_encoder(arch) {
                 return Err(EngineError::InvalidRequest(format!(
@@ -92,7 +72,7 @@ impl Model {
             .unwrap_or(0) as usize;
         let config = ModelConfig::from_gguf(&gguf, n_vocab)?;
         let mut weights = Weights::load(&gguf, &config, kernels)?;
-        weights.repack(&gguf, kernels, one_sequence)?;
+        weights.repack(&gguf, kernels)?;
         Ok(Model {
             gguf,
             config,

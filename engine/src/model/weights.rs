@@ -228,10 +228,8 @@ impl Weights {
     /// from the file if touched again, e.g. by a token embedding lookup), so that memory grows
     /// by a few MiB per thread at a time. Returns the bytes placed.
     ///
-    /// With `one_sequence` the output projection, which then only ever sees one token at a
-    /// time (logits are formed for the rows that want them), takes the kernels' one-token
-    /// layout ([`Kernels::one_token_layout`]).
-    pub fn repack(&mut self, gguf: &Gguf, kernels: &Kernels, one_sequence: bool) -> Result<usize> {
+    /// The output projection takes the kernels' output layout ([`Kernels::output_layout`]).
+    pub fn repack(&mut self, gguf: &Gguf, kernels: &Kernels) -> Result<usize> {
         // (`matrices_mut` yields the output projection first.)
         let (is_output, mut todo): (Vec<bool>, Vec<&mut Linear>) = self
             .matrices_mut()
@@ -244,10 +242,13 @@ impl Weights {
             .map(|l| l.matrix(gguf.bytes()))
             .collect::<Result<Vec<_>>>()?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        let one_token = |i: usize| one_sequence && is_output[i];
-        let repacked = kernels.repack_all(&plain, threads, true, one_token, |i, bytes| {
-            gguf.release(todo[i].offset + bytes.start, bytes.len())
-        })?;
+        let repacked = kernels.repack_all(
+            &plain,
+            threads,
+            true,
+            |i| is_output[i],
+            |i, bytes| gguf.release(todo[i].offset + bytes.start, bytes.len()),
+        )?;
         let mut total = 0;
         for (lin, r) in todo.iter_mut().zip(repacked) {
             if let Some(r) = r {

@@ -653,6 +653,7 @@ where
         },
         interleave,
         for_batches,
+        scalar_bits: false,
     }
 }
 
@@ -744,6 +745,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                         crate::quant::q4_k_x8::interleave_group(cast(src), nb, cast_mut(out))
                     },
                     for_batches: true,
+                    scalar_bits: false,
                 });
                 t.dequantize = |w, o| unsafe { kdequant::dequantize_q4_k(cast(w), o) };
             }

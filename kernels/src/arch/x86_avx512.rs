@@ -29,10 +29,10 @@ use super::x86_avx2_int8::{dot_xn_of, GroupSums, SignTrick, WeightBlocks};
 use super::x86_avx2_int8_x8::{int8_x8_x1_with, LaneBlock};
 use super::x86_avx2_q4k_x8::{q4_k_x8_with, sub_scale_i32};
 use super::x86_avx2_q6k;
-use super::x86_avx512_int8_x8::{q5_0_x8_xn, q8_0_x8_by_rows};
+use super::x86_avx512_int8_x8::q5_0_x8_xn;
+use super::x86_avx512_q8_0_x8::{q8_0_x8_x1, q8_0_x8_xn};
 use crate::quant::q4_k_x8::BlockQ4Kx8;
 use crate::quant::q5_0_x8::BlockQ5_0x8;
-use crate::quant::q8_0_x8::BlockQ8_0x8;
 use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
 use crate::traits::{
     cast, cast_mut, Int8Path, Int8Row, Interleaved8Batch, Interleaved8Path, TypeTraits,
@@ -292,26 +292,25 @@ fn interleaved_q5_0_vnni(p: &mut Interleaved8Path) {
     };
 }
 
-/// Interleaved Q8_0, for matrices that see one token at a time (a single-sequence model's
-/// output projection): one token on the lanes of eight rows ran 1.4–2× faster than row-major
-/// on a Zen 4 (Gemma 3 decode +16–29% at -t 1, +10–21% at -t 2), but eight-token batches, here
-/// de-interleaved per group onto the row-major int8 kernel (`q8_0_x8_by_rows`; the 512-bit
-/// lane-pair kernel of Q5_0 was no faster), ran at 25–28 against 40–45 GB/s per token pass, so
-/// the layout is not the preferred one (`for_batches: false`). The activations come offset by
-/// 128, as Q8_0's int8 path takes them here.
+/// Interleaved Q8_0 in the scalar reference's order (see `x86_avx512_q8_0_x8`): eight rows
+/// per vector, whose integer sums take one `vpdpbusd` per lane and token and whose float steps
+/// cover eight rows at once. For output projections only (`for_batches: false`): in a layer,
+/// rounding other than llama.cpp's changes greedy runs (see `Kernels::output_layout`). The
+/// activations come offset by 128, as Q8_0's int8 path takes them here.
 fn interleaved_q8_0_vnni() -> Interleaved8Path {
     // SAFETY (every closure): installed only into the AVX-512 table (see `install`).
     Interleaved8Path {
-        x1: |w, a| unsafe { interleaved_x1::<BlockQ8_0x8>(cast(w), cast(a)) },
+        x1: |w, a| unsafe { q8_0_x8_x1(cast(w), cast(a)) },
         batch: Interleaved8Batch::Int8 {
-            x8: |w, a| unsafe { q8_0_x8_by_rows::<8>(cast(w), a, |r, a| int8_xn(r, a)) },
-            x4: |w, a| unsafe { q8_0_x8_by_rows::<4>(cast(w), a, |r, a| int8_xn(r, a)) },
-            x2: |w, a| unsafe { q8_0_x8_by_rows::<2>(cast(w), a, |r, a| int8_xn(r, a)) },
+            x8: |w, a| unsafe { q8_0_x8_xn::<8>(cast(w), a) },
+            x4: |w, a| unsafe { q8_0_x8_xn::<4>(cast(w), a) },
+            x2: |w, a| unsafe { q8_0_x8_xn::<2>(cast(w), a) },
         },
         interleave: |src, nb, out| {
             crate::quant::q8_0_x8::interleave_group(cast(src), nb, cast_mut(out))
         },
         for_batches: false,
+        scalar_bits: true,
     }
 }
 

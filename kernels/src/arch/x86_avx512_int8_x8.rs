@@ -1,7 +1,7 @@
-//! x86-64 AVX-512 batch kernels of interleaved Q5_0 and Q8_0 ([`BlockQ5_0x8`],
-//! [`BlockQ8_0x8`]) with the int8 path's activations (offset by 128).
+//! x86-64 AVX-512 batch kernels of interleaved Q5_0 ([`BlockQ5_0x8`]) with the int8 path's
+//! activations (offset by 128).
 //!
-//! Q5_0 ([`q5_0_x8_xn`]): the AVX2 kernel (`x86_avx2_int8_x8`) holds one lane of eight rows
+//! The AVX2 kernel (`x86_avx2_int8_x8`) holds one lane of eight rows
 //! per 256-bit vector; this one holds two lanes (2p and 2p + 1, row by row: element
 //! 2r + j is row r's lane 2p + j), so that one `vpbroadcastq` of eight activation bytes feeds
 //! both and each token's multiply-add, conversion and FMA cover 64 values. On a Zen 4, which
@@ -11,16 +11,12 @@
 //! Each element sees exactly the integer sums, scale products and FMAs of the 256-bit kernel,
 //! in the same order, and the final lane tree is the same, so the results keep their bits.
 //!
-//! Q8_0 ([`q8_0_x8_by_rows`]): each group de-interleaved back to rows, then the row-major
-//! kernel (see there).
-//!
 //! Same safety contract as `x86_avx512`: reachable only through the AVX-512 table.
 
 use std::arch::x86_64::*;
 
 use super::x86_avx2_int8::token_rows;
 use crate::quant::q5_0_x8::BlockQ5_0x8;
-use crate::quant::q8_0_x8::BlockQ8_0x8;
 use crate::quant::INTERLEAVED_ROWS as ROWS;
 use crate::traits::Int8Row;
 
@@ -139,109 +135,4 @@ pub(crate) fn q5_0_x8_xn<const N: usize>(
         unsafe { _mm512_storeu_ps(v.as_mut_ptr(), e) };
         std::array::from_fn(|r| v[2 * r] + v[2 * r + 1])
     })
-}
-
-thread_local! {
-    /// A group's eight rows de-interleaved for [`q8_0_x8_by_rows`]: quants and f32 scales.
-    static ROWS_BUF: std::cell::RefCell<(Vec<[i8; 32]>, Vec<f32>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-}
-
-/// The eight rows of interleaved Q8_0 `w` · `N` unpacked Q8_0 rows offset by 128: the group
-/// de-interleaved once into row-major int8 rows (a transpose of 8 × 8 dwords per block), then
-/// each row through `row_dot`, the row-major int8 path's kernel for unpacked rows. The same
-/// integer sums, scale products and FMAs as the row-major matrix's batches, so the same bits;
-/// and the 512-bit lane-pair kernel measured half as fast as the row-major path for Q8_0
-/// (nothing to unpack, so its two-lane passes had nothing to save).
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(crate) fn q8_0_x8_by_rows<const N: usize>(
-    w: &[BlockQ8_0x8],
-    a: &[Int8Row<'_>; N],
-    row_dot: fn(Int8Row<'_>, &[Int8Row<'_>; N]) -> [f32; N],
-) -> [[f32; ROWS]; N] {
-    let nb = w.len();
-    ROWS_BUF.with_borrow_mut(|(qs, d)| {
-        qs.resize(ROWS * nb, [0; 32]);
-        d.resize(ROWS * nb, 0.0);
-        for (i, x) in w.iter().enumerate() {
-            // SAFETY: `d` is eight f16s, 16 bytes.
-            let d8 = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(x.d.as_ptr().cast()) });
-            let mut scales = [0f32; ROWS];
-            // SAFETY: scales holds 8 floats.
-            unsafe { _mm256_storeu_ps(scales.as_mut_ptr(), d8) };
-            // Lane l holds dword r = row r's bytes 4l..4l + 4: rows are the transpose.
-            // SAFETY: lane l is the 32 bytes at 32l of the 256.
-            let lanes: [__m256i; 8] = std::array::from_fn(|l| unsafe {
-                _mm256_loadu_si256(x.qs[32 * l..].as_ptr().cast())
-            });
-            for (r, row) in transpose_8x8_epi32(lanes).into_iter().enumerate() {
-                // SAFETY: entry r·nb + i of `qs` is 32 bytes (resized above).
-                unsafe { _mm256_storeu_si256(qs[r * nb + i].as_mut_ptr().cast(), row) };
-                d[r * nb + i] = scales[r];
-            }
-        }
-        // The next group (if the matrix has one: its bytes follow) comes in while this one's
-        // rows are multiplied, instead of stalling the next de-interleaving pass.
-        let next = w.as_ptr_range().end.cast::<i8>();
-        for off in (0..std::mem::size_of_val(w)).step_by(64) {
-            // SAFETY: a prefetch only hints; it never faults, whatever the address.
-            _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(off));
-        }
-        let mut out = [[0f32; ROWS]; N];
-        for r in 0..ROWS {
-            let row = Int8Row {
-                qs: &qs[r * nb..(r + 1) * nb],
-                d: &d[r * nb..(r + 1) * nb],
-            };
-            for (t, v) in row_dot(row, a).into_iter().enumerate() {
-                out[t][r] = v;
-            }
-        }
-        out
-    })
-}
-
-/// The transpose of eight rows of eight dwords.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn transpose_8x8_epi32(v: [__m256i; 8]) -> [__m256i; 8] {
-    // Pairs of rows interleaved by dword, then by qword, then the 128-bit halves swapped.
-    let t: [__m256i; 8] = std::array::from_fn(|k| {
-        let (a, b) = (v[2 * (k / 2)], v[2 * (k / 2) + 1]);
-        if k % 2 == 0 {
-            _mm256_unpacklo_epi32(a, b)
-        } else {
-            _mm256_unpackhi_epi32(a, b)
-        }
-    });
-    // t[0] = a0 b0 a1 b1 | a4 b4 a5 b5, t[1] = a2 b2 a3 b3 | a6 b6 a7 b7 (rows 0, 1); t[2], t[3]
-    // the same of rows 2, 3; and so on.
-    let u: [__m256i; 8] = std::array::from_fn(|k| {
-        let base = 4 * (k / 4);
-        let (a, b) = (t[base + (k % 2)], t[base + 2 + (k % 2)]);
-        if (k / 2) % 2 == 0 {
-            _mm256_unpacklo_epi64(a, b)
-        } else {
-            _mm256_unpackhi_epi64(a, b)
-        }
-    });
-    // u[0] = col 0 of rows 0-3 | col 4, u[1] = col 2 | col 6, u[2] = col 1 | col 5,
-    // u[3] = col 3 | col 7; u[4..8] the same of rows 4-7.
-    let col = |lo: __m256i, hi: __m256i, upper: bool| {
-        if upper {
-            _mm256_permute2x128_si256::<0x31>(lo, hi)
-        } else {
-            _mm256_permute2x128_si256::<0x20>(lo, hi)
-        }
-    };
-    [
-        col(u[0], u[4], false),
-        col(u[2], u[6], false),
-        col(u[1], u[5], false),
-        col(u[3], u[7], false),
-        col(u[0], u[4], true),
-        col(u[2], u[6], true),
-        col(u[1], u[5], true),
-        col(u[3], u[7], true),
-    ]
 }

@@ -1,0 +1,146 @@
+//! x86-64 AVX-512 kernels of interleaved Q8_0 ([`BlockQ8_0x8`]) in the scalar reference's
+//! order: each block's sum Σ q·a of a row is formed exactly in one i32 lane, then the row's
+//! float accumulator takes `sum + isum·(d_w·d_a)` as `quant::q8_0::vec_dot` does, so the
+//! results are the reference's bits (not those of ggml's eight-lane x86 order, which the
+//! row-major kernels keep).
+//!
+//! The interleaved block holds four bytes of each of the eight rows per 32-byte lane, so one
+//! `vpdpbusd` of a lane with four activation bytes broadcast adds them to all eight rows' sums,
+//! and a block costs eight of those per token plus one conversion, two multiplies and one add
+//! for eight rows. ggml's order needs a conversion and an FMA per row and block on top, which
+//! bound the row-major eight-token kernel at about 2.2 cycles per row, block and token on a
+//! Zen 4.
+//!
+//! The activations are the int8 path's (offset by 128, unsigned), so each sum starts from the
+//! row's −128·Σq, formed once per block for all the tokens (the one-token kernel offsets its
+//! Q8_0 activations itself).
+//!
+//! Same safety contract as `x86_avx512`: reachable only through the AVX-512 table.
+
+use std::arch::x86_64::*;
+
+use super::x86_avx2_int8::token_rows;
+use crate::quant::q8_0_x8::BlockQ8_0x8;
+use crate::quant::{BlockQ8_0, INTERLEAVED_ROWS as ROWS};
+use crate::traits::Int8Row;
+
+/// How many blocks ahead a batch prefetches. A batch spends long enough on each block that
+/// the hardware prefetchers of a Zen 4 fell behind: eight tokens of the 262144 × 640 matrix
+/// from memory on two threads took 9–12 ms with four blocks (1 KiB) ahead, 14–16 without
+/// (`kernel_cycles q8_0 avx512 3 2 8 262144 640`); one token (no prefetch) gained nothing.
+const PREFETCH_AHEAD: usize = 4;
+
+/// One block of eight rows in registers.
+struct Block {
+    /// Lane l: four quants of every row (see [`BlockQ8_0x8`]).
+    lanes: [__m256i; 8],
+    /// −128·Σq of each row, where a sum with activations offset by 128 starts.
+    start: __m256i,
+    /// The rows' scales.
+    d: __m256,
+}
+
+/// Loads `x` and forms its rows' offsets.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn load(x: &BlockQ8_0x8) -> Block {
+    // SAFETY: `qs` is 256 bytes, lane l the 32 at 32l; `d` is eight f16s (16 bytes).
+    let (lanes, d): ([__m256i; 8], _) = unsafe {
+        (
+            std::array::from_fn(|l| _mm256_loadu_si256(x.qs.as_ptr().add(32 * l).cast())),
+            _mm256_cvtph_ps(_mm_loadu_si128(x.d.as_ptr().cast())),
+        )
+    };
+    let unsigned_128 = _mm256_set1_epi8(i8::MIN);
+    let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    for l in (0..8).step_by(2) {
+        even = _mm256_dpbusd_epi32(even, unsigned_128, lanes[l]);
+        odd = _mm256_dpbusd_epi32(odd, unsigned_128, lanes[l + 1]);
+    }
+    let start = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_add_epi32(even, odd));
+    Block { lanes, start, d }
+}
+
+/// Σ q·a of each row of `b`, exactly, with one token's 32 activation bytes (offset by 128) at
+/// `y`. Integer sums, so the two chains (even and odd lanes) change nothing.
+///
+/// # Safety
+/// `y` points at 32 readable bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn sums(b: &Block, y: *const [i8; 32]) -> __m256i {
+    let y = y.cast::<i32>();
+    let (mut even, mut odd) = (b.start, _mm256_setzero_si256());
+    for l in (0..8).step_by(2) {
+        // SAFETY: dwords l and l + 1 of the 32 bytes at `y` (the caller's promise).
+        let (ye, yo) = unsafe { (y.add(l).read_unaligned(), y.add(l + 1).read_unaligned()) };
+        even = _mm256_dpbusd_epi32(even, _mm256_set1_epi32(ye), b.lanes[l]);
+        odd = _mm256_dpbusd_epi32(odd, _mm256_set1_epi32(yo), b.lanes[l + 1]);
+    }
+    _mm256_add_epi32(even, odd)
+}
+
+/// `acc + isum·(d·yd)` for each row, the reference's step per block (the scales' product
+/// rounded first, then the product, then the sum).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn accumulate(acc: __m256, isum: __m256i, d: __m256, yd: f32) -> __m256 {
+    let scale = _mm256_mul_ps(d, _mm256_set1_ps(yd));
+    _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), scale))
+}
+
+/// The eight rows' results out of a vector.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn rows_of(v: __m256) -> [f32; ROWS] {
+    let mut out = [0f32; ROWS];
+    // SAFETY: out holds 8 floats.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+    out
+}
+
+/// The eight rows of `w` · one Q8_0 row (signed quants, offset here block by block).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn q8_0_x8_x1(w: &[BlockQ8_0x8], a: &[BlockQ8_0]) -> [f32; ROWS] {
+    let mut acc = _mm256_setzero_ps();
+    let mut offset = [0i8; 32];
+    for (x, y) in w.iter().zip(a) {
+        let b = load(x);
+        // SAFETY: `qs` and `offset` are 32 bytes each.
+        unsafe {
+            let q = _mm256_loadu_si256(y.qs.as_ptr().cast());
+            let q = _mm256_xor_si256(q, _mm256_set1_epi8(i8::MIN));
+            _mm256_storeu_si256(offset.as_mut_ptr().cast(), q);
+        }
+        // SAFETY: `offset` is 32 bytes.
+        let s = unsafe { sums(&b, &offset) };
+        acc = accumulate(acc, s, b.d, y.d.to_f32());
+    }
+    rows_of(acc)
+}
+
+/// The eight rows of `w` · `N` unpacked Q8_0 rows offset by 128 (the int8 path's activations
+/// where `offset_acts`), bit-identical to [`q8_0_x8_x1`] on each token.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn q8_0_x8_xn<const N: usize>(
+    w: &[BlockQ8_0x8],
+    a: &[Int8Row<'_>; N],
+) -> [[f32; ROWS]; N] {
+    let (qs, ds) = token_rows(a, w.len());
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, x) in w.iter().enumerate() {
+        // The block PREFETCH_AHEAD on (the next group's, past the end: its bytes follow) is
+        // asked for now; a hint, so it may point past `w`.
+        let ahead = w.as_ptr().wrapping_add(i + PREFETCH_AHEAD).cast::<i8>();
+        for off in (0..std::mem::size_of::<BlockQ8_0x8>()).step_by(64) {
+            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off));
+        }
+        let b = load(x);
+        for t in 0..N {
+            // SAFETY: i < w.len() <= every token row's length (asserted by `token_rows`).
+            let (s, yd) = unsafe { (sums(&b, qs[t].add(i)), *ds[t].add(i)) };
+            acc[t] = accumulate(acc[t], s, b.d, yd);
+        }
+    }
+    std::array::from_fn(|t| rows_of(acc[t]))
+}
