@@ -78,7 +78,7 @@ impl LaneBlock for BlockQ8_0x8 {
 /// The eight rows' scales as f32.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn row_scales(x: &impl LaneBlock) -> __m256 {
+pub(crate) fn row_scales(x: &impl LaneBlock) -> __m256 {
     cvt8(bytemuck::cast(*x.scales()))
 }
 
@@ -118,7 +118,7 @@ pub(crate) fn int8_x8_x1_with<B: LaneBlock, G: GroupSums>(
 /// hsum_ps's tree, ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), for every row at once.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn lane_sum(acc: &[__m256; 8]) -> [f32; ROWS] {
+pub(crate) fn lane_sum(acc: &[__m256; 8]) -> [f32; ROWS] {
     let even = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
     let odd = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
     let mut out = [0f32; ROWS];

@@ -25,14 +25,12 @@ use std::arch::x86_64::*;
 use nanorun_formats::GgmlType;
 
 use super::x86_avx2::{self, f16x2};
-use super::x86_avx2_int8::{dot_xn_of, GroupSums, SignTrick, WeightBlocks};
-use super::x86_avx2_int8_x8::{int8_x8_x1_with, LaneBlock};
+use super::x86_avx2_int8::{dot_xn_of, GroupSums, WeightBlocks};
 use super::x86_avx2_q4k_x8::{q4_k_x8_with, sub_scale_i32};
 use super::x86_avx2_q6k;
-use super::x86_avx512_int8_x8::q5_0_x8_xn;
+use super::x86_avx512_int8_x8::{q5_0_x8_x1, q5_0_x8_xn};
 use super::x86_avx512_q8_0_x8::{q8_0_x8_x1, q8_0_x8_xn};
 use crate::quant::q4_k_x8::BlockQ4Kx8;
-use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
 use crate::traits::{
     cast, cast_mut, Int8Path, Int8Row, Interleaved8Batch, Interleaved8Path, TypeTraits,
@@ -273,18 +271,12 @@ where
     p.offset_acts = true;
 }
 
-/// Eight interleaved rows · one Q8_0 row, on `vpdpbusd`.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn interleaved_x1<B: LaneBlock>(w: &[B], a: &[BlockQ8_0]) -> [f32; 8] {
-    int8_x8_x1_with(w, a, SignTrick(|ax, sy| vnni_dot(ax, sy)))
-}
-
-/// Swaps `vpdpbusd` kernels into interleaved Q5_0 (the interleaving stays AVX2's): batches
-/// take two lanes per 512-bit vector and the activations offset by 128, as Q5_0's int8 path
-/// does here (see `install`).
+/// Swaps `vpdpbusd` kernels into interleaved Q5_0 (the interleaving stays AVX2's): one token
+/// takes its quants as unsigned five-bit values, batches two lanes per 512-bit vector and the
+/// activations offset by 128, as Q5_0's int8 path does here (see `install`).
 fn interleaved_q5_0_vnni(p: &mut Interleaved8Path) {
     // SAFETY (every closure): installed only into the AVX-512 table (see `install`).
-    p.x1 = |w, a| unsafe { interleaved_x1::<BlockQ5_0x8>(cast(w), cast(a)) };
+    p.x1 = |w, a| unsafe { q5_0_x8_x1(cast(w), cast(a)) };
     p.batch = Interleaved8Batch::Int8 {
         x8: |w, a| unsafe { q5_0_x8_xn::<8>(cast(w), a) },
         x4: |w, a| unsafe { q5_0_x8_xn::<4>(cast(w), a) },

@@ -15,10 +15,57 @@
 
 use std::arch::x86_64::*;
 
-use super::x86_avx2_int8::token_rows;
+use super::x86_avx2::i32_at;
+use super::x86_avx2_int8::{scale8, token_rows};
+use super::x86_avx2_int8_x8::{lane_sum, row_scales};
 use crate::quant::q5_0_x8::BlockQ5_0x8;
-use crate::quant::INTERLEAVED_ROWS as ROWS;
+use crate::quant::{BlockQ8_0, INTERLEAVED_ROWS as ROWS};
 use crate::traits::Int8Row;
+
+/// The eight rows of `w` · one Q8_0 row (signed quants), bit-identical to `dot_q5_0` on each
+/// row (`x86_avx2_int8_x8::int8_x8_x1`'s lanes, sums and FMAs). Each lane's quants are taken
+/// as the unsigned five-bit values u = q + 16 (the nibble, plus 16 where the fifth bit is set:
+/// one test and one masked add), which `vpdpbusd` multiplies by the signed activations
+/// directly; the sum starts from −16·Σa of the lane's four activation bytes, formed once per
+/// block for all eight lanes (one `vpdpbusd` with ones), so Σ u·a − 16·Σa = Σ q·a exactly.
+/// That is six operations per lane and block where the AVX2 decode and sign trick took eleven.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn q5_0_x8_x1(w: &[BlockQ5_0x8], a: &[BlockQ8_0]) -> [f32; ROWS] {
+    let mut acc = [_mm256_setzero_ps(); 8];
+    let m4 = _mm256_set1_epi8(0x0f);
+    let sixteen = _mm256_set1_epi8(16);
+    let mut starts = [0i32; 8];
+    for (x, y) in w.iter().zip(a) {
+        let ds = _mm256_mul_ps(row_scales(x), scale8(y.d));
+        // SAFETY: `qs` and `qh` are 32 bytes; `starts` holds eight i32s.
+        let qh = unsafe {
+            // Lane l's four activation bytes summed (times ones), then times −16.
+            let ya = _mm256_loadu_si256(y.qs.as_ptr().cast());
+            let sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), ya);
+            let neg = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<4>(sums));
+            _mm256_storeu_si256(starts.as_mut_ptr().cast(), neg);
+            _mm256_loadu_si256(x.qh.as_ptr().cast())
+        };
+        // Read back from memory: each start then broadcasts in the load unit, where the
+        // compiler otherwise shuffled it out of the register (two vector operations a lane).
+        let starts = std::hint::black_box(&starts);
+        for (l, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: group l % 4 is the 32 bytes at 32(l % 4) of the 128.
+            let packed = unsafe { _mm256_loadu_si256(x.qs.as_ptr().add(32 * (l % 4)).cast()) };
+            let nibbles = if l < 4 {
+                _mm256_and_si256(packed, m4)
+            } else {
+                _mm256_and_si256(_mm256_srli_epi16::<4>(packed), m4)
+            };
+            let fifth = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((1u8 << l) as i8));
+            let u = _mm256_mask_add_epi8(nibbles, fifth, nibbles, sixteen);
+            let y4 = i32_at(&y.qs, 4 * l);
+            let s = _mm256_dpbusd_epi32(_mm256_set1_epi32(starts[l]), u, _mm256_set1_epi32(y4));
+            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), ds, *acc);
+        }
+    }
+    lane_sum(&acc)
+}
 
 /// Blocks whose scale products are formed at a time, for the four lane-pair passes.
 const RUN: usize = 16;
