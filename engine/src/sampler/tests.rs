@@ -68,6 +68,42 @@ fn greedy_picks_argmax_and_lowest_id_on_ties() {
     assert_eq!(s.try_sample(&[]), Err(SamplingError::EmptyLogits));
 }
 
+/// The vectorized penalty-free argmax against the plain loop, on vocabularies with and without
+/// a partial last chunk, ties, NaNs and infinities.
+#[test]
+fn fast_argmax_matches_the_greedy_loop() {
+    let reference = |logits: &[f32]| {
+        let mut best = 0usize;
+        let mut best_logit = f32::NEG_INFINITY;
+        for (i, &l) in logits.iter().enumerate() {
+            let l = if l.is_nan() { f32::NEG_INFINITY } else { l };
+            if l > best_logit {
+                best = i;
+                best_logit = l;
+            }
+        }
+        best as u32
+    };
+    let mut rng = rng::Xoshiro256::new(5);
+    for len in [1, 15, 16, 17, 100, 4099] {
+        for case in 0..40 {
+            let logits: Vec<f32> = (0..len)
+                .map(|_| match rng.next_u64() % 16 {
+                    0 if case % 3 == 0 => f32::NAN,
+                    1 if case % 5 == 0 => f32::NEG_INFINITY,
+                    2 if case % 7 == 0 => f32::INFINITY,
+                    // Few distinct values, so that the maximum is often tied.
+                    _ => (rng.next_u64() % 9) as f32 - 4.0,
+                })
+                .collect();
+            assert_eq!(argmax(&logits), reference(&logits), "len {len} case {case}");
+        }
+        let all_nan = vec![f32::NAN; len];
+        assert_eq!(argmax(&all_nan), 0);
+        assert_eq!(argmax(&vec![f32::NEG_INFINITY; len]), 0);
+    }
+}
+
 #[test]
 fn top_k_one_equals_greedy() {
     let mut greedy = Sampler::new(SamplingParams::greedy()).unwrap();
