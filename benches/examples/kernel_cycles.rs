@@ -5,8 +5,10 @@
 //! `cargo run --release -p nanorun-benches --example kernel_cycles -- TYPE ISA REPS [THREADS [TOKENS [ROWS COLS [LAYOUT]]]]`
 //! e.g. `-- Q4_K avx2 300` (bytes count each token's pass over the weights). With THREADS > 1
 //! only the wall-clock figure means anything. The matrix is placed in a huge-page arena,
-//! repacked into the layout the ISA prefers (for one token: its one-token layout), as the
-//! engine does at load; with LAYOUT `rows` it stays row-major in an ordinary allocation.
+//! repacked into the layout the ISA prefers (for one token: its output-projection layout), as
+//! the engine does at load; with LAYOUT `output` into the output-projection layout whatever the
+//! token count (`Kernels::output_layout`: Q8_0 on AVX-512), with `rows` it stays row-major in
+//! an ordinary allocation.
 
 use nanorun_benches::{matrix, values};
 use nanorun_kernels::{matmul, GgmlType, Isa, Kernels, MatmulScratch, QMatrix, ThreadPool};
@@ -32,7 +34,13 @@ fn main() {
     let placed = match args.get(8).map(String::as_str) {
         Some("rows") => None,
         _ => k
-            .repack_all(&[w], 1, true, |_| n_tokens == 1, |_, _| ())
+            .repack_all(
+                &[w],
+                1,
+                true,
+                |_| n_tokens == 1 || args.get(8).is_some_and(|l| l == "output"),
+                |_, _| (),
+            )
             .expect("repack")
             .pop()
             .flatten(),
