@@ -93,7 +93,7 @@ impl Kernels {
     /// does, not as llama.cpp's x86 kernels do (`Interleaved8Path::scalar_bits`): harmless
     /// after the last layer, where nothing quantizes the results again, but inside a layer a
     /// one-ulp change flips activation quants downstream, and on Gemma 3 270M that moved
-    /// top-5 logits by up to 1.5 and changed greedy tokens (the golden test), so layers keep
+    /// top-5 logits by up to 1.6 and changed greedy tokens (the golden test), so layers keep
     /// llama.cpp's bits.
     pub fn output_layout(&self, ty: GgmlType) -> Layout {
         match self.traits(ty) {
@@ -115,11 +115,10 @@ impl Kernels {
     /// [`WeightArena`] (huge pages), on up to `threads` threads; with `copy_row_major`, the
     /// matrices that stay row-major are copied into it too (each `Some`). Where `output(i)`
     /// (a model's output projection), `ms[i]` takes [`Kernels::output_layout`] instead of the
-    /// preferred one. `done(i, bytes)`
-    /// runs for each piece of `ms[i]` (a few MiB, a byte range of its data) as soon as it has
-    /// been placed, and once more with the whole range when all of it has, so that a caller
-    /// can let go of the source bytes as it goes: memory then never holds a large matrix
-    /// twice.
+    /// preferred one. `done(i, bytes)` runs for each piece of `ms[i]` (a few MiB, a byte range
+    /// of its data) as soon as it has been placed, and once more with the whole range when all
+    /// of it has, so that a caller can let go of the source bytes as it goes: memory then never
+    /// holds a large matrix twice.
     pub fn repack_all(
         &self,
         ms: &[QMatrix<'_>],
@@ -184,8 +183,8 @@ impl Kernels {
     }
 
     /// The layout `m` (row-major) is repacked into: [`Kernels::preferred_layout`] (or
-    /// [`Kernels::output_layout`] for an output projection), but row-major
-    /// where it has fewer rows than one group. Errors name a malformed matrix.
+    /// [`Kernels::output_layout`] for an output projection), but row-major where it has fewer
+    /// rows than one group. Errors name a malformed matrix.
     fn placement(&self, m: &QMatrix<'_>, output: bool) -> Result<Layout> {
         if m.layout != Layout::RowMajor {
             return Err(KernelError::WrongLayout {

@@ -19,7 +19,6 @@ use half::f16;
 use super::x86_avx2::{cvt8, dot_u8_i8, i32_at, load32u};
 use super::x86_avx2_int8::{scale8, token_rows, GroupSums, SignTrick};
 use crate::quant::q5_0_x8::BlockQ5_0x8;
-use crate::quant::q8_0_x8::BlockQ8_0x8;
 use crate::quant::BlockQ8_0;
 use crate::traits::Int8Row;
 
@@ -60,18 +59,6 @@ impl LaneBlock for BlockQ5_0x8 {
             nibbles,
             _mm256_andnot_si256(set, _mm256_set1_epi8(0xf0u8 as i8)),
         )
-    }
-}
-
-impl LaneBlock for BlockQ8_0x8 {
-    fn scales(&self) -> &[f16; ROWS] {
-        &self.d
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn lane(&self, l: usize) -> __m256i {
-        load32u(bytemuck::cast_slice(&self.qs[32 * l..]))
     }
 }
 
