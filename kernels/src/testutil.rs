@@ -89,6 +89,26 @@ pub fn random_weights(rng: &mut Rng, ty: GgmlType, rows: usize, cols: usize) -> 
     out
 }
 
+/// Eight rows of random blocks interleaved with `interleave`, after checking that `row_of`
+/// gives each row back byte for byte (as bytes: a random f16 scale may be a NaN). Returns the
+/// rows and their interleaved block, for a test's own spot checks of the layout.
+pub fn interleave_round_trip<B: bytemuck::Pod, X>(
+    seed: u64,
+    interleave: fn([&B; crate::quant::INTERLEAVED_ROWS]) -> X,
+    row_of: fn(&X, usize) -> B,
+) -> (Vec<B>, X) {
+    let rows: Vec<B> = random_blocks(&mut Rng::new(seed), crate::quant::INTERLEAVED_ROWS);
+    let x = interleave(std::array::from_fn(|r| &rows[r]));
+    for (r, row) in rows.iter().enumerate() {
+        assert_eq!(
+            bytemuck::bytes_of(&row_of(&x, r)),
+            bytemuck::bytes_of(row),
+            "row {r}"
+        );
+    }
+    (rows, x)
+}
+
 /// `n` blocks of random bytes (any bit pattern: for layout tests, not arithmetic).
 pub fn random_blocks<B: bytemuck::Pod>(rng: &mut Rng, n: usize) -> Vec<B> {
     (0..n)

@@ -84,13 +84,7 @@ mod tests {
 
     #[test]
     fn interleave_and_row_of_are_inverse() {
-        let rows: Vec<BlockQ4K> =
-            crate::testutil::random_blocks(&mut crate::testutil::Rng::new(5), ROWS);
-        let x = interleave(std::array::from_fn(|r| &rows[r]));
-        for (r, row) in rows.iter().enumerate() {
-            // As bytes: a random f16 scale may be a NaN.
-            assert_eq!(bytemuck::bytes_of(&row_of(&x, r)), bytemuck::bytes_of(row));
-        }
+        let (rows, x) = crate::testutil::interleave_round_trip(5, interleave, row_of);
         // Chunk 1, group 2 of row 3: bytes 32 + 8 .. 32 + 12.
         let at = (8 + 2) * 32 + 4 * 3;
         assert_eq!(x.qs[at..at + 4], rows[3].qs[40..44]);

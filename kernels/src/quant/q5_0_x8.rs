@@ -78,13 +78,7 @@ mod tests {
 
     #[test]
     fn interleave_and_row_of_are_inverse() {
-        let rows: Vec<BlockQ5_0> =
-            crate::testutil::random_blocks(&mut crate::testutil::Rng::new(5), ROWS);
-        let x = interleave(std::array::from_fn(|r| &rows[r]));
-        for (r, row) in rows.iter().enumerate() {
-            // As bytes: a random f16 scale may be a NaN.
-            assert_eq!(bytemuck::bytes_of(&row_of(&x, r)), bytemuck::bytes_of(row));
-        }
+        let (rows, x) = crate::testutil::interleave_round_trip(5, interleave, row_of);
         // Value 4·5 + 2 = 22 of row 6: bit 5 of byte 4·6 + 2.
         let qh = u32::from_le_bytes(rows[6].qh);
         assert_eq!((x.qh[26] >> 5) & 1, ((qh >> 22) & 1) as u8);

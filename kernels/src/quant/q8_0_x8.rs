@@ -61,13 +61,7 @@ mod tests {
 
     #[test]
     fn interleave_and_row_of_are_inverse() {
-        let rows: Vec<BlockQ8_0> =
-            crate::testutil::random_blocks(&mut crate::testutil::Rng::new(8), ROWS);
-        let x = interleave(std::array::from_fn(|r| &rows[r]));
-        for (r, row) in rows.iter().enumerate() {
-            // As bytes: a random f16 scale may be a NaN.
-            assert_eq!(bytemuck::bytes_of(&row_of(&x, r)), bytemuck::bytes_of(row));
-        }
+        let (rows, x) = crate::testutil::interleave_round_trip(8, interleave, row_of);
         // Value 4·5 + 2 = 22 of row 6: byte 32·5 + 4·6 + 2.
         assert_eq!(x.qs[186], rows[6].qs[22]);
     }
