@@ -193,7 +193,7 @@ fn sum_blocks_1<B, A, P: Copy, const OFFSET: bool>(
 /// The 8 lanes of `v`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn to_array(v: __m256) -> [f32; 8] {
+pub(crate) fn to_array(v: __m256) -> [f32; 8] {
     let mut out = [0.0f32; 8];
     // SAFETY: out holds 8 f32.
     unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
@@ -636,10 +636,7 @@ const TILED_MIN_TOKENS: usize = 8;
 
 /// The interleaved path of a 32-value type with Q8_0 activations whose interleaved blocks are
 /// `B`.
-fn int8_interleaved<B>(
-    interleave: fn(&[u8], usize, &mut [u8]),
-    for_batches: bool,
-) -> Interleaved8Path
+fn int8_interleaved<B>(interleave: fn(&[u8], usize, &mut [u8])) -> Interleaved8Path
 where
     B: super::x86_avx2_int8_x8::LaneBlock + bytemuck::Pod,
 {
@@ -652,7 +649,7 @@ where
             x2: |w, a| unsafe { int8_x8_xn::<B, 2>(cast(w), a) },
         },
         interleave,
-        for_batches,
+        for_batches: true,
         scalar_bits: false,
     }
 }
@@ -686,12 +683,9 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             }
             GgmlType::Q5_0 => {
                 t.vec_dot = |w, a| unsafe { dot_q5_0_n(cast(w), [cast(a)])[0] };
-                t.interleaved8 = Some(int8_interleaved::<BlockQ5_0x8>(
-                    |src, nb, out| {
-                        crate::quant::q5_0_x8::interleave_group(cast(src), nb, cast_mut(out))
-                    },
-                    true,
-                ));
+                t.interleaved8 = Some(int8_interleaved::<BlockQ5_0x8>(|src, nb, out| {
+                    crate::quant::q5_0_x8::interleave_group(cast(src), nb, cast_mut(out))
+                }));
                 t.dequantize = |w, o| unsafe { convert::dequantize_q5_0(cast(w), o) };
             }
             GgmlType::Q5_1 => {
@@ -703,7 +697,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                 // (Interleaved like Q5_0, eight-token batches of the 262144 × 640 output
                 // projection of Gemma 3 ran 22% slower from memory than the row-major int8
                 // path, and one token no faster on an AVX2-only Zen 3: that matrix was read at
-                // memory speed. The AVX-512 table interleaves it for one token only.)
+                // memory speed. The AVX-512 table interleaves it for output projections only.)
                 t.quantize = |x, o| unsafe { convert::quantize_q8_0(x, cast_mut(o)) };
                 t.dequantize = |w, o| unsafe { convert::dequantize_q8_0(cast(w), o) };
             }

@@ -16,7 +16,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-use super::x86_avx2::{cvt8, dot_u8_i8, i32_at, load32u};
+use super::x86_avx2::{cvt8, dot_u8_i8, i32_at, load32u, to_array};
 use super::x86_avx2_int8::{scale8, token_rows, GroupSums, SignTrick};
 use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::BlockQ8_0;
@@ -108,10 +108,7 @@ pub(crate) fn int8_x8_x1_with<B: LaneBlock, G: GroupSums>(
 pub(crate) fn lane_sum(acc: &[__m256; 8]) -> [f32; ROWS] {
     let even = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
     let odd = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
-    let mut out = [0f32; ROWS];
-    // SAFETY: out holds 8 floats.
-    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_add_ps(even, odd)) };
-    out
+    to_array(_mm256_add_ps(even, odd))
 }
 
 /// The eight rows of `w` · `N` unpacked Q8_0 rows (the int8 path's activations). Each run of

@@ -7,6 +7,7 @@
 
 use std::arch::x86_64::*;
 
+use super::x86_avx2::to_array;
 use crate::quant::kquant_util::Qkx2Search;
 use crate::quant::{q2_k, q4_k, q5_k, q6_k, BlockQ2K, BlockQ4K, BlockQ5K, BlockQ6K, QK_K};
 
@@ -177,15 +178,6 @@ fn scatter_levels<const N: usize>(levels: &[__m256i; N], out: &mut [u8]) {
     }
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn store8(v: __m256) -> [f32; 8] {
-    let mut out = [0.0f32; 8];
-    // SAFETY: out is 32 bytes.
-    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
-    out
-}
-
 /// `q4_k::fit_subblocks` (weights av_x + |x|, `make_qkx2_quants`) for the eight sub-blocks of `xb`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn fit_subblocks(
@@ -205,7 +197,7 @@ pub(crate) fn fit_subblocks(
     let (levels, scale, min) = qkx2_lanes(&x, &w, nmax, p);
     let mut l = [0u8; QK_K];
     scatter_levels(&levels, &mut l);
-    (l, store8(scale), store8(min))
+    (l, to_array(scale), to_array(min))
 }
 
 /// `q2_k::fit_subblocks` (weights |x|, `make_qkx2_quants` with 3 levels) for the sixteen
@@ -219,8 +211,8 @@ fn fit_subblocks_q2k(xb: &[f32; QK_K]) -> ([u8; QK_K], [f32; 16], [f32; 16]) {
         let w: [__m256; 16] = std::array::from_fn(|i| _mm256_andnot_ps(sign, x[i]));
         let (levels, scale, min) = qkx2_lanes(&x, &w, 3, q2_k::SEARCH);
         scatter_levels(&levels, &mut l[128 * half..]);
-        scales[8 * half..8 * half + 8].copy_from_slice(&store8(scale));
-        mins[8 * half..8 * half + 8].copy_from_slice(&store8(min));
+        scales[8 * half..8 * half + 8].copy_from_slice(&to_array(scale));
+        mins[8 * half..8 * half + 8].copy_from_slice(&to_array(min));
     }
     (l, scales, mins)
 }

@@ -7,12 +7,13 @@
 //! bits): eight-token Q8_0 26–32 → 37–45 GB/s per token pass, 64-token interleaved Q4_K
 //! 29–30 → 39–44 (`kernel_cycles`, one thread, Zen 4). The int8 batch kernels then took the
 //! activations offset by 128 ([`OffsetActs`]: no sign step per token; Q8_0 45–50), and the
-//! interleaved Q5_0 batches went to 512-bit vectors (`x86_avx512_int8_x8`); a later session
-//! interleaved Q8_0 for matrices that see one token at a time (`interleaved_q8_0_vnni`).
-//! Row-at-a-time VNNI
-//! versions of Q4_0 / Q5_0 / Q4_K (256- and 512-bit) were written, tested and measured 4–25%
-//! slower than AVX2 in an earlier session, so they were dropped — their cost is in unpacking
-//! nibbles and scales, not in the multiply-adds. AVX-512 here implies AVX2, FMA and F16C.
+//! interleaved Q5_0 batches went to 512-bit vectors (`x86_avx512_int8_x8`); later sessions
+//! interleaved Q8_0 for output projections, in the scalar reference's order
+//! (`interleaved_q8_0_vnni`), and gave one-token interleaved Q5_0 unsigned five-bit quants.
+//! Row-at-a-time VNNI versions of Q4_0 / Q5_0 / Q4_K (256- and 512-bit) were written, tested
+//! and measured 4–25% slower than AVX2 in an earlier session, so they were dropped — their cost
+//! is in unpacking nibbles and scales, not in the multiply-adds. AVX-512 here implies AVX2, FMA
+//! and F16C.
 //!
 //! Every `#[target_feature]` function here may only run on a CPU with all of
 //! `avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni`: they are reachable only through the

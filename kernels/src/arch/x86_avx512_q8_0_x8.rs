@@ -19,6 +19,7 @@
 
 use std::arch::x86_64::*;
 
+use super::x86_avx2::to_array;
 use super::x86_avx2_int8::token_rows;
 use crate::quant::q8_0_x8::BlockQ8_0x8;
 use crate::quant::{BlockQ8_0, INTERLEAVED_ROWS as ROWS};
@@ -89,16 +90,6 @@ fn accumulate(acc: __m256, isum: __m256i, d: __m256, yd: f32) -> __m256 {
     _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), scale))
 }
 
-/// The eight rows' results out of a vector.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn rows_of(v: __m256) -> [f32; ROWS] {
-    let mut out = [0f32; ROWS];
-    // SAFETY: out holds 8 floats.
-    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
-    out
-}
-
 /// The eight rows of `w` · one Q8_0 row (signed quants, offset here block by block).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn q8_0_x8_x1(w: &[BlockQ8_0x8], a: &[BlockQ8_0]) -> [f32; ROWS] {
@@ -116,7 +107,7 @@ pub(crate) fn q8_0_x8_x1(w: &[BlockQ8_0x8], a: &[BlockQ8_0]) -> [f32; ROWS] {
         let s = unsafe { sums(&b, &offset) };
         acc = accumulate(acc, s, b.d, y.d.to_f32());
     }
-    rows_of(acc)
+    to_array(acc)
 }
 
 /// The eight rows of `w` · `N` unpacked Q8_0 rows offset by 128 (the int8 path's activations
@@ -142,5 +133,5 @@ pub(crate) fn q8_0_x8_xn<const N: usize>(
             acc[t] = accumulate(acc[t], s, b.d, yd);
         }
     }
-    std::array::from_fn(|t| rows_of(acc[t]))
+    std::array::from_fn(|t| to_array(acc[t]))
 }
