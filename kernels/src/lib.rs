@@ -51,7 +51,7 @@ mod testutil;
 pub use error::{KernelError, Result};
 pub use isa::Isa;
 pub use kernels::{axpy_f32, Kernels};
-pub use matmul::{matmul, MatmulScratch, QMatrix};
+pub use matmul::{matmul, matmul_many, MatmulScratch, QMatrix};
 pub use nanorun_formats::GgmlType;
 pub use quantize_matrix::quantize_matrix;
 pub use repack::{Layout, RepackedMatrix};

@@ -2,7 +2,7 @@
 //! layer spec) → final norm → logits for the tokens that want them. Every buffer lives in a
 //! [`ForwardState`] allocated once and reused; nothing is allocated per token.
 
-use nanorun_kernels::{matmul, MatmulScratch, ThreadPool};
+use nanorun_kernels::{matmul, matmul_many, MatmulScratch, ThreadPool};
 
 use super::attention::{attend, AttnParams, AttnScratch, SendPtr};
 use super::config::{Activation, LayerKind, QkNorm, RopeScaling};
@@ -138,6 +138,31 @@ impl Model {
             &mut out[..t * w.rows],
             mm,
         )?;
+        Ok(())
+    }
+
+    /// [`Model::matmul`] of several matrices over the same activations as one pool op where
+    /// they allow it ([`matmul_many`]): each result exactly what its own matmul gives.
+    pub(super) fn matmul_many<const N: usize>(
+        &self,
+        pool: &ThreadPool,
+        mm: &mut MatmulScratch,
+        parts: [(&Linear, &mut [f32]); N],
+        x: &[f32],
+        t: usize,
+    ) -> Result<()> {
+        let cols = parts.first().map_or(0, |(w, _)| w.cols);
+        let bytes = self.gguf().bytes();
+        let mut mats = [None; N];
+        for (m, (w, _)) in mats.iter_mut().zip(&parts) {
+            *m = Some(w.matrix(bytes)?);
+        }
+        let mut mats = mats.into_iter().flatten();
+        let parts = parts.map(|(w, out)| {
+            let m = mats.next().expect("every matrix was found just above");
+            (m, &mut out[..t * w.rows])
+        });
+        matmul_many(self.kernels(), pool, parts, &x[..t * cols], t, mm)?;
         Ok(())
     }
 
@@ -336,29 +361,16 @@ impl Model {
             let missing = || EngineError::MissingTensor {
                 name: format!("blk.{l}.attn_q/k/v.weight"),
             };
-            self.matmul(
+            self.matmul_many(
                 &st.pool,
                 &mut st.mm,
-                wq.ok_or_else(missing)?,
+                [
+                    (wq.ok_or_else(missing)?, &mut st.q[..]),
+                    (wk.ok_or_else(missing)?, &mut st.k[..]),
+                    (wv.ok_or_else(missing)?, &mut st.v[..]),
+                ],
                 &st.h,
                 t_n,
-                &mut st.q,
-            )?;
-            self.matmul(
-                &st.pool,
-                &mut st.mm,
-                wk.ok_or_else(missing)?,
-                &st.h,
-                t_n,
-                &mut st.k,
-            )?;
-            self.matmul(
-                &st.pool,
-                &mut st.mm,
-                wv.ok_or_else(missing)?,
-                &st.h,
-                t_n,
-                &mut st.v,
             )?;
         }
         for (buf, bias, width) in [
@@ -543,8 +555,13 @@ impl Model {
         })?;
         match &lw.gate {
             Some(gate) => {
-                self.matmul(&st.pool, &mut st.mm, gate, &st.h, t_n, &mut st.gate)?;
-                self.matmul(&st.pool, &mut st.mm, up, &st.h, t_n, &mut st.up)?;
+                self.matmul_many(
+                    &st.pool,
+                    &mut st.mm,
+                    [(gate, &mut st.gate[..]), (up, &mut st.up[..])],
+                    &st.h,
+                    t_n,
+                )?;
             }
             None => {
                 self.matmul(&st.pool, &mut st.mm, up, &st.h, t_n, &mut st.fused)?;
