@@ -2,7 +2,8 @@
 //! count: `ppN` runs an N-token prompt as one batch from an empty cache; `tgN` generates N tokens
 //! one at a time from an empty cache. Repeated `-r` times; mean ± std of tok/s, plus the weight
 //! bytes each decode step reads and the bandwidth that implies (with `--bandwidth`, also as a
-//! fraction of the read bandwidth measured on as many threads in the same run). `--embed`
+//! fraction of the read bandwidth measured on as many threads in the same run). `--profile`
+//! adds where each test's step time goes (see `bench_profile`). `--embed`
 //! benchmarks an embedding model instead (sentences/s per batch size, see `bench_embed`).
 
 use std::time::Instant;
@@ -50,6 +51,10 @@ pub struct BenchArgs {
     /// count before its tests, and give decode's GB/s as a fraction of it.
     #[arg(long)]
     pub bandwidth: bool,
+    /// Also time each kind of weight matrix's matmuls and the rest of the forward pass during
+    /// the measured repetitions (CPU only), and print where a step's time goes.
+    #[arg(long)]
+    pub profile: bool,
     /// Where the forward pass runs: cpu, cuda (device 0) or cuda:N (`-t` is then ignored).
     #[arg(long, default_value = "cpu", value_parser = crate::run::parse_device)]
     pub device: Device,
@@ -135,11 +140,15 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         return crate::bench_embed::run(args);
     }
     if let Device::Cuda(n) = args.device {
+        if args.profile {
+            return Err("--profile: the CPU forward pass only".into());
+        }
         nanorun::backend::check_cuda(n).map_err(|e| format!("--device cuda: {e}"))?;
     }
     let model = Model::open(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
     let bytes = model.weight_bytes_per_token();
     let mut results = Vec::new();
+    let mut profiles = Vec::new();
     let probe = (args.bandwidth && args.device == Device::Cpu)
         .then(crate::bandwidth::Probe::new)
         .transpose()?;
@@ -157,9 +166,11 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         Device::Cuda(_) => vec![0],
     };
     for &t in &threads {
-        let mut st: Box<dyn Backend> = match args.device {
-            Device::Cpu => Box::new(ForwardState::new(t)),
-            d => nanorun::backend::open(&model, d, t).map_err(|e| format!("--device cuda: {e}"))?,
+        let mut st = match args.device {
+            Device::Cpu => State::Cpu(Box::new(ForwardState::new(t))),
+            d => State::Other(
+                nanorun::backend::open(&model, d, t).map_err(|e| format!("--device cuda: {e}"))?,
+            ),
         };
         let isa = match args.device {
             Device::Cpu => model.kernels().isa().name(),
@@ -191,11 +202,19 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             )
             .collect();
         for (name, pp, tg) in tests {
-            run_once(&model, st.as_mut(), pp.min(16), tg.min(2))?; // warm-up
+            run_once(&model, st.backend(), pp.min(16), tg.min(2))?; // warm-up
+            st.set_profiling(args.profile);
             let mut tps = Vec::new();
             for _ in 0..args.repetitions {
-                let secs = run_once(&model, st.as_mut(), pp, tg)?;
+                let secs = run_once(&model, st.backend(), pp, tg)?;
                 tps.push((pp + tg) as f64 / secs);
+            }
+            let profile = st.profile();
+            if let Some(p) = &profile {
+                profiles.push(crate::bench_profile::table(
+                    &format!("{file} -t {t} {name}"),
+                    p,
+                ));
             }
             let (m, s) = mean_std(&tps);
             let gbs = if tg > 0 {
@@ -218,11 +237,43 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 "n_prompt": pp, "n_gen": tg, "tok_per_s_mean": m, "tok_per_s_std": s,
                 "samples_tok_per_s": tps, "weight_bytes_per_token": bytes, "weight_gb_per_s": gbs,
                 "read_gb_per_s": read_gbs, "bandwidth_fraction": fraction,
+                "profile": profile.as_ref().map(crate::bench_profile::json),
             }));
         }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        profiles.iter().for_each(|p| print!("{p}"));
     }
     Ok(())
+}
+
+/// The forward pass under test: the CPU's (which can profile) or another backend.
+enum State {
+    Cpu(Box<ForwardState>),
+    Other(Box<dyn Backend>),
+}
+
+impl State {
+    fn backend(&mut self) -> &mut dyn Backend {
+        match self {
+            State::Cpu(st) => st.as_mut(),
+            State::Other(b) => b.as_mut(),
+        }
+    }
+
+    /// Starts profiling from zero, or stops it.
+    fn set_profiling(&mut self, on: bool) {
+        if let State::Cpu(st) = self {
+            st.set_profiling(on);
+        }
+    }
+
+    fn profile(&self) -> Option<nanorun::model::profile::LayerTimes> {
+        match self {
+            State::Cpu(st) => st.profile(),
+            State::Other(_) => None,
+        }
+    }
 }

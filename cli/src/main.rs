@@ -8,6 +8,7 @@
 mod bandwidth;
 mod bench;
 mod bench_embed;
+mod bench_profile;
 mod chat;
 mod common;
 mod embed;

@@ -164,3 +164,62 @@ fn bench_with_bandwidth_reports_decode_as_a_fraction_of_the_read_bandwidth() {
     );
     assert!((fraction - gbs / read).abs() < 1e-9, "{v}");
 }
+
+/// `nanorun bench --profile` on the default model: the decode step's matmuls per kind of
+/// matrix (a layer's Q, K and V as one op), adding up with the rest to the step; as a table,
+/// and in the JSON results.
+#[test]
+fn bench_with_profile_shows_where_a_decode_step_goes() {
+    let model = repo().join("models/gemma-3-270m-q4_k_m.gguf");
+    if !model.is_file() {
+        eprintln!("SKIPPED bench --profile: {} absent", model.display());
+        return;
+    }
+    let args = [
+        "bench",
+        "-p",
+        "0",
+        "-n",
+        "3",
+        "-t",
+        "2",
+        "-r",
+        "1",
+        "--profile",
+    ];
+    let out = nanorun().args(args).arg("-m").arg(&model).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("-t 2 tg3: "), "{stdout}");
+    assert!(stdout.contains("over 3 steps"), "{stdout}");
+    for op in [
+        "| attn_q+attn_k+attn_v | 18 |",
+        "| ffn_gate+ffn_up | 18 |",
+        "| token_embd | 1 |",
+    ] {
+        assert!(stdout.contains(op), "{op} missing:\n{stdout}");
+    }
+    let out = nanorun()
+        .args(args)
+        .arg("--json")
+        .arg("-m")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let p = &v[0]["profile"];
+    assert_eq!(p["steps"], 3, "{v}");
+    let ops = p["matmuls"].as_array().unwrap();
+    let in_matmuls: f64 = ops.iter().map(|o| o["ms_per_step"].as_f64().unwrap()).sum();
+    let step = p["ms_per_step"].as_f64().unwrap();
+    assert!(in_matmuls > 0.0 && in_matmuls <= step, "{v}");
+    let down = ops
+        .iter()
+        .find(|o| o["op"] == "ffn_down")
+        .expect("ffn_down");
+    assert_eq!(down["calls_per_step"], 18.0, "{v}");
+}

@@ -340,7 +340,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     model.forward(&batch, &mut kv, &mut st)?;
     let prefill = t.elapsed();
-    let p = st.profile().cloned().unwrap_or_default();
+    let p = st.profile().unwrap_or_default();
     println!(
         "prefill {n_prompt} tokens: {:.1} tok/s; per token: attention {:.3} ms, Mamba2 {:.3} ms, FFN {:.3} ms, other {:.3} ms",
         n_prompt as f64 / prefill.as_secs_f64(),
@@ -359,7 +359,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         model.forward(&batch, &mut kv, &mut st)?;
     }
     let decode = t.elapsed();
-    let p = st.profile().cloned().unwrap_or_default();
+    let p = st.profile().unwrap_or_default();
     let total = p.attention + p.mamba2 + p.ffn + p.other;
     let pct = |d: Duration| 100.0 * d.as_secs_f64() / total.as_secs_f64();
     println!(

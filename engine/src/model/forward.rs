@@ -2,12 +2,12 @@
 //! layer spec) → final norm → logits for the tokens that want them. Every buffer lives in a
 //! [`ForwardState`] allocated once and reused; nothing is allocated per token.
 
-use nanorun_kernels::{matmul, matmul_many, MatmulScratch, ThreadPool};
+use nanorun_kernels::{matmul, matmul_many, ThreadPool};
 
 use super::attention::{attend, AttnParams, AttnScratch, SendPtr};
 use super::config::{Activation, LayerKind, QkNorm, RopeScaling};
 use super::ops::{self, Rope};
-use super::profile::{Laps, LayerTimes, Part};
+use super::profile::{Laps, LayerTimes, Matmuls, Part};
 use super::ssm::{self, SsmScratch};
 use super::weights::Linear;
 use super::Model;
@@ -32,7 +32,7 @@ pub struct ForwardState {
     out_rows: Vec<usize>,
     out_h: Vec<f32>,
     logits: Vec<f32>,
-    mm: MatmulScratch,
+    mm: Matmuls,
     attn_scratch: AttnScratch,
     ssm: SsmScratch,
     profile: Option<LayerTimes>,
@@ -57,7 +57,7 @@ impl ForwardState {
             out_rows: Vec::new(),
             out_h: Vec::new(),
             logits: Vec::new(),
-            mm: MatmulScratch::new(),
+            mm: Matmuls::default(),
             attn_scratch: AttnScratch::default(),
             ssm: SsmScratch::default(),
             profile: None,
@@ -79,17 +79,22 @@ impl ForwardState {
     /// others. Off, large batches use the orders llama.cpp uses for them, which matches its
     /// prefill bit for bit (see docs/NUMERICS.md and `MatmulScratch::set_batch_invariant`).
     pub fn set_batch_invariant(&mut self, on: bool) {
-        self.mm.set_batch_invariant(on);
+        self.mm.scratch.set_batch_invariant(on);
     }
 
-    /// Switches per-part timing of the forward pass on (from zero) or off.
+    /// Switches timing of the forward pass's parts and of its matmuls per kind of weight
+    /// matrix on (from zero) or off.
     pub fn set_profiling(&mut self, on: bool) {
         self.profile = on.then(LayerTimes::default);
+        self.mm.times = on.then(Vec::new);
     }
 
-    /// The time per part since profiling was switched on (`None` when off).
-    pub fn profile(&self) -> Option<&LayerTimes> {
-        self.profile.as_ref()
+    /// The time per part and per kind of matrix since profiling was switched on (`None` when
+    /// off).
+    pub fn profile(&self) -> Option<LayerTimes> {
+        let mut p = self.profile.clone()?;
+        p.matmuls = self.mm.times.clone().unwrap_or_default();
+        Some(p)
     }
 
     /// Grows the buffers for a batch of `t` tokens (no-op once large enough).
@@ -122,13 +127,14 @@ impl Model {
     pub(super) fn matmul(
         &self,
         st_pool: &ThreadPool,
-        mm: &mut MatmulScratch,
+        mm: &mut Matmuls,
         w: &Linear,
         x: &[f32],
         t: usize,
         out: &mut [f32],
     ) -> Result<()> {
         let m = w.matrix(self.gguf().bytes())?;
+        let start = mm.start();
         matmul(
             self.kernels(),
             st_pool,
@@ -136,8 +142,9 @@ impl Model {
             &x[..t * w.cols],
             t,
             &mut out[..t * w.rows],
-            mm,
+            &mut mm.scratch,
         )?;
+        mm.record(start, std::iter::once(w.name.as_str()), m.data.len());
         Ok(())
     }
 
@@ -146,7 +153,7 @@ impl Model {
     pub(super) fn matmul_many<const N: usize>(
         &self,
         pool: &ThreadPool,
-        mm: &mut MatmulScratch,
+        mm: &mut Matmuls,
         parts: [(&Linear, &mut [f32]); N],
         x: &[f32],
         t: usize,
@@ -157,12 +164,24 @@ impl Model {
         for (m, (w, _)) in mats.iter_mut().zip(&parts) {
             *m = Some(w.matrix(bytes)?);
         }
+        let names = parts.each_ref().map(|(w, _)| w.name.as_str());
         let mut mats = mats.into_iter().flatten();
+        let mut weight_bytes = 0;
         let parts = parts.map(|(w, out)| {
             let m = mats.next().expect("every matrix was found just above");
+            weight_bytes += m.data.len();
             (m, &mut out[..t * w.rows])
         });
-        matmul_many(self.kernels(), pool, parts, &x[..t * cols], t, mm)?;
+        let start = mm.start();
+        matmul_many(
+            self.kernels(),
+            pool,
+            parts,
+            &x[..t * cols],
+            t,
+            &mut mm.scratch,
+        )?;
+        mm.record(start, names.into_iter(), weight_bytes);
         Ok(())
     }
 
@@ -456,7 +475,7 @@ impl Model {
             softcap: c.attn_softcap,
             window: spec.sliding_window,
             // llama.cpp switches its flash attention to the tiled kernel from 64 query rows.
-            tiled: !st.mm.batch_invariant()
+            tiled: !st.mm.scratch.batch_invariant()
                 && t_n >= super::attention_tiled::TILE
                 && kv.types() == (CacheType::F16, CacheType::F16),
         };

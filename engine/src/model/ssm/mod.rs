@@ -22,7 +22,7 @@
 pub mod scan;
 
 use nanorun_formats::Gguf;
-use nanorun_kernels::{Kernels, MatmulScratch, ThreadPool};
+use nanorun_kernels::{Kernels, ThreadPool};
 
 use super::config::{LayerKind, SsmConfig};
 use super::weights::Linear;
@@ -30,6 +30,7 @@ use super::Model;
 use crate::batch::Batch;
 use crate::error::{EngineError, Result};
 use crate::kv::{KvCache, SeqId};
+use crate::model::profile::Matmuls;
 use scan::{ChunkScratch, HeadIo, CHUNK};
 
 /// The tensors of one Mamba2 layer.
@@ -196,7 +197,7 @@ fn group_by_sequence(batch: &Batch) -> (Vec<SeqId>, Vec<Vec<usize>>) {
 /// The Mamba2 mixer of layer `l` over the batch: `h` (`T × n_embd`, normed input) →
 /// `out` (`T × n_embd`), advancing each sequence's conv and SSM state in `kv`.
 #[allow(clippy::too_many_arguments)]
-pub fn mamba2_mix(
+pub(crate) fn mamba2_mix(
     model: &Model,
     l: usize,
     batch: &Batch,
@@ -204,7 +205,7 @@ pub fn mamba2_mix(
     h: &[f32],
     out: &mut [f32],
     pool: &ThreadPool,
-    mm: &mut MatmulScratch,
+    mm: &mut Matmuls,
     sc: &mut SsmScratch,
 ) -> Result<()> {
     let c = model.config();
