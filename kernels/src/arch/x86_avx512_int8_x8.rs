@@ -130,6 +130,13 @@ pub(crate) fn q5_0_x8_xn<const N: usize>(
         let i0 = run * RUN;
         let ds = ds_buf.as_mut_ptr().cast::<[__m512; N]>();
         for (k, x) in blocks.iter().enumerate() {
+            // The same block of the next run (past the end: the next group's, whose bytes
+            // follow) is asked for now, a run of lane passes ahead; a hint, so it may point
+            // past `w`.
+            let ahead = w.as_ptr().wrapping_add(i0 + k + RUN).cast::<i8>();
+            for off in (0..std::mem::size_of::<BlockQ5_0x8>()).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off));
+            }
             // SAFETY: `d` is eight f16s, 16 bytes.
             let d8 = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(x.d.as_ptr().cast()) });
             let d = _mm512_permutexvar_ps(twice, _mm512_castps256_ps512(d8));
