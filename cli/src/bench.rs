@@ -134,6 +134,9 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         return Err("-r and -t must be at least 1".into());
     }
     if args.embed {
+        if args.profile {
+            return Err("--profile: generation benchmarks only, not --embed".into());
+        }
         if args.device != Device::Cpu {
             return Err("--device cuda: embedding benchmarks run on the CPU only".into());
         }

@@ -103,6 +103,14 @@ fn bad_input_is_one_line_on_stderr_and_a_failing_exit() {
         ),
         (run_with(&["-c", "1"]), "context"),
         (run_with(&["--top-p", "7"]), "top_p"),
+        (
+            ["bench", "--embed", "--profile", "-m"]
+                .map(String::from)
+                .into_iter()
+                .chain([fixture_path.display().to_string()])
+                .collect(),
+            "--profile: generation benchmarks only",
+        ),
     ];
     for (args, needle) in cases {
         let out = nanorun().args(&args).output().unwrap();
