@@ -12,6 +12,7 @@ use crate::batch::Batch;
 use crate::error::Result;
 use crate::kv::{CacheType, KvBuf, KvCache};
 
+use super::attention_rows;
 use super::attention_tiled::{self, TileScratch};
 
 /// The attention facts of one layer.
@@ -164,6 +165,77 @@ fn attend_tiled(
     });
 }
 
+/// What `attend` resolved that the row-group path needs.
+struct RowViews<'a> {
+    kbuf: &'a KvBuf,
+    vbuf: &'a KvBuf,
+    tables: &'a [&'a [Option<u32>]],
+    bs: usize,
+    k_row: usize,
+    v_row: usize,
+}
+
+/// [`attend`] over an f16 cache by groups of rows ([`attention_rows`]): one task per run of
+/// up to [`attention_rows::ROW_TOKENS`] tokens of a sequence and KV head, the same bits as one
+/// task per token and head.
+#[allow(clippy::too_many_arguments)]
+fn attend_by_rows(
+    pool: &ThreadPool,
+    batch: &Batch,
+    p: &AttnParams,
+    q: &[f32],
+    out: &mut [f32],
+    views: &RowViews<'_>,
+    tasks: &[attention_rows::RowTask],
+    chunks: &mut Vec<Vec<f32>>,
+) {
+    let group = p.n_head / p.n_head_kv;
+    let scratch_len = attention_rows::scratch_len(p, attention_rows::ROW_TOKENS * group);
+    let (n_chunks, per_chunk) = task_chunks(pool, tasks.len());
+    if chunks.len() < n_chunks {
+        chunks.resize_with(n_chunks, Vec::new);
+    }
+    for c in &mut chunks[..n_chunks] {
+        if c.len() < scratch_len {
+            c.resize(scratch_len, 0.0);
+        }
+    }
+    let scratch_ptrs: Vec<SendPtr<f32>> = chunks[..n_chunks]
+        .iter_mut()
+        .map(|c| SendPtr(c.as_mut_ptr()))
+        .collect();
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let dv = p.head_dim_v;
+    pool.run(n_chunks, |chunk| {
+        // SAFETY: chunk `c` alone uses scratch buffer `c`, which holds `scratch_len` floats.
+        let buf = unsafe { std::slice::from_raw_parts_mut(scratch_ptrs[chunk].get(), scratch_len) };
+        let mine = (chunk * per_chunk).min(tasks.len())..((chunk + 1) * per_chunk).min(tasks.len());
+        for task in &tasks[mine] {
+            let table = views.tables[task.tokens.start];
+            let bs = views.bs;
+            let slot = |j: usize| table[j / bs].map(|b| b as usize * bs + j % bs);
+            let cache = attention_rows::Cache {
+                kbuf: views.kbuf,
+                vbuf: views.vbuf,
+                slot: &slot,
+                k_row: views.k_row,
+                v_row: views.v_row,
+            };
+            attention_rows::run(task, batch, p, q, &cache, buf, |t, h, vals| {
+                // SAFETY: the task owns out[t][h·dv ..][..dv] for its tokens t and the query
+                // heads h of its KV head; tasks are disjoint.
+                let o = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        out_ptr.get().add(t * p.n_head * dv + h * dv),
+                        dv,
+                    )
+                };
+                o.copy_from_slice(vals);
+            });
+        }
+    });
+}
+
 /// Attention of every token of `batch` at `layer`. `q` holds `T × n_head·head_dim_k` values,
 /// `out` receives `T × n_head·head_dim_v`. K/V of the batch's tokens must already be stored.
 #[allow(clippy::too_many_arguments)]
@@ -176,6 +248,23 @@ pub fn attend(
     q: &[f32],
     out: &mut [f32],
     scratch: &mut AttnScratch,
+) -> Result<()> {
+    attend_with(pool, kv, layer, batch, p, q, out, scratch, true)
+}
+
+/// [`attend`], with the row-group path allowed (`by_rows`) or not (for the tests that compare
+/// the two).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn attend_with(
+    pool: &ThreadPool,
+    kv: &KvCache,
+    layer: usize,
+    batch: &Batch,
+    p: &AttnParams,
+    q: &[f32],
+    out: &mut [f32],
+    scratch: &mut AttnScratch,
+    by_rows: bool,
 ) -> Result<()> {
     let n_tok = batch.len();
     // Resolve every token's block table up front (errors surface here, not in workers).
@@ -201,6 +290,23 @@ pub fn attend(
         };
         attend_tiled(pool, batch, p, q, out, &views, &mut scratch.tiles);
         return Ok(());
+    }
+    if by_rows && type_k == CacheType::F16 && type_v == CacheType::F16 {
+        let tasks = attention_rows::tasks(batch, p.n_head_kv);
+        // Enough tasks to keep every thread busy (one decode token of a model with one KV
+        // head stays with a task per query head).
+        if tasks.len() >= 2 * pool.n_threads() {
+            let views = RowViews {
+                kbuf,
+                vbuf,
+                tables: &tables,
+                bs,
+                k_row,
+                v_row,
+            };
+            attend_by_rows(pool, batch, p, q, out, &views, &tasks, &mut scratch.chunks);
+            return Ok(());
+        }
     }
     let n_tasks = n_tok * p.n_head;
     let (n_chunks, per_chunk) = task_chunks(pool, n_tasks);

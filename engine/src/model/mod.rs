@@ -1,6 +1,7 @@
 //! A loaded model: config, weights (views into the mmap) and the batch-first forward pass.
 
 pub mod attention;
+mod attention_rows;
 mod attention_tiled;
 mod attention_tiled_x4;
 pub mod config;

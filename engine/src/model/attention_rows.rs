@@ -1,0 +1,318 @@
+//! Several query rows at once through the one-row attention over an f16 cache: the rows of
+//! one sequence's consecutive tokens and of every query head that shares one KV head. Key by
+//! key, each row takes the operations `online_softmax_f16` gives it alone (its score, its
+//! running maximum and sum, its f16 accumulator, in key order), so every row keeps its bits;
+//! what the rows share is the key and value rows, read once from the cache into L1 for all of
+//! them instead of once per row. A prompt chunk's rows each stream the sequence's whole
+//! history otherwise (at 1500 positions, 1.5 MiB per row and layer for Gemma 3's head size).
+
+use std::ops::Range;
+
+use crate::batch::Batch;
+use crate::kv::KvBuf;
+
+use super::attention::AttnParams;
+use super::f16ops;
+
+/// Tokens of one sequence per task (times the query heads of a KV head: 16 rows for Gemma 3).
+pub(super) const ROW_TOKENS: usize = 4;
+
+/// One task: a run of consecutive tokens of one sequence, and one KV head.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct RowTask {
+    /// The batch's tokens.
+    pub tokens: Range<usize>,
+    /// The KV head (its query heads are `kvh·group ..`).
+    pub kvh: usize,
+}
+
+/// The tasks of `batch`: its runs of consecutive tokens of one sequence, cut into pieces of
+/// [`ROW_TOKENS`], times each KV head; latest pieces first (they see the most keys).
+pub(super) fn tasks(batch: &Batch, n_head_kv: usize) -> Vec<RowTask> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for t in 1..=batch.len() {
+        if t == batch.len() || batch.seq_ids[t] != batch.seq_ids[start] || t - start == ROW_TOKENS {
+            runs.push(start..t);
+            start = t;
+        }
+    }
+    runs.iter()
+        .rev()
+        .flat_map(|r| {
+            (0..n_head_kv).map(move |kvh| RowTask {
+                tokens: r.clone(),
+                kvh,
+            })
+        })
+        .collect()
+}
+
+/// Floats of scratch a task of `rows` rows needs.
+pub(super) fn scratch_len(p: &AttnParams, rows: usize) -> usize {
+    rows * (p.head_dim_k + p.head_dim_v)
+}
+
+/// One row's state: the keys it sees, its f16-rounded query, running maximum and sum, and
+/// f16 accumulator.
+struct Row<'a> {
+    keys: Range<usize>,
+    q: &'a mut [f32],
+    acc: &'a mut [f32],
+    max: f32,
+    sum: f32,
+}
+
+/// The cache a task reads: K and V rows (f16), the sequence's slot of each position, and the
+/// widths that place one KV head in a row.
+pub(super) struct Cache<'a> {
+    pub kbuf: &'a KvBuf,
+    pub vbuf: &'a KvBuf,
+    pub slot: &'a dyn Fn(usize) -> Option<usize>,
+    pub k_row: usize,
+    pub v_row: usize,
+}
+
+/// Runs `task`: for each of its rows (token t, query head h) writes
+/// `out(t, h)` = softmax(scores)·V over keys `lo..=pos`, exactly as the one-row path does.
+/// `q` is the batch's queries (`T × n_head·head_dim_k`), `scratch` at least
+/// [`scratch_len`] floats for the task's rows.
+pub(super) fn run(
+    task: &RowTask,
+    batch: &Batch,
+    p: &AttnParams,
+    q: &[f32],
+    cache: &Cache<'_>,
+    scratch: &mut [f32],
+    mut out: impl FnMut(usize, usize, &[f32]),
+) {
+    let (dk, dv) = (p.head_dim_k, p.head_dim_v);
+    let group = p.n_head / p.n_head_kv;
+    let heads = task.kvh * group..(task.kvh + 1) * group;
+    let (qs, accs) = scratch.split_at_mut(task.tokens.len() * group * dk);
+    let mut rows: Vec<Row<'_>> = task
+        .tokens
+        .clone()
+        .flat_map(|t| heads.clone().map(move |h| (t, h)))
+        .zip(qs.chunks_exact_mut(dk).zip(accs.chunks_exact_mut(dv)))
+        .map(|((t, h), (qh, acc))| {
+            let pos = batch.positions[t];
+            // llama.cpp converts Q to the cache's f16 before the dot product.
+            for (d, &v) in qh.iter_mut().zip(&q[t * p.n_head * dk + h * dk..][..dk]) {
+                *d = half::f16::from_f32(v).to_f32();
+            }
+            acc.fill(0.0);
+            Row {
+                keys: p.window.map_or(0, |w| (pos + 1).saturating_sub(w))..pos + 1,
+                q: qh,
+                acc,
+                max: f32::NEG_INFINITY,
+                sum: 0.0,
+            }
+        })
+        .collect();
+    let first = rows.iter().map(|r| r.keys.start).min().unwrap_or(0);
+    let end = rows.iter().map(|r| r.keys.end).max().unwrap_or(0);
+    let (k_off, v_off) = (task.kvh * dk, task.kvh * dv);
+    for j in first..end {
+        // (A position without a block scores −∞ before the soft-cap and adds no value, as in
+        // the one-row path.)
+        let sl = (cache.slot)(j);
+        for r in rows.iter_mut().filter(|r| r.keys.contains(&j)) {
+            let mut s = match sl {
+                Some(sl) => cache.kbuf.dot(sl, cache.k_row, k_off, r.q),
+                None => f32::NEG_INFINITY,
+            };
+            if let Some(cap) = p.softcap {
+                s = (s / cap).tanh() * cap;
+            }
+            let s = s * p.kq_scale;
+            if s == f32::NEG_INFINITY {
+                continue;
+            }
+            let (mut ms, mut vs) = (1.0f32, 1.0f32);
+            if s > r.max {
+                let old = r.max;
+                r.max = s;
+                ms = (old - r.max).exp();
+                if ms != 1.0 {
+                    f16ops::scale(r.acc, ms);
+                }
+            } else {
+                vs = (s - r.max).exp();
+            }
+            if let Some(sl) = sl {
+                cache.vbuf.axpy_f16(sl, cache.v_row, v_off, vs, r.acc);
+            }
+            r.sum = r.sum.mul_add(ms, vs);
+        }
+    }
+    let mut i = 0;
+    for t in task.tokens.clone() {
+        for h in heads.clone() {
+            let r = &mut rows[i];
+            let inv = if r.sum == 0.0 { 0.0 } else { 1.0 / r.sum };
+            r.acc.iter_mut().for_each(|a| *a *= inv);
+            out(t, h, r.acc);
+            i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nanorun_kernels::ThreadPool;
+
+    use super::super::attention::{attend_with, AttnScratch};
+    use super::*;
+    use crate::kv::{CacheType, KvCache, KvCacheConfig};
+    use crate::model::config::{
+        ArchTraits, AttentionSpec, LayerKind, LayerSpec, ModelConfig, RopeScaling,
+    };
+
+    /// Two attention layers (global, and a window of 6) of 8 query heads over 2 KV heads, head
+    /// size 96 (one 64-value step of the f16 kernels and a tail).
+    fn config() -> ModelConfig {
+        let arch = crate::model::Arch::Gemma3;
+        ModelConfig {
+            arch,
+            traits: ArchTraits { ..arch.traits() },
+            n_embd: 64,
+            n_vocab: 10,
+            n_ctx_train: 1024,
+            head_dim_k: 96,
+            head_dim_v: 96,
+            n_rot: 96,
+            norm_eps: 1e-6,
+            rope_scaling: RopeScaling::None,
+            attention_scale: 1.0,
+            attn_softcap: None,
+            final_softcap: None,
+            embedding_scale: 1.0,
+            residual_scale: 1.0,
+            logit_divisor: 1.0,
+            layers: [None, Some(6)]
+                .into_iter()
+                .map(|w| LayerSpec {
+                    attention: AttentionSpec {
+                        n_head: 8,
+                        n_head_kv: 2,
+                        sliding_window: w,
+                        rope_base: 1e4,
+                        rope: true,
+                    },
+                    n_ff: 64,
+                    kind: LayerKind::Attention,
+                })
+                .collect(),
+            ssm: None,
+        }
+    }
+
+    /// A batch mixing a prompt chunk of one sequence (ten tokens) with single decode tokens of
+    /// two others gives every row the bits of one task per token and head, for the global and
+    /// the windowed layer, with and without a soft-cap.
+    #[test]
+    fn row_groups_give_each_row_the_bits_it_gets_alone() {
+        let c = config();
+        let cfg = KvCacheConfig {
+            type_k: CacheType::F16,
+            type_v: CacheType::F16,
+            ..KvCacheConfig::for_context(256)
+        };
+        let mut kv = KvCache::new(&c, cfg).unwrap();
+        let mut seed = 0x2545_f491_u64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % 2001) as f32 / 1000.0 - 1.0
+        };
+        let (n_head, dk) = (8, 96);
+        let row = 2 * dk;
+        let lens = [(0u32, 30usize), (1, 9), (2, 17)];
+        for &(seq, len) in &lens {
+            kv.add_sequence(seq).unwrap();
+            kv.grow_to(seq, len).unwrap();
+            for layer in 0..2 {
+                for pos in 0..len {
+                    let slot = kv.slot(layer, seq, pos).unwrap();
+                    let (k, v): (Vec<f32>, Vec<f32>) = (0..row).map(|_| (rand(), rand())).unzip();
+                    kv.write(layer, slot, &k, &v);
+                }
+            }
+        }
+        let mut batch = Batch::new();
+        for pos in 20..30 {
+            batch.push(1, pos, 0, true);
+        }
+        batch.push(1, 8, 1, true);
+        batch.push(1, 16, 2, true);
+        let q: Vec<f32> = (0..batch.len() * n_head * dk)
+            .map(|_| 3.0 * rand())
+            .collect();
+        let pool = ThreadPool::new(2);
+        for layer in 0..2 {
+            for softcap in [None, Some(2.0)] {
+                let p = AttnParams {
+                    n_head,
+                    n_head_kv: 2,
+                    head_dim_k: dk,
+                    head_dim_v: dk,
+                    kq_scale: 0.125,
+                    softcap,
+                    window: c.layers[layer].attention.sliding_window,
+                    tiled: false,
+                };
+                let tasks = tasks(&batch, 2);
+                assert!(tasks.len() >= 4, "the row path runs: {tasks:?}");
+                let mut outs = [vec![f32::NAN; q.len()], vec![f32::NAN; q.len()]];
+                for (by_rows, out) in [true, false].into_iter().zip(outs.iter_mut()) {
+                    let mut scratch = AttnScratch::default();
+                    attend_with(
+                        &pool,
+                        &kv,
+                        layer,
+                        &batch,
+                        &p,
+                        &q,
+                        out,
+                        &mut scratch,
+                        by_rows,
+                    )
+                    .unwrap();
+                }
+                assert!(outs[0].iter().all(|v| v.is_finite()));
+                let same = outs[0]
+                    .iter()
+                    .zip(&outs[1])
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "layer {layer} softcap {softcap:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn tasks_cut_runs_of_one_sequence_into_pieces_latest_first() {
+        let mut batch = Batch::new();
+        for pos in 0..6 {
+            batch.push(1, pos, 7, true);
+        }
+        batch.push(1, 3, 8, true);
+        let got: Vec<_> = tasks(&batch, 2)
+            .iter()
+            .map(|t| (t.tokens.clone(), t.kvh))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (6..7, 0),
+                (6..7, 1),
+                (4..6, 0),
+                (4..6, 1),
+                (0..4, 0),
+                (0..4, 1)
+            ]
+        );
+    }
+}
