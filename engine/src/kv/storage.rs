@@ -153,6 +153,14 @@ impl KvBuf {
         }
     }
 
+    /// Row `slot`'s `len` values from `off` (rows `row_len` long), where the rows are f16.
+    pub fn f16_head(&self, slot: usize, row_len: usize, off: usize, len: usize) -> Option<&[f16]> {
+        match self {
+            KvBuf::F16(v) => Some(&v[slot * row_len + off..][..len]),
+            _ => None,
+        }
+    }
+
     /// `acc[i] = f16(acc[i] + w · row[i])` for an F16 cache (fused multiply-add, then rounded
     /// to f16, as ggml's `ggml_vec_mad_f16`); other types fall back to [`KvBuf::axpy`].
     #[inline]

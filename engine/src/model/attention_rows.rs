@@ -118,33 +118,68 @@ pub(super) fn run(
         // (A position without a block scores −∞ before the soft-cap and adds no value, as in
         // the one-row path.)
         let sl = (cache.slot)(j);
-        for r in rows.iter_mut().filter(|r| r.keys.contains(&j)) {
-            let mut s = match sl {
-                Some(sl) => cache.kbuf.dot(sl, cache.k_row, k_off, r.q),
-                None => f32::NEG_INFINITY,
-            };
-            if let Some(cap) = p.softcap {
-                s = (s / cap).tanh() * cap;
-            }
-            let s = s * p.kq_scale;
-            if s == f32::NEG_INFINITY {
-                continue;
-            }
-            let (mut ms, mut vs) = (1.0f32, 1.0f32);
-            if s > r.max {
-                let old = r.max;
-                r.max = s;
-                ms = (old - r.max).exp();
-                if ms != 1.0 {
-                    f16ops::scale(r.acc, ms);
+        let k = sl.and_then(|sl| cache.kbuf.f16_head(sl, cache.k_row, k_off, dk));
+        let v = sl.and_then(|sl| cache.vbuf.f16_head(sl, cache.v_row, v_off, dv));
+        // Four rows at a time (a token's heads where a KV head serves four), the key and
+        // value rows widened once for the four where all of them see this key.
+        for four in rows.chunks_mut(4) {
+            let sees: [bool; 4] =
+                std::array::from_fn(|i| four.get(i).is_some_and(|r| r.keys.contains(&j)));
+            let mut s = [f32::NEG_INFINITY; 4];
+            match (k, &*four) {
+                (Some(k), [a, b, c, d]) if sees == [true; 4] => {
+                    s = f16ops::dot_x4(k, [&*a.q, &*b.q, &*c.q, &*d.q]);
                 }
-            } else {
-                vs = (s - r.max).exp();
+                _ => {
+                    for (i, r) in four.iter().enumerate().filter(|&(i, _)| sees[i]) {
+                        if let Some(sl) = sl {
+                            s[i] = cache.kbuf.dot(sl, cache.k_row, k_off, r.q);
+                        }
+                    }
+                }
             }
-            if let Some(sl) = sl {
-                cache.vbuf.axpy_f16(sl, cache.v_row, v_off, vs, r.acc);
+            // Each row's online-softmax step (`online_softmax_f16`).
+            let mut step = [None; 4];
+            for (i, r) in four.iter_mut().enumerate().filter(|&(i, _)| sees[i]) {
+                let mut s = s[i];
+                if let Some(cap) = p.softcap {
+                    s = (s / cap).tanh() * cap;
+                }
+                let s = s * p.kq_scale;
+                if s == f32::NEG_INFINITY {
+                    continue;
+                }
+                let (mut ms, mut vs) = (1.0f32, 1.0f32);
+                if s > r.max {
+                    let old = r.max;
+                    r.max = s;
+                    ms = (old - r.max).exp();
+                    if ms != 1.0 {
+                        f16ops::scale(r.acc, ms);
+                    }
+                } else {
+                    vs = (s - r.max).exp();
+                }
+                step[i] = Some((ms, vs));
             }
-            r.sum = r.sum.mul_add(ms, vs);
+            match (v, &mut *four) {
+                (Some(v), [a, b, c, d]) if step.iter().all(Option::is_some) => {
+                    let w = step.map(|st| st.map_or(0.0, |(_, vs)| vs));
+                    f16ops::mad_x4([&mut *a.acc, &mut *b.acc, &mut *c.acc, &mut *d.acc], v, w);
+                }
+                _ => {
+                    for (r, st) in four.iter_mut().zip(step) {
+                        if let (Some(sl), Some((_, vs))) = (sl, st) {
+                            cache.vbuf.axpy_f16(sl, cache.v_row, v_off, vs, r.acc);
+                        }
+                    }
+                }
+            }
+            for (r, st) in four.iter_mut().zip(step) {
+                if let Some((ms, vs)) = st {
+                    r.sum = r.sum.mul_add(ms, vs);
+                }
+            }
         }
     }
     let mut i = 0;

@@ -114,6 +114,30 @@ pub fn scale(acc: &mut [f32], s: f32) {
     }
 }
 
+/// [`dot`] of one key row with four query rows, each result bit for bit `dot(k, q[r])`; on
+/// AVX-512 the key row is widened once for the four.
+pub fn dot_x4(k: &[f16], q: [&[f32]; 4]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx512() && q.iter().all(|r| r.len() == k.len()) {
+        // SAFETY: as in `dot`; the rows are as long as the key (checked).
+        return unsafe { avx512::dot_x4(k, q) };
+    }
+    q.map(|r| dot(k, r))
+}
+
+/// [`mad`] of one value row into four accumulators with four weights, each bit for bit
+/// `mad(acc[r], x, w[r])`; on AVX-512 the value row is widened once for the four.
+pub fn mad_x4(acc: [&mut [f32]; 4], x: &[f16], w: [f32; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx512() && acc.iter().all(|a| a.len() == x.len()) {
+        // SAFETY: as in `dot`; the accumulators are as long as the row (checked).
+        return unsafe { avx512::mad_x4(acc, x, w) };
+    }
+    for (a, w) in acc.into_iter().zip(w) {
+        mad(a, x, w);
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -170,6 +194,75 @@ mod avx512 {
         }
         for (a, v) in acc[np..n].iter_mut().zip(&x[np..n]) {
             *a = f16::from_f32(v.to_f32().mul_add(w, *a)).to_f32();
+        }
+    }
+
+    /// [`dot`] for four rows of `k.len()` values, the key row widened once.
+    ///
+    /// # Safety
+    /// As [`dot`]; every row is `k.len()` long.
+    #[target_feature(enable = "avx512f,fma,f16c")]
+    pub unsafe fn dot_x4(k: &[f16], q: [&[f32]; 4]) -> [f32; 4] {
+        let n = k.len();
+        assert!(q.iter().all(|r| r.len() == n));
+        let np = n - n % STEP;
+        let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+        let kp = k.as_ptr() as *const u16;
+        let mut i = 0;
+        while i < np {
+            // SAFETY: i + 64 <= np <= n for the key and every row.
+            let kv: [__m512; 4] = std::array::from_fn(|j| unsafe {
+                _mm512_cvtph_ps(_mm256_loadu_si256(kp.add(i + j * LANES).cast()))
+            });
+            for (a, r) in acc.iter_mut().zip(&q) {
+                for (j, aj) in a.iter_mut().enumerate() {
+                    // SAFETY: as above.
+                    let qv = unsafe { _mm512_loadu_ps(r.as_ptr().add(i + j * LANES)) };
+                    *aj = _mm512_fmadd_ps(kv[j], qv, *aj);
+                }
+            }
+            i += STEP;
+        }
+        std::array::from_fn(|r| {
+            let a = &acc[r];
+            let v = _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
+            let mut lanes = [0f32; LANES];
+            // SAFETY: 16 floats.
+            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
+            tail(reduce16(&lanes), &k[np..n], &q[r][np..n])
+        })
+    }
+
+    /// [`mad`] into four accumulators of `x.len()` values, the value row widened once.
+    ///
+    /// # Safety
+    /// As [`dot`]; every accumulator is `x.len()` long.
+    #[target_feature(enable = "avx512f,fma,f16c")]
+    pub unsafe fn mad_x4(mut acc: [&mut [f32]; 4], x: &[f16], w: [f32; 4]) {
+        let n = x.len();
+        assert!(acc.iter().all(|a| a.len() == n));
+        let np = n - n % LANES;
+        let wv = w.map(|w| _mm512_set1_ps(w));
+        let xp = x.as_ptr() as *const u16;
+        let mut i = 0;
+        while i < np {
+            // SAFETY: i + 16 <= n for the row and every accumulator.
+            let xv = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(xp.add(i).cast()) });
+            for (a, w) in acc.iter_mut().zip(&wv) {
+                // SAFETY: as above.
+                unsafe {
+                    let ap = a.as_mut_ptr().add(i);
+                    let r = _mm512_fmadd_ps(xv, *w, _mm512_loadu_ps(ap));
+                    let r = _mm512_cvtph_ps(_mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(r));
+                    _mm512_storeu_ps(ap, r);
+                }
+            }
+            i += LANES;
+        }
+        for (a, w) in acc.into_iter().zip(w) {
+            for (a, v) in a[np..n].iter_mut().zip(&x[np..n]) {
+                *a = f16::from_f32(v.to_f32().mul_add(w, *a)).to_f32();
+            }
         }
     }
 
@@ -317,6 +410,30 @@ mod tests {
         let k = (0..n).map(|_| f16::from_f32(next())).collect();
         let q = (0..n).map(|_| f16::from_f32(next()).to_f32()).collect();
         (k, q)
+    }
+
+    /// Four rows at once give each row the bits of its own `dot` / `mad` (whole 64-value steps,
+    /// a tail, a row shorter than a step).
+    #[test]
+    fn four_rows_at_once_give_each_row_its_own_bits() {
+        for n in [256, 96, 100, 16, 7] {
+            let (k, _) = data(n, 3 * n as u32);
+            let qs: Vec<Vec<f32>> = (0..4).map(|r| data(n, 7 + r).1).collect();
+            let q = [&qs[0][..], &qs[1][..], &qs[2][..], &qs[3][..]];
+            let want = q.map(|r| dot(&k, r).to_bits());
+            assert_eq!(dot_x4(&k, q).map(f32::to_bits), want, "dot n={n}");
+            let w = [0.37, -0.83, 1.5, 0.0];
+            let mut one: Vec<Vec<f32>> = (0..4).map(|r| data(n, 11 + r).1).collect();
+            let mut four = one.clone();
+            for (a, &w) in one.iter_mut().zip(&w) {
+                mad(a, &k, w);
+            }
+            let [a, b, c, d] = &mut four[..] else {
+                unreachable!()
+            };
+            mad_x4([a, b, c, d], &k, w);
+            assert_eq!(one, four, "mad n={n}");
+        }
     }
 
     #[test]
