@@ -2,45 +2,10 @@
 //! all-or-nothing, sliding-window blocks are released as sequences grow.
 
 use super::*;
-use crate::model::config::{
-    ArchTraits, AttentionSpec, LayerKind, LayerSpec, ModelConfig, RopeScaling,
-};
+use crate::model::config::{attention_test_config, ModelConfig};
 
 fn config(windows: &[Option<usize>]) -> ModelConfig {
-    let traits = crate::model::Arch::Gemma3.traits();
-    ModelConfig {
-        arch: crate::model::Arch::Gemma3,
-        traits: ArchTraits { ..traits },
-        n_embd: 64,
-        n_vocab: 10,
-        n_ctx_train: 1024,
-        head_dim_k: 32,
-        head_dim_v: 32,
-        n_rot: 32,
-        norm_eps: 1e-6,
-        rope_scaling: RopeScaling::None,
-        attention_scale: 1.0,
-        attn_softcap: None,
-        final_softcap: None,
-        embedding_scale: 1.0,
-        residual_scale: 1.0,
-        logit_divisor: 1.0,
-        layers: windows
-            .iter()
-            .map(|&w| LayerSpec {
-                attention: AttentionSpec {
-                    n_head: 2,
-                    n_head_kv: 1,
-                    sliding_window: w,
-                    rope_base: 1e4,
-                    rope: true,
-                },
-                n_ff: 64,
-                kind: LayerKind::Attention,
-            })
-            .collect(),
-        ssm: None,
-    }
+    attention_test_config(2, 1, 32, windows)
 }
 
 fn cache(n_blocks: usize, windows: &[Option<usize>]) -> KvCache {

@@ -42,6 +42,9 @@ pub struct AttnParams {
 pub struct AttnScratch {
     chunks: Vec<Vec<f32>>,
     tiles: Vec<TileScratch>,
+    /// One task per token and head even where row groups would run (for the tests that
+    /// compare the two).
+    pub(super) one_row_only: bool,
 }
 
 /// A pointer handed to pool chunks; each chunk touches only its own part of what it points
@@ -66,8 +69,8 @@ fn task_chunks(pool: &ThreadPool, n_tasks: usize) -> (usize, usize) {
     (n_chunks, n_tasks.div_ceil(n_chunks))
 }
 
-/// What `attend` resolved that the tiled path needs too.
-struct TiledViews<'a> {
+/// What `attend` resolved that the tiled and row-group paths need too.
+struct CacheViews<'a> {
     kbuf: &'a KvBuf,
     vbuf: &'a KvBuf,
     tables: &'a [&'a [Option<u32>]],
@@ -87,7 +90,7 @@ fn attend_tiled(
     p: &AttnParams,
     q: &[f32],
     out: &mut [f32],
-    views: &TiledViews<'_>,
+    views: &CacheViews<'_>,
     tiles: &mut Vec<TileScratch>,
 ) {
     let mut runs = Vec::new();
@@ -165,16 +168,6 @@ fn attend_tiled(
     });
 }
 
-/// What `attend` resolved that the row-group path needs.
-struct RowViews<'a> {
-    kbuf: &'a KvBuf,
-    vbuf: &'a KvBuf,
-    tables: &'a [&'a [Option<u32>]],
-    bs: usize,
-    k_row: usize,
-    v_row: usize,
-}
-
 /// [`attend`] over an f16 cache by groups of rows ([`attention_rows`]): one task per run of
 /// up to [`attention_rows::ROW_TOKENS`] tokens of a sequence and KV head, the same bits as one
 /// task per token and head.
@@ -185,7 +178,7 @@ fn attend_by_rows(
     p: &AttnParams,
     q: &[f32],
     out: &mut [f32],
-    views: &RowViews<'_>,
+    views: &CacheViews<'_>,
     tasks: &[attention_rows::RowTask],
     chunks: &mut Vec<Vec<f32>>,
 ) {
@@ -249,23 +242,6 @@ pub fn attend(
     out: &mut [f32],
     scratch: &mut AttnScratch,
 ) -> Result<()> {
-    attend_with(pool, kv, layer, batch, p, q, out, scratch, true)
-}
-
-/// [`attend`], with the row-group path allowed (`by_rows`) or not (for the tests that compare
-/// the two).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn attend_with(
-    pool: &ThreadPool,
-    kv: &KvCache,
-    layer: usize,
-    batch: &Batch,
-    p: &AttnParams,
-    q: &[f32],
-    out: &mut [f32],
-    scratch: &mut AttnScratch,
-    by_rows: bool,
-) -> Result<()> {
     let n_tok = batch.len();
     // Resolve every token's block table up front (errors surface here, not in workers).
     let mut tables = Vec::with_capacity(n_tok);
@@ -278,32 +254,24 @@ pub(super) fn attend_with(
     let k_row = p.n_head_kv * p.head_dim_k;
     let v_row = p.n_head_kv * p.head_dim_v;
     let group = p.n_head / p.n_head_kv;
+    let views = CacheViews {
+        kbuf,
+        vbuf,
+        tables: &tables,
+        bs,
+        k_row,
+        v_row,
+        group,
+    };
     if p.tiled {
-        let views = TiledViews {
-            kbuf,
-            vbuf,
-            tables: &tables,
-            bs,
-            k_row,
-            v_row,
-            group,
-        };
         attend_tiled(pool, batch, p, q, out, &views, &mut scratch.tiles);
         return Ok(());
     }
-    if by_rows && type_k == CacheType::F16 && type_v == CacheType::F16 {
+    if !scratch.one_row_only && type_k == CacheType::F16 && type_v == CacheType::F16 {
         let tasks = attention_rows::tasks(batch, p.n_head_kv);
         // Enough tasks to keep every thread busy (one decode token of a model with one KV
         // head stays with a task per query head).
         if tasks.len() >= 2 * pool.n_threads() {
-            let views = RowViews {
-                kbuf,
-                vbuf,
-                tables: &tables,
-                bs,
-                k_row,
-                v_row,
-            };
             attend_by_rows(pool, batch, p, q, out, &views, &tasks, &mut scratch.chunks);
             return Ok(());
         }

@@ -198,58 +198,19 @@ pub(super) fn run(
 mod tests {
     use nanorun_kernels::ThreadPool;
 
-    use super::super::attention::{attend_with, AttnScratch};
+    use super::super::attention::{attend, AttnScratch};
     use super::*;
     use crate::kv::{CacheType, KvCache, KvCacheConfig};
-    use crate::model::config::{
-        ArchTraits, AttentionSpec, LayerKind, LayerSpec, ModelConfig, RopeScaling,
-    };
-
-    /// Two attention layers (global, and a window of 6) of 8 query heads over 2 KV heads, head
-    /// size 96 (one 64-value step of the f16 kernels and a tail).
-    fn config() -> ModelConfig {
-        let arch = crate::model::Arch::Gemma3;
-        ModelConfig {
-            arch,
-            traits: ArchTraits { ..arch.traits() },
-            n_embd: 64,
-            n_vocab: 10,
-            n_ctx_train: 1024,
-            head_dim_k: 96,
-            head_dim_v: 96,
-            n_rot: 96,
-            norm_eps: 1e-6,
-            rope_scaling: RopeScaling::None,
-            attention_scale: 1.0,
-            attn_softcap: None,
-            final_softcap: None,
-            embedding_scale: 1.0,
-            residual_scale: 1.0,
-            logit_divisor: 1.0,
-            layers: [None, Some(6)]
-                .into_iter()
-                .map(|w| LayerSpec {
-                    attention: AttentionSpec {
-                        n_head: 8,
-                        n_head_kv: 2,
-                        sliding_window: w,
-                        rope_base: 1e4,
-                        rope: true,
-                    },
-                    n_ff: 64,
-                    kind: LayerKind::Attention,
-                })
-                .collect(),
-            ssm: None,
-        }
-    }
+    use crate::model::config::attention_test_config;
 
     /// A batch mixing a prompt chunk of one sequence (ten tokens) with single decode tokens of
     /// two others gives every row the bits of one task per token and head, for the global and
     /// the windowed layer, with and without a soft-cap.
     #[test]
     fn row_groups_give_each_row_the_bits_it_gets_alone() {
-        let c = config();
+        // Global and a window of 6; 8 query heads over 2 KV heads; head size 96 (one 64-value
+        // step of the f16 kernels and a tail).
+        let c = attention_test_config(8, 2, 96, &[None, Some(6)]);
         let cfg = KvCacheConfig {
             type_k: CacheType::F16,
             type_v: CacheType::F16,
@@ -302,20 +263,10 @@ mod tests {
                 let tasks = tasks(&batch, 2);
                 assert!(tasks.len() >= 4, "the row path runs: {tasks:?}");
                 let mut outs = [vec![f32::NAN; q.len()], vec![f32::NAN; q.len()]];
-                for (by_rows, out) in [true, false].into_iter().zip(outs.iter_mut()) {
+                for (one_row_only, out) in [false, true].into_iter().zip(outs.iter_mut()) {
                     let mut scratch = AttnScratch::default();
-                    attend_with(
-                        &pool,
-                        &kv,
-                        layer,
-                        &batch,
-                        &p,
-                        &q,
-                        out,
-                        &mut scratch,
-                        by_rows,
-                    )
-                    .unwrap();
+                    scratch.one_row_only = one_row_only;
+                    attend(&pool, &kv, layer, &batch, &p, &q, out, &mut scratch).unwrap();
                 }
                 assert!(outs[0].iter().all(|v| v.is_finite()));
                 let same = outs[0]

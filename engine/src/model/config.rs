@@ -637,3 +637,48 @@ fn read_rope_scaling(k: &Keys<'_>, n_ctx_train: usize) -> Result<RopeScaling> {
         }),
     }
 }
+
+/// A small Gemma 3 shaped configuration of attention layers, one per entry of `windows` (its
+/// sliding window), for tests of the cache and attention.
+#[cfg(test)]
+pub(crate) fn attention_test_config(
+    n_head: usize,
+    n_head_kv: usize,
+    head_dim: usize,
+    windows: &[Option<usize>],
+) -> ModelConfig {
+    let arch = Arch::Gemma3;
+    ModelConfig {
+        arch,
+        traits: arch.traits(),
+        n_embd: 64,
+        n_vocab: 10,
+        n_ctx_train: 1024,
+        head_dim_k: head_dim,
+        head_dim_v: head_dim,
+        n_rot: head_dim,
+        norm_eps: 1e-6,
+        rope_scaling: RopeScaling::None,
+        attention_scale: 1.0,
+        attn_softcap: None,
+        final_softcap: None,
+        embedding_scale: 1.0,
+        residual_scale: 1.0,
+        logit_divisor: 1.0,
+        layers: windows
+            .iter()
+            .map(|&w| LayerSpec {
+                attention: AttentionSpec {
+                    n_head,
+                    n_head_kv,
+                    sliding_window: w,
+                    rope_base: 1e4,
+                    rope: true,
+                },
+                n_ff: 64,
+                kind: LayerKind::Attention,
+            })
+            .collect(),
+        ssm: None,
+    }
+}
