@@ -225,14 +225,19 @@ pub fn matmul_many<const N: usize>(
 ) -> Result<()> {
     let mut planned: [Option<Plan<'_>>; N] = std::array::from_fn(|_| None);
     for (slot, (w, out)) in planned.iter_mut().zip(parts) {
-        *slot = Some(Plan::new(kernels, &w, x, n_tokens, out, scratch)?);
+        *slot = Some(Plan::new(
+            kernels,
+            pool.n_threads(),
+            &w,
+            x,
+            n_tokens,
+            out,
+            scratch,
+        )?);
     }
-    let mut plans = planned.map(|p| p.expect("every part was planned just above"));
+    let plans = planned.map(|p| p.expect("every part was planned just above"));
     if n_tokens == 0 {
         return Ok(());
-    }
-    for plan in &mut plans {
-        plan.split(pool.n_threads());
     }
     let int8_offset = |p: &Plan<'_>| p.int8.map(|(w8, _)| w8.offset_acts);
     let shares_acts = |p: &Plan<'_>, q: &Plan<'_>| {
@@ -252,9 +257,6 @@ pub fn matmul_many<const N: usize>(
     }
     Ok(())
 }
-
-/// Most matrices one [`matmul_many`] op takes together.
-const MAX_PARTS: usize = 4;
 
 /// Smallest chunk of weight bytes handed to a thread: each chunk starts a new stream for the
 /// hardware prefetchers, which costs a few misses at full memory latency before they follow.
@@ -284,8 +286,11 @@ struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
+    /// Checks `w` against the activations and output of an op of `n_tokens` tokens and plans
+    /// its kernels and chunks for `threads` threads.
     fn new(
         kernels: &Kernels,
+        threads: usize,
         w: &QMatrix<'a>,
         x: &[f32],
         n_tokens: usize,
@@ -347,6 +352,15 @@ impl<'a> Plan<'a> {
             ROW_TILE
         };
         let rows = w.rows;
+        // Enough chunks that a thread whose core is busy elsewhere does not hold up the op,
+        // none under `MIN_CHUNK_BYTES`.
+        let per_chunk = if threads == 1 {
+            rows.max(1)
+        } else {
+            rows.div_ceil(threads * 8)
+                .max(MIN_CHUNK_BYTES.div_ceil(w_row.max(1)))
+                .next_multiple_of(tile_rows)
+        };
         Ok(Plan {
             w: *w,
             at,
@@ -362,24 +376,10 @@ impl<'a> Plan<'a> {
             tile_rows,
             // Rows in whole interleaved groups (the rest are row-major).
             grouped_rows: interleaved.map_or(0, |_| rows / INTERLEAVED_ROWS * INTERLEAVED_ROWS),
-            per_chunk: 0,
-            n_chunks: 0,
+            per_chunk,
+            n_chunks: rows.div_ceil(per_chunk),
             out: SyncPtr(out.as_mut_ptr()),
         })
-    }
-
-    /// Splits the rows into chunks for `threads` threads: enough chunks that a thread whose
-    /// core is busy elsewhere does not hold up the op, none under [`MIN_CHUNK_BYTES`].
-    fn split(&mut self, threads: usize) {
-        let rows = self.w.rows;
-        self.per_chunk = if threads == 1 {
-            rows.max(1)
-        } else {
-            rows.div_ceil(threads * 8)
-                .max(MIN_CHUNK_BYTES.div_ceil(self.w_row.max(1)))
-                .next_multiple_of(self.tile_rows)
-        };
-        self.n_chunks = rows.div_ceil(self.per_chunk);
     }
 
     /// Chunk `c`: its rows times every token, written to the plan's output.
@@ -472,6 +472,7 @@ impl<'a> Plan<'a> {
         }
     }
 }
+
 /// Quantizes the activations once for `plans` (which share their activation type and int8
 /// form), then runs every plan's chunks as one pool op.
 fn run_plans(
@@ -515,19 +516,17 @@ fn run_plans(
             (0..n_tokens).for_each(unpack);
         }
     }
-    // Chunk c of the op is chunk c − firsts[i] of plan i (at most `MAX_PARTS` plans share an
-    // op: `matmul_many` runs larger groups one by one).
-    let mut firsts = [0; MAX_PARTS];
-    let mut total = 0;
-    for (first, plan) in firsts.iter_mut().zip(plans) {
-        *first = total;
-        total += plan.n_chunks;
-    }
-    let firsts = &firsts[..plans.len()];
+    let total = plans.iter().map(|p| p.n_chunks).sum();
     let int8_acts_ref = &int8_acts;
-    pool.run(total, |c| {
-        let i = firsts.partition_point(|&f| f <= c) - 1;
-        plans[i].run_chunk(c - firsts[i], acts, int8_acts_ref, n_tokens);
+    pool.run(total, |mut c| {
+        // Chunk c of the op: the plans' chunks one after another.
+        for plan in plans {
+            if c < plan.n_chunks {
+                plan.run_chunk(c, acts, int8_acts_ref, n_tokens);
+                return;
+            }
+            c -= plan.n_chunks;
+        }
     });
     scratch.int8 = int8_acts;
 }

@@ -219,9 +219,37 @@ fn several_matrices_in_one_op_give_the_bits_of_one_op_each() {
                 }
             }
         }
-        // A part of the wrong length is an error, whichever part it is.
         let pool = ThreadPool::new(2);
         let mut scratch = MatmulScratch::new();
+        // Any number of parts, the same matrix twice among them.
+        let n_tokens = 2;
+        let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
+        let five = [placed[0], placed[1], placed[2], placed[0], placed[1]];
+        let want: Vec<Vec<f32>> = five
+            .iter()
+            .map(|w| {
+                let mut out = vec![f32::NAN; n_tokens * w.rows];
+                matmul(k, &pool, w, &x, n_tokens, &mut out, &mut scratch).unwrap();
+                out
+            })
+            .collect();
+        let mut outs: Vec<Vec<f32>> = five
+            .iter()
+            .map(|w| vec![f32::NAN; n_tokens * w.rows])
+            .collect();
+        let [o0, o1, o2, o3, o4] = &mut outs[..] else {
+            unreachable!("five outputs")
+        };
+        let parts = [
+            (five[0], &mut o0[..]),
+            (five[1], &mut o1[..]),
+            (five[2], &mut o2[..]),
+            (five[3], &mut o3[..]),
+            (five[4], &mut o4[..]),
+        ];
+        matmul_many(k, &pool, parts, &x, n_tokens, &mut scratch).unwrap();
+        assert_eq!(outs, want, "{isa} five parts");
+        // A part of the wrong length is an error, whichever part it is.
         let x = vec![0.5; cols];
         let (mut a, mut b) = (vec![0.0; placed[0].rows], vec![0.0; 3]);
         let parts = [(placed[0], &mut a[..]), (placed[1], &mut b[..])];
