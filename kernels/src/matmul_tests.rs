@@ -135,8 +135,9 @@ fn bad_shapes_are_errors() {
 
 /// Several matrices in one op give each the bits of its own matmul: on every ISA, row-major
 /// and repacked, sharing their activations (Q5_0 and Q8_0 over Q8_0 activations, as a layer's
-/// Q, K and V can be) or not (Q4_K beside them: run one after another), one token to a batch
-/// past the int8 path's tile, at one, two and three threads.
+/// Q, K and V can be) or not (Q4_K beside them: run one after another), up to five at once
+/// (the same matrix twice among them), one token to a batch past the int8 path's tile, at one,
+/// two and three threads.
 #[test]
 fn several_matrices_in_one_op_give_the_bits_of_one_op_each() {
     let mut rng = Rng::new(9);
@@ -168,7 +169,15 @@ fn several_matrices_in_one_op_give_the_bits_of_one_op_each() {
             .zip(&repacked)
             .map(|(m, r)| r.as_ref().map_or(*m, |r| r.matrix()))
             .collect();
-        for group in [&placed[..3], &placed[..], &plain[..3], &placed[2..3]] {
+        // (Any number of parts, the same matrix twice among them.)
+        let five = [placed[0], placed[1], placed[2], placed[0], placed[1]];
+        for group in [
+            &placed[..3],
+            &placed[..],
+            &plain[..3],
+            &placed[2..3],
+            &five[..],
+        ] {
             for n_tokens in [1, 2, 9, 70] {
                 let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
                 for threads in [1, 2, 3] {
@@ -209,10 +218,24 @@ fn several_matrices_in_one_op_give_the_bits_of_one_op_each() {
                             n_tokens,
                             &mut scratch,
                         ),
+                        ([a, b, c, d, e], [oa, ob, oc, od, oe]) => matmul_many(
+                            k,
+                            &pool,
+                            [
+                                (*a, &mut oa[..]),
+                                (*b, &mut ob[..]),
+                                (*c, &mut oc[..]),
+                                (*d, &mut od[..]),
+                                (*e, &mut oe[..]),
+                            ],
+                            &x,
+                            n_tokens,
+                            &mut scratch,
+                        ),
                         ([a], [oa]) => {
                             matmul_many(k, &pool, [(*a, &mut oa[..])], &x, n_tokens, &mut scratch)
                         }
-                        _ => unreachable!("groups of one, three or four"),
+                        _ => unreachable!("groups of one, three, four or five"),
                     }
                     .unwrap();
                     assert_eq!(outs, want, "{isa} tokens {n_tokens} threads {threads}");
@@ -221,34 +244,6 @@ fn several_matrices_in_one_op_give_the_bits_of_one_op_each() {
         }
         let pool = ThreadPool::new(2);
         let mut scratch = MatmulScratch::new();
-        // Any number of parts, the same matrix twice among them.
-        let n_tokens = 2;
-        let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
-        let five = [placed[0], placed[1], placed[2], placed[0], placed[1]];
-        let want: Vec<Vec<f32>> = five
-            .iter()
-            .map(|w| {
-                let mut out = vec![f32::NAN; n_tokens * w.rows];
-                matmul(k, &pool, w, &x, n_tokens, &mut out, &mut scratch).unwrap();
-                out
-            })
-            .collect();
-        let mut outs: Vec<Vec<f32>> = five
-            .iter()
-            .map(|w| vec![f32::NAN; n_tokens * w.rows])
-            .collect();
-        let [o0, o1, o2, o3, o4] = &mut outs[..] else {
-            unreachable!("five outputs")
-        };
-        let parts = [
-            (five[0], &mut o0[..]),
-            (five[1], &mut o1[..]),
-            (five[2], &mut o2[..]),
-            (five[3], &mut o3[..]),
-            (five[4], &mut o4[..]),
-        ];
-        matmul_many(k, &pool, parts, &x, n_tokens, &mut scratch).unwrap();
-        assert_eq!(outs, want, "{isa} five parts");
         // A part of the wrong length is an error, whichever part it is.
         let x = vec![0.5; cols];
         let (mut a, mut b) = (vec![0.0; placed[0].rows], vec![0.0; 3]);
