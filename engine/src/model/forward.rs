@@ -2,7 +2,7 @@
 //! layer spec) → final norm → logits for the tokens that want them. Every buffer lives in a
 //! [`ForwardState`] allocated once and reused; nothing is allocated per token.
 
-use nanorun_kernels::{matmul, matmul_many, ThreadPool};
+use nanorun_kernels::{matmul_many, ThreadPool};
 
 use super::attention::{attend, AttnParams, AttnScratch, SendPtr};
 use super::config::{Activation, LayerKind, QkNorm, RopeScaling};
@@ -133,19 +133,7 @@ impl Model {
         t: usize,
         out: &mut [f32],
     ) -> Result<()> {
-        let m = w.matrix(self.gguf().bytes())?;
-        let start = mm.start();
-        matmul(
-            self.kernels(),
-            st_pool,
-            &m,
-            &x[..t * w.cols],
-            t,
-            &mut out[..t * w.rows],
-            &mut mm.scratch,
-        )?;
-        mm.record(start, std::iter::once(w.name.as_str()), m.data.len());
-        Ok(())
+        self.matmul_many(st_pool, mm, [(w, out)], x, t)
     }
 
     /// [`Model::matmul`] of several matrices over the same activations as one pool op where
