@@ -60,6 +60,20 @@ impl Batch {
         self.want_logits.iter().filter(|&&w| w).count()
     }
 
+    /// The batch's runs of consecutive tokens of one sequence, each cut into pieces of at most
+    /// `max_len` tokens (at least 1), in batch order.
+    pub(crate) fn sequence_runs(&self, max_len: usize) -> Vec<std::ops::Range<usize>> {
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for t in 1..=self.len() {
+            if t == self.len() || self.seq_ids[t] != self.seq_ids[start] || t - start == max_len {
+                runs.push(start..t);
+                start = t;
+            }
+        }
+        runs
+    }
+
     /// Empties the batch, keeping its capacity.
     pub fn clear(&mut self) {
         self.tokens.clear();

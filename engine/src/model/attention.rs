@@ -69,6 +69,23 @@ fn task_chunks(pool: &ThreadPool, n_tasks: usize) -> (usize, usize) {
     (n_chunks, n_tasks.div_ceil(n_chunks))
 }
 
+/// The first `n` of `chunks` (added where missing), each grown to at least `len` floats, as
+/// pointers for the pool's chunks (chunk `c` alone uses buffer `c`).
+fn chunk_buffers(chunks: &mut Vec<Vec<f32>>, n: usize, len: usize) -> Vec<SendPtr<f32>> {
+    if chunks.len() < n {
+        chunks.resize_with(n, Vec::new);
+    }
+    chunks[..n]
+        .iter_mut()
+        .map(|c| {
+            if c.len() < len {
+                c.resize(len, 0.0);
+            }
+            SendPtr(c.as_mut_ptr())
+        })
+        .collect()
+}
+
 /// What `attend` resolved that the tiled and row-group paths need too.
 struct CacheViews<'a> {
     kbuf: &'a KvBuf,
@@ -93,17 +110,7 @@ fn attend_tiled(
     views: &CacheViews<'_>,
     tiles: &mut Vec<TileScratch>,
 ) {
-    let mut runs = Vec::new();
-    let mut start = 0;
-    for t in 1..=batch.len() {
-        if t == batch.len()
-            || batch.seq_ids[t] != batch.seq_ids[start]
-            || t - start == attention_tiled::TILE
-        {
-            runs.push(start..t);
-            start = t;
-        }
-    }
+    let runs = batch.sequence_runs(attention_tiled::TILE);
     let n_tasks = runs.len() * p.n_head;
     let (n_chunks, per_chunk) = task_chunks(pool, n_tasks);
     if tiles.len() < n_chunks {
@@ -185,18 +192,7 @@ fn attend_by_rows(
     let group = p.n_head / p.n_head_kv;
     let scratch_len = attention_rows::scratch_len(p, attention_rows::ROW_TOKENS * group);
     let (n_chunks, per_chunk) = task_chunks(pool, tasks.len());
-    if chunks.len() < n_chunks {
-        chunks.resize_with(n_chunks, Vec::new);
-    }
-    for c in &mut chunks[..n_chunks] {
-        if c.len() < scratch_len {
-            c.resize(scratch_len, 0.0);
-        }
-    }
-    let scratch_ptrs: Vec<SendPtr<f32>> = chunks[..n_chunks]
-        .iter_mut()
-        .map(|c| SendPtr(c.as_mut_ptr()))
-        .collect();
+    let scratch_ptrs = chunk_buffers(chunks, n_chunks, scratch_len);
     let out_ptr = SendPtr(out.as_mut_ptr());
     let dv = p.head_dim_v;
     pool.run(n_chunks, |chunk| {
@@ -285,20 +281,9 @@ pub fn attend(
         .max()
         .unwrap_or(0)
         .max(p.head_dim_v);
-    if scratch.chunks.len() < n_chunks {
-        scratch.chunks.resize_with(n_chunks, Vec::new);
-    }
-    for c in &mut scratch.chunks[..n_chunks] {
-        if c.len() < max_span + p.head_dim_k {
-            c.resize(max_span + p.head_dim_k, 0.0);
-        }
-    }
-    let out_ptr = SendPtr(out.as_mut_ptr());
-    let scratch_ptrs: Vec<SendPtr<f32>> = scratch.chunks[..n_chunks]
-        .iter_mut()
-        .map(|c| SendPtr(c.as_mut_ptr()))
-        .collect();
     let scratch_len = max_span + p.head_dim_k;
+    let scratch_ptrs = chunk_buffers(&mut scratch.chunks, n_chunks, scratch_len);
+    let out_ptr = SendPtr(out.as_mut_ptr());
     pool.run(n_chunks, |chunk| {
         // SAFETY: chunk `c` alone uses scratch buffer `c`, which holds `scratch_len` floats.
         let buf = unsafe { std::slice::from_raw_parts_mut(scratch_ptrs[chunk].get(), scratch_len) };

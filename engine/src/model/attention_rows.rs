@@ -29,14 +29,7 @@ pub(super) struct RowTask {
 /// The tasks of `batch`: its runs of consecutive tokens of one sequence, cut into pieces of
 /// [`ROW_TOKENS`], times each KV head; latest pieces first (they see the most keys).
 pub(super) fn tasks(batch: &Batch, n_head_kv: usize) -> Vec<RowTask> {
-    let mut runs = Vec::new();
-    let mut start = 0;
-    for t in 1..=batch.len() {
-        if t == batch.len() || batch.seq_ids[t] != batch.seq_ids[start] || t - start == ROW_TOKENS {
-            runs.push(start..t);
-            start = t;
-        }
-    }
+    let runs = batch.sequence_runs(ROW_TOKENS);
     runs.iter()
         .rev()
         .flat_map(|r| {
