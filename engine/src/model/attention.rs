@@ -315,14 +315,11 @@ pub fn attend(
                 }
             }
             let score = |j: usize| {
-                let mut x = match slot(j) {
+                let raw = match slot(j) {
                     Some(sl) => kbuf.dot(sl, k_row, kvh * p.head_dim_k, qh),
                     None => f32::NEG_INFINITY,
                 };
-                if let Some(cap) = p.softcap {
-                    x = (x / cap).tanh() * cap;
-                }
-                x * p.kq_scale
+                finish_score(raw, p)
             };
             if type_v == CacheType::F16 {
                 online_softmax_f16(
@@ -366,30 +363,73 @@ fn online_softmax_f16(
     acc16: &mut [f32],
 ) {
     acc16.fill(0.0);
-    let mut max = f32::NEG_INFINITY;
-    let mut sum = 0f32;
+    let mut state = OnlineF16::default();
     for j in keys {
-        let s = score(j);
+        if let Some(vs) = state.step(score(j), acc16) {
+            add_value(j, vs, acc16);
+        }
+    }
+    let inv = state.inv_sum();
+    for (o, &a) in out.iter_mut().zip(acc16.iter()) {
+        *o = a * inv;
+    }
+}
+
+/// A raw Q·K score soft-capped (where the layer caps) and scaled, as llama.cpp's CPU flash
+/// attention finishes it.
+pub(super) fn finish_score(raw: f32, p: &AttnParams) -> f32 {
+    let x = match p.softcap {
+        Some(cap) => (raw / cap).tanh() * cap,
+        None => raw,
+    };
+    x * p.kq_scale
+}
+
+/// One row's running maximum and sum of llama.cpp's online softmax over an f16 accumulator.
+pub(super) struct OnlineF16 {
+    max: f32,
+    sum: f32,
+}
+
+impl Default for OnlineF16 {
+    fn default() -> OnlineF16 {
+        OnlineF16 {
+            max: f32::NEG_INFINITY,
+            sum: 0.0,
+        }
+    }
+}
+
+impl OnlineF16 {
+    /// Takes the next key's score `s`: rescales `acc16` (f16-rounded values) where the
+    /// maximum grows and returns the weight of the key's value, to add to it; `None` for a
+    /// score of −∞ (the key is skipped).
+    pub(super) fn step(&mut self, s: f32, acc16: &mut [f32]) -> Option<f32> {
         if s == f32::NEG_INFINITY {
-            continue;
+            return None;
         }
         let (mut ms, mut vs) = (1.0f32, 1.0f32);
-        if s > max {
-            let old = max;
-            max = s;
-            ms = (old - max).exp();
+        if s > self.max {
+            let old = self.max;
+            self.max = s;
+            ms = (old - self.max).exp();
             if ms != 1.0 {
                 super::f16ops::scale(acc16, ms);
             }
         } else {
-            vs = (s - max).exp();
+            vs = (s - self.max).exp();
         }
-        add_value(j, vs, acc16);
         // GCC contracts llama.cpp's `S*ms + vs` into a fused multiply-add.
-        sum = sum.mul_add(ms, vs);
+        self.sum = self.sum.mul_add(ms, vs);
+        Some(vs)
     }
-    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
-    for (o, &a) in out.iter_mut().zip(acc16.iter()) {
-        *o = a * inv;
+
+    /// 1 / the sum of the weights (0 when nothing was added), the accumulator's final factor.
+    pub(super) fn inv_sum(&self) -> f32 {
+        if self.sum == 0.0 {
+            0.0
+        } else {
+            1.0 / self.sum
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::ops::Range;
 use crate::batch::Batch;
 use crate::kv::KvBuf;
 
-use super::attention::AttnParams;
+use super::attention::{finish_score, AttnParams, OnlineF16};
 use super::f16ops;
 
 /// Tokens of one sequence per task (times the query heads of a KV head: 16 rows for Gemma 3).
@@ -46,14 +46,13 @@ pub(super) fn scratch_len(p: &AttnParams, rows: usize) -> usize {
     rows * (p.head_dim_k + p.head_dim_v)
 }
 
-/// One row's state: the keys it sees, its f16-rounded query, running maximum and sum, and
-/// f16 accumulator.
+/// One row's state: the keys it sees, its f16-rounded query, online softmax and f16
+/// accumulator.
 struct Row<'a> {
     keys: Range<usize>,
     q: &'a mut [f32],
     acc: &'a mut [f32],
-    max: f32,
-    sum: f32,
+    softmax: OnlineF16,
 }
 
 /// The cache a task reads: K and V rows (f16), the sequence's slot of each position, and the
@@ -99,8 +98,7 @@ pub(super) fn run(
                 keys: p.window.map_or(0, |w| (pos + 1).saturating_sub(w))..pos + 1,
                 q: qh,
                 acc,
-                max: f32::NEG_INFINITY,
-                sum: 0.0,
+                softmax: OnlineF16::default(),
             }
         })
         .collect();
@@ -131,46 +129,22 @@ pub(super) fn run(
                     }
                 }
             }
-            // Each row's online-softmax step (`online_softmax_f16`).
-            let mut step = [None; 4];
+            // Each row's online-softmax step (as `online_softmax_f16` takes it).
+            let mut weight = [None; 4];
             for (i, r) in four.iter_mut().enumerate().filter(|&(i, _)| sees[i]) {
-                let mut s = s[i];
-                if let Some(cap) = p.softcap {
-                    s = (s / cap).tanh() * cap;
-                }
-                let s = s * p.kq_scale;
-                if s == f32::NEG_INFINITY {
-                    continue;
-                }
-                let (mut ms, mut vs) = (1.0f32, 1.0f32);
-                if s > r.max {
-                    let old = r.max;
-                    r.max = s;
-                    ms = (old - r.max).exp();
-                    if ms != 1.0 {
-                        f16ops::scale(r.acc, ms);
-                    }
-                } else {
-                    vs = (s - r.max).exp();
-                }
-                step[i] = Some((ms, vs));
+                weight[i] = r.softmax.step(finish_score(s[i], p), r.acc);
             }
             match (v, &mut *four) {
-                (Some(v), [a, b, c, d]) if step.iter().all(Option::is_some) => {
-                    let w = step.map(|st| st.map_or(0.0, |(_, vs)| vs));
+                (Some(v), [a, b, c, d]) if weight.iter().all(Option::is_some) => {
+                    let w = weight.map(|vs| vs.unwrap_or(0.0));
                     f16ops::mad_x4([&mut *a.acc, &mut *b.acc, &mut *c.acc, &mut *d.acc], v, w);
                 }
                 _ => {
-                    for (r, st) in four.iter_mut().zip(step) {
-                        if let (Some(sl), Some((_, vs))) = (sl, st) {
+                    for (r, vs) in four.iter_mut().zip(weight) {
+                        if let (Some(sl), Some(vs)) = (sl, vs) {
                             cache.vbuf.axpy_f16(sl, cache.v_row, v_off, vs, r.acc);
                         }
                     }
-                }
-            }
-            for (r, st) in four.iter_mut().zip(step) {
-                if let Some((ms, vs)) = st {
-                    r.sum = r.sum.mul_add(ms, vs);
                 }
             }
         }
@@ -179,7 +153,7 @@ pub(super) fn run(
     for t in task.tokens.clone() {
         for h in heads.clone() {
             let r = &mut rows[i];
-            let inv = if r.sum == 0.0 { 0.0 } else { 1.0 / r.sum };
+            let inv = r.softmax.inv_sum();
             r.acc.iter_mut().for_each(|a| *a *= inv);
             out(t, h, r.acc);
             i += 1;
