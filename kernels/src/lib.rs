@@ -37,6 +37,7 @@ pub mod arena;
 pub mod bandwidth;
 mod contention;
 mod error;
+mod int8_acts;
 mod isa;
 mod kernels;
 pub mod matmul;

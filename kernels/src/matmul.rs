@@ -13,12 +13,13 @@
 use nanorun_formats::GgmlType;
 
 use crate::error::{KernelError, Result};
+use crate::int8_acts::{in_groups_of_8_4_2, ActsForm, Int8Buf};
 use crate::kernels::Kernels;
 use crate::repack::{Layout, INTERLEAVED_ROWS};
 use crate::threads::ThreadPool;
 use crate::traits::{
-    Int8Path, Int8Row, Int8RowMut, Interleaved8Batch, Interleaved8Path, TypeTraits, VecDotFn,
-    VecDotX4Fn,
+    Int8Path, Int8Row, Int8RowMut, Interleaved8Batch, Interleaved8Path, Interleaved8TokensFn,
+    TokenBlocks, TypeTraits, VecDotFn, VecDotX4Fn,
 };
 
 /// Weight rows dotted with every token before moving on to the next rows.
@@ -94,41 +95,6 @@ pub struct MatmulScratch {
     buf: Vec<u64>,
     int8: Int8Buf,
     batch_invariant: bool,
-}
-
-/// Unpacked rows for [`Int8Path`]: activations (in [`MatmulScratch`]) or a thread's tile of
-/// weight rows ([`WEIGHT_TILE`]). Grows to the largest op seen, then never allocates again.
-#[derive(Debug, Default)]
-struct Int8Buf {
-    qs: Vec<[i8; 32]>,
-    d: Vec<f32>,
-}
-
-impl Int8Buf {
-    /// Room for `rows` rows of `nb` blocks.
-    fn reserve(&mut self, rows: usize, nb: usize) {
-        let n = rows * nb;
-        if self.qs.len() < n {
-            self.qs.resize(n, [0; 32]);
-            self.d.resize(n, 0.0);
-        }
-    }
-
-    /// Row `i` of `nb` blocks.
-    fn row(&self, i: usize, nb: usize) -> Int8Row<'_> {
-        Int8Row {
-            qs: &self.qs[i * nb..(i + 1) * nb],
-            d: &self.d[i * nb..(i + 1) * nb],
-        }
-    }
-
-    /// Row `i` of `nb` blocks, to write.
-    fn row_mut(&mut self, i: usize, nb: usize) -> Int8RowMut<'_> {
-        Int8RowMut {
-            qs: &mut self.qs[i * nb..(i + 1) * nb],
-            d: &mut self.d[i * nb..(i + 1) * nb],
-        }
-    }
 }
 
 thread_local! {
@@ -239,11 +205,10 @@ pub fn matmul_many<const N: usize>(
     if n_tokens == 0 {
         return Ok(());
     }
-    let int8_offset = |p: &Plan<'_>| p.int8.map(|(w8, _)| w8.offset_acts);
     let shares_acts = |p: &Plan<'_>, q: &Plan<'_>| {
         p.at.ty == q.at.ty
             && p.w.cols == q.w.cols
-            && (p.int8.is_none() || q.int8.is_none() || int8_offset(p) == int8_offset(q))
+            && (p.int8.is_none() || q.int8.is_none() || p.acts_form == q.acts_form)
     };
     if plans
         .iter()
@@ -277,6 +242,7 @@ struct Plan<'a> {
     vec_dot_x4: Option<VecDotX4Fn>,
     interleaved: Option<Interleaved8Path>,
     int8: Option<(Int8Path, Int8Path)>,
+    acts_form: ActsForm,
     soft_prefetch: bool,
     tile_rows: usize,
     grouped_rows: usize,
@@ -339,6 +305,10 @@ impl<'a> Plan<'a> {
             (None, Some(w8), Some(a8)) if n_tokens >= INT8_MIN_TOKENS => Some((w8, a8)),
             _ => None,
         };
+        let acts_form = match interleaved.map(|p| p.batch) {
+            Some(Interleaved8Batch::Int8Tokens { .. }) => ActsForm::Grouped,
+            _ => int8.map_or(ActsForm::Signed, |(w8, _)| ActsForm::of(&w8)),
+        };
         // (Multiples of 8, so that the tiles of an interleaved matrix start at group bounds.)
         let tile_rows = if int8.is_some() {
             INT8_ROW_TILE
@@ -372,6 +342,7 @@ impl<'a> Plan<'a> {
             vec_dot_x4,
             interleaved,
             int8,
+            acts_form,
             soft_prefetch: wt.soft_prefetch,
             tile_rows,
             // Rows in whole interleaved groups (the rest are row-major).
@@ -445,7 +416,8 @@ impl<'a> Plan<'a> {
                 continue;
             }
             let mut t = 0;
-            if let Some((w8, _)) = int8 {
+            // (The int8 path's row-major kernels take the activations in its own form only.)
+            if let Some((w8, _)) = int8.filter(|(w8, _)| self.acts_form == ActsForm::of(w8)) {
                 t = int8_tile(&w8, tile..tile_end, &row, nb, int8_acts, n_tokens, &put_run);
             } else if soft_prefetch {
                 prefetch(w.data, tile_end * w_row + PREFETCH_AHEAD, ROW_TILE * w_row);
@@ -491,7 +463,10 @@ fn run_plans(
     let acts = scratch.bytes(n_tokens * a_row);
     quantize_rows(&at, pool, x, cols, acts, a_row);
     let acts: &[u8] = acts;
-    if let Some((nb, (w8, a8))) = plans.iter().find_map(|p| Some((p.nb, p.int8?))) {
+    let int8 = plans
+        .iter()
+        .find_map(|p| Some((p.nb, p.int8?, p.acts_form)));
+    if let Some((nb, (w8, a8), form)) = int8 {
         int8_acts.reserve(n_tokens, nb);
         let (qs, d) = (
             SyncPtr(int8_acts.qs.as_mut_ptr()),
@@ -507,13 +482,18 @@ fn run_plans(
                 )
             };
             (a8.unpack)(&acts[t * a_row..(t + 1) * a_row], Int8RowMut { qs, d });
-            w8.adapt_acts(qs);
+            if form == ActsForm::Offset {
+                w8.adapt_acts(qs);
+            }
         };
         // (A few tokens convert faster on this thread than a pool op costs.)
         if n_tokens > 8 {
             pool.run(n_tokens, unpack);
         } else {
             (0..n_tokens).for_each(unpack);
+        }
+        if form == ActsForm::Grouped {
+            int8_acts.group_tokens(n_tokens, nb);
         }
     }
     let total = plans.iter().map(|p| p.n_chunks).sum();
@@ -564,13 +544,19 @@ fn interleaved_tile<'a>(
             }
             t
         }
-        (Interleaved8Batch::Int8 { x8, x4, x2 }, Some(_)) => in_groups_of_8_4_2(
+        (Interleaved8Batch::Int8 { x8, x4, x2, .. }, Some(_)) => in_groups_of_8_4_2(
             n_tokens,
             |t| int8_groups(each_group(), (acts, nb), t, x8, put_run),
             |t| int8_groups(each_group(), (acts, nb), t, x4, put_run),
             |t| int8_groups(each_group(), (acts, nb), t, x2, put_run),
         ),
-        (Interleaved8Batch::Int8 { .. }, None) => 0,
+        (Interleaved8Batch::Int8Tokens { x8, x4, x2 }, Some(_)) => in_groups_of_8_4_2(
+            n_tokens,
+            |t| tokens_groups(each_group(), acts.group::<8>(t, nb), t, x8, put_run),
+            |t| tokens_groups(each_group(), acts.group::<4>(t, nb), t, x4, put_run),
+            |t| tokens_groups(each_group(), acts.group::<2>(t, nb), t, x2, put_run),
+        ),
+        (Interleaved8Batch::Int8 { .. } | Interleaved8Batch::Int8Tokens { .. }, None) => 0,
     };
     for t in t..n_tokens {
         for (group, r) in each_group() {
@@ -590,6 +576,22 @@ fn int8_groups<'g, const N: usize>(
     let a = std::array::from_fn(|k| acts.row(t + k, nb));
     for (group, r) in groups {
         for (k, v) in dot(group, &a).iter().enumerate() {
+            put_run(t + k, r, v);
+        }
+    }
+}
+
+/// Tokens `t..t + N`, grouped in `a`, times each of `groups` (interleaved bytes, first row)
+/// through `dot`.
+fn tokens_groups<'g, const N: usize>(
+    groups: impl Iterator<Item = (&'g [u8], usize)>,
+    a: &[TokenBlocks<N>],
+    t: usize,
+    dot: Interleaved8TokensFn<N>,
+    put_run: &impl Fn(usize, usize, &[f32]),
+) {
+    for (group, r) in groups {
+        for (k, v) in dot(group, a).iter().enumerate() {
             put_run(t + k, r, v);
         }
     }
@@ -637,31 +639,6 @@ fn int8_tile<'w>(
         |t| out.group(t, |i, a| (path.packed_x4)(packed(i), a)),
         |t| out.group(t, |i, a| (path.packed_x2)(packed(i), a)),
     )
-}
-
-/// Calls `eight(t)` for every whole group of eight tokens from 0, then `four(t)` and `two(t)`
-/// once each as far as the `n_tokens` reach; returns the first token not done (at most one is
-/// left): how the int8 kernels split a batch.
-fn in_groups_of_8_4_2(
-    n_tokens: usize,
-    mut eight: impl FnMut(usize),
-    four: impl FnOnce(usize),
-    two: impl FnOnce(usize),
-) -> usize {
-    let mut t = 0;
-    while t + 8 <= n_tokens {
-        eight(t);
-        t += 8;
-    }
-    if t + 4 <= n_tokens {
-        four(t);
-        t += 4;
-    }
-    if t + 2 <= n_tokens {
-        two(t);
-        t += 2;
-    }
-    t
 }
 
 /// Where [`int8_tile`]'s groups of tokens get their activations and put their results.

@@ -107,6 +107,31 @@ impl Int8Path {
 /// token.
 pub(crate) type Interleaved8X4Fn = fn(w: &[u8], a: [&[u8]; 4]) -> [[f32; 8]; 4];
 
+/// Block i of `N` tokens' int8 activations side by side (signed, as the activation type's
+/// unpacker writes them), so that a kernel reads every token's block from one pointer at fixed
+/// offsets, and each block's −128·Σq: what the block's Σ (w + 128)·q, with the weight quants
+/// taken offset by 128 and unsigned, must add to be Σ w·q.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TokenBlocks<const N: usize> {
+    /// Token k's quants.
+    pub qs: [[i8; 32]; N],
+    /// Token k's scale.
+    pub d: [f32; N],
+    /// Token k's −128·Σq.
+    pub bias: [i32; N],
+}
+// SAFETY: arrays of i8, f32 and i32 only, in that order with sizes that are multiples of 4:
+// no padding, and any bits are valid.
+unsafe impl<const N: usize> bytemuck::Zeroable for TokenBlocks<N> {}
+// SAFETY: as above.
+unsafe impl<const N: usize> bytemuck::Pod for TokenBlocks<N> {}
+
+/// Eight interleaved rows (one group's bytes) times `N` tokens' activations in
+/// [`TokenBlocks`] (block i of all of them at index i).
+pub(crate) type Interleaved8TokensFn<const N: usize> =
+    fn(w: &[u8], a: &[TokenBlocks<N>]) -> [[f32; 8]; N];
+
 /// Eight interleaved rows (one group's bytes) times `N` unpacked activation rows.
 pub(crate) type Interleaved8Int8Fn<const N: usize> =
     fn(w: &[u8], a: &[Int8Row<'_>; N]) -> [[f32; 8]; N];
@@ -156,6 +181,18 @@ pub(crate) enum Interleaved8Batch {
         x4: Interleaved8Int8Fn<4>,
         /// Two tokens.
         x2: Interleaved8Int8Fn<2>,
+    },
+    /// Eight, four or two tokens at a time on the group with the activations of the type's
+    /// [`Int8Path`] signed and grouped by token ([`TokenBlocks`]; one token left over takes
+    /// `x1`). A matrix's rows outside whole groups then take the type's `vec_dot`, not the
+    /// int8 path's row-major kernels.
+    Int8Tokens {
+        /// Eight tokens.
+        x8: Interleaved8TokensFn<8>,
+        /// Four tokens.
+        x4: Interleaved8TokensFn<4>,
+        /// Two tokens.
+        x2: Interleaved8TokensFn<2>,
     },
 }
 

@@ -288,13 +288,13 @@ fn interleaved_q5_0_vnni(p: &mut Interleaved8Path) {
 /// Interleaved Q8_0 in the scalar reference's order (see `x86_avx512_q8_0_x8`): eight rows
 /// per vector, whose integer sums take one `vpdpbusd` per lane and token and whose float steps
 /// cover eight rows at once. For output projections only (`for_batches: false`): in a layer,
-/// rounding other than llama.cpp's changes greedy runs (see `Kernels::output_layout`). The
-/// activations come offset by 128, as Q8_0's int8 path takes them here.
+/// rounding other than llama.cpp's changes greedy runs (see `Kernels::output_layout`). Batches
+/// take the activations signed and grouped by token, and offset the weights instead.
 fn interleaved_q8_0_vnni() -> Interleaved8Path {
     // SAFETY (every closure): installed only into the AVX-512 table (see `install`).
     Interleaved8Path {
         x1: |w, a| unsafe { q8_0_x8_x1(cast(w), cast(a)) },
-        batch: Interleaved8Batch::Int8 {
+        batch: Interleaved8Batch::Int8Tokens {
             x8: |w, a| unsafe { q8_0_x8_xn::<8>(cast(w), a) },
             x4: |w, a| unsafe { q8_0_x8_xn::<4>(cast(w), a) },
             x2: |w, a| unsafe { q8_0_x8_xn::<2>(cast(w), a) },

@@ -11,25 +11,27 @@
 //! bound the row-major eight-token kernel at about 2.2 cycles per row, block and token on a
 //! Zen 4.
 //!
-//! The activations are the int8 path's (offset by 128, unsigned), so each sum starts from the
-//! row's −128·Σq, formed once per block for all the tokens (the one-token kernel offsets its
-//! Q8_0 activations itself).
+//! One token offsets its Q8_0 activations by 128 itself (unsigned), so each sum starts from
+//! the row's −128·Σq. Batches take them signed, with each block's −128·Σa formed once per
+//! matmul, and offset the weights instead (see [`q8_0_x8_xn`]).
 //!
 //! Same safety contract as `x86_avx512`: reachable only through the AVX-512 table.
 
 use std::arch::x86_64::*;
 
 use super::x86_avx2::to_array;
-use super::x86_avx2_int8::token_rows;
 use crate::quant::q8_0_x8::BlockQ8_0x8;
 use crate::quant::{BlockQ8_0, INTERLEAVED_ROWS as ROWS};
-use crate::traits::Int8Row;
+use crate::traits::TokenBlocks;
 
 /// How many blocks ahead a batch prefetches. A batch spends long enough on each block that
 /// the hardware prefetchers of a Zen 4 fell behind: eight tokens of the 262144 × 640 matrix
 /// from memory on two threads took 9–12 ms with four blocks (1 KiB) ahead, 14–16 without
 /// (`kernel_cycles q8_0 avx512 3 2 8 262144 640`); one token (no prefetch) gained nothing.
-const PREFETCH_AHEAD: usize = 4;
+/// With the grouped activations (a faster loop), eight blocks (2 KiB) ahead beat four on one
+/// thread (15.0–15.5 against 15.9–18.7 ms, `kernel_cycles q8_0 avx512 20 1 8 262144 640
+/// output`); sixteen gained nothing more.
+const PREFETCH_AHEAD: usize = 8;
 
 /// One block of eight rows in registers.
 struct Block {
@@ -110,27 +112,49 @@ pub(crate) fn q8_0_x8_x1(w: &[BlockQ8_0x8], a: &[BlockQ8_0]) -> [f32; ROWS] {
     to_array(acc)
 }
 
-/// The eight rows of `w` · `N` unpacked Q8_0 rows offset by 128 (the int8 path's activations
-/// where `offset_acts`), bit-identical to [`q8_0_x8_x1`] on each token.
+/// The eight rows of `w` · `N` tokens' signed Q8_0 activations grouped by block
+/// ([`TokenBlocks`]), bit-identical to [`q8_0_x8_x1`] on each token. The weight quants go
+/// offset by 128 into `vpdpbusd`'s unsigned operand, once per block for all the tokens, so
+/// that each activation dword is its broadcast operand, read by the instruction itself (one
+/// µop where a separate broadcast of offset activations made two), and each sum starts from
+/// the block's −128·Σa, formed once per matmul. All the tokens' blocks lie at fixed offsets
+/// from one pointer, which leaves the registers to the sums.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn q8_0_x8_xn<const N: usize>(
     w: &[BlockQ8_0x8],
-    a: &[Int8Row<'_>; N],
+    a: &[TokenBlocks<N>],
 ) -> [[f32; ROWS]; N] {
-    let (qs, ds) = token_rows(a, w.len());
+    assert!(a.len() >= w.len());
+    let unsigned_128 = _mm256_set1_epi8(i8::MIN);
     let mut acc = [_mm256_setzero_ps(); N];
-    for (i, x) in w.iter().enumerate() {
+    for (i, (x, y)) in w.iter().zip(a).enumerate() {
         // The block PREFETCH_AHEAD on (the next group's, past the end: its bytes follow) is
         // asked for now; a hint, so it may point past `w`.
         let ahead = w.as_ptr().wrapping_add(i + PREFETCH_AHEAD).cast::<i8>();
         for off in (0..std::mem::size_of::<BlockQ8_0x8>()).step_by(64) {
             _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off));
         }
-        let b = load(x);
-        for t in 0..N {
-            // SAFETY: i < w.len() <= every token row's length (asserted by `token_rows`).
-            let (s, yd) = unsafe { (sums(&b, qs[t].add(i)), *ds[t].add(i)) };
-            acc[t] = accumulate(acc[t], s, b.d, yd);
+        // SAFETY: `qs` is 256 bytes, lane l the 32 at 32l; `d` is eight f16s (16 bytes).
+        let (lanes, d): ([__m256i; 8], _) = unsafe {
+            (
+                std::array::from_fn(|l| {
+                    let q = _mm256_loadu_si256(x.qs.as_ptr().add(32 * l).cast());
+                    _mm256_xor_si256(q, unsigned_128)
+                }),
+                _mm256_cvtph_ps(_mm_loadu_si128(x.d.as_ptr().cast())),
+            )
+        };
+        for (t, acc) in acc.iter_mut().enumerate() {
+            let q = y.qs[t].as_ptr().cast::<i32>();
+            let (mut even, mut odd) = (_mm256_set1_epi32(y.bias[t]), _mm256_setzero_si256());
+            for l in (0..8).step_by(2) {
+                // SAFETY: dwords l and l + 1 of the 32 bytes of `y.qs[t]`.
+                let (qe, qo) =
+                    unsafe { (q.add(l).read_unaligned(), q.add(l + 1).read_unaligned()) };
+                even = _mm256_dpbusd_epi32(even, lanes[l], _mm256_set1_epi32(qe));
+                odd = _mm256_dpbusd_epi32(odd, lanes[l + 1], _mm256_set1_epi32(qo));
+            }
+            *acc = accumulate(*acc, _mm256_add_epi32(even, odd), d, y.d[t]);
         }
     }
     std::array::from_fn(|t| to_array(acc[t]))
