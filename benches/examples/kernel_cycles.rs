@@ -2,13 +2,16 @@
 //! `/proc/self/schedstat`), which other processes sharing the machine disturb far less than
 //! criterion's wall-clock times (this VM has no performance counters for `perf stat`):
 //!
-//! `cargo run --release -p nanorun-benches --example kernel_cycles -- TYPE ISA REPS [THREADS [TOKENS [ROWS COLS [LAYOUT]]]]`
+//! `cargo run --release -p nanorun-benches --example kernel_cycles -- TYPE ISA REPS [THREADS [TOKENS [ROWS COLS [LAYOUT [COPIES]]]]]`
 //! e.g. `-- Q4_K avx2 300` (bytes count each token's pass over the weights). With THREADS > 1
 //! only the wall-clock figure means anything. The matrix is placed in a huge-page arena,
 //! repacked into the layout the ISA prefers (for one token: its output-projection layout), as
 //! the engine does at load; with LAYOUT `output` into the output-projection layout whatever the
 //! token count (`Kernels::output_layout`: Q8_0 on AVX-512), with `rows` it stays row-major in
-//! an ordinary allocation.
+//! an ordinary allocation. With COPIES > 1 the matrix is placed that many times, one after
+//! another as a model's matrices lie in its arena, and the ops take them in turn: with enough
+//! copies to overflow the caches, each op reads its weights from memory, as a decode step's
+//! small layer matrices do (e.g. `-- Q5_0 avx512 3000 2 1 2048 640 interleaved 64`).
 
 use nanorun_benches::{matrix, values};
 use nanorun_kernels::{matmul, GgmlType, Isa, Kernels, MatmulScratch, QMatrix, ThreadPool};
@@ -31,29 +34,33 @@ fn main() {
         cols,
     )
     .expect("matrix");
+    let copies: usize = args.get(9).map_or(1, |s| s.parse().expect("copies"));
     let placed = match args.get(8).map(String::as_str) {
-        Some("rows") => None,
+        Some("rows") => (0..copies).map(|_| None).collect(),
         _ => k
             .repack_all(
-                &[w],
+                &vec![w; copies],
                 1,
                 true,
                 |_| n_tokens == 1 || args.get(8).is_some_and(|l| l == "output"),
                 |_, _| (),
             )
-            .expect("repack")
-            .pop()
-            .flatten(),
+            .expect("repack"),
     };
-    let w = placed.as_ref().map_or(w, |r| r.matrix());
+    let ws: Vec<QMatrix<'_>> = placed
+        .iter()
+        .map(|p| p.as_ref().map_or(w, |r| r.matrix()))
+        .collect();
+    let w = ws[0];
     let x = values(1, cols * n_tokens);
     let pool = ThreadPool::new(threads);
     let mut scratch = MatmulScratch::new();
     let mut out = vec![0.0f32; rows * n_tokens];
     matmul(k, &pool, &w, &x, n_tokens, &mut out, &mut scratch).expect("warm-up");
     let (cpu0, wall0) = (on_cpu_ns(), std::time::Instant::now());
-    for _ in 0..reps {
-        matmul(k, &pool, &w, &x, n_tokens, &mut out, &mut scratch).expect("matmul");
+    for rep in 0..reps {
+        let w = &ws[rep % copies];
+        matmul(k, &pool, w, &x, n_tokens, &mut out, &mut scratch).expect("matmul");
     }
     let cpu = (on_cpu_ns() - cpu0) as f64 / 1e9;
     let wall = wall0.elapsed().as_secs_f64();

@@ -161,7 +161,9 @@ mod tests {
             }
             assert!(n - next <= 1, "n={n}");
             let sizes: Vec<_> = groups.iter().map(|g| g.1).collect();
-            assert!(sizes.windows(2).all(|w| w[0] >= w[1] && (w[0] == 8 || w[0] > w[1])));
+            assert!(sizes
+                .windows(2)
+                .all(|w| w[0] >= w[1] && (w[0] == 8 || w[0] > w[1])));
             let visited = std::cell::RefCell::new(Vec::new());
             let end = in_groups_of_8_4_2(
                 n,
