@@ -1,9 +1,11 @@
 //! A persistent thread pool built for decode: many small parallel ops per token.
 //!
 //! - Workers live as long as the pool; an op allocates nothing.
-//! - Work is split into chunks handed out by an atomic counter, so a worker that lost its core
-//!   to another process simply takes fewer chunks — the op never waits for a sleeping worker
-//!   to wake up unless that worker already holds a chunk.
+//! - Work is split into chunks, and the chunks into one contiguous range per thread, each
+//!   handed out in order by an atomic counter; a thread done with its own range takes chunks
+//!   from the others' (see `claim`). So a worker that lost its core to another process simply
+//!   takes fewer chunks — the op never waits for a sleeping worker to wake up unless that
+//!   worker already holds a chunk — while a matmul's threads each stream one run of memory.
 //! - Waiting spins briefly (`spin`, 50 µs by default) and then parks on a condition variable:
 //!   never a long busy-spin (on a 2-core machine another process often holds a core).
 //! - While other processes keep the calling thread waiting for a core, ops use fewer of the
@@ -25,6 +27,8 @@ type JobFn = dyn Fn(usize) + Sync;
 struct Job {
     f: *const JobFn,
     n_chunks: usize,
+    /// Thread k's own range of chunks is `(k + rotation) % n_threads` (see [`claim`]).
+    rotation: usize,
 }
 
 struct Shared {
@@ -34,7 +38,8 @@ struct Shared {
     job: UnsafeCell<Job>,
     /// True from publishing an op until its caller stops accepting helpers.
     open: AtomicBool,
-    next: AtomicUsize,
+    /// The next chunk of each range (see [`claim`]).
+    next: Box<[AtomicUsize]>,
     done: AtomicUsize,
     /// Workers currently inside an op (between checking `open` and leaving).
     active: AtomicUsize,
@@ -124,9 +129,10 @@ impl ThreadPool {
             job: UnsafeCell::new(Job {
                 f: std::ptr::null::<fn(usize)>() as *const JobFn,
                 n_chunks: 0,
+                rotation: 0,
             }),
             open: AtomicBool::new(false),
-            next: AtomicUsize::new(0),
+            next: (0..n_threads).map(|_| AtomicUsize::new(0)).collect(),
             done: AtomicUsize::new(0),
             active: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
@@ -189,8 +195,18 @@ impl ThreadPool {
             unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static JobFn>(f_ref) };
         // SAFETY: no worker is inside an op (the previous `run` waited for that), so nobody
         // reads `job` while we write it.
-        unsafe { *s.job.get() = Job { f: f_ptr, n_chunks } };
-        s.next.store(0, SeqCst);
+        let rotation = (unsafe { &*s.job.get() }.rotation + 1) % self.n_threads;
+        // SAFETY: as above.
+        unsafe {
+            *s.job.get() = Job {
+                f: f_ptr,
+                n_chunks,
+                rotation,
+            }
+        };
+        for (r, next) in s.next.iter().enumerate() {
+            next.store(range(r, self.n_threads, n_chunks).start, SeqCst);
+        }
         s.done.store(0, SeqCst);
         s.open.store(true, SeqCst);
         s.epoch.fetch_add(1, SeqCst);
@@ -199,11 +215,9 @@ impl ThreadPool {
             s.wake.notify_all();
         }
         let close = Close(s);
-        loop {
-            let i = s.next.fetch_add(1, SeqCst);
-            if i >= n_chunks {
-                break;
-            }
+        // SAFETY: written above by this thread; workers only read it.
+        let job = unsafe { &*s.job.get() };
+        while let Some(i) = claim(s, 0, job) {
             f(i);
             s.done.fetch_add(1, SeqCst);
         }
@@ -293,6 +307,26 @@ fn notify_caller(s: &Shared) {
     }
 }
 
+/// Chunks `range(r, n, n_chunks)` of an op form thread range r of n: contiguous, in order.
+fn range(r: usize, n: usize, n_chunks: usize) -> std::ops::Range<usize> {
+    r * n_chunks / n..(r + 1) * n_chunks / n
+}
+
+/// The next chunk for thread `k` of the current op, if any is left: first from its own range,
+/// in order, then from the others' (a thread that lost its core leaves its range to them). A
+/// matmul's chunks lie in memory in chunk order, so each thread streams one run of memory per
+/// op instead of a new run per chunk, and the ranges rotate by one per op so that the thread
+/// that read the end of one op's memory starts the next op where it left off (the next matrix
+/// follows in the weight arena).
+fn claim(s: &Shared, k: usize, job: &Job) -> Option<usize> {
+    let n = s.next.len();
+    (0..n).find_map(|step| {
+        let r = (k + job.rotation + step) % n;
+        let i = s.next[r].fetch_add(1, SeqCst);
+        (i < range(r, n, job.n_chunks).end).then_some(i)
+    })
+}
+
 /// Worker number `index` (1..n_threads; the caller is 0).
 fn worker(s: &Shared, index: usize) {
     IN_OP.with(|c| c.set(true));
@@ -330,11 +364,7 @@ fn worker(s: &Shared, index: usize) {
             // the caller is still inside `run` and the closure is alive (see `Shared`).
             let job = unsafe { &*s.job.get() };
             let f = unsafe { &*job.f };
-            loop {
-                let i = s.next.fetch_add(1, SeqCst);
-                if i >= job.n_chunks {
-                    break;
-                }
+            while let Some(i) = claim(s, index, job) {
                 if catch_unwind(AssertUnwindSafe(|| f(i))).is_err() {
                     s.panicked.store(true, SeqCst);
                 }
@@ -381,6 +411,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The threads' ranges cut an op's chunks into contiguous runs, in order, that cover each
+    /// chunk once; and one thread alone claims every chunk once, its own range first.
+    #[test]
+    fn ranges_cover_the_chunks_in_order() {
+        for n in 1..6 {
+            for n_chunks in 0..40 {
+                let mut next = 0;
+                for r in 0..n {
+                    let run = range(r, n, n_chunks);
+                    assert_eq!(run.start, next, "{n} ranges, {n_chunks} chunks");
+                    next = run.end;
+                }
+                assert_eq!(next, n_chunks);
+            }
+        }
+        let pool = ThreadPool::new(3);
+        let s = &*pool.shared;
+        let job = Job {
+            f: std::ptr::null::<fn(usize)>() as *const JobFn,
+            n_chunks: 10,
+            rotation: 2,
+        };
+        for (r, next) in s.next.iter().enumerate() {
+            next.store(range(r, 3, 10).start, SeqCst);
+        }
+        // Thread 1 owns range (1 + 2) % 3 = 0, then takes ranges 1 and 2.
+        let order: Vec<usize> = std::iter::from_fn(|| claim(s, 1, &job)).collect();
+        assert_eq!(order, (0..10).collect::<Vec<_>>());
     }
 
     #[test]
