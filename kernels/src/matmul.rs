@@ -544,7 +544,7 @@ fn interleaved_tile<'a>(
             }
             t
         }
-        (Interleaved8Batch::Int8 { x8, x4, x2, .. }, Some(_)) => in_groups_of_8_4_2(
+        (Interleaved8Batch::Int8 { x8, x4, x2 }, Some(_)) => in_groups_of_8_4_2(
             n_tokens,
             |t| int8_groups(each_group(), (acts, nb), t, x8, put_run),
             |t| int8_groups(each_group(), (acts, nb), t, x4, put_run),

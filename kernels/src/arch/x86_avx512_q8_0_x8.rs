@@ -43,17 +43,24 @@ struct Block {
     d: __m256,
 }
 
-/// Loads `x` and forms its rows' offsets.
+/// The lanes of `x` (signed quants) and its rows' scales.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn load(x: &BlockQ8_0x8) -> Block {
+fn lanes_and_scales(x: &BlockQ8_0x8) -> ([__m256i; 8], __m256) {
     // SAFETY: `qs` is 256 bytes, lane l the 32 at 32l; `d` is eight f16s (16 bytes).
-    let (lanes, d): ([__m256i; 8], _) = unsafe {
+    unsafe {
         (
             std::array::from_fn(|l| _mm256_loadu_si256(x.qs.as_ptr().add(32 * l).cast())),
             _mm256_cvtph_ps(_mm_loadu_si128(x.d.as_ptr().cast())),
         )
-    };
+    }
+}
+
+/// Loads `x` and forms its rows' offsets.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn load(x: &BlockQ8_0x8) -> Block {
+    let (lanes, d) = lanes_and_scales(x);
     let unsigned_128 = _mm256_set1_epi8(i8::MIN);
     let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     for l in (0..8).step_by(2) {
@@ -134,16 +141,8 @@ pub(crate) fn q8_0_x8_xn<const N: usize>(
         for off in (0..std::mem::size_of::<BlockQ8_0x8>()).step_by(64) {
             _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off));
         }
-        // SAFETY: `qs` is 256 bytes, lane l the 32 at 32l; `d` is eight f16s (16 bytes).
-        let (lanes, d): ([__m256i; 8], _) = unsafe {
-            (
-                std::array::from_fn(|l| {
-                    let q = _mm256_loadu_si256(x.qs.as_ptr().add(32 * l).cast());
-                    _mm256_xor_si256(q, unsigned_128)
-                }),
-                _mm256_cvtph_ps(_mm_loadu_si128(x.d.as_ptr().cast())),
-            )
-        };
+        let (signed, d) = lanes_and_scales(x);
+        let lanes = signed.map(|q| _mm256_xor_si256(q, unsigned_128));
         for (t, acc) in acc.iter_mut().enumerate() {
             let q = y.qs[t].as_ptr().cast::<i32>();
             let (mut even, mut odd) = (_mm256_set1_epi32(y.bias[t]), _mm256_setzero_si256());
