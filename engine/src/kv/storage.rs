@@ -153,23 +153,33 @@ impl KvBuf {
         }
     }
 
+    /// Asks for row `slot`'s `len` values from `off` (rows `row_len` long) to be brought into
+    /// the cache ahead of their use (a hint: attention's reads of K and V rows are scattered
+    /// over blocks and short, where the hardware prefetchers start too late; for F16 rows).
+    #[inline]
+    pub fn prefetch(&self, slot: usize, row_len: usize, off: usize, len: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let KvBuf::F16(v) = self {
+            let Some(row) = v.get(slot * row_len + off..slot * row_len + off + len) else {
+                return;
+            };
+            let p = row.as_ptr().cast::<i8>();
+            for b in (0..std::mem::size_of_val(row)).step_by(64) {
+                // SAFETY: a prefetch hint of an address inside `row`; it reads nothing.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.add(b))
+                };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (slot, row_len, off, len);
+    }
+
     /// Row `slot`'s `len` values from `off` (rows `row_len` long), where the rows are f16.
     pub fn f16_head(&self, slot: usize, row_len: usize, off: usize, len: usize) -> Option<&[f16]> {
         match self {
             KvBuf::F16(v) => Some(&v[slot * row_len + off..][..len]),
             _ => None,
-        }
-    }
-
-    /// `acc[i] = f16(acc[i] + w · row[i])` for an F16 cache (fused multiply-add, then rounded
-    /// to f16, as ggml's `ggml_vec_mad_f16`); other types fall back to [`KvBuf::axpy`].
-    #[inline]
-    pub fn axpy_f16(&self, slot: usize, row_len: usize, off: usize, w: f32, acc: &mut [f32]) {
-        let start = slot * row_len + off;
-        let n = acc.len();
-        match self {
-            KvBuf::F16(v) => crate::model::f16ops::mad(acc, &v[start..start + n], w),
-            _ => self.axpy(slot, row_len, off, w, acc),
         }
     }
 }

@@ -12,8 +12,9 @@ use crate::batch::Batch;
 use crate::error::Result;
 use crate::kv::{CacheType, KvBuf, KvCache};
 
-use super::attention_rows;
+use super::attention_rows::{self, PREFETCH_KEYS};
 use super::attention_tiled::{self, TileScratch};
+use super::f16_replay::{self, RowSteps, KEY_BLOCK, SKIP};
 
 /// The attention facts of one layer.
 #[derive(Clone, Copy, Debug)]
@@ -280,7 +281,7 @@ pub fn attend(
         .map(|&pos| pos + 1)
         .max()
         .unwrap_or(0)
-        .max(p.head_dim_v);
+        .max(p.head_dim_v + 2 * KEY_BLOCK);
     let scratch_len = max_span + p.head_dim_k;
     let scratch_ptrs = chunk_buffers(&mut scratch.chunks, n_chunks, scratch_len);
     let out_ptr = SendPtr(out.as_mut_ptr());
@@ -325,13 +326,19 @@ pub fn attend(
                 online_softmax_f16(
                     lo..=pos,
                     score,
-                    |j, w, acc| {
+                    |j| {
+                        let sl = slot(j)?;
+                        // The value for the replay (a block of keys on).
+                        vbuf.prefetch(sl, v_row, kvh * p.head_dim_v, p.head_dim_v);
+                        vbuf.f16_head(sl, v_row, kvh * p.head_dim_v, p.head_dim_v)
+                    },
+                    |j| {
                         if let Some(sl) = slot(j) {
-                            vbuf.axpy_f16(sl, v_row, kvh * p.head_dim_v, w, acc)
+                            kbuf.prefetch(sl, k_row, kvh * p.head_dim_k, p.head_dim_k);
                         }
                     },
                     o,
-                    &mut scores[..p.head_dim_v],
+                    &mut scores[..p.head_dim_v + 2 * KEY_BLOCK],
                 );
                 continue;
             }
@@ -354,23 +361,40 @@ pub fn attend(
 /// Softmax-weighted sum of values the way llama.cpp's CPU flash-attention kernel computes it
 /// over an f16 cache (its default): one pass over the keys in order with a running maximum,
 /// the accumulator kept in f16 and rescaled when the maximum grows, divided by the sum at the
-/// end. `acc16` is scratch of `out.len()` floats holding f16-rounded values.
-fn online_softmax_f16(
+/// end (the value half a block of keys at a time, see [`f16_replay`]). `scratch` holds
+/// `out.len() + 2·KEY_BLOCK` floats.
+fn online_softmax_f16<'v>(
     keys: std::ops::RangeInclusive<usize>,
     score: impl Fn(usize) -> f32,
-    mut add_value: impl FnMut(usize, f32, &mut [f32]),
+    value: impl Fn(usize) -> Option<&'v [f16]>,
+    prefetch: impl Fn(usize),
     out: &mut [f32],
-    acc16: &mut [f32],
+    scratch: &mut [f32],
 ) {
-    acc16.fill(0.0);
+    let (acc, steps) = scratch.split_at_mut(out.len());
+    let (scale, weight) = steps.split_at_mut(KEY_BLOCK);
+    acc.fill(0.0);
     let mut state = OnlineF16::default();
-    for j in keys {
-        if let Some(vs) = state.step(score(j), acc16) {
-            add_value(j, vs, acc16);
+    let mut values = [None; KEY_BLOCK];
+    let (lo, end) = (*keys.start(), *keys.end() + 1);
+    for from in (lo..end).step_by(KEY_BLOCK) {
+        let block = from..(from + KEY_BLOCK).min(end);
+        for (i, j) in block.clone().enumerate() {
+            if j + PREFETCH_KEYS < end {
+                prefetch(j + PREFETCH_KEYS);
+            }
+            (scale[i], weight[i]) = state.step(score(j));
+            values[i] = value(j);
         }
+        let row = RowSteps {
+            acc: &mut *acc,
+            scale: &mut *scale,
+            weight: &mut *weight,
+        };
+        f16_replay::replay(&mut [row], &values[..block.len()]);
     }
     let inv = state.inv_sum();
-    for (o, &a) in out.iter_mut().zip(acc16.iter()) {
+    for (o, &a) in out.iter_mut().zip(acc.iter()) {
         *o = a * inv;
     }
 }
@@ -401,27 +425,24 @@ impl Default for OnlineF16 {
 }
 
 impl OnlineF16 {
-    /// Takes the next key's score `s`: rescales `acc16` (f16-rounded values) where the
-    /// maximum grows and returns the weight of the key's value, to add to it; `None` for a
-    /// score of −∞ (the key is skipped).
-    pub(super) fn step(&mut self, s: f32, acc16: &mut [f32]) -> Option<f32> {
+    /// Takes the next key's score `s` and returns what it does to the f16 accumulator (see
+    /// [`RowSteps`]): the factor to rescale it by first (1: none, where the maximum stays) and
+    /// the weight of the key's value, to add to it ([`SKIP`] for a score of −∞).
+    pub(super) fn step(&mut self, s: f32) -> (f32, f32) {
         if s == f32::NEG_INFINITY {
-            return None;
+            return (1.0, SKIP);
         }
         let (mut ms, mut vs) = (1.0f32, 1.0f32);
         if s > self.max {
             let old = self.max;
             self.max = s;
             ms = (old - self.max).exp();
-            if ms != 1.0 {
-                super::f16ops::scale(acc16, ms);
-            }
         } else {
             vs = (s - self.max).exp();
         }
         // GCC contracts llama.cpp's `S*ms + vs` into a fused multiply-add.
         self.sum = self.sum.mul_add(ms, vs);
-        Some(vs)
+        (ms, vs)
     }
 
     /// 1 / the sum of the weights (0 when nothing was added), the accumulator's final factor.

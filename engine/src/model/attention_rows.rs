@@ -12,10 +12,14 @@ use crate::batch::Batch;
 use crate::kv::KvBuf;
 
 use super::attention::{finish_score, AttnParams, OnlineF16};
+use super::f16_replay::{self, RowSteps, KEY_BLOCK, SKIP};
 use super::f16ops;
 
 /// Tokens of one sequence per task (times the query heads of a KV head: 16 rows for Gemma 3).
 pub(super) const ROW_TOKENS: usize = 4;
+
+/// How many keys ahead the scores ask for key rows ([`KvBuf::prefetch`]).
+pub(super) const PREFETCH_KEYS: usize = 4;
 
 /// One task: a run of consecutive tokens of one sequence, and one KV head.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,15 +47,14 @@ pub(super) fn tasks(batch: &Batch, n_head_kv: usize) -> Vec<RowTask> {
 
 /// Floats of scratch a task of `rows` rows needs.
 pub(super) fn scratch_len(p: &AttnParams, rows: usize) -> usize {
-    rows * (p.head_dim_k + p.head_dim_v)
+    rows * (p.head_dim_k + p.head_dim_v + 2 * KEY_BLOCK)
 }
 
-/// One row's state: the keys it sees, its f16-rounded query, online softmax and f16
-/// accumulator.
+/// One row's keys, f16-rounded query and online softmax (its accumulator and the steps of a
+/// block of keys are its [`RowSteps`]).
 struct Row<'a> {
     keys: Range<usize>,
     q: &'a mut [f32],
-    acc: &'a mut [f32],
     softmax: OnlineF16,
 }
 
@@ -81,83 +84,95 @@ pub(super) fn run(
     let (dk, dv) = (p.head_dim_k, p.head_dim_v);
     let group = p.n_head / p.n_head_kv;
     let heads = task.kvh * group..(task.kvh + 1) * group;
-    let (qs, accs) = scratch.split_at_mut(task.tokens.len() * group * dk);
-    let mut rows: Vec<Row<'_>> = task
-        .tokens
-        .clone()
-        .flat_map(|t| heads.clone().map(move |h| (t, h)))
-        .zip(qs.chunks_exact_mut(dk).zip(accs.chunks_exact_mut(dv)))
-        .map(|((t, h), (qh, acc))| {
+    let n_rows = task.tokens.len() * group;
+    let (qs, rest) = scratch.split_at_mut(n_rows * dk);
+    let (accs, rest) = rest.split_at_mut(n_rows * dv);
+    let (scales, weights) = rest.split_at_mut(n_rows * KEY_BLOCK);
+    let row_heads = || {
+        task.tokens
+            .clone()
+            .flat_map(|t| heads.clone().map(move |h| (t, h)))
+    };
+    let mut rows: Vec<Row<'_>> = row_heads()
+        .zip(qs.chunks_exact_mut(dk))
+        .map(|((t, h), qh)| {
             let pos = batch.positions[t];
             // llama.cpp converts Q to the cache's f16 before the dot product.
             for (d, &v) in qh.iter_mut().zip(&q[t * p.n_head * dk + h * dk..][..dk]) {
                 *d = half::f16::from_f32(v).to_f32();
             }
-            acc.fill(0.0);
             Row {
                 keys: p.window.map_or(0, |w| (pos + 1).saturating_sub(w))..pos + 1,
                 q: qh,
-                acc,
                 softmax: OnlineF16::default(),
             }
+        })
+        .collect();
+    let mut steps: Vec<RowSteps<'_>> = accs
+        .chunks_exact_mut(dv)
+        .zip(scales.chunks_exact_mut(KEY_BLOCK))
+        .zip(weights.chunks_exact_mut(KEY_BLOCK))
+        .map(|((acc, scale), weight)| {
+            acc.fill(0.0);
+            RowSteps { acc, scale, weight }
         })
         .collect();
     let first = rows.iter().map(|r| r.keys.start).min().unwrap_or(0);
     let end = rows.iter().map(|r| r.keys.end).max().unwrap_or(0);
     let (k_off, v_off) = (task.kvh * dk, task.kvh * dv);
-    for j in first..end {
-        // (A position without a block scores −∞ before the soft-cap and adds no value, as in
-        // the one-row path.)
-        let sl = (cache.slot)(j);
-        let k = sl.and_then(|sl| cache.kbuf.f16_head(sl, cache.k_row, k_off, dk));
-        let v = sl.and_then(|sl| cache.vbuf.f16_head(sl, cache.v_row, v_off, dv));
-        // Four rows at a time (a token's heads where a KV head serves four), the key and
-        // value rows widened once for the four where all of them see this key.
-        for four in rows.chunks_mut(4) {
-            let sees: [bool; 4] =
-                std::array::from_fn(|i| four.get(i).is_some_and(|r| r.keys.contains(&j)));
-            let mut s = [f32::NEG_INFINITY; 4];
-            match (k, &*four) {
-                (Some(k), [a, b, c, d]) if sees == [true; 4] => {
-                    s = f16ops::dot_x4(k, [&*a.q, &*b.q, &*c.q, &*d.q]);
-                }
-                _ => {
-                    for (i, r) in four.iter().enumerate().filter(|&(i, _)| sees[i]) {
-                        if let Some(sl) = sl {
-                            s[i] = cache.kbuf.dot(sl, cache.k_row, k_off, r.q);
+    let mut values = [None; KEY_BLOCK];
+    for from in (first..end).step_by(KEY_BLOCK) {
+        let block = from..(from + KEY_BLOCK).min(end);
+        for (i, j) in block.clone().enumerate() {
+            // (A position without a block scores −∞ before the soft-cap and adds no value, as
+            // in the one-row path.)
+            let sl = (cache.slot)(j);
+            let k = sl.and_then(|sl| cache.kbuf.f16_head(sl, cache.k_row, k_off, dk));
+            values[i] = sl.and_then(|sl| cache.vbuf.f16_head(sl, cache.v_row, v_off, dv));
+            // The value for the replay below, a key row a few keys on for the scores.
+            if let Some(sl) = sl {
+                cache.vbuf.prefetch(sl, cache.v_row, v_off, dv);
+            }
+            if let Some(sl) = (j + PREFETCH_KEYS < end)
+                .then(|| (cache.slot)(j + PREFETCH_KEYS))
+                .flatten()
+            {
+                cache.kbuf.prefetch(sl, cache.k_row, k_off, dk);
+            }
+            // Four rows at a time (a token's heads where a KV head serves four), the key row
+            // widened once for the four where all of them see this key.
+            for (four, four_steps) in rows.chunks_mut(4).zip(steps.chunks_mut(4)) {
+                let sees: [bool; 4] =
+                    std::array::from_fn(|r| four.get(r).is_some_and(|r| r.keys.contains(&j)));
+                let mut s = [f32::NEG_INFINITY; 4];
+                match (k, &*four) {
+                    (Some(k), [a, b, c, d]) if sees == [true; 4] => {
+                        s = f16ops::dot_x4(k, [&*a.q, &*b.q, &*c.q, &*d.q]);
+                    }
+                    _ => {
+                        for (r, row) in four.iter().enumerate().filter(|&(r, _)| sees[r]) {
+                            if let Some(sl) = sl {
+                                s[r] = cache.kbuf.dot(sl, cache.k_row, k_off, row.q);
+                            }
                         }
                     }
                 }
-            }
-            // Each row's online-softmax step (as `online_softmax_f16` takes it).
-            let mut weight = [None; 4];
-            for (i, r) in four.iter_mut().enumerate().filter(|&(i, _)| sees[i]) {
-                weight[i] = r.softmax.step(finish_score(s[i], p), r.acc);
-            }
-            match (v, &mut *four) {
-                (Some(v), [a, b, c, d]) if weight.iter().all(Option::is_some) => {
-                    let w = weight.map(|vs| vs.unwrap_or(0.0));
-                    f16ops::mad_x4([&mut *a.acc, &mut *b.acc, &mut *c.acc, &mut *d.acc], v, w);
-                }
-                _ => {
-                    for (r, vs) in four.iter_mut().zip(weight) {
-                        if let (Some(sl), Some(vs)) = (sl, vs) {
-                            cache.vbuf.axpy_f16(sl, cache.v_row, v_off, vs, r.acc);
-                        }
-                    }
+                // Each row's online-softmax step (as `online_softmax_f16` takes it).
+                for (r, (row, st)) in four.iter_mut().zip(four_steps.iter_mut()).enumerate() {
+                    (st.scale[i], st.weight[i]) = if sees[r] {
+                        row.softmax.step(finish_score(s[r], p))
+                    } else {
+                        (1.0, SKIP)
+                    };
                 }
             }
         }
+        f16_replay::replay(&mut steps, &values[..block.len()]);
     }
-    let mut i = 0;
-    for t in task.tokens.clone() {
-        for h in heads.clone() {
-            let r = &mut rows[i];
-            let inv = r.softmax.inv_sum();
-            r.acc.iter_mut().for_each(|a| *a *= inv);
-            out(t, h, r.acc);
-            i += 1;
-        }
+    for ((t, h), (row, st)) in row_heads().zip(rows.iter().zip(steps.iter_mut())) {
+        let inv = row.softmax.inv_sum();
+        st.acc.iter_mut().for_each(|a| *a *= inv);
+        out(t, h, st.acc);
     }
 }
 
@@ -170,9 +185,10 @@ mod tests {
     use crate::kv::{CacheType, KvCache, KvCacheConfig};
     use crate::model::config::attention_test_config;
 
-    /// A batch mixing a prompt chunk of one sequence (ten tokens) with single decode tokens of
-    /// two others gives every row the bits of one task per token and head, for the global and
-    /// the windowed layer, with and without a soft-cap.
+    /// A batch mixing a prompt chunk of one sequence (ten tokens, 150 keys: three blocks of
+    /// keys) with single decode tokens of two others gives every row the bits of one task per
+    /// token and head, and those of the key-by-key computation, for the global and the
+    /// windowed layer, with and without a soft-cap.
     #[test]
     fn row_groups_give_each_row_the_bits_it_gets_alone() {
         // Global and a window of 6; 8 query heads over 2 KV heads; head size 96 (one 64-value
@@ -193,7 +209,7 @@ mod tests {
         };
         let (n_head, dk) = (8, 96);
         let row = 2 * dk;
-        let lens = [(0u32, 30usize), (1, 9), (2, 17)];
+        let lens = [(0u32, 150usize), (1, 9), (2, 17)];
         for &(seq, len) in &lens {
             kv.add_sequence(seq).unwrap();
             kv.grow_to(seq, len).unwrap();
@@ -206,7 +222,7 @@ mod tests {
             }
         }
         let mut batch = Batch::new();
-        for pos in 20..30 {
+        for pos in 140..150 {
             batch.push(1, pos, 0, true);
         }
         batch.push(1, 8, 1, true);
@@ -241,8 +257,59 @@ mod tests {
                     .zip(&outs[1])
                     .all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(same, "layer {layer} softcap {softcap:?}");
+                let want = key_by_key(&kv, layer, &batch, &p, &q);
+                let same = outs[0]
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "key by key: layer {layer} softcap {softcap:?}");
             }
         }
+    }
+
+    /// Attention as llama.cpp's CPU flash attention runs it, one row and one key at a time
+    /// (the accumulator rescaled and added to in place).
+    fn key_by_key(
+        kv: &KvCache,
+        layer: usize,
+        batch: &Batch,
+        p: &AttnParams,
+        q: &[f32],
+    ) -> Vec<f32> {
+        let (kbuf, vbuf) = kv.layer(layer).unwrap();
+        let (dk, dv) = (p.head_dim_k, p.head_dim_v);
+        let (k_row, v_row) = (p.n_head_kv * dk, p.n_head_kv * dv);
+        let mut out = vec![0f32; batch.len() * p.n_head * dv];
+        for t in 0..batch.len() {
+            let pos = batch.positions[t];
+            for h in 0..p.n_head {
+                let kvh = h / (p.n_head / p.n_head_kv);
+                let qh: Vec<f32> = q[(t * p.n_head + h) * dk..][..dk]
+                    .iter()
+                    .map(|&v| half::f16::from_f32(v).to_f32())
+                    .collect();
+                let mut acc = vec![0f32; dv];
+                let mut softmax = OnlineF16::default();
+                let lo = p.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+                for j in lo..=pos {
+                    let slot = kv.slot(layer, batch.seq_ids[t], j).unwrap();
+                    let s = finish_score(kbuf.dot(slot, k_row, kvh * dk, &qh), p);
+                    let (scale, weight) = softmax.step(s);
+                    if scale != 1.0 {
+                        f16ops::scale(&mut acc, scale);
+                    }
+                    if weight != SKIP {
+                        let v = vbuf.f16_head(slot, v_row, kvh * dv, dv).unwrap();
+                        f16ops::mad(&mut acc, v, weight);
+                    }
+                }
+                let inv = softmax.inv_sum();
+                for (o, a) in out[(t * p.n_head + h) * dv..][..dv].iter_mut().zip(&acc) {
+                    *o = a * inv;
+                }
+            }
+        }
+        out
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use half::f16;
 use nanorun_kernels::{Isa, Kernels};
 
-fn use_avx512() -> bool {
+pub(super) fn use_avx512() -> bool {
     static ON: OnceLock<bool> = OnceLock::new();
     *ON.get_or_init(|| Kernels::active().is_ok_and(|k| k.isa() == Isa::Avx512))
 }
@@ -73,6 +73,10 @@ fn dot_portable(k: &[f16], q: &[f32]) -> f32 {
 
 #[inline(always)]
 fn tail(head: f32, k: &[f16], q: &[f32]) -> f32 {
+    if k.is_empty() || q.is_empty() {
+        // (f32 → f64 → f32 is the identity on every value an FMA produces.)
+        return head;
+    }
     let mut sum = head as f64;
     for (a, b) in k.iter().zip(q) {
         sum += (a.to_f32() * b) as f64;
@@ -125,26 +129,13 @@ pub fn dot_x4(k: &[f16], q: [&[f32]; 4]) -> [f32; 4] {
     q.map(|r| dot(k, r))
 }
 
-/// [`mad`] of one value row into four accumulators with four weights, each bit for bit
-/// `mad(acc[r], x, w[r])`; on AVX-512 the value row is widened once for the four.
-pub fn mad_x4(acc: [&mut [f32]; 4], x: &[f16], w: [f32; 4]) {
-    #[cfg(target_arch = "x86_64")]
-    if use_avx512() && acc.iter().all(|a| a.len() == x.len()) {
-        // SAFETY: as in `dot`; the accumulators are as long as the row (checked).
-        return unsafe { avx512::mad_x4(acc, x, w) };
-    }
-    for (a, w) in acc.into_iter().zip(w) {
-        mad(a, x, w);
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
 
     use half::f16;
 
-    use super::{reduce16, tail, LANES, STEP};
+    use super::{tail, LANES, STEP};
 
     /// # Safety
     /// The CPU must have AVX-512F, FMA and F16C.
@@ -166,10 +157,49 @@ mod avx512 {
             i += STEP;
         }
         let v = _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
+        tail(reduce1(v), &k[np..n], &q[np..n])
+    }
+
+    /// [`reduce16`](super::reduce16) of the sixteen lanes of `v`, in registers: the same
+    /// additions of the same pairs (halves, then quarters, then lanes 0 + 2 and 1 + 3, then
+    /// those two).
+    #[inline]
+    #[target_feature(enable = "avx512f,fma,f16c")]
+    fn reduce1(v: __m512) -> f32 {
+        let h8 = _mm256_add_ps(
+            _mm512_castps512_ps256(v),
+            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v))),
+        );
+        let h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps::<1>(h8));
+        let h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+        _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)))
+    }
+
+    /// [`reduce1`] of four vectors at once: each result the same additions of the same pairs,
+    /// two rows per register for the halves, four for the quarters and lanes.
+    #[inline]
+    #[target_feature(enable = "avx512f,fma,f16c")]
+    fn reduce_x4(v: [__m512; 4]) -> [f32; 4] {
+        // [lanes 0..8 of rows a and b] + [lanes 8..16 of rows a and b].
+        let halves = |a: __m512, b: __m512| {
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0x44>(a, b),
+                _mm512_shuffle_f32x4::<0xEE>(a, b),
+            )
+        };
+        let (h01, h23) = (halves(v[0], v[1]), halves(v[2], v[3]));
+        // Quarter r: lanes 0..4 of row r's eight + lanes 4..8.
+        let h4 = _mm512_add_ps(
+            _mm512_shuffle_f32x4::<0x88>(h01, h23),
+            _mm512_shuffle_f32x4::<0xDD>(h01, h23),
+        );
+        // Within each quarter: (0 + 2, 1 + 3), then their sum in lane 0.
+        let h2 = _mm512_add_ps(h4, _mm512_permute_ps::<0b01_00_11_10>(h4));
+        let h1 = _mm512_add_ps(h2, _mm512_permute_ps::<0b10_11_00_01>(h2));
         let mut lanes = [0f32; LANES];
         // SAFETY: 16 floats.
-        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
-        tail(reduce16(&lanes), &k[np..n], &q[np..n])
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), h1) };
+        [lanes[0], lanes[4], lanes[8], lanes[12]]
     }
 
     /// # Safety
@@ -209,61 +239,35 @@ mod avx512 {
         let mut acc = [[_mm512_setzero_ps(); 4]; 4];
         let kp = k.as_ptr() as *const u16;
         let mut i = 0;
+        let qp = q.map(<[f32]>::as_ptr);
         while i < np {
-            // SAFETY: i + 64 <= np <= n for the key and every row.
-            let kv: [__m512; 4] = std::array::from_fn(|j| unsafe {
-                _mm512_cvtph_ps(_mm256_loadu_si256(kp.add(i + j * LANES).cast()))
-            });
-            for (a, r) in acc.iter_mut().zip(&q) {
-                for (j, aj) in a.iter_mut().enumerate() {
+            let mut kv = [_mm512_setzero_ps(); 4];
+            for (j, kv) in kv.iter_mut().enumerate() {
+                // SAFETY: i + 64 <= np <= n for the key and every row.
+                *kv = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(kp.add(i + j * LANES).cast()) });
+            }
+            for r in 0..4 {
+                for j in 0..4 {
                     // SAFETY: as above.
-                    let qv = unsafe { _mm512_loadu_ps(r.as_ptr().add(i + j * LANES)) };
-                    *aj = _mm512_fmadd_ps(kv[j], qv, *aj);
+                    let qv = unsafe { _mm512_loadu_ps(qp[r].add(i + j * LANES)) };
+                    acc[r][j] = _mm512_fmadd_ps(kv[j], qv, acc[r][j]);
                 }
             }
             i += STEP;
         }
-        std::array::from_fn(|r| {
-            let a = &acc[r];
-            let v = _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
-            let mut lanes = [0f32; LANES];
-            // SAFETY: 16 floats.
-            unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), v) };
-            tail(reduce16(&lanes), &k[np..n], &q[r][np..n])
-        })
-    }
-
-    /// [`mad`] into four accumulators of `x.len()` values, the value row widened once.
-    ///
-    /// # Safety
-    /// As [`dot`]; every accumulator is `x.len()` long.
-    #[target_feature(enable = "avx512f,fma,f16c")]
-    pub unsafe fn mad_x4(mut acc: [&mut [f32]; 4], x: &[f16], w: [f32; 4]) {
-        let n = x.len();
-        assert!(acc.iter().all(|a| a.len() == n));
-        let np = n - n % LANES;
-        let wv = w.map(|w| _mm512_set1_ps(w));
-        let xp = x.as_ptr() as *const u16;
-        let mut i = 0;
-        while i < np {
-            // SAFETY: i + 16 <= n for the row and every accumulator.
-            let xv = _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(xp.add(i).cast()) });
-            for (a, w) in acc.iter_mut().zip(&wv) {
-                // SAFETY: as above.
-                unsafe {
-                    let ap = a.as_mut_ptr().add(i);
-                    let r = _mm512_fmadd_ps(xv, *w, _mm512_loadu_ps(ap));
-                    let r = _mm512_cvtph_ps(_mm512_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(r));
-                    _mm512_storeu_ps(ap, r);
-                }
-            }
-            i += LANES;
+        let mut v = [_mm512_setzero_ps(); 4];
+        for (v, a) in v.iter_mut().zip(&acc) {
+            *v = _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3]));
         }
-        for (a, w) in acc.into_iter().zip(w) {
-            for (a, v) in a[np..n].iter_mut().zip(&x[np..n]) {
-                *a = f16::from_f32(v.to_f32().mul_add(w, *a)).to_f32();
-            }
+        let sums = reduce_x4(v);
+        if np == n {
+            return sums;
         }
+        let mut out = [0f32; 4];
+        for ((o, s), r) in out.iter_mut().zip(sums).zip(&q) {
+            *o = tail(s, &k[np..n], &r[np..n]);
+        }
+        out
     }
 
     /// # Safety
@@ -412,8 +416,8 @@ mod tests {
         (k, q)
     }
 
-    /// Four rows at once give each row the bits of its own `dot` / `mad` (whole 64-value steps,
-    /// a tail, a row shorter than a step).
+    /// Four rows at once give each row the bits of its own `dot` (whole 64-value steps, a
+    /// tail, a row shorter than a step).
     #[test]
     fn four_rows_at_once_give_each_row_its_own_bits() {
         for n in [256, 96, 100, 16, 7] {
@@ -422,17 +426,6 @@ mod tests {
             let q = [&qs[0][..], &qs[1][..], &qs[2][..], &qs[3][..]];
             let want = q.map(|r| dot(&k, r).to_bits());
             assert_eq!(dot_x4(&k, q).map(f32::to_bits), want, "dot n={n}");
-            let w = [0.37, -0.83, 1.5, 0.0];
-            let mut one: Vec<Vec<f32>> = (0..4).map(|r| data(n, 11 + r).1).collect();
-            let mut four = one.clone();
-            for (a, &w) in one.iter_mut().zip(&w) {
-                mad(a, &k, w);
-            }
-            let [a, b, c, d] = &mut four[..] else {
-                unreachable!()
-            };
-            mad_x4([a, b, c, d], &k, w);
-            assert_eq!(one, four, "mad n={n}");
         }
     }
 

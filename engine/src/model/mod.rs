@@ -7,6 +7,7 @@ mod attention_tiled_x4;
 pub mod config;
 pub mod encoder;
 pub mod encoder_config;
+mod f16_replay;
 pub mod f16ops;
 mod forward;
 pub mod ops;
