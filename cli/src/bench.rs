@@ -1,6 +1,7 @@
 //! `nanorun bench`: prompt-processing and generation speed, llama-bench style. For each thread
-//! count: `ppN` runs an N-token prompt as one batch from an empty cache; `tgN` generates N tokens
-//! one at a time from an empty cache. Repeated `-r` times; mean ± std of tok/s, plus the weight
+//! count and depth D (`-d`, 0 by default): `ppN` runs an N-token prompt as one batch; `tgN`
+//! generates N tokens one at a time; both after an untimed D-token prompt has filled the cache
+//! (named `ppN @ dD`, `tgN @ dD` where D > 0). Repeated `-r` times; mean ± std of tok/s, plus the weight
 //! bytes each decode step reads and the bandwidth that implies (with `--bandwidth`, also as a
 //! fraction of the read bandwidth measured on as many threads in the same run). `--profile`
 //! adds where each test's step time goes (see `bench_profile`). `--embed`
@@ -8,6 +9,7 @@
 
 use std::time::Instant;
 
+use nanorun::model::profile::LayerTimes;
 use nanorun::{Backend, Batch, Device, ForwardState, KvCache, KvCacheConfig, Model};
 use serde_json::json;
 
@@ -33,6 +35,15 @@ pub struct BenchArgs {
         default_value = "64"
     )]
     n_gen: Vec<usize>,
+    /// Context depths (comma-separated): each test runs after a prompt of this many tokens
+    /// has filled the KV cache (untimed), as llama-bench's `-d`.
+    #[arg(
+        short = 'd',
+        long = "n-depth",
+        value_delimiter = ',',
+        default_value = "0"
+    )]
+    n_depth: Vec<usize>,
     /// Thread counts (comma-separated).
     #[arg(
         short = 't',
@@ -91,35 +102,58 @@ fn test_tokens(n: usize, n_vocab: usize) -> Vec<u32> {
         .collect()
 }
 
-/// One run of a test; returns seconds.
+/// Tokens per forward pass of the untimed prompt that fills the cache to a test's depth.
+const DEPTH_CHUNK: usize = 512;
+
+/// One run of a test after `depth` tokens have filled the cache; returns the test's seconds.
+/// With `profile`, the test's part (not the filling) is timed per part and added to it.
 fn run_once(
     model: &Model,
-    st: &mut dyn Backend,
-    pp: usize,
-    tg: usize,
+    state: &mut State,
+    (depth, pp, tg): (usize, usize, usize),
+    profile: Option<&mut LayerTimes>,
 ) -> Result<f64, Box<dyn std::error::Error>> {
     let n_vocab = model.config().n_vocab;
     let mut kv = KvCache::new(
         model.config(),
-        KvCacheConfig::for_context((pp + tg).max(1) + 16),
+        KvCacheConfig::for_context((depth + pp + tg).max(1) + 16),
     )?;
     kv.add_sequence(0)?;
     let mut batch = Batch::new();
+    state.set_profiling(false);
+    let st = state.backend();
+    let filler = test_tokens(depth, n_vocab);
+    for (c, chunk) in filler.chunks(DEPTH_CHUNK).enumerate() {
+        let start = c * DEPTH_CHUNK;
+        kv.grow_to(0, start + chunk.len())?;
+        batch.clear();
+        batch.push_sequence(chunk, start, 0, true);
+        st.forward(model, &batch, &mut kv)?;
+        kv.release_out_of_window(0);
+    }
+    state.set_profiling(profile.is_some());
+    let st = state.backend();
     let t0 = Instant::now();
     if pp > 0 {
-        kv.grow_to(0, pp)?;
-        batch.push_sequence(&test_tokens(pp, n_vocab), 0, 0, true);
+        kv.grow_to(0, depth + pp)?;
+        batch.clear();
+        batch.push_sequence(&test_tokens(pp, n_vocab), depth, 0, true);
         st.forward(model, &batch, &mut kv)?;
     }
     let toks = test_tokens(tg, n_vocab);
     for (i, &t) in toks.iter().enumerate() {
-        kv.grow_to(0, pp + i + 1)?;
+        let pos = depth + pp + i;
+        kv.grow_to(0, pos + 1)?;
         batch.clear();
-        batch.push(t, pp + i, 0, true);
+        batch.push(t, pos, 0, true);
         st.forward(model, &batch, &mut kv)?;
         kv.release_out_of_window(0);
     }
-    Ok(t0.elapsed().as_secs_f64())
+    let secs = t0.elapsed().as_secs_f64();
+    if let (Some(acc), Some(p)) = (profile, state.profile()) {
+        acc.add(&p);
+    }
+    Ok(secs)
 }
 
 fn mean_std(v: &[f64]) -> (f64, f64) {
@@ -192,27 +226,39 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 "model": file, "threads": t, "test": "read_bandwidth", "read_gb_per_s": r,
             }));
         }
-        let tests: Vec<(String, usize, usize)> = args
-            .n_prompt
+        let tests: Vec<(String, usize, usize, usize)> = args
+            .n_depth
             .iter()
-            .filter(|&&p| p > 0)
-            .map(|&p| (format!("pp{p}"), p, 0))
-            .chain(
-                args.n_gen
-                    .iter()
-                    .filter(|&&n| n > 0)
-                    .map(|&n| (format!("tg{n}"), 0, n)),
-            )
+            .flat_map(|&d| {
+                let at = if d > 0 {
+                    format!(" @ d{d}")
+                } else {
+                    String::new()
+                };
+                let pps = args.n_prompt.iter().filter(|&&p| p > 0);
+                let tgs = args.n_gen.iter().filter(|&&n| n > 0);
+                pps.map(move |&p| (p, 0))
+                    .chain(tgs.map(|&n| (0, n)))
+                    .map(move |(p, n)| {
+                        let name = if p > 0 {
+                            format!("pp{p}")
+                        } else {
+                            format!("tg{n}")
+                        };
+                        (format!("{name}{at}"), d, p, n)
+                    })
+            })
             .collect();
-        for (name, pp, tg) in tests {
-            run_once(&model, st.backend(), pp.min(16), tg.min(2))?; // warm-up
-            st.set_profiling(args.profile);
+        for (name, depth, pp, tg) in tests {
+            run_once(&model, &mut st, (0, pp.min(16), tg.min(2)), None)?; // warm-up
+            let mut times = LayerTimes::default();
             let mut tps = Vec::new();
             for _ in 0..args.repetitions {
-                let secs = run_once(&model, st.backend(), pp, tg)?;
+                let profile = args.profile.then_some(&mut times);
+                let secs = run_once(&model, &mut st, (depth, pp, tg), profile)?;
                 tps.push((pp + tg) as f64 / secs);
             }
-            let profile = st.profile();
+            let profile = (args.profile && args.device == Device::Cpu).then_some(times);
             if let Some(p) = &profile {
                 profiles.push(crate::bench_profile::table(
                     &format!("{file} -t {t} {name}"),
@@ -237,7 +283,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
             results.push(json!({
                 "model": file, "isa": isa, "threads": t, "test": name,
-                "n_prompt": pp, "n_gen": tg, "tok_per_s_mean": m, "tok_per_s_std": s,
+                "n_prompt": pp, "n_gen": tg, "n_depth": depth, "tok_per_s_mean": m, "tok_per_s_std": s,
                 "samples_tok_per_s": tps, "weight_bytes_per_token": bytes, "weight_gb_per_s": gbs,
                 "read_gb_per_s": read_gbs, "bandwidth_fraction": fraction,
                 "profile": profile.as_ref().map(crate::bench_profile::json),
@@ -273,7 +319,7 @@ impl State {
         }
     }
 
-    fn profile(&self) -> Option<nanorun::model::profile::LayerTimes> {
+    fn profile(&self) -> Option<LayerTimes> {
         match self {
             State::Cpu(st) => st.profile(),
             State::Other(_) => None,

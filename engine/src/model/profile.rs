@@ -32,6 +32,27 @@ impl LayerTimes {
     pub fn total(&self) -> Duration {
         self.attention + self.mamba2 + self.ffn + self.other
     }
+
+    /// Adds `other`'s times and counts to these (matmul kinds matched by name, new ones
+    /// appended).
+    pub fn add(&mut self, other: &LayerTimes) {
+        self.attention += other.attention;
+        self.mamba2 += other.mamba2;
+        self.ffn += other.ffn;
+        self.other += other.other;
+        self.forwards += other.forwards;
+        self.tokens += other.tokens;
+        for m in &other.matmuls {
+            match self.matmuls.iter_mut().find(|s| s.name == m.name) {
+                Some(s) => {
+                    s.calls += m.calls;
+                    s.time += m.time;
+                    s.weight_bytes += m.weight_bytes;
+                }
+                None => self.matmuls.push(m.clone()),
+            }
+        }
+    }
 }
 
 /// The matmuls of one kind of weight matrix, summed over layers and calls: `name` is the
