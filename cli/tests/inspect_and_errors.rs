@@ -231,3 +231,35 @@ fn bench_with_profile_shows_where_a_decode_step_goes() {
         .expect("ffn_down");
     assert_eq!(down["calls_per_step"], 18.0, "{v}");
 }
+
+/// `nanorun bench -d`: the test runs after a prompt has filled the cache to the depth, named
+/// as llama-bench names it; the filling is neither timed nor profiled (three steps profiled
+/// for three generated tokens, two repetitions).
+#[test]
+fn bench_at_a_depth_times_and_profiles_only_the_test() {
+    let model = repo().join("models/gemma-3-270m-q4_k_m.gguf");
+    if !model.is_file() {
+        eprintln!("SKIPPED bench -d: {} absent", model.display());
+        return;
+    }
+    let out = nanorun()
+        .args(["bench", "-p", "0", "-n", "3", "-d", "0,600", "-t", "1"])
+        .args(["-r", "2", "--profile", "--json", "-m"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    for (row, (name, depth)) in rows.iter().zip([("tg3", 0), ("tg3 @ d600", 600)]) {
+        assert_eq!(row["test"], name, "{v}");
+        assert_eq!(row["n_depth"], depth, "{v}");
+        assert_eq!(row["profile"]["steps"], 6, "{v}");
+        assert!(row["tok_per_s_mean"].as_f64().unwrap() > 0.0, "{v}");
+    }
+}
