@@ -3,7 +3,7 @@
 # files, same tests, same thread counts, same repetitions, in one run, and the ratios.
 #
 #   scripts/compare-llama-cpp.sh [-m MODEL.gguf]... [-p 128,512] [-n 64] [-t 1,2] [-r 3]
-#                                [-o DIR] [--no-build]
+#                                [-d DEPTH] [-o DIR] [--no-build]
 #
 # Models: every -m; without one, models/gemma-3-270m-q4_k_m.gguf (scripts/fetch-model.sh) and,
 # when it has been made, models/llama-1b-shaped-q4_k_m.gguf (scripts/make-llama-1b.sh).
@@ -15,7 +15,10 @@
 # nanorun / llama.cpp, whether it meets issue 7's targets (tg ≥ 1.10, pp ≥ 1.0), and nanorun's
 # weight bytes per decode step × tok/s (GB/s), and that as a fraction of the read bandwidth
 # `nanorun bench --bandwidth` measures on as many threads just before its decode test.
-# -o DIR keeps every raw JSON and log there.
+# -d DEPTH runs every test after a DEPTH-token prompt has filled the KV cache (both tools' -d;
+# the tests are then named `tg64 @ d2048` and so on): decode and prefill at a long context,
+# where attention over the cache weighs as much as the weights. -o DIR keeps every raw JSON
+# and log there.
 #
 # llama.cpp is built outside the repo, in NANORUN_REF (default ~/.cache/nanorun-ref; binaries in
 # its build/bin), by ../shared/scripts/build-llama-cpp.sh when that exists (idempotent), else by
@@ -29,13 +32,13 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 [-m MODEL.gguf]... [-p 128,512] [-n 64] [-t 1,2] [-r 3] [-o DIR] [--no-build]" >&2
+    echo "usage: $0 [-m MODEL.gguf]... [-p 128,512] [-n 64] [-t 1,2] [-r 3] [-d DEPTH] [-o DIR] [--no-build]" >&2
     exit 2
 }
 die() { echo "error: $*" >&2; exit 1; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MODELS=() PROMPTS=128,512 GENS=64 THREADS=1,2 REPS=3 OUTDIR='' BUILD=1
+MODELS=() PROMPTS=128,512 GENS=64 THREADS=1,2 REPS=3 DEPTH=0 OUTDIR='' BUILD=1
 while [ $# -gt 0 ]; do
     case $1 in
         -m) [ $# -ge 2 ] || usage; MODELS+=("$2"); shift 2 ;;
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
         -n) [ $# -ge 2 ] || usage; GENS=$2; shift 2 ;;
         -t) [ $# -ge 2 ] || usage; THREADS=$2; shift 2 ;;
         -r) [ $# -ge 2 ] || usage; REPS=$2; shift 2 ;;
+        -d) [ $# -ge 2 ] || usage; DEPTH=$2; shift 2 ;;
         -o) [ $# -ge 2 ] || usage; OUTDIR=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         -h | --help) usage ;;
@@ -54,6 +58,7 @@ list_re='^[0-9]+(,[0-9]+)*$'
 [[ $GENS =~ $list_re ]] || die "-n wants comma-separated numbers, got '$GENS'"
 [[ $THREADS =~ $list_re ]] || die "-t wants comma-separated numbers, got '$THREADS'"
 [[ $REPS =~ ^[1-9][0-9]*$ ]] || die "-r wants a positive number, got '$REPS'"
+[[ $DEPTH =~ ^[0-9]+$ ]] || die "-d wants a number, got '$DEPTH'"
 command -v python3 >/dev/null || die "python3 not found (it parses the JSON)"
 
 if [ ${#MODELS[@]} -eq 0 ]; then
@@ -256,7 +261,7 @@ if awk -v l="${load%% *}" 'BEGIN { exit !(l + 0 > 0.5) }'; then
 fi
 echo "llama.cpp: llama-cpp-python ${py_ver:-$LLAMA_CPP_PYTHON} (vendor/llama.cpp), $(python3 "$WORK/report.py" version "$WORK/smoke.json"), ISA ${isa_on:-?}— $LLAMA_BIN"
 echo "nanorun:   $("$NANORUN" --version 2>/dev/null || echo nanorun), commit $commit — $NANORUN"
-echo "runs:      -p $PROMPTS -n $GENS -t $THREADS -r $REPS; models: $(for m in "${MODELS[@]}"; do printf '%s ' "$(basename "$m")"; done)"
+echo "runs:      -p $PROMPTS -n $GENS -d $DEPTH -t $THREADS -r $REPS; models: $(for m in "${MODELS[@]}"; do printf '%s ' "$(basename "$m")"; done)"
 echo
 
 : >"$WORK/manifest.tsv"
@@ -268,9 +273,11 @@ for model in "${MODELS[@]}"; do
         for test in "${TESTS[@]}"; do
             i=$((i + 1))
             if [[ $test == pp* ]]; then p=${test#pp} n=0; else p=0 n=${test#tg}; fi
+            label=$test
+            [ "$DEPTH" = 0 ] || label="$test @ d$DEPTH"
             base=$WORK/$i-$name-$test-t$t
             run_llama() {
-                "$LLAMA_BIN/llama-bench" -m "$model" -p "$p" -n "$n" -t "$t" -r "$REPS" -o json \
+                "$LLAMA_BIN/llama-bench" -m "$model" -p "$p" -n "$n" -d "$DEPTH" -t "$t" -r "$REPS" -o json \
                     >"$base.llama.json" 2>"$base.llama.log" ||
                     { tail -n 20 "$base.llama.log" >&2; die "llama-bench failed on $model ($test, -t $t)"; }
             }
@@ -278,15 +285,15 @@ for model in "${MODELS[@]}"; do
             bw=()
             [ "$n" != 0 ] && bw=(--bandwidth)
             run_nanorun() {
-                "$NANORUN" bench -m "$model" -p "$p" -n "$n" -t "$t" -r "$REPS" --json "${bw[@]}" \
+                "$NANORUN" bench -m "$model" -p "$p" -n "$n" -d "$DEPTH" -t "$t" -r "$REPS" --json "${bw[@]}" \
                     >"$base.nanorun.json" 2>"$base.nanorun.log" ||
                     { tail -n 20 "$base.nanorun.log" >&2; die "nanorun bench failed on $model ($test, -t $t)"; }
             }
             echo "[$i/$n_runs] $name $test -t $t" >&2
             if [ $((i % 2)) = 1 ]; then run_llama; run_nanorun; else run_nanorun; run_llama; fi
-            python3 "$WORK/report.py" row "$name" "$test" "$t" "$base.llama.json" "$base.nanorun.json" ||
+            python3 "$WORK/report.py" row "$name" "$label" "$t" "$base.llama.json" "$base.nanorun.json" ||
                 die "could not read the results of $name $test -t $t (see $base.*)"
-            printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$test" "$t" "$base.llama.json" "$base.nanorun.json" \
+            printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$label" "$t" "$base.llama.json" "$base.nanorun.json" \
                 >>"$WORK/manifest.tsv"
         done
     done
