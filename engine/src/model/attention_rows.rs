@@ -21,25 +21,42 @@ pub(super) const ROW_TOKENS: usize = 4;
 /// How many keys ahead the scores ask for key rows ([`KvBuf::prefetch`]).
 pub(super) const PREFETCH_KEYS: usize = 4;
 
-/// One task: a run of consecutive tokens of one sequence, and one KV head.
+/// One task: a run of consecutive tokens of one sequence, one KV head, and query heads it
+/// serves.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) struct RowTask {
     /// The batch's tokens.
     pub tokens: Range<usize>,
-    /// The KV head (its query heads are `kvh·group ..`).
+    /// The KV head.
     pub kvh: usize,
+    /// Query heads of the KV head (all of `kvh·group ..` unless split, see [`tasks`]).
+    pub heads: Range<usize>,
 }
 
 /// The tasks of `batch`: its runs of consecutive tokens of one sequence, cut into pieces of
-/// [`ROW_TOKENS`], times each KV head; latest pieces first (they see the most keys).
-pub(super) fn tasks(batch: &Batch, n_head_kv: usize) -> Vec<RowTask> {
+/// [`ROW_TOKENS`], times each KV head; latest pieces first (they see the most keys). Where that
+/// makes fewer than `min_tasks` tasks (one decode token of a model with few KV heads), each KV
+/// head's `group` query heads are split into as many parts as it takes (each part reads the
+/// KV head's rows once for its heads).
+pub(super) fn tasks(
+    batch: &Batch,
+    n_head_kv: usize,
+    group: usize,
+    min_tasks: usize,
+) -> Vec<RowTask> {
     let runs = batch.sequence_runs(ROW_TOKENS);
+    let whole = runs.len() * n_head_kv;
+    let parts = min_tasks.div_ceil(whole.max(1)).clamp(1, group.max(1));
+    let per_part = group.div_ceil(parts).max(1);
     runs.iter()
         .rev()
         .flat_map(|r| {
-            (0..n_head_kv).map(move |kvh| RowTask {
-                tokens: r.clone(),
-                kvh,
+            (0..n_head_kv).flat_map(move |kvh| {
+                (0..group).step_by(per_part).map(move |h| RowTask {
+                    tokens: r.clone(),
+                    kvh,
+                    heads: kvh * group + h..kvh * group + (h + per_part).min(group),
+                })
             })
         })
         .collect()
@@ -82,9 +99,8 @@ pub(super) fn run(
     mut out: impl FnMut(usize, usize, &[f32]),
 ) {
     let (dk, dv) = (p.head_dim_k, p.head_dim_v);
-    let group = p.n_head / p.n_head_kv;
-    let heads = task.kvh * group..(task.kvh + 1) * group;
-    let n_rows = task.tokens.len() * group;
+    let heads = task.heads.clone();
+    let n_rows = task.tokens.len() * heads.len();
     let (qs, rest) = scratch.split_at_mut(n_rows * dk);
     let (accs, rest) = rest.split_at_mut(n_rows * dv);
     let (scales, weights) = rest.split_at_mut(n_rows * KEY_BLOCK);
@@ -243,7 +259,7 @@ mod tests {
                     window: c.layers[layer].attention.sliding_window,
                     tiled: false,
                 };
-                let tasks = tasks(&batch, 2);
+                let tasks = tasks(&batch, 2, 4, 2);
                 assert!(tasks.len() >= 4, "the row path runs: {tasks:?}");
                 let mut outs = [vec![f32::NAN; q.len()], vec![f32::NAN; q.len()]];
                 for (one_row_only, out) in [false, true].into_iter().zip(outs.iter_mut()) {
@@ -319,20 +335,43 @@ mod tests {
             batch.push(1, pos, 7, true);
         }
         batch.push(1, 3, 8, true);
-        let got: Vec<_> = tasks(&batch, 2)
+        let got: Vec<_> = tasks(&batch, 2, 3, 4)
             .iter()
-            .map(|t| (t.tokens.clone(), t.kvh))
+            .map(|t| (t.tokens.clone(), t.kvh, t.heads.clone()))
             .collect();
         assert_eq!(
             got,
             [
-                (6..7, 0),
-                (6..7, 1),
-                (4..6, 0),
-                (4..6, 1),
-                (0..4, 0),
-                (0..4, 1)
+                (6..7, 0, 0..3),
+                (6..7, 1, 3..6),
+                (4..6, 0, 0..3),
+                (4..6, 1, 3..6),
+                (0..4, 0, 0..3),
+                (0..4, 1, 3..6)
             ]
+        );
+    }
+
+    /// One token of a model with one KV head: its query heads split where the threads want
+    /// more tasks than the KV heads make.
+    #[test]
+    fn one_token_splits_its_query_heads_for_the_threads() {
+        let mut batch = Batch::new();
+        batch.push(1, 9, 0, true);
+        let heads = |n_head_kv, group, min_tasks| -> Vec<_> {
+            tasks(&batch, n_head_kv, group, min_tasks)
+                .iter()
+                .map(|t| t.heads.clone())
+                .collect()
+        };
+        assert_eq!(heads(1, 4, 1), [0..4]);
+        assert_eq!(heads(1, 4, 2), [0..2, 2..4]);
+        assert_eq!(heads(1, 4, 3), [0..2, 2..4]);
+        assert_eq!(heads(1, 4, 8), [0..1, 1..2, 2..3, 3..4]);
+        assert_eq!(heads(2, 3, 4), [0..2, 2..3, 3..5, 5..6]);
+        assert_eq!(
+            heads(8, 4, 2),
+            (0..8).map(|k| 4 * k..4 * k + 4).collect::<Vec<_>>()
         );
     }
 }
