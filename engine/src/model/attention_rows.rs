@@ -364,7 +364,7 @@ mod tests {
                 .map(|t| t.heads.clone())
                 .collect()
         };
-        assert_eq!(heads(1, 4, 1), [0..4]);
+        assert_eq!(heads(1, 4, 1), vec![0..4_usize]);
         assert_eq!(heads(1, 4, 2), [0..2, 2..4]);
         assert_eq!(heads(1, 4, 3), [0..2, 2..4]);
         assert_eq!(heads(1, 4, 8), [0..1, 1..2, 2..3, 3..4]);
