@@ -16,6 +16,7 @@
 //! nothing more (its scratch buffers are kept), except when a window of `repeat_last_n = -1`
 //! grows.
 
+mod argmax;
 mod params;
 mod rng;
 mod stop;
@@ -25,6 +26,8 @@ pub use rng::Xoshiro256;
 pub use stop::StopStrings;
 
 use std::cmp::Ordering;
+
+use argmax::argmax;
 use std::collections::VecDeque;
 
 /// One candidate token during sampling.
@@ -397,39 +400,6 @@ impl Sampler {
         // Rounding left `cum` a hair under 1: the last token with any mass.
         self.cands[last].id
     }
-}
-
-/// The index of the highest logit, ties to the lowest, NaN never chosen (0 when no logit is
-/// above −∞): what the penalty-free greedy loop returns, in two passes the compiler
-/// vectorizes (a max over sixteen lanes, then the first chunk and index holding it), where the
-/// loop's branch per logit cost about 1 ms per 262144-entry vocabulary, once per sequence per
-/// step.
-fn argmax(logits: &[f32]) -> u32 {
-    const LANES: usize = 16;
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let chunks = logits.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (m, &x) in lanes.iter_mut().zip(c) {
-            // (`f32::max` of NaN and x is x.)
-            *m = m.max(x);
-        }
-    }
-    let max = lanes
-        .iter()
-        .chain(tail)
-        .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    if max == f32::NEG_INFINITY {
-        return 0;
-    }
-    // The first chunk holding the maximum (a compare per lane, no branch per logit), then its
-    // first lane holding it.
-    let chunk = logits
-        .chunks(LANES)
-        .position(|c| c.iter().fold(false, |hit, &l| hit | (l == max)))
-        .unwrap_or(0);
-    let at = logits[chunk * LANES..].iter().position(|&l| l == max);
-    (chunk * LANES + at.unwrap_or(0)) as u32
 }
 
 #[cfg(test)]

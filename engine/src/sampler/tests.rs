@@ -85,7 +85,7 @@ fn fast_argmax_matches_the_greedy_loop() {
         best as u32
     };
     let mut rng = rng::Xoshiro256::new(5);
-    for len in [1, 15, 16, 17, 100, 4099] {
+    for len in [1, 15, 16, 17, 31, 32, 33, 100, 4099] {
         for case in 0..40 {
             let logits: Vec<f32> = (0..len)
                 .map(|_| match rng.next_u64() % 16 {
@@ -96,11 +96,19 @@ fn fast_argmax_matches_the_greedy_loop() {
                     _ => (rng.next_u64() % 9) as f32 - 4.0,
                 })
                 .collect();
-            assert_eq!(argmax(&logits), reference(&logits), "len {len} case {case}");
+            let want = reference(&logits);
+            assert_eq!(argmax(&logits), want, "len {len} case {case}");
+            assert_eq!(
+                argmax::argmax_portable(&logits),
+                want,
+                "len {len} case {case}"
+            );
         }
-        let all_nan = vec![f32::NAN; len];
-        assert_eq!(argmax(&all_nan), 0);
-        assert_eq!(argmax(&vec![f32::NEG_INFINITY; len]), 0);
+        for same in [f32::NAN, f32::NEG_INFINITY, 1.5] {
+            let logits = vec![same; len];
+            assert_eq!(argmax(&logits), 0);
+            assert_eq!(argmax::argmax_portable(&logits), 0);
+        }
     }
 }
 
