@@ -8,6 +8,7 @@ use super::attention::{attend, AttnParams, AttnScratch, SendPtr};
 use super::config::{Activation, LayerKind, QkNorm, RopeScaling};
 use super::ops::{self, Rope};
 use super::profile::{Laps, LayerTimes, Matmuls, Part};
+use super::rope_tables::RopeTables;
 use super::ssm::{self, SsmScratch};
 use super::weights::Linear;
 use super::Model;
@@ -35,6 +36,7 @@ pub struct ForwardState {
     mm: Matmuls,
     attn_scratch: AttnScratch,
     ssm: SsmScratch,
+    rope_tables: RopeTables,
     profile: Option<LayerTimes>,
 }
 
@@ -60,6 +62,7 @@ impl ForwardState {
             mm: Matmuls::default(),
             attn_scratch: AttnScratch::default(),
             ssm: SsmScratch::default(),
+            rope_tables: RopeTables::default(),
             profile: None,
         }
     }
@@ -250,6 +253,7 @@ impl Model {
         let t_n = batch.len();
         let e = c.n_embd;
         st.reserve(self, t_n);
+        st.rope_tables.clear();
         let mut laps = Laps::start(&st.profile);
 
         // Embeddings.
@@ -401,17 +405,21 @@ impl Model {
         // tokens are split across the pool).
         let rope = spec.rope.then(|| self.rope_for(l));
         let freq_factors = self.weights().rope_freqs.as_deref();
+        let rope_table = rope.as_ref().map(|r| {
+            st.rope_tables
+                .get(r, &batch.positions, freq_factors, &st.pool)
+        });
         let (q_norm, k_norm) = (
             lw.q_norm.as_deref().unwrap_or(&[]),
             lw.k_norm.as_deref().unwrap_or(&[]),
         );
-        let prepare = |t: usize, q: &mut [f32], k: &mut [f32], cache: &mut [f32]| {
+        let prepare = |t: usize, q: &mut [f32], k: &mut [f32]| {
             if let Some((qw, kw)) = qk_widths {
                 ops::rms_norm_chunks(q, qw, q_norm, c.norm_eps);
                 ops::rms_norm_chunks(k, kw, k_norm, c.norm_eps);
             }
-            if let Some(rope) = &rope {
-                rope.cache(batch.positions[t], freq_factors, cache);
+            if let (Some(rope), Some(table)) = (&rope, rope_table) {
+                let cache = &table[t * rope.n_rot..(t + 1) * rope.n_rot];
                 rope.apply(q, hd_k, cache);
                 rope.apply(k, hd_k, cache);
             }
@@ -420,7 +428,6 @@ impl Model {
             // One token, or one thread: the pool runs the tokens in this thread, in order.
             assert!(st.q.len() >= t_n * q_dim && st.k.len() >= t_n * k_dim);
             let (qp, kp) = (SendPtr(st.q.as_mut_ptr()), SendPtr(st.k.as_mut_ptr()));
-            let n_rot = c.n_rot;
             st.pool.run(t_n, |t| {
                 // SAFETY: token t alone touches its rows of q and k, inside both buffers
                 // (asserted above).
@@ -430,10 +437,7 @@ impl Model {
                         std::slice::from_raw_parts_mut(kp.get().add(t * k_dim), k_dim),
                     )
                 };
-                ROPE_CACHE.with_borrow_mut(|cache| {
-                    cache.resize(n_rot.max(cache.len()), 0.0);
-                    prepare(t, q, k, cache);
-                });
+                prepare(t, q, k);
             });
         }
         // The Gemma family scales Q before attention; the others scale the scores.
@@ -594,15 +598,10 @@ impl Model {
     }
 }
 
-thread_local! {
-    /// Each thread's RoPE cos/sin buffer (grows once, then is reused).
-    static ROPE_CACHE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// `f(r, row)` for every row of `width` values of `data`, the rows split across the pool
 /// (each row's result its own, so the same bits however they are split; a batch of one runs
 /// in the calling thread).
-fn rows_on_pool(
+pub(super) fn rows_on_pool(
     pool: &ThreadPool,
     data: &mut [f32],
     width: usize,

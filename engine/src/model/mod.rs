@@ -12,6 +12,7 @@ pub mod f16ops;
 mod forward;
 pub mod ops;
 pub mod profile;
+mod rope_tables;
 pub mod ssm;
 pub mod weights;
 

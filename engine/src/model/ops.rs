@@ -196,7 +196,7 @@ pub fn softmax(x: &mut [f32]) {
 }
 
 /// RoPE parameters for one layer.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rope {
     /// Rotated dimensions per head.
     pub n_rot: usize,
