@@ -64,9 +64,10 @@ impl KvBuf {
         match self {
             KvBuf::F32(v) => v[slot * n..(slot + 1) * n].copy_from_slice(x),
             KvBuf::F16(v) => {
-                for (o, &a) in v[slot * n..(slot + 1) * n].iter_mut().zip(x) {
-                    *o = f16::from_f32(a);
-                }
+                // (F16C's conversion where the CPU has it: round to nearest even, as
+                // `f16::from_f32`.)
+                use half::slice::HalfFloatSliceExt;
+                v[slot * n..(slot + 1) * n].convert_from_f32_slice(x);
             }
             KvBuf::Q8_0(v) => {
                 let blocks = &mut v[slot * n / 32..(slot + 1) * n / 32];

@@ -121,3 +121,26 @@ fn rows_round_trip_through_every_cache_type() {
         assert!((buf.dot(2, 64, 32, &q) - want).abs() < 1e-4);
     }
 }
+
+/// F16 rows store each value as `f16::from_f32` rounds it (round to nearest even; the slice
+/// conversion takes F16C where the CPU has it), subnormals, overflow and odd lengths included.
+#[test]
+fn f16_rows_round_as_f16_from_f32() {
+    let mut state = 0x1234_5678_u64;
+    for n in [1usize, 7, 8, 9, 64, 100] {
+        let x: Vec<f32> = (0..n)
+            .map(|i| match i % 5 {
+                0 => 1e-7 * (rng(&mut state) % 1000) as f32,
+                1 => 70000.0 + (rng(&mut state) % 10) as f32,
+                2 => -f32::from_bits(0x3c00_1000 + (rng(&mut state) % 0x2000) as u32),
+                _ => (rng(&mut state) % 20001) as f32 / 1000.0 - 10.0,
+            })
+            .collect();
+        let mut buf = KvBuf::new(CacheType::F16, 3, n);
+        buf.write(1, &x);
+        let KvBuf::F16(v) = &buf else { unreachable!() };
+        let want: Vec<u16> = x.iter().map(|&a| half::f16::from_f32(a).to_bits()).collect();
+        let got: Vec<u16> = v[n..2 * n].iter().map(|h| h.to_bits()).collect();
+        assert_eq!(got, want, "n={n}");
+    }
+}
