@@ -139,7 +139,10 @@ fn f16_rows_round_as_f16_from_f32() {
         let mut buf = KvBuf::new(CacheType::F16, 3, n);
         buf.write(1, &x);
         let KvBuf::F16(v) = &buf else { unreachable!() };
-        let want: Vec<u16> = x.iter().map(|&a| half::f16::from_f32(a).to_bits()).collect();
+        let want: Vec<u16> = x
+            .iter()
+            .map(|&a| half::f16::from_f32(a).to_bits())
+            .collect();
         let got: Vec<u16> = v[n..2 * n].iter().map(|h| h.to_bits()).collect();
         assert_eq!(got, want, "n={n}");
     }
