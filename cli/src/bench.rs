@@ -156,6 +156,25 @@ fn run_once(
     Ok(secs)
 }
 
+/// Every test's depth + prompt + generated tokens within the model's context length (the
+/// KV cache is sized by them).
+fn check_lengths(args: &BenchArgs, n_ctx_train: usize) -> Result<(), String> {
+    let longest = |v: &[usize]| v.iter().copied().max().unwrap_or(0);
+    let (d, p, n) = (
+        longest(&args.n_depth),
+        longest(&args.n_prompt),
+        longest(&args.n_gen),
+    );
+    match d.checked_add(p.max(n)) {
+        Some(total) if total <= n_ctx_train => Ok(()),
+        _ => Err(format!(
+            "-d {d} with -p {p} / -n {n} needs a context of {} tokens; the model's is \
+             {n_ctx_train}",
+            d.saturating_add(p.max(n))
+        )),
+    }
+}
+
 fn mean_std(v: &[f64]) -> (f64, f64) {
     let m = v.iter().sum::<f64>() / v.len() as f64;
     let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len().max(2) - 1) as f64;
@@ -183,6 +202,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         nanorun::backend::check_cuda(n).map_err(|e| format!("--device cuda: {e}"))?;
     }
     let model = Model::open(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
+    check_lengths(args, model.config().n_ctx_train)?;
     let bytes = model.weight_bytes_per_token();
     let mut results = Vec::new();
     let mut profiles = Vec::new();

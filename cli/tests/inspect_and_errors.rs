@@ -234,7 +234,7 @@ fn bench_with_profile_shows_where_a_decode_step_goes() {
 
 /// `nanorun bench -d`: the test runs after a prompt has filled the cache to the depth, named
 /// as llama-bench names it; the filling is neither timed nor profiled (three steps profiled
-/// for three generated tokens, two repetitions).
+/// for three generated tokens, two repetitions). A depth past the model's context is an error.
 #[test]
 fn bench_at_a_depth_times_and_profiles_only_the_test() {
     let model = repo().join("models/gemma-3-270m-q4_k_m.gguf");
@@ -261,5 +261,16 @@ fn bench_at_a_depth_times_and_profiles_only_the_test() {
         assert_eq!(row["n_depth"], depth, "{v}");
         assert_eq!(row["profile"]["steps"], 6, "{v}");
         assert!(row["tok_per_s_mean"].as_f64().unwrap() > 0.0, "{v}");
+    }
+    // A depth past the model's context: an error naming it, before any cache is allocated.
+    for depth in ["10000000", "18446744073709551615"] {
+        let out = nanorun()
+            .args(["bench", "-p", "0", "-n", "3", "-d", depth, "-m"])
+            .arg(&model)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("the model's is 32768"), "{stderr}");
     }
 }
