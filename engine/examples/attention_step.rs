@@ -16,6 +16,7 @@ use nanorun::kernels::ThreadPool;
 use nanorun::kv::{CacheType, KvCache, KvCacheConfig};
 use nanorun::model::attention::{attend, AttnParams, AttnScratch};
 use nanorun::model::Model;
+use nanorun::sampler::Xoshiro256;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,13 +47,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..KvCacheConfig::for_context(streams * (ctx + 16))
     };
     let mut kv = KvCache::new(c, cfg)?;
-    let mut seed = 0x2545_f491_u64;
-    let mut rand = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % 2001) as f32 / 1000.0 - 1.0
-    };
+    let mut rng = Xoshiro256::new(0x2545_f491);
+    let mut rand = move || (2.0 * rng.next_f64() - 1.0) as f32;
     let attn_layers: Vec<usize> = (0..c.n_layer())
         .filter(|&l| kv.layer(l).is_some())
         .collect();
