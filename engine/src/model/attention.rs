@@ -15,6 +15,7 @@ use crate::kv::{CacheType, KvBuf, KvCache};
 use super::attention_rows::{self, PREFETCH_KEYS};
 use super::attention_tiled::{self, TileScratch};
 use super::f16_replay::{self, RowSteps, KEY_BLOCK, SKIP};
+use super::f16ops;
 
 /// The attention facts of one layer.
 #[derive(Clone, Copy, Debug)]
@@ -297,9 +298,7 @@ pub fn attend(
             let table = tables[t];
             let lo = p.window.map_or(0, |w| (pos + 1).saturating_sub(w));
             let kvh = h / group;
-            qh.copy_from_slice(
-                &q[t * p.n_head * p.head_dim_k + h * p.head_dim_k..][..p.head_dim_k],
-            );
+            let q_row = &q[t * p.n_head * p.head_dim_k + h * p.head_dim_k..][..p.head_dim_k];
             let slot = |j: usize| table[j / bs].map(|b| b as usize * bs + j % bs);
             // SAFETY: task (t, h) owns out[t][h·head_dim_v ..][..head_dim_v]; tasks are disjoint.
             let o = unsafe {
@@ -312,9 +311,9 @@ pub fn attend(
             };
             if type_k == CacheType::F16 {
                 // llama.cpp converts Q to the cache's f16 before the dot product.
-                for v in qh.iter_mut() {
-                    *v = f16::from_f32(*v).to_f32();
-                }
+                f16ops::round_to_f16(qh, q_row);
+            } else {
+                qh.copy_from_slice(q_row);
             }
             let score = |j: usize| {
                 let raw = match slot(j) {

@@ -114,9 +114,7 @@ pub(super) fn run(
         .map(|((t, h), qh)| {
             let pos = batch.positions[t];
             // llama.cpp converts Q to the cache's f16 before the dot product.
-            for (d, &v) in qh.iter_mut().zip(&q[t * p.n_head * dk + h * dk..][..dk]) {
-                *d = half::f16::from_f32(v).to_f32();
-            }
+            f16ops::round_to_f16(qh, &q[t * p.n_head * dk + h * dk..][..dk]);
             Row {
                 keys: p.window.map_or(0, |w| (pos + 1).saturating_sub(w))..pos + 1,
                 q: qh,

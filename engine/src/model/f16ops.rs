@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use half::f16;
+use half::{f16, slice::HalfFloatSliceExt};
 use nanorun_kernels::{Isa, Kernels};
 
 pub(super) fn use_avx512() -> bool {
@@ -21,6 +21,19 @@ fn use_avx2() -> bool {
 
 const LANES: usize = 16;
 const STEP: usize = 4 * LANES;
+
+/// `dst[i]` = `src[i]` rounded to f16 (to nearest, ties to even) and back, as llama.cpp
+/// converts a query to the cache's type before the dot products; a slice at a time, so that
+/// F16C converts eight values an instruction where one at a time cost a call each.
+pub fn round_to_f16(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    let mut buf = [f16::ZERO; 64];
+    for (d, s) in dst.chunks_mut(64).zip(src.chunks(64)) {
+        let b = &mut buf[..s.len()];
+        b.convert_from_f32_slice(s);
+        b.convert_to_f32_slice(d);
+    }
+}
 
 /// The last steps of GCC's `_mm512_reduce_add_ps` on 16 lanes.
 #[inline(always)]
