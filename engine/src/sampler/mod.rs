@@ -17,6 +17,7 @@
 //! grows.
 
 mod argmax;
+mod fast_exp;
 mod params;
 mod rng;
 mod stop;
@@ -44,12 +45,61 @@ const MAX_VOCAB: usize = 1 << 24;
 /// Above this many candidates, top-p drops hopeless tokens before sorting.
 const TOP_P_PREFILTER_MIN: usize = 1024;
 
+/// How far below the largest logit top-k first looks for its `k` tokens: where at least `k`
+/// lie within this margin, they include the top `k`, and the rest of the vocabulary is never
+/// listed (a real model's row has a few thousand of its 262 144 logits within 30 of the top).
+const TOP_K_MARGIN: f32 = 30.0;
+
+/// How far below the largest (scaled) logit a weight is too small to matter: tokens under
+/// `max − negligible(n)` weigh less than 2⁻³⁰/n of the top token each, so all of them together
+/// carry under 2⁻³⁰ of the mass, far below what rounding the f32 sums moves. The draw and
+/// top-p's sums skip their `exp`, which over a whole vocabulary was most of a sampling step.
+fn negligible(n: usize) -> f32 {
+    (n.max(1) as f32).ln() + 30.0 * std::f32::consts::LN_2
+}
+
 /// The largest logit (−∞ for none).
 fn max_logit(cands: &[Candidate]) -> f32 {
     cands
         .iter()
         .map(|c| c.logit)
         .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// The largest of `x` (−∞ for none; NaN ignored), sixteen lanes at a time so that the
+/// compiler vectorises it.
+fn max_of(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = if v > *m { v } else { *m };
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+}
+
+/// Appends to `out` the tokens of `logits` at or above `floor`, as candidates.
+/// Most of a real row lies below the floor, so sixteen values are compared at once (a vector
+/// compare) and only a run with one at or above it is walked.
+fn extend_above(out: &mut Vec<Candidate>, logits: &[f32], floor: f32) {
+    for (c, run) in logits.chunks(16).enumerate() {
+        if run.iter().fold(false, |any, &l| any | (l >= floor)) {
+            out.extend(
+                run.iter()
+                    .enumerate()
+                    .filter(|&(_, &l)| l >= floor)
+                    .map(|(i, &l)| Candidate {
+                        id: (16 * c + i) as u32,
+                        logit: l,
+                    }),
+            );
+        }
+    }
 }
 
 /// `exp(logit - max)`, with infinite logits sharing all the mass between them.
@@ -177,8 +227,28 @@ impl Sampler {
         if self.params.is_greedy() {
             return Ok(self.greedy(logits));
         }
+        if self.params.keeps_every_token() && !self.params.penalties_active() {
+            // Nothing to truncate: only the tokens whose weight is not negligible are listed
+            // (see `negligible`; scaled by the temperature).
+            let max = max_of(logits);
+            if max == f32::NEG_INFINITY {
+                // No finite logit anywhere: the lowest id.
+                return Ok(0);
+            }
+            if max < f32::INFINITY {
+                let t = self.params.temperature;
+                let floor = max - negligible(logits.len()) * t;
+                self.probs.resize(logits.len(), 0.0);
+                fast_exp::weights(logits, max, t, floor, &mut self.probs);
+                let u = self.rng.next_f64() as f32;
+                return Ok(fast_exp::pick(&self.probs, u).unwrap_or(0) as u32);
+            }
+        }
         self.truncate(logits);
-        Ok(self.draw())
+        let cands = std::mem::take(&mut self.cands);
+        let token = self.draw_from(cands.iter().copied());
+        self.cands = cands;
+        Ok(token)
     }
 
     /// Every step of the chain before the draw, leaving the survivors in `cands`.
@@ -237,6 +307,32 @@ impl Sampler {
         let penalties = self.params.penalties_active();
         let mut cands = std::mem::take(&mut self.cands);
         cands.clear();
+        let p = &self.params;
+        let k = (p.top_k as usize).max(p.min_keep);
+        // The first truncation step may rule out most of the vocabulary before it is listed:
+        // top-k keeps the k highest, so where k or more lie within a margin of the largest,
+        // those are the only ones it can keep; top-p (first) never keeps a token of negligible
+        // weight (see `top_p`). Either way at least `need` must be listed.
+        let margin_need = if penalties {
+            None
+        } else if p.top_k > 0 && k < logits.len() {
+            Some((TOP_K_MARGIN, k))
+        } else if p.top_k == 0 && p.typical_p >= 1.0 && p.top_p < 1.0 {
+            Some((negligible(logits.len()), p.min_keep.max(1)))
+        } else {
+            None
+        };
+        if let Some((margin, need)) = margin_need {
+            let max = max_of(logits);
+            if max > f32::NEG_INFINITY && max < f32::INFINITY {
+                extend_above(&mut cands, logits, max - margin);
+                if cands.len() >= need {
+                    self.cands = cands;
+                    return;
+                }
+                cands.clear();
+            }
+        }
         cands.extend(logits.iter().enumerate().map(|(i, &l)| Candidate {
             id: i as u32,
             logit: self.penalised(i, l, penalties),
@@ -325,21 +421,27 @@ impl Sampler {
         if max == f32::NEG_INFINITY {
             return;
         }
-        // Sums in f64: over a whole vocabulary f32 drifts by more than a token's mass.
-        let sum: f64 = self.cands.iter().map(|c| weight(c.logit, max) as f64).sum();
+        // Sums in f64: over a whole vocabulary f32 drifts by more than a token's mass. Tokens
+        // under `cut` weigh too little to count (see `negligible`); the prefilter's floor
+        // below lies above all of them, so they are dropped there too.
+        let cut = max - negligible(n);
+        let above = |c: &Candidate| c.logit >= cut;
+        let sum: f64 = self
+            .cands
+            .iter()
+            .filter(|c| above(c))
+            .map(|c| weight(c.logit, max) as f64)
+            .sum();
         if n > TOP_P_PREFILTER_MIN {
             // A token with probability q is inside the nucleus only if the mass ranked above
             // it is < p; everything below it weighs at most n·q, and all sums to 1, so
             // q > (1 - p) / n. Dropping tokens under half that bound first (they would sort
             // last anyway) spares sorting the whole vocabulary, without changing the result.
             let floor = ((1.0 - p as f64) / (n as f64 + 1.0) * 0.5 * sum) as f32;
-            let kept = self
-                .cands
-                .iter()
-                .filter(|c| weight(c.logit, max) >= floor)
-                .count();
+            let keep = |c: &Candidate| above(c) && weight(c.logit, max) >= floor;
+            let kept = self.cands.iter().filter(|c| keep(c)).count();
             if kept >= self.params.min_keep.max(1) {
-                self.cands.retain(|c| weight(c.logit, max) >= floor);
+                self.cands.retain(keep);
             }
         }
         self.cands.sort_unstable_by(by_logit_desc);
@@ -379,26 +481,39 @@ impl Sampler {
         }
     }
 
-    /// Draws one candidate in proportion to its softmax probability.
-    fn draw(&mut self) -> u32 {
-        if !self.softmax() {
+    /// Draws one of `cands` (scaled logits; iterated twice) in proportion to its softmax
+    /// probability. Only the tokens whose weight is not negligible (see [`negligible`]) are
+    /// weighed and listed.
+    fn draw_from(&mut self, cands: impl Iterator<Item = Candidate> + Clone) -> u32 {
+        let (mut max, mut n) = (f32::NEG_INFINITY, 0usize);
+        for c in cands.clone() {
+            max = if c.logit > max { c.logit } else { max };
+            n += 1;
+        }
+        if max == f32::NEG_INFINITY {
             // No finite logit anywhere: the lowest id.
-            return self.cands.iter().map(|c| c.id).min().unwrap_or(0);
+            return cands.map(|c| c.id).min().unwrap_or(0);
         }
-        let u = self.rng.next_f64() as f32;
-        let mut cum = 0.0f32;
-        let mut last = 0;
-        for (i, &q) in self.probs.iter().enumerate() {
-            if q > 0.0 {
-                cum += q;
-                last = i;
-                if u < cum {
-                    return self.cands[i].id;
-                }
+        let cut = if max == f32::INFINITY {
+            f32::INFINITY
+        } else {
+            max - negligible(n)
+        };
+        // The survivors (in the order given), and their weights.
+        self.reordered.clear();
+        self.reordered.extend(cands.filter(|c| c.logit >= cut));
+        self.probs.clear();
+        self.probs.extend(self.reordered.iter().map(|c| {
+            if max == f32::INFINITY {
+                // Infinite logits share all the mass between them.
+                weight(c.logit, max)
+            } else {
+                fast_exp::exp_nonpositive(c.logit - max)
             }
-        }
-        // Rounding left `cum` a hair under 1: the last token with any mass.
-        self.cands[last].id
+        }));
+        let u = self.rng.next_f64() as f32;
+        let i = fast_exp::pick(&self.probs, u).unwrap_or(0);
+        self.reordered[i].id
     }
 }
 

@@ -94,6 +94,12 @@ impl SamplingParams {
         self.temperature <= 0.0
     }
 
+    /// Whether no truncation step (top-k, typical-p, top-p, min-p) is active: every token
+    /// stays a candidate.
+    pub fn keeps_every_token(&self) -> bool {
+        self.top_k == 0 && self.typical_p >= 1.0 && self.top_p >= 1.0 && self.min_p <= 0.0
+    }
+
     /// Whether any of the three penalties is active.
     pub fn penalties_active(&self) -> bool {
         self.repeat_last_n != 0

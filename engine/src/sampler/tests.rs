@@ -587,3 +587,89 @@ fn top_p_prefilter_keeps_the_nucleus() {
         }
     }
 }
+
+/// A row shaped like a model's: four tokens carry the distribution, the other 100 000 lie
+/// 40–75 below (together about 1e-12 of the mass, so they move no frequency measurably).
+fn peaked_row() -> (Vec<f32>, [usize; 4], [f32; 4]) {
+    let mut r = Xoshiro256::new(5);
+    let mut logits: Vec<f32> = (0..100_000)
+        .map(|_| (-40.0 - 35.0 * r.next_f64()) as f32)
+        .collect();
+    let ids = [7, 50_001, 99_998, 99_999];
+    let probs = [0.5f32, 0.25, 0.15, 0.1];
+    for (&i, p) in ids.iter().zip(probs) {
+        logits[i] = p.ln();
+    }
+    (logits, ids, probs)
+}
+
+/// The draw over a whole vocabulary weighs only the tokens that carry weight (at temperature
+/// 1.5 the tail's top comes within reach and is weighed too); the frequencies follow the
+/// softmax at every temperature, and a tail token is never drawn at these odds.
+#[test]
+fn whole_vocabulary_draw_follows_softmax() {
+    let (logits, ids, probs) = peaked_row();
+    for t in [0.7f32, 1.0, 1.5] {
+        let mut s = Sampler::new(params(|p| {
+            p.temperature = t;
+            p.top_k = 0;
+            p.top_p = 1.0;
+            p.min_p = 0.0;
+        }))
+        .unwrap();
+        let f = frequencies(&mut s, &logits, 10_000);
+        let weights: Vec<f64> = probs
+            .iter()
+            .map(|&p| (p as f64).powf(1.0 / t as f64))
+            .collect();
+        let total: f64 = weights.iter().sum();
+        for (&i, w) in ids.iter().zip(&weights) {
+            // The standard error is at most 0.005.
+            let want = w / total;
+            assert!((f[i] - want).abs() < 0.02, "T={t}: {} vs {want}", f[i]);
+        }
+        let in_ids: f64 = ids.iter().map(|&i| f[i]).sum();
+        assert!((in_ids - 1.0).abs() < 1e-9, "T={t}: a tail token was drawn");
+        let weighed = s.probs.iter().filter(|&&w| w > 0.0).count();
+        assert!(
+            if t <= 1.0 {
+                weighed == 4
+            } else {
+                weighed < logits.len() / 2
+            },
+            "T={t}: {weighed} weighed"
+        );
+    }
+}
+
+/// Top-k and top-p first list only the tokens near the top of such a row, and keep exactly
+/// what the plain chain keeps; where fewer than k lie near the top, top-k lists the whole row.
+#[test]
+fn first_truncation_lists_few_and_keeps_the_same() {
+    let (logits, _, _) = peaked_row();
+    for (top_k, top_p) in [(40u32, 1.0f32), (3, 0.95), (0, 0.9), (0, 0.99)] {
+        let p = params(|p| {
+            p.top_k = top_k;
+            p.top_p = top_p;
+            p.min_p = 0.0;
+            p.temperature = 1.0;
+        });
+        let mut s = Sampler::new(p.clone()).unwrap();
+        s.load_candidates(&logits);
+        let listed = s.cands.len();
+        s.truncate(&logits);
+        let mut got: Vec<(u32, f32)> = s.cands.iter().map(|c| (c.id, c.logit)).collect();
+        got.sort_by_key(|x| x.0);
+        assert_eq!(
+            got,
+            reference_chain(&p, &logits),
+            "top_k {top_k} top_p {top_p}"
+        );
+        if top_k == 40 {
+            // Only four lie within the margin: the whole row is listed, as before.
+            assert_eq!(listed, logits.len());
+        } else {
+            assert_eq!(listed, 4, "top_k {top_k} top_p {top_p}");
+        }
+    }
+}
