@@ -3,9 +3,12 @@
 //!
 //! ```text
 //! cargo run --release -p nanorun --example throughput -- MODEL.gguf [--parallel 1,2,4,8]
-//!     [-n TOKENS] [-t THREADS] [--prompt-tokens N]
+//!     [-n TOKENS] [-t THREADS] [--prompt-tokens N] [--temperature T [--top-p P]]
 //! ```
 //!
+//! Streams decode greedily unless `--temperature` is given; then each samples as an
+//! OpenAI-style request does (`nanorun serve`'s defaults: no top-k, no min-p; top-p 1 unless
+//! `--top-p`), seeded by its index, so the sampler's share of a step shows.
 //! For each concurrency N it submits N requests of `-n` tokens each (prompts of the same
 //! length, all different) and reports aggregate generated tokens per second (decode phase:
 //! from the moment every stream has its first token to the end), time to first token, and
@@ -13,6 +16,7 @@
 
 use std::time::{Duration, Instant};
 
+use nanorun::sampler::SamplingParams;
 use nanorun::{Engine, EngineConfig, Event, Request};
 
 struct Args {
@@ -21,6 +25,8 @@ struct Args {
     n: usize,
     threads: usize,
     prompt_tokens: usize,
+    temperature: Option<f32>,
+    top_p: f32,
 }
 
 fn parse() -> Result<Args, String> {
@@ -30,6 +36,8 @@ fn parse() -> Result<Args, String> {
         n: 64,
         threads: 0,
         prompt_tokens: 32,
+        temperature: None,
+        top_p: 1.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -46,6 +54,10 @@ fn parse() -> Result<Args, String> {
             "--prompt-tokens" => {
                 a.prompt_tokens = val()?.parse().map_err(|_| "bad --prompt-tokens")?
             }
+            "--temperature" => {
+                a.temperature = Some(val()?.parse().map_err(|_| "bad --temperature")?)
+            }
+            "--top-p" => a.top_p = val()?.parse().map_err(|_| "bad --top-p")?,
             m if !m.starts_with('-') => a.model = m.to_string(),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -87,7 +99,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             .map(|j| 1000 + (j * 7919 + i as u32 * 104_729) % (n_vocab - 2000)),
                     )
                     .collect();
-                let mut r = Request::from_tokens(prompt).max_tokens(args.n).greedy();
+                let r = Request::from_tokens(prompt).max_tokens(args.n);
+                let mut r = match args.temperature {
+                    None => r.greedy(),
+                    Some(temperature) => r.sampling(SamplingParams {
+                        temperature,
+                        top_k: 0,
+                        top_p: args.top_p,
+                        min_p: 0.0,
+                        seed: Some(i as u64),
+                        ..SamplingParams::default()
+                    }),
+                };
                 r.ignore_eos = true;
                 engine.submit(r)
             })
