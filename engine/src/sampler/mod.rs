@@ -102,6 +102,58 @@ fn extend_above(out: &mut Vec<Candidate>, logits: &[f32], floor: f32) {
     }
 }
 
+/// The sum of `mass` over `c`, in four chains (a single chain of f64 additions waits on
+/// each one).
+fn mass_of<T>(c: &[T], mass: impl Fn(&T) -> f64) -> f64 {
+    let mut lanes = [0f64; 4];
+    let mut chunks = c.chunks_exact(4);
+    for q in &mut chunks {
+        for (s, x) in lanes.iter_mut().zip(q) {
+            *s += mass(x);
+        }
+    }
+    let rest: f64 = chunks.remainder().iter().map(&mass).sum();
+    (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]) + rest
+}
+
+/// Below this many candidates, [`nucleus`] sorts them instead of splitting further.
+const NUCLEUS_SORT: usize = 64;
+
+/// Moves to the front of `c` the shortest run of its best elements (in `order`) whose `mass`
+/// reaches `target`, and returns its length (`c.len()` when all of them fall short). The plain
+/// way sorts every candidate and sums in that order; here the run's boundary is searched by
+/// halving: split at the median, keep the half the boundary lies in, and sort only the last
+/// few. On a flat row, where the nucleus is most of the vocabulary, that is linear where the
+/// sort was not.
+fn nucleus<T>(
+    c: &mut [T],
+    order: impl Fn(&T, &T) -> Ordering,
+    mass: impl Fn(&T) -> f64,
+    target: f64,
+) -> usize {
+    // The boundary lies in lo..hi, and `acc` is the mass of c[..lo].
+    let (mut lo, mut hi, mut acc) = (0, c.len(), 0.0f64);
+    while hi - lo > NUCLEUS_SORT {
+        let mid = lo + (hi - lo) / 2;
+        c[lo..hi].select_nth_unstable_by(mid - lo, &order);
+        let upper = mass_of(&c[lo..=mid], &mass);
+        if acc + upper >= target {
+            hi = mid + 1;
+        } else {
+            acc += upper;
+            lo = mid + 1;
+        }
+    }
+    c[lo..hi].sort_unstable_by(&order);
+    for (i, x) in c[lo..hi].iter().enumerate() {
+        acc += mass(x);
+        if acc >= target {
+            return lo + i + 1;
+        }
+    }
+    hi
+}
+
 /// `exp(logit - max)`, with infinite logits sharing all the mass between them.
 #[inline]
 fn weight(logit: f32, max: f32) -> f32 {
@@ -137,6 +189,15 @@ pub struct Sampler {
     probs: Vec<f32>,
     /// Candidates reordered by the typical-p step (scratch).
     reordered: Vec<Candidate>,
+    /// Candidates with their weights, for top-p (scratch).
+    weighted: Vec<Weighted>,
+}
+
+/// A candidate and its weight (its probability times the softmax's sum).
+#[derive(Debug, Clone, Copy)]
+struct Weighted {
+    cand: Candidate,
+    w: f32,
 }
 
 impl Sampler {
@@ -153,6 +214,7 @@ impl Sampler {
             cands: Vec::new(),
             probs: Vec::new(),
             reordered: Vec::new(),
+            weighted: Vec::new(),
             params,
         })
     }
@@ -421,41 +483,53 @@ impl Sampler {
         if max == f32::NEG_INFINITY {
             return;
         }
-        // Sums in f64: over a whole vocabulary f32 drifts by more than a token's mass. Tokens
-        // under `cut` weigh too little to count (see `negligible`); the prefilter's floor
-        // below lies above all of them, so they are dropped there too.
+        // Each candidate's weight, once. Tokens under `cut` weigh too little to count (see
+        // `negligible`); the prefilter's floor below lies above all of them, so they are
+        // dropped there too.
         let cut = max - negligible(n);
-        let above = |c: &Candidate| c.logit >= cut;
-        let sum: f64 = self
-            .cands
-            .iter()
-            .filter(|c| above(c))
-            .map(|c| weight(c.logit, max) as f64)
-            .sum();
+        let mut wc = std::mem::take(&mut self.weighted);
+        wc.clear();
+        wc.extend(self.cands.iter().map(|&cand| Weighted {
+            cand,
+            w: if max == f32::INFINITY {
+                weight(cand.logit, max)
+            } else if cand.logit >= cut {
+                fast_exp::exp_nonpositive(cand.logit - max)
+            } else {
+                0.0
+            },
+        }));
+        // Sums in f64: over a whole vocabulary f32 drifts by more than a token's mass.
+        let sum = mass_of(&wc, |x| x.w as f64);
         if n > TOP_P_PREFILTER_MIN {
             // A token with probability q is inside the nucleus only if the mass ranked above
             // it is < p; everything below it weighs at most n·q, and all sums to 1, so
             // q > (1 - p) / n. Dropping tokens under half that bound first (they would sort
             // last anyway) spares sorting the whole vocabulary, without changing the result.
             let floor = ((1.0 - p as f64) / (n as f64 + 1.0) * 0.5 * sum) as f32;
-            let keep = |c: &Candidate| above(c) && weight(c.logit, max) >= floor;
-            let kept = self.cands.iter().filter(|c| keep(c)).count();
+            let kept = wc.iter().filter(|x| x.w >= floor).count();
             if kept >= self.params.min_keep.max(1) {
-                self.cands.retain(keep);
+                // Without a branch per token: on a flat row the test is a coin toss.
+                let mut len = 0;
+                for i in 0..wc.len() {
+                    let x = wc[i];
+                    wc[len] = x;
+                    len += usize::from(x.w >= floor);
+                }
+                wc.truncate(len);
             }
         }
-        self.cands.sort_unstable_by(by_logit_desc);
-        let (p, inv) = (p as f64, 1.0 / sum);
-        let mut cum = 0.0f64;
-        let mut keep = self.cands.len();
-        for (i, c) in self.cands.iter().enumerate() {
-            cum += weight(c.logit, max) as f64 * inv;
-            if cum >= p && i + 1 >= self.params.min_keep {
-                keep = i + 1;
-                break;
-            }
+        let inv = 1.0 / sum;
+        let by_logit = |a: &Weighted, b: &Weighted| by_logit_desc(&a.cand, &b.cand);
+        let nucleus = nucleus(&mut wc, by_logit, |x| x.w as f64 * inv, p as f64);
+        let keep = nucleus.max(self.params.min_keep.min(wc.len()));
+        if keep > nucleus {
+            // `min_keep` asks for more: the best of the rest follow the nucleus.
+            wc[nucleus..].select_nth_unstable_by(keep - nucleus - 1, by_logit);
         }
-        self.cands.truncate(keep);
+        self.cands.clear();
+        self.cands.extend(wc[..keep].iter().map(|x| x.cand));
+        self.weighted = wc;
     }
 
     fn min_p(&mut self) {
