@@ -33,6 +33,8 @@ pub struct ForwardState {
     out_rows: Vec<usize>,
     out_h: Vec<f32>,
     logits: Vec<f32>,
+    /// Floats of `logits` the last forward pass wrote.
+    logits_len: usize,
     mm: Matmuls,
     attn_scratch: AttnScratch,
     ssm: SsmScratch,
@@ -59,6 +61,7 @@ impl ForwardState {
             out_rows: Vec::new(),
             out_h: Vec::new(),
             logits: Vec::new(),
+            logits_len: 0,
             mm: Matmuls::default(),
             attn_scratch: AttnScratch::default(),
             ssm: SsmScratch::default(),
@@ -70,6 +73,12 @@ impl ForwardState {
     /// The thread pool.
     pub fn pool(&self) -> &ThreadPool {
         &self.pool
+    }
+
+    /// The logits of the last forward pass (what [`Model::forward`] returned), for a caller
+    /// that wants them beside the pool.
+    pub fn logits(&self) -> &[f32] {
+        &self.logits[..self.logits_len]
     }
 
     /// Selects the selective-scan form Mamba2 layers use for prompts (see [`ssm::ScanMode`]).
@@ -323,6 +332,7 @@ impl Model {
                 &mut st.logits,
             )?;
         }
+        st.logits_len = n_out * n_vocab;
         let logits = &mut st.logits[..n_out * n_vocab];
         if c.logit_divisor != 1.0 {
             let s = 1.0 / c.logit_divisor;
