@@ -241,6 +241,25 @@ impl Rope {
 
     /// Rotates every `head_dim`-wide head of `x` with the cos/sin `cache` of its position.
     pub fn apply(&self, x: &mut [f32], head_dim: usize, cache: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if super::attention_tiled::has_fma() {
+            // SAFETY: FMA (and AVX2) were detected.
+            unsafe { self.apply_fma(x, head_dim, cache) };
+            return;
+        }
+        self.apply_portable(x, head_dim, cache);
+    }
+
+    /// [`Rope::apply`] built with FMA, where `mul_add` is one instruction instead of a call to
+    /// the C library's `fmaf` (the same fused result, so the same bits).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    fn apply_fma(&self, x: &mut [f32], head_dim: usize, cache: &[f32]) {
+        self.apply_portable(x, head_dim, cache);
+    }
+
+    #[inline(always)]
+    fn apply_portable(&self, x: &mut [f32], head_dim: usize, cache: &[f32]) {
         let n = self.n_rot;
         for head in x.chunks_exact_mut(head_dim) {
             if self.neox {
