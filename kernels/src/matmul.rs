@@ -301,6 +301,15 @@ impl<'a> Plan<'a> {
                 got: w.layout,
             })?),
         };
+        // Batch-invariant: the path's reference-order kernels where it has them.
+        let interleaved = interleaved.map(|p| match p.invariant {
+            Some(r) if scratch.batch_invariant => Interleaved8Path {
+                x1: r.x1,
+                batch: r.batch,
+                ..p
+            },
+            _ => p,
+        });
         let int8 = match (wide, wt.int8, at.int8) {
             (None, Some(w8), Some(a8)) if n_tokens >= INT8_MIN_TOKENS => Some((w8, a8)),
             _ => None,

@@ -157,6 +157,21 @@ pub(crate) struct Interleaved8Path {
     /// a matrix's rows outside whole groups stay row-major and keep the latter.
     #[cfg_attr(not(test), allow(dead_code))] // what the bit-identity tests compare against
     pub scalar_bits: bool,
+    /// Kernels in the scalar reference's order that batch-invariant matmuls take instead of
+    /// `x1` and `batch` (`MatmulScratch::set_batch_invariant`), where those keep another
+    /// order at a cost (x86 AVX-512 Q5_0: ggml's eight-lane order, about twice the work).
+    pub invariant: Option<ReferenceKernels>,
+}
+
+/// An [`Interleaved8Path`]'s kernels in the scalar reference's order (each block's integer
+/// sum exact, then the reference's float steps), the same bits for every batch size.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 kernels have them yet
+pub(crate) struct ReferenceKernels {
+    /// One token.
+    pub x1: fn(w: &[u8], a: &[u8]) -> [f32; 8],
+    /// Batches of two or more.
+    pub batch: Interleaved8Batch,
 }
 
 /// How an [`Interleaved8Path`] runs batches of two or more tokens.

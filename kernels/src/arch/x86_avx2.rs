@@ -651,6 +651,7 @@ where
         interleave,
         for_batches: true,
         scalar_bits: false,
+        invariant: None,
     }
 }
 
@@ -740,6 +741,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                     },
                     for_batches: true,
                     scalar_bits: false,
+                    invariant: None,
                 });
                 t.dequantize = |w, o| unsafe { kdequant::dequantize_q4_k(cast(w), o) };
             }

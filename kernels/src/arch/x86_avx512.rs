@@ -30,11 +30,13 @@ use super::x86_avx2_int8::{dot_xn_of, GroupSums, WeightBlocks};
 use super::x86_avx2_q4k_x8::{q4_k_x8_with, sub_scale_i32};
 use super::x86_avx2_q6k;
 use super::x86_avx512_int8_x8::{q5_0_x8_x1, q5_0_x8_xn};
+use super::x86_avx512_q5_0_ref_x8::{q5_0_ref_x8_x1, q5_0_ref_x8_xn};
 use super::x86_avx512_q8_0_x8::{q8_0_x8_x1, q8_0_x8_xn};
 use crate::quant::q4_k_x8::BlockQ4Kx8;
 use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
 use crate::traits::{
-    cast, cast_mut, Int8Path, Int8Row, Interleaved8Batch, Interleaved8Path, TypeTraits,
+    cast, cast_mut, Int8Path, Int8Row, Interleaved8Batch, Interleaved8Path, ReferenceKernels,
+    TypeTraits,
 };
 
 #[inline]
@@ -283,6 +285,16 @@ fn interleaved_q5_0_vnni(p: &mut Interleaved8Path) {
         x4: |w, a| unsafe { q5_0_x8_xn::<4>(cast(w), a) },
         x2: |w, a| unsafe { q5_0_x8_xn::<2>(cast(w), a) },
     };
+    // Batch-invariant matmuls: the reference's order, about half the work per token
+    // (`x86_avx512_q5_0_ref_x8`).
+    p.invariant = Some(ReferenceKernels {
+        x1: |w, a| unsafe { q5_0_ref_x8_x1(cast(w), cast(a)) },
+        batch: Interleaved8Batch::Int8Tokens {
+            x8: |w, a| unsafe { q5_0_ref_x8_xn::<8>(cast(w), a) },
+            x4: |w, a| unsafe { q5_0_ref_x8_xn::<4>(cast(w), a) },
+            x2: |w, a| unsafe { q5_0_ref_x8_xn::<2>(cast(w), a) },
+        },
+    });
 }
 
 /// Interleaved Q8_0 in the scalar reference's order (see `x86_avx512_q8_0_x8`): eight rows
@@ -304,6 +316,7 @@ fn interleaved_q8_0_vnni() -> Interleaved8Path {
         },
         for_batches: false,
         scalar_bits: true,
+        invariant: None,
     }
 }
 

@@ -94,7 +94,7 @@ unsafe fn sums(b: &Block, y: *const [i8; 32]) -> __m256i {
 /// rounded first, then the product, then the sum).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn accumulate(acc: __m256, isum: __m256i, d: __m256, yd: f32) -> __m256 {
+pub(super) fn accumulate(acc: __m256, isum: __m256i, d: __m256, yd: f32) -> __m256 {
     let scale = _mm256_mul_ps(d, _mm256_set1_ps(yd));
     _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), scale))
 }
