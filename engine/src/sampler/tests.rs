@@ -610,13 +610,11 @@ fn peaked_row() -> (Vec<f32>, [usize; 4], [f32; 4]) {
 fn whole_vocabulary_draw_follows_softmax() {
     let (logits, ids, probs) = peaked_row();
     for t in [0.7f32, 1.0, 1.5] {
-        let mut s = Sampler::new(params(|p| {
-            p.temperature = t;
-            p.top_k = 0;
-            p.top_p = 1.0;
-            p.min_p = 0.0;
-        }))
-        .unwrap();
+        let p = SamplingParams {
+            temperature: t,
+            ..plain(1234)
+        };
+        let mut s = Sampler::new(p).unwrap();
         let f = frequencies(&mut s, &logits, 10_000);
         let weights: Vec<f64> = probs
             .iter()

@@ -19,7 +19,7 @@
 use std::arch::x86_64::*;
 
 use super::x86_avx2::{i32_at, to_array};
-use super::x86_avx512_q8_0_x8::accumulate;
+use super::x86_avx512_q8_0_x8::{accumulate, prefetch_ahead};
 use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::{BlockQ8_0, INTERLEAVED_ROWS as ROWS};
 use crate::traits::TokenBlocks;
@@ -101,12 +101,7 @@ pub(crate) fn q5_0_ref_x8_xn<const N: usize>(
     assert!(a.len() >= w.len());
     let mut acc = [_mm256_setzero_ps(); N];
     for (i, (x, y)) in w.iter().zip(a).enumerate() {
-        // The block PREFETCH_AHEAD on (the next group's, past the end: its bytes follow) is
-        // asked for now; a hint, so it may point past `w`.
-        let ahead = w.as_ptr().wrapping_add(i + PREFETCH_AHEAD).cast::<i8>();
-        for off in (0..std::mem::size_of::<BlockQ5_0x8>()).step_by(64) {
-            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off));
-        }
+        prefetch_ahead(w, i + PREFETCH_AHEAD);
         let (lanes, d) = unsigned_lanes(x);
         for (t, acc) in acc.iter_mut().enumerate() {
             let start = _mm256_set1_epi32(y.bias[t] >> 3);

@@ -33,6 +33,17 @@ use crate::traits::TokenBlocks;
 /// output`); sixteen gained nothing more.
 const PREFETCH_AHEAD: usize = 8;
 
+/// Asks for block `i` of `w` (in a batch, a few blocks on; past the end it is the next
+/// group's, whose bytes follow): a hint, so `i` may point past `w`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) fn prefetch_ahead<T>(w: &[T], i: usize) {
+    let ahead = w.as_ptr().wrapping_add(i).cast::<i8>();
+    for off in (0..std::mem::size_of::<T>()).step_by(64) {
+        _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off));
+    }
+}
+
 /// One block of eight rows in registers.
 struct Block {
     /// Lane l: four quants of every row (see [`BlockQ8_0x8`]).
@@ -135,12 +146,7 @@ pub(crate) fn q8_0_x8_xn<const N: usize>(
     let unsigned_128 = _mm256_set1_epi8(i8::MIN);
     let mut acc = [_mm256_setzero_ps(); N];
     for (i, (x, y)) in w.iter().zip(a).enumerate() {
-        // The block PREFETCH_AHEAD on (the next group's, past the end: its bytes follow) is
-        // asked for now; a hint, so it may point past `w`.
-        let ahead = w.as_ptr().wrapping_add(i + PREFETCH_AHEAD).cast::<i8>();
-        for off in (0..std::mem::size_of::<BlockQ8_0x8>()).step_by(64) {
-            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off));
-        }
+        prefetch_ahead(w, i + PREFETCH_AHEAD);
         let (signed, d) = lanes_and_scales(x);
         let lanes = signed.map(|q| _mm256_xor_si256(q, unsigned_128));
         for (t, acc) in acc.iter_mut().enumerate() {
