@@ -74,26 +74,46 @@ pub(super) fn sum(x: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>()
 }
 
-/// Values per run of [`pick`]'s scan.
-const RUN: usize = 256;
+/// Values per run of [`pick_by_runs`]' scan.
+pub(super) const RUN: usize = 256;
 
-/// The index at which the running sum of the weights `w` (≥ 0) first exceeds `u` times their
-/// total (`u` in [0, 1)): index i with probability w[i] / Σw. Runs whose sum stays under the
-/// target are skipped whole. `None` when no weight is positive.
-pub(super) fn pick(w: &[f32], u: f32) -> Option<usize> {
-    let total = sum(w);
+/// The weights of a whole row `x` (see [`weights`]) summed by runs of [`RUN`] into `sums`,
+/// without being kept: the draw over a whole vocabulary reads the row twice (its maximum, then
+/// this) and writes nothing, then weighs one run again in [`pick_by_runs`].
+pub(super) fn run_sums(x: &[f32], max: f32, t: f32, floor: f32, sums: &mut Vec<f32>) {
+    sums.clear();
+    let mut buf = [0f32; RUN];
+    for run in x.chunks(RUN) {
+        let w = &mut buf[..run.len()];
+        weights(run, max, t, floor, w);
+        sums.push(sum(w));
+    }
+}
+
+/// The index at which the running sum of the weights (≥ 0) first exceeds `u` times their
+/// total (`u` in [0, 1)): index i with probability w[i] / Σw. The weights come by runs of
+/// [`RUN`]: `sums` holds each run's sum, and `weigh(r, buf)` writes run r's weights into
+/// `buf` and returns how many; runs whose sum stays under the target are skipped whole.
+/// `None` when no weight is positive.
+pub(super) fn pick_by_runs(
+    sums: &[f32],
+    u: f32,
+    weigh: impl Fn(usize, &mut [f32; RUN]) -> usize,
+) -> Option<usize> {
+    let total: f32 = sums.iter().sum();
     if total.is_nan() || total <= 0.0 {
         return None;
     }
     let target = u * total;
     let mut cum = 0f32;
-    for (r, run) in w.chunks(RUN).enumerate() {
-        let s = sum(run);
+    let mut buf = [0f32; RUN];
+    for (r, &s) in sums.iter().enumerate() {
         if cum + s <= target {
             cum += s;
             continue;
         }
-        for (i, &x) in run.iter().enumerate() {
+        let n = weigh(r, &mut buf);
+        for (i, &x) in buf[..n].iter().enumerate() {
             cum += x;
             if x > 0.0 && target < cum {
                 return Some(r * RUN + i);
@@ -101,7 +121,20 @@ pub(super) fn pick(w: &[f32], u: f32) -> Option<usize> {
         }
     }
     // Rounding left the sum a hair under the target: the last token with any weight.
-    w.iter().rposition(|&x| x > 0.0)
+    let r = sums.iter().rposition(|&s| s > 0.0)?;
+    let n = weigh(r, &mut buf);
+    buf[..n].iter().rposition(|&x| x > 0.0).map(|i| r * RUN + i)
+}
+
+/// [`pick_by_runs`] over weights at hand (`sums`: scratch for the run sums).
+pub(super) fn pick(w: &[f32], u: f32, sums: &mut Vec<f32>) -> Option<usize> {
+    sums.clear();
+    sums.extend(w.chunks(RUN).map(sum));
+    pick_by_runs(sums, u, |r, buf| {
+        let run = &w[r * RUN..(r * RUN + RUN).min(w.len())];
+        buf[..run.len()].copy_from_slice(run);
+        run.len()
+    })
 }
 
 #[cfg(test)]
@@ -132,6 +165,8 @@ mod tests {
         w[3] = 1.0;
         w[400] = 2.0;
         w[999] = 1.0;
+        let mut sums = Vec::new();
+        let mut pick = |w: &[f32], u| pick(w, u, &mut sums);
         assert_eq!(pick(&w, 0.0), Some(3));
         assert_eq!(pick(&w, 0.2), Some(3));
         assert_eq!(pick(&w, 0.3), Some(400));
@@ -149,6 +184,29 @@ mod tests {
         let want = [(-4.0f32).exp(), (-6.0f32).exp(), 0.0, 0.0, 1.0];
         for (g, e) in w.iter().zip(want) {
             assert!((g - e).abs() <= 4.0 * f32::EPSILON * e, "{w:?}");
+        }
+    }
+
+    /// A row's run sums and the runs weighed again pick what the weights written out pick.
+    #[test]
+    fn picking_from_a_row_by_runs_matches_picking_from_its_weights() {
+        let x: Vec<f32> = (0..3000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 40.0 - 20.0)
+            .collect();
+        let (max, t) = (x.iter().cloned().fold(f32::MIN, f32::max), 0.8);
+        let floor = max - 15.0;
+        let mut w = vec![0f32; x.len()];
+        weights(&x, max, t, floor, &mut w);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        run_sums(&x, max, t, floor, &mut a);
+        for k in 0..200 {
+            let u = k as f32 / 200.0;
+            let by_runs = pick_by_runs(&a, u, |r, buf| {
+                let run = &x[r * RUN..(r * RUN + RUN).min(x.len())];
+                weights(run, max, t, floor, &mut buf[..run.len()]);
+                run.len()
+            });
+            assert_eq!(by_runs, pick(&w, u, &mut b), "u {u}");
         }
     }
 }

