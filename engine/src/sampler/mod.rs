@@ -293,8 +293,9 @@ impl Sampler {
             return Ok(self.greedy(logits));
         }
         if self.params.keeps_every_token() && !self.params.penalties_active() {
-            // Nothing to truncate: only the tokens whose weight is not negligible are listed
-            // (see `negligible`; scaled by the temperature).
+            // Nothing to truncate: the row is weighed in place, a run at a time, and tokens
+            // under the negligible bound (see `negligible`; scaled by the temperature) weigh
+            // nothing.
             let max = max_of(logits);
             if max == f32::NEG_INFINITY {
                 // No finite logit anywhere: the lowest id.
