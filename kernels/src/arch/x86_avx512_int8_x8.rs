@@ -22,6 +22,34 @@ use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::{BlockQ8_0, INTERLEAVED_ROWS as ROWS};
 use crate::traits::Int8Row;
 
+/// The eight lanes of `x` as unsigned quants u = q + 16 (lane l: values 4l..4l + 4 of every
+/// row, row r's four at bytes 4r.., see [`BlockQ5_0x8`]): the nibble, plus 16 where the fifth
+/// bit is set (one test and one masked add).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) fn unsigned_lanes(x: &BlockQ5_0x8) -> [__m256i; 8] {
+    // SAFETY: `qs` is 128 bytes (group g at 32g), `qh` 32.
+    let (groups, qh) = unsafe {
+        (
+            [0, 1, 2, 3].map(|g| _mm256_loadu_si256(x.qs.as_ptr().add(32 * g).cast())),
+            _mm256_loadu_si256(x.qh.as_ptr().cast()),
+        )
+    };
+    let m4 = _mm256_set1_epi8(0x0f);
+    std::array::from_fn(|l| {
+        // Group l % 4 holds lane l in its low nibbles (l < 4), lane l + 4 in its high ones.
+        let packed = groups[l % 4];
+        let nibbles = if l < 4 {
+            _mm256_and_si256(packed, m4)
+        } else {
+            _mm256_and_si256(_mm256_srli_epi16::<4>(packed), m4)
+        };
+        // Bit l of byte 4r + k: the fifth bit of value 4l + k of row r.
+        let fifth = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((1u8 << l) as i8));
+        _mm256_mask_add_epi8(nibbles, fifth, nibbles, _mm256_set1_epi8(16))
+    })
+}
+
 /// The eight rows of `w` · one Q8_0 row (signed quants), bit-identical to `dot_q5_0` on each
 /// row (`x86_avx2_int8_x8::int8_x8_x1`'s lanes, sums and FMAs). Each lane's quants are taken
 /// as the unsigned five-bit values u = q + 16 (the nibble, plus 16 where the fifth bit is set:
@@ -32,33 +60,22 @@ use crate::traits::Int8Row;
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn q5_0_x8_x1(w: &[BlockQ5_0x8], a: &[BlockQ8_0]) -> [f32; ROWS] {
     let mut acc = [_mm256_setzero_ps(); 8];
-    let m4 = _mm256_set1_epi8(0x0f);
-    let sixteen = _mm256_set1_epi8(16);
     let mut starts = [0i32; 8];
     for (x, y) in w.iter().zip(a) {
         let ds = _mm256_mul_ps(row_scales(x), scale8(y.d));
-        // SAFETY: `qs` and `qh` are 32 bytes; `starts` holds eight i32s.
-        let qh = unsafe {
+        // SAFETY: `qs` is 32 bytes; `starts` holds eight i32s.
+        unsafe {
             // Lane l's four activation bytes summed (times ones), then times −16.
             let ya = _mm256_loadu_si256(y.qs.as_ptr().cast());
             let sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), ya);
             let neg = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<4>(sums));
             _mm256_storeu_si256(starts.as_mut_ptr().cast(), neg);
-            _mm256_loadu_si256(x.qh.as_ptr().cast())
-        };
+        }
         // Read back from memory: each start then broadcasts in the load unit, where the
         // compiler otherwise shuffled it out of the register (two vector operations a lane).
         let starts = std::hint::black_box(&starts);
-        for (l, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: group l % 4 is the 32 bytes at 32(l % 4) of the 128.
-            let packed = unsafe { _mm256_loadu_si256(x.qs.as_ptr().add(32 * (l % 4)).cast()) };
-            let nibbles = if l < 4 {
-                _mm256_and_si256(packed, m4)
-            } else {
-                _mm256_and_si256(_mm256_srli_epi16::<4>(packed), m4)
-            };
-            let fifth = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((1u8 << l) as i8));
-            let u = _mm256_mask_add_epi8(nibbles, fifth, nibbles, sixteen);
+        let lanes = unsigned_lanes(x);
+        for (l, (acc, &u)) in acc.iter_mut().zip(&lanes).enumerate() {
             let y4 = i32_at(&y.qs, 4 * l);
             let s = _mm256_dpbusd_epi32(_mm256_set1_epi32(starts[l]), u, _mm256_set1_epi32(y4));
             *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), ds, *acc);

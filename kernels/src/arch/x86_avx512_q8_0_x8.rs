@@ -19,7 +19,7 @@
 
 use std::arch::x86_64::*;
 
-use super::x86_avx2::to_array;
+use super::x86_avx2::{i32_at, to_array};
 use crate::quant::q8_0_x8::BlockQ8_0x8;
 use crate::quant::{BlockQ8_0, INTERLEAVED_ROWS as ROWS};
 use crate::traits::TokenBlocks;
@@ -42,6 +42,21 @@ pub(super) fn prefetch_ahead<T>(w: &[T], i: usize) {
     for off in (0..std::mem::size_of::<T>()).step_by(64) {
         _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(off));
     }
+}
+
+/// Σ of each row over a block's eight lanes of unsigned quants (lane l: four of every row),
+/// from `start`, with one token's 32 signed activation bytes `y` (dword l broadcast for lane
+/// l). Integer sums: the two chains (even and odd lanes) change nothing.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) fn lane_sums(lanes: &[__m256i; 8], y: &[i8; 32], start: __m256i) -> __m256i {
+    let (mut even, mut odd) = (start, _mm256_setzero_si256());
+    for l in (0..8).step_by(2) {
+        let (ye, yo) = (i32_at(y, 4 * l), i32_at(y, 4 * l + 4));
+        even = _mm256_dpbusd_epi32(even, lanes[l], _mm256_set1_epi32(ye));
+        odd = _mm256_dpbusd_epi32(odd, lanes[l + 1], _mm256_set1_epi32(yo));
+    }
+    _mm256_add_epi32(even, odd)
 }
 
 /// One block of eight rows in registers.
@@ -150,16 +165,8 @@ pub(crate) fn q8_0_x8_xn<const N: usize>(
         let (signed, d) = lanes_and_scales(x);
         let lanes = signed.map(|q| _mm256_xor_si256(q, unsigned_128));
         for (t, acc) in acc.iter_mut().enumerate() {
-            let q = y.qs[t].as_ptr().cast::<i32>();
-            let (mut even, mut odd) = (_mm256_set1_epi32(y.bias[t]), _mm256_setzero_si256());
-            for l in (0..8).step_by(2) {
-                // SAFETY: dwords l and l + 1 of the 32 bytes of `y.qs[t]`.
-                let (qe, qo) =
-                    unsafe { (q.add(l).read_unaligned(), q.add(l + 1).read_unaligned()) };
-                even = _mm256_dpbusd_epi32(even, lanes[l], _mm256_set1_epi32(qe));
-                odd = _mm256_dpbusd_epi32(odd, lanes[l + 1], _mm256_set1_epi32(qo));
-            }
-            *acc = accumulate(*acc, _mm256_add_epi32(even, odd), d, y.d[t]);
+            let start = _mm256_set1_epi32(y.bias[t]);
+            *acc = accumulate(*acc, lane_sums(&lanes, &y.qs[t], start), d, y.d[t]);
         }
     }
     std::array::from_fn(|t| to_array(acc[t]))
