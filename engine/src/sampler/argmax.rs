@@ -18,19 +18,7 @@ pub(super) fn argmax(logits: &[f32]) -> u32 {
 /// 262144-entry vocabulary.
 pub(super) fn argmax_portable(logits: &[f32]) -> u32 {
     const LANES: usize = 16;
-    let mut lanes = [f32::NEG_INFINITY; LANES];
-    let chunks = logits.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (m, &x) in lanes.iter_mut().zip(c) {
-            // (`f32::max` of NaN and x is x.)
-            *m = m.max(x);
-        }
-    }
-    let max = lanes
-        .iter()
-        .chain(tail)
-        .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let max = super::max_of(logits);
     if max == f32::NEG_INFINITY {
         return 0;
     }

@@ -316,10 +316,7 @@ impl Sampler {
             }
         }
         self.truncate(logits);
-        let cands = std::mem::take(&mut self.cands);
-        let token = self.draw_from(cands.iter().copied());
-        self.cands = cands;
-        Ok(token)
+        Ok(self.draw())
     }
 
     /// Every step of the chain before the draw, leaving the survivors in `cands`.
@@ -564,27 +561,24 @@ impl Sampler {
         }
     }
 
-    /// Draws one of `cands` (scaled logits; iterated twice) in proportion to its softmax
-    /// probability. Only the tokens whose weight is not negligible (see [`negligible`]) are
-    /// weighed and listed.
-    fn draw_from(&mut self, cands: impl Iterator<Item = Candidate> + Clone) -> u32 {
-        let (mut max, mut n) = (f32::NEG_INFINITY, 0usize);
-        for c in cands.clone() {
-            max = if c.logit > max { c.logit } else { max };
-            n += 1;
-        }
+    /// Draws one of the candidates (their logits scaled by the temperature) in proportion to
+    /// its softmax probability. Only the tokens whose weight is not negligible (see
+    /// [`negligible`]) are weighed and listed.
+    fn draw(&mut self) -> u32 {
+        let max = max_logit(&self.cands);
         if max == f32::NEG_INFINITY {
             // No finite logit anywhere: the lowest id.
-            return cands.map(|c| c.id).min().unwrap_or(0);
+            return self.cands.iter().map(|c| c.id).min().unwrap_or(0);
         }
         let cut = if max == f32::INFINITY {
             f32::INFINITY
         } else {
-            max - negligible(n)
+            max - negligible(self.cands.len())
         };
-        // The survivors (in the order given), and their weights.
+        // The survivors (in candidate order), and their weights.
         self.reordered.clear();
-        self.reordered.extend(cands.filter(|c| c.logit >= cut));
+        self.reordered
+            .extend(self.cands.iter().filter(|c| c.logit >= cut));
         self.probs.clear();
         self.probs.extend(self.reordered.iter().map(|c| {
             if max == f32::INFINITY {
