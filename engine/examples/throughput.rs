@@ -192,17 +192,13 @@ fn run_level(
     let end = done.iter().flatten().max().copied().unwrap_or_default();
     let decode_tokens: usize = generated.iter().map(|g| g.saturating_sub(1)).sum();
     let tps = decode_tokens as f64 / (end - all_first).as_secs_f64().max(1e-9);
-    let ttft = first
-        .iter()
-        .flatten()
-        .map(Duration::as_secs_f64)
-        .sum::<f64>()
-        / n as f64;
-    let lat = done
-        .iter()
-        .flatten()
-        .map(Duration::as_secs_f64)
-        .sum::<f64>()
-        / n as f64;
-    Ok((tps, ttft, lat))
+    let mean_s = |times: &[Option<Duration>]| {
+        times
+            .iter()
+            .flatten()
+            .map(Duration::as_secs_f64)
+            .sum::<f64>()
+            / n as f64
+    };
+    Ok((tps, mean_s(&first), mean_s(&done)))
 }
