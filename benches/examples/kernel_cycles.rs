@@ -12,12 +12,16 @@
 //! another as a model's matrices lie in its arena, and the ops take them in turn: with enough
 //! copies to overflow the caches, each op reads its weights from memory, as a decode step's
 //! small layer matrices do (e.g. `-- Q5_0 avx512 3000 2 1 2048 640 interleaved 64`).
+//! `--invariant` anywhere runs the batch-invariant kernels a server's batches take
+//! (`MatmulScratch::set_batch_invariant`) instead of llama.cpp's orders.
 
 use nanorun_benches::{matrix, values};
 use nanorun_kernels::{matmul, GgmlType, Isa, Kernels, MatmulScratch, QMatrix, ThreadPool};
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let invariant = args.iter().any(|a| a == "--invariant");
+    args.retain(|a| a != "--invariant");
     let ty = GgmlType::from_name(args.get(1).map_or("Q4_K", |s| s)).expect("type name");
     let isa = Isa::parse(args.get(2).map_or("avx2", |s| s)).expect("isa");
     let reps: usize = args.get(3).map_or(100, |s| s.parse().expect("reps"));
@@ -55,6 +59,7 @@ fn main() {
     let x = values(1, cols * n_tokens);
     let pool = ThreadPool::new(threads);
     let mut scratch = MatmulScratch::new();
+    scratch.set_batch_invariant(invariant);
     let mut out = vec![0.0f32; rows * n_tokens];
     matmul(k, &pool, &w, &x, n_tokens, &mut out, &mut scratch).expect("warm-up");
     let (cpu0, wall0) = (on_cpu_ns(), std::time::Instant::now());
@@ -66,9 +71,10 @@ fn main() {
     let wall = wall0.elapsed().as_secs_f64();
     let bytes = (len * reps * n_tokens) as f64;
     println!(
-        "{ty:>5} {isa:>6} {:?} t{threads} x{n_tokens}: {:6.2} GB/s per CPU-second of the calling thread, \
+        "{ty:>5} {isa:>6} {:?}{} t{threads} x{n_tokens}: {:6.2} GB/s per CPU-second of the calling thread, \
          {:6.2} GB/s wall ({:.1} µs per op), checksum {}",
         w.layout,
+        if invariant { " invariant" } else { "" },
         bytes / cpu / 1e9,
         bytes / wall / 1e9,
         wall / reps as f64 * 1e6,

@@ -439,10 +439,12 @@ fn four_and_eight_token_kernels_are_bit_identical_to_single_dots() {
 fn wide_batch_kernels_compute_the_same_sums() {
     // Same integer sums, another float order: within a few ulps of the whole sum's magnitude
     // of the one-token kernel; the four-token wide kernels bit-identical to the one-token wide
-    // kernel, except x86 Q4_K's (llama.cpp's GEMM folds per 64 values, its GEMV per 256).
+    // kernel, except x86 Q4_K's (llama.cpp's GEMM folds per 64 values, its GEMV per 256); and
+    // every ISA's wide kernel bit-identical to the first's (one float order per type).
     let mut rng = Rng::new(17);
     let mut seen = 0;
-    for k in simd_isas() {
+    let isas = simd_isas();
+    for &k in &isas {
         for &ty in &SUPPORTED {
             let t = k.traits(ty).unwrap();
             let Some(wide) = t.wide() else { continue };
@@ -457,6 +459,12 @@ fn wide_batch_kernels_compute_the_same_sums() {
                     .iter()
                     .map(|a| (wide.vec_dot_fn())(w.bytes(), a.bytes()))
                     .collect();
+                if let Some(first) = isas[0].traits(ty).unwrap().wide() {
+                    for (a, got) in acts.iter().zip(&single) {
+                        let want = (first.vec_dot_fn())(w.bytes(), a.bytes());
+                        assert_eq!(got.to_bits(), want.to_bits(), "{} {ty} n={n}", k.isa());
+                    }
+                }
                 let mut scales = [0f32; 4];
                 for (i, a) in acts.iter().enumerate() {
                     let mut af = vec![0f32; n];

@@ -62,6 +62,15 @@ pub(crate) fn hsum_epi32(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
+/// The sums of the 8 i32 lanes of each of four vectors, in that order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn hsum4_epi32(v: [__m256i; 4]) -> __m128i {
+    // Lane j of each 128-bit half: the sum of that half of v[j].
+    let h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h))
+}
+
 /// u8 × i8 products summed in groups of 4 into 8 i32 lanes. Each u8 ≤ 128 with |i8| ≤ 127
 /// keeps the intermediate i16 pair sums exact.
 #[inline]

@@ -60,8 +60,7 @@ pub(crate) fn q6_k_lanes(x: &BlockQ6K, y: &BlockQ8K) -> __m256i {
 pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for (x, y) in w.iter().zip(a) {
-        let d = _mm256_set1_ps(f16x2(x.d, x.d).0 * y.d);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(q6_k_lanes(x, y)), acc);
+        acc = gemv_step(acc, q6_k_lanes(x, y), f16x2(x.d, x.d).0, y.d);
     }
     hsum_ps(acc)
 }
@@ -73,8 +72,7 @@ pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
 pub(crate) fn vec_dot_q6_k_wide(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
     let mut acc = 0.0f32;
     for (x, y) in w.iter().zip(a) {
-        let r = hsum_epi32(q6_k_lanes(x, y)) as f32 * f16x2(x.d, x.d).0;
-        acc = r.mul_add(y.d, acc);
+        acc = wide_step(acc, q6_k_lanes(x, y), f16x2(x.d, x.d).0, y.d);
     }
     acc
 }
@@ -100,14 +98,16 @@ fn q6_k_lanes_x4(x: &BlockQ6K, y: [&BlockQ8K; 4]) -> [__m256i; 4] {
     sumi
 }
 
-/// Q6_K · four Q8_K rows: each super-block's [`q6_k_lanes_x4`] folded into a per-row
-/// accumulator by `step(acc, lanes, weight d, activation d)`.
+/// Q6_K · four Q8_K rows: each super-block's integer lanes for the four tokens (`lanes`:
+/// ggml's eight per token, as [`q6_k_lanes`] lays them out, in any exact integer form) folded
+/// into a per-row accumulator by `step(acc, lanes, weight d, activation d)`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q6_k_x4_fold<S: Copy>(
+pub(crate) fn q6_k_x4_fold<S: Copy>(
     w: &[BlockQ6K],
     a: [&[BlockQ8K]; 4],
     init: S,
+    lanes: impl Fn(&BlockQ6K, [&BlockQ8K; 4]) -> [__m256i; 4],
     step: impl Fn(S, __m256i, f32, f32) -> S,
 ) -> [S; 4] {
     let mut acc = [init; 4];
@@ -115,7 +115,7 @@ fn q6_k_x4_fold<S: Copy>(
     for (i, x) in w[..n].iter().enumerate() {
         let y = [&a[0][i], &a[1][i], &a[2][i], &a[3][i]];
         let d = f16x2(x.d, x.d).0;
-        let sumi = q6_k_lanes_x4(x, y);
+        let sumi = lanes(x, y);
         for t in 0..4 {
             acc[t] = step(acc[t], sumi[t], d, y[t].d);
         }
@@ -123,19 +123,43 @@ fn q6_k_x4_fold<S: Copy>(
     acc
 }
 
+/// ggml's one-token step: a super-block's eight integer lanes into the eight float lanes of
+/// `acc` with one FMA by `d·yd` (summed across lanes at the end).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn gemv_step(acc: __m256, lanes: __m256i, d: f32, yd: f32) -> __m256 {
+    _mm256_fmadd_ps(_mm256_set1_ps(d * yd), _mm256_cvtepi32_ps(lanes), acc)
+}
+
+/// llama.cpp's tiled GEMM step: the super-block's whole integer sum times `d`, then
+/// `fma(that, yd, acc)`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn wide_step(acc: f32, lanes: __m256i, d: f32, yd: f32) -> f32 {
+    (hsum_epi32(lanes) as f32 * d).mul_add(yd, acc)
+}
+
 /// Q6_K · four Q8_K rows, bit-identical to four `vec_dot_q6_k` calls.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q6_k_x4(w: &[BlockQ6K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
-    q6_k_x4_fold(w, a, _mm256_setzero_ps(), |acc, s, d, yd| {
-        _mm256_fmadd_ps(_mm256_set1_ps(d * yd), _mm256_cvtepi32_ps(s), acc)
-    })
+    q6_k_x4_fold(
+        w,
+        a,
+        _mm256_setzero_ps(),
+        |x, y| q6_k_lanes_x4(x, y),
+        |acc, s, d, yd| gemv_step(acc, s, d, yd),
+    )
     .map(|v| hsum_ps(v))
 }
 
 /// Q6_K · four Q8_K rows, bit-identical to four `vec_dot_q6_k_wide` calls.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn vec_dot_q6_k_wide_x4(w: &[BlockQ6K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
-    q6_k_x4_fold(w, a, 0.0f32, |acc, s, d, yd| {
-        (hsum_epi32(s) as f32 * d).mul_add(yd, acc)
-    })
+    q6_k_x4_fold(
+        w,
+        a,
+        0.0f32,
+        |x, y| q6_k_lanes_x4(x, y),
+        |acc, s, d, yd| wide_step(acc, s, d, yd),
+    )
 }

@@ -169,16 +169,26 @@ fn q6_sumi(groups: &[(__m512i, __m512i); 4], y: &BlockQ8K) -> __m512i {
     sumi
 }
 
-/// The 16-lane sum folded to ggml's 8 lanes (lane l: values 4l..4l+4 of every 32, see
-/// `x86_avx2_q6k::vec_dot_q6_k`), minus the per-lane offset, as floats.
+/// The 16-lane sum folded to ggml's 8 integer lanes (lane l: values 4l..4l+4 of every 32, see
+/// `x86_avx2_q6k::vec_dot_q6_k`), minus the per-lane offset.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn q6_lanes(sumi: __m512i, x: &BlockQ6K, y: &BlockQ8K) -> __m256 {
+fn q6_lanes(sumi: __m512i, x: &BlockQ6K, y: &BlockQ8K) -> __m256i {
     let s8 = _mm256_add_epi32(
         _mm512_castsi512_si256(sumi),
         _mm512_extracti64x4_epi64::<1>(sumi),
     );
-    _mm256_cvtepi32_ps(_mm256_sub_epi32(s8, x86_avx2_q6k::q6_offsets(x, y)))
+    _mm256_sub_epi32(s8, x86_avx2_q6k::q6_offsets(x, y))
+}
+
+/// One super-block's [`q6_lanes`] for four tokens, the weights unpacked once.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q6_lanes_x4(x: &BlockQ6K, y: [&BlockQ8K; 4]) -> [__m256i; 4] {
+    let groups = q6_groups(x);
+    // (Written out: a closure through `map` was not inlined.)
+    let lanes = |t: usize| q6_lanes(q6_sumi(&groups, y[t]), x, y[t]);
+    [lanes(0), lanes(1), lanes(2), lanes(3)]
 }
 
 /// Q6_K · Q8_K: unsigned 6-bit quants through `vpdpbusd`, minus 32·Σ sc·bsums, with the float
@@ -187,9 +197,8 @@ fn q6_lanes(sumi: __m512i, x: &BlockQ6K, y: &BlockQ8K) -> __m256 {
 pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for (x, y) in w.iter().zip(a) {
-        let d = f16x2(x.d, x.d).0;
-        let s = q6_lanes(q6_sumi(&q6_groups(x), y), x, y);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), s, acc);
+        let lanes = q6_lanes(q6_sumi(&q6_groups(x), y), x, y);
+        acc = x86_avx2_q6k::gemv_step(acc, lanes, f16x2(x.d, x.d).0, y.d);
     }
     x86_avx2::hsum_ps(acc)
 }
@@ -197,18 +206,45 @@ pub(crate) fn vec_dot_q6_k(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
 /// Q6_K · four Q8_K rows, bit-identical to four [`vec_dot_q6_k`] calls.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn vec_dot_q6_k_x4(w: &[BlockQ6K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
-    let mut acc = [_mm256_setzero_ps(); 4];
+    let zero = _mm256_setzero_ps();
+    x86_avx2_q6k::q6_k_x4_fold(
+        w,
+        a,
+        zero,
+        |x, y| q6_lanes_x4(x, y),
+        |acc, s, d, yd| x86_avx2_q6k::gemv_step(acc, s, d, yd),
+    )
+    .map(|v| x86_avx2::hsum_ps(v))
+}
+
+/// Q6_K · Q8_K in the float order of llama.cpp's tiled K-quant GEMM (batches of 8+ tokens;
+/// bit-identical to `x86_avx2_q6k::vec_dot_q6_k_wide`) with the VNNI sums.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn vec_dot_q6_k_wide(w: &[BlockQ6K], a: &[BlockQ8K]) -> f32 {
+    let mut acc = 0.0f32;
+    for (x, y) in w.iter().zip(a) {
+        let lanes = q6_lanes(q6_sumi(&q6_groups(x), y), x, y);
+        acc = x86_avx2_q6k::wide_step(acc, lanes, f16x2(x.d, x.d).0, y.d);
+    }
+    acc
+}
+
+/// Q6_K · four Q8_K rows, bit-identical to four [`vec_dot_q6_k_wide`] calls: the four tokens'
+/// super-block sums reduced together and their float steps in the four lanes of one vector.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn vec_dot_q6_k_wide_x4(w: &[BlockQ6K], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+    let mut acc = _mm_setzero_ps();
     let n = a.iter().fold(w.len(), |n, r| n.min(r.len()));
     for (i, x) in w[..n].iter().enumerate() {
-        let d = f16x2(x.d, x.d).0;
-        let groups = q6_groups(x);
-        for t in 0..4 {
-            let y = &a[t][i];
-            let s = q6_lanes(q6_sumi(&groups, y), x, y);
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), s, acc[t]);
-        }
+        let y = [&a[0][i], &a[1][i], &a[2][i], &a[3][i]];
+        let sums = _mm_cvtepi32_ps(x86_avx2::hsum4_epi32(q6_lanes_x4(x, y)));
+        let r = _mm_mul_ps(sums, _mm_set1_ps(f16x2(x.d, x.d).0));
+        acc = _mm_fmadd_ps(r, _mm_setr_ps(y[0].d, y[1].d, y[2].d, y[3].d), acc);
     }
-    acc.map(|v| x86_avx2::hsum_ps(v))
+    let mut out = [0f32; 4];
+    // SAFETY: `out` holds four floats.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), acc) };
+    out
 }
 
 /// The four-byte group sums of |q| · (a with q's sign) in one `vpdpbusd`: exactly the i32
@@ -359,6 +395,11 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             GgmlType::Q6_K => {
                 t.vec_dot = |w, a| unsafe { vec_dot_q6_k(cast(w), cast(a)) };
                 t.vec_dot_x4 = Some(|w, a| unsafe { vec_dot_q6_k_x4(cast(w), a.map(cast)) });
+                if let Some(wide) = t.wide.as_mut() {
+                    wide.vec_dot = |w, a| unsafe { vec_dot_q6_k_wide(cast(w), cast(a)) };
+                    wide.vec_dot_x4 =
+                        Some(|w, a| unsafe { vec_dot_q6_k_wide_x4(cast(w), a.map(cast)) });
+                }
             }
             _ => {}
         }
