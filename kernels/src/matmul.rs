@@ -325,6 +325,11 @@ impl<'a> Plan<'a> {
             // One token visits each group once: several groups per tile spread the per-tile
             // costs (a call, the split into groups, the stores) over more of the kernel's work.
             ONE_TOKEN_GROUPS * INTERLEAVED_ROWS
+        } else if let Some(Interleaved8Batch::X4 { pairs: Some(_), .. }) =
+            interleaved.map(|p| p.batch)
+        {
+            // Tiles of two groups for the kernels that take them together.
+            2 * INTERLEAVED_ROWS
         } else if interleaved.is_some() {
             INTERLEAVED_ROWS
         } else {
@@ -539,14 +544,32 @@ fn interleaved_tile<'a>(
             .zip(rows.clone().step_by(INTERLEAVED_ROWS))
     };
     let t = match (path.batch, int8) {
-        (Interleaved8Batch::X4 { x4, wide_x4 }, _) => {
+        (Interleaved8Batch::X4 { x4, wide_x4, pairs }, _) => {
             let x4 = if wide { wide_x4 } else { x4 };
+            let pair_x4 = pairs.map(|(x4, wide_x4)| if wide { wide_x4 } else { x4 });
             let mut t = 0;
             while t + 4 <= n_tokens {
-                for (group, r) in each_group() {
-                    let v = x4(group, [act(t), act(t + 1), act(t + 2), act(t + 3)]);
-                    for (k, vk) in v.iter().enumerate() {
-                        put_run(t + k, r, vk);
+                let a = [act(t), act(t + 1), act(t + 2), act(t + 3)];
+                // Two groups at a time where the path has such kernels, else (and for an odd
+                // group at the end) one.
+                let step = if pair_x4.is_some() { 2 } else { 1 };
+                for (two, r) in groups
+                    .chunks(step * group_bytes)
+                    .zip(rows.clone().step_by(step * INTERLEAVED_ROWS))
+                {
+                    match pair_x4.filter(|_| two.len() == 2 * group_bytes) {
+                        Some(pair_x4) => {
+                            for (k, vk) in pair_x4(two, a).iter().enumerate() {
+                                put_run(t + k, r, vk);
+                            }
+                        }
+                        None => {
+                            for (group, r) in two.chunks_exact(group_bytes).zip((r..).step_by(8)) {
+                                for (k, vk) in x4(group, a).iter().enumerate() {
+                                    put_run(t + k, r, vk);
+                                }
+                            }
+                        }
                     }
                 }
                 t += 4;

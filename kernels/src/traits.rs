@@ -107,6 +107,10 @@ impl Int8Path {
 /// token.
 pub(crate) type Interleaved8X4Fn = fn(w: &[u8], a: [&[u8]; 4]) -> [[f32; 8]; 4];
 
+/// Two consecutive groups (their bytes, sixteen rows) times four activation rows: per token
+/// the sixteen results of both groups' [`Interleaved8X4Fn`], bit for bit.
+pub(crate) type Interleaved16X4Fn = fn(w: &[u8], a: [&[u8]; 4]) -> [[f32; 16]; 4];
+
 /// Block i of `N` tokens' int8 activations side by side (signed, as the activation type's
 /// unpacker writes them), so that a kernel reads every token's block from one pointer at fixed
 /// offsets, and each block's −128·Σq: what the block's Σ (w + 128)·q, with the weight quants
@@ -186,6 +190,9 @@ pub(crate) enum Interleaved8Batch {
         /// Four tokens in the float order of the type's [`WideBatch`] four-token kernel (whose
         /// one-token kernel must be the plain one: leftover tokens take `x1`).
         wide_x4: Interleaved8X4Fn,
+        /// `x4` and `wide_x4` over two groups at once, where wider vectors make that cheaper
+        /// (AVX-512).
+        pairs: Option<(Interleaved16X4Fn, Interleaved16X4Fn)>,
     },
     /// Eight, four or two tokens at a time on the group with the activations of the type's
     /// [`Int8Path`] (one token left over takes `x1`).

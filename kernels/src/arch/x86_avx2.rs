@@ -744,6 +744,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                     batch: Interleaved8Batch::X4 {
                         x4: |w, a| unsafe { q4_k_x8::<4, false>(cast(w), a.map(cast)) },
                         wide_x4: |w, a| unsafe { q4_k_x8::<4, true>(cast(w), a.map(cast)) },
+                        pairs: None,
                     },
                     interleave: |src, nb, out| {
                         crate::quant::q4_k_x8::interleave_group(cast(src), nb, cast_mut(out))

@@ -26,7 +26,7 @@ pub(crate) struct Scales {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn scales(x: &BlockQ4Kx8) -> Scales {
+pub(crate) fn scales(x: &BlockQ4Kx8) -> Scales {
     let w0 = load32u(&x.scales[..32]);
     let w1 = load32u(&x.scales[32..64]);
     let w2 = load32u(&x.scales[64..]);
@@ -105,7 +105,7 @@ pub(crate) fn sub_scale_i32(s: &Scales, sub: usize) -> __m256i {
 /// The mins of chunk c's two sub-blocks (2c, 2c + 1) of each row in the row's two i16 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn chunk_mins(s: &Scales, c: usize) -> __m256i {
+pub(crate) fn chunk_mins(s: &Scales, c: usize) -> __m256i {
     const MASKS: [[i8; 32]; 2] = [pick_mask(0, 1), pick_mask(2, 3)];
     // SAFETY: 32 bytes.
     let mask = unsafe { _mm256_loadu_si256(MASKS[c % 2].as_ptr().cast()) };
@@ -116,7 +116,7 @@ fn chunk_mins(s: &Scales, c: usize) -> __m256i {
 /// exact in i16) and packed so that i32 lane [`PAIR_LANE`]\[c\] holds the pair of chunk c.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn bsum_pairs(y: &BlockQ8K) -> __m256i {
+pub(crate) fn bsum_pairs(y: &BlockQ8K) -> __m256i {
     // SAFETY: bsums is 32 bytes.
     let b = unsafe { _mm256_loadu_si256(y.bsums.as_ptr().cast()) };
     let p = _mm256_madd_epi16(b, _mm256_set1_epi16(1)); // i32: p0..p3 | p4..p7
@@ -124,7 +124,7 @@ fn bsum_pairs(y: &BlockQ8K) -> __m256i {
 }
 
 /// Where [`bsum_pairs`] keeps chunk c's two pair sums.
-const PAIR_LANE: [i32; 4] = [0, 1, 4, 5];
+pub(crate) const PAIR_LANE: [i32; 4] = [0, 1, 4, 5];
 
 /// `out[t][r]` = row r of `w` · `a[t]` for eight interleaved rows and `N` tokens: per
 /// super-block one exact Σ sc·Σq·a and one Σ m·bsums per row and token, folded into two

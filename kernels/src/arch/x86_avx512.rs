@@ -30,6 +30,7 @@ use super::x86_avx2_int8::{dot_xn_of, GroupSums, WeightBlocks};
 use super::x86_avx2_q4k_x8::{q4_k_x8_with, sub_scale_i32};
 use super::x86_avx2_q6k;
 use super::x86_avx512_int8_x8::{q5_0_x8_x1, q5_0_x8_xn};
+use super::x86_avx512_q4k_x16::q4_k_x16;
 use super::x86_avx512_q5_0_ref_x8::{q5_0_ref_x8_x1, q5_0_ref_x8_xn};
 use super::x86_avx512_q8_0_x8::{q8_0_x8_x1, q8_0_x8_xn};
 use crate::quant::q4_k_x8::BlockQ4Kx8;
@@ -377,6 +378,12 @@ fn q4_k_x8_vnni<const N: usize, const PER_64: bool>(
     )
 }
 
+/// Two consecutive interleaved Q4_K groups' bytes as their blocks.
+fn halves(w: &[u8]) -> [&[BlockQ4Kx8]; 2] {
+    let (lo, hi) = w.split_at(w.len() / 2);
+    [cast(lo), cast(hi)]
+}
+
 /// Start from the AVX2 kernels, then swap in the AVX-512 ones.
 pub(crate) fn install(table: &mut [TypeTraits]) {
     x86_avx2::install(table);
@@ -422,6 +429,10 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
             p.batch = Interleaved8Batch::X4 {
                 x4: |w, a| unsafe { q4_k_x8_vnni::<4, false>(cast(w), a.map(cast)) },
                 wide_x4: |w, a| unsafe { q4_k_x8_vnni::<4, true>(cast(w), a.map(cast)) },
+                pairs: Some((
+                    |w, a| unsafe { q4_k_x16::<4, false>(halves(w), a.map(cast)) },
+                    |w, a| unsafe { q4_k_x16::<4, true>(halves(w), a.map(cast)) },
+                )),
             };
         }
     }
