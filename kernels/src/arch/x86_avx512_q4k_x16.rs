@@ -14,18 +14,12 @@ use std::arch::x86_64::*;
 
 use super::x86_avx2::{i32_at, load32u};
 use super::x86_avx2_q4k_x8::{bsum_pairs, chunk_mins, scales, sub_scale_i32, PAIR_LANE};
+use super::x86_avx512::join;
 use crate::quant::q4_k_x8::{BlockQ4Kx8, ROWS};
 use crate::quant::BlockQ8K;
 
 /// Rows of the two groups.
 const ROWS2: usize = 2 * ROWS;
-
-/// `lo` in lanes 0..8, `hi` in lanes 8..16.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn join(lo: __m256i, hi: __m256i) -> __m512i {
-    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
-}
 
 /// The sixteen rows' f16 scales `d` (or `dmin`) as floats.
 #[inline]
