@@ -18,8 +18,8 @@ use crate::kernels::Kernels;
 use crate::repack::{Layout, INTERLEAVED_ROWS};
 use crate::threads::ThreadPool;
 use crate::traits::{
-    Int8Path, Int8Row, Int8RowMut, Interleaved8Batch, Interleaved8Path, Interleaved8TokensFn,
-    TokenBlocks, TypeTraits, VecDotFn, VecDotX4Fn,
+    Int8Path, Int8Row, Int8RowMut, Interleaved16TokensFn, Interleaved8Batch, Interleaved8Path,
+    Interleaved8TokensFn, TokenBlocks, TypeTraits, VecDotFn, VecDotX4Fn,
 };
 
 /// Weight rows dotted with every token before moving on to the next rows.
@@ -325,9 +325,7 @@ impl<'a> Plan<'a> {
             // One token visits each group once: several groups per tile spread the per-tile
             // costs (a call, the split into groups, the stores) over more of the kernel's work.
             ONE_TOKEN_GROUPS * INTERLEAVED_ROWS
-        } else if let Some(Interleaved8Batch::X4 { pairs: Some(_), .. }) =
-            interleaved.map(|p| p.batch)
-        {
+        } else if interleaved.is_some_and(|p| p.batch.in_pairs()) {
             // Tiles of two groups for the kernels that take them together.
             2 * INTERLEAVED_ROWS
         } else if interleaved.is_some() {
@@ -543,6 +541,26 @@ fn interleaved_tile<'a>(
             .chunks_exact(group_bytes)
             .zip(rows.clone().step_by(INTERLEAVED_ROWS))
     };
+    // The whole groups, two at a time where the path has kernels for pairs (`two`), else
+    // (and an odd group at the end) one at a time (`one`), with each one's first row.
+    let by_pairs = |two: &mut dyn FnMut(&[u8], usize), one: &mut dyn FnMut(&[u8], usize)| {
+        let step = if path.batch.in_pairs() { 2 } else { 1 };
+        for (bytes, r) in groups
+            .chunks(step * group_bytes)
+            .zip(rows.clone().step_by(step * INTERLEAVED_ROWS))
+        {
+            if bytes.len() == 2 * group_bytes {
+                two(bytes, r);
+            } else {
+                for (group, r) in bytes
+                    .chunks_exact(group_bytes)
+                    .zip((r..).step_by(INTERLEAVED_ROWS))
+                {
+                    one(group, r);
+                }
+            }
+        }
+    };
     let t = match (path.batch, int8) {
         (Interleaved8Batch::X4 { x4, wide_x4, pairs }, _) => {
             let x4 = if wide { wide_x4 } else { x4 };
@@ -550,28 +568,10 @@ fn interleaved_tile<'a>(
             let mut t = 0;
             while t + 4 <= n_tokens {
                 let a = [act(t), act(t + 1), act(t + 2), act(t + 3)];
-                // Two groups at a time where the path has such kernels, else (and for an odd
-                // group at the end) one.
-                let step = if pair_x4.is_some() { 2 } else { 1 };
-                for (two, r) in groups
-                    .chunks(step * group_bytes)
-                    .zip(rows.clone().step_by(step * INTERLEAVED_ROWS))
-                {
-                    match pair_x4.filter(|_| two.len() == 2 * group_bytes) {
-                        Some(pair_x4) => {
-                            for (k, vk) in pair_x4(two, a).iter().enumerate() {
-                                put_run(t + k, r, vk);
-                            }
-                        }
-                        None => {
-                            for (group, r) in two.chunks_exact(group_bytes).zip((r..).step_by(8)) {
-                                for (k, vk) in x4(group, a).iter().enumerate() {
-                                    put_run(t + k, r, vk);
-                                }
-                            }
-                        }
-                    }
-                }
+                by_pairs(
+                    &mut |two, r| put_tokens(put_run, t, r, &pair_x4.expect("paired")(two, a)),
+                    &mut |group, r| put_tokens(put_run, t, r, &x4(group, a)),
+                );
                 t += 4;
             }
             t
@@ -582,11 +582,35 @@ fn interleaved_tile<'a>(
             |t| int8_groups(each_group(), (acts, nb), t, x4, put_run),
             |t| int8_groups(each_group(), (acts, nb), t, x2, put_run),
         ),
-        (Interleaved8Batch::Int8Tokens { x8, x4, x2 }, Some(_)) => in_groups_of_8_4_2(
+        (Interleaved8Batch::Int8Tokens { x8, x4, x2, pairs }, Some(_)) => in_groups_of_8_4_2(
             n_tokens,
-            |t| tokens_groups(each_group(), acts.group::<8>(t, nb), t, x8, put_run),
-            |t| tokens_groups(each_group(), acts.group::<4>(t, nb), t, x4, put_run),
-            |t| tokens_groups(each_group(), acts.group::<2>(t, nb), t, x2, put_run),
+            |t| {
+                tokens_groups(
+                    &by_pairs,
+                    acts.group::<8>(t, nb),
+                    t,
+                    (x8, pairs.map(|p| p.x8)),
+                    put_run,
+                )
+            },
+            |t| {
+                tokens_groups(
+                    &by_pairs,
+                    acts.group::<4>(t, nb),
+                    t,
+                    (x4, pairs.map(|p| p.x4)),
+                    put_run,
+                )
+            },
+            |t| {
+                tokens_groups(
+                    &by_pairs,
+                    acts.group::<2>(t, nb),
+                    t,
+                    (x2, pairs.map(|p| p.x2)),
+                    put_run,
+                )
+            },
         ),
         (Interleaved8Batch::Int8 { .. } | Interleaved8Batch::Int8Tokens { .. }, None) => 0,
     };
@@ -613,19 +637,31 @@ fn int8_groups<'g, const N: usize>(
     }
 }
 
-/// Tokens `t..t + N`, grouped in `a`, times each of `groups` (interleaved bytes, first row)
-/// through `dot`.
-fn tokens_groups<'g, const N: usize>(
-    groups: impl Iterator<Item = (&'g [u8], usize)>,
+/// Tokens `t..t + N`, grouped in `a`, times each whole group of the tile through `dot`, or
+/// two groups at once through `pair` (`by_pairs` hands out the groups, see
+/// `interleaved_tile`).
+fn tokens_groups<const N: usize>(
+    by_pairs: &impl Fn(&mut dyn FnMut(&[u8], usize), &mut dyn FnMut(&[u8], usize)),
     a: &[TokenBlocks<N>],
     t: usize,
-    dot: Interleaved8TokensFn<N>,
+    (dot, pair): (Interleaved8TokensFn<N>, Option<Interleaved16TokensFn<N>>),
     put_run: &impl Fn(usize, usize, &[f32]),
 ) {
-    for (group, r) in groups {
-        for (k, v) in dot(group, a).iter().enumerate() {
-            put_run(t + k, r, v);
-        }
+    by_pairs(
+        &mut |two, r| put_tokens(put_run, t, r, &pair.expect("paired")(two, a)),
+        &mut |group, r| put_tokens(put_run, t, r, &dot(group, a)),
+    );
+}
+
+/// Token `t + k`'s results `v[k]` for the rows from `r`.
+fn put_tokens<const R: usize>(
+    put_run: &impl Fn(usize, usize, &[f32]),
+    t: usize,
+    r: usize,
+    v: &[[f32; R]],
+) {
+    for (k, vk) in v.iter().enumerate() {
+        put_run(t + k, r, vk);
     }
 }
 

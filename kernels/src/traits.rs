@@ -136,6 +136,24 @@ unsafe impl<const N: usize> bytemuck::Pod for TokenBlocks<N> {}
 pub(crate) type Interleaved8TokensFn<const N: usize> =
     fn(w: &[u8], a: &[TokenBlocks<N>]) -> [[f32; 8]; N];
 
+/// Two consecutive groups (their bytes, sixteen rows) times `N` tokens' activations in
+/// [`TokenBlocks`]: per token the sixteen results of both groups' [`Interleaved8TokensFn`],
+/// bit for bit.
+pub(crate) type Interleaved16TokensFn<const N: usize> =
+    fn(w: &[u8], a: &[TokenBlocks<N>]) -> [[f32; 16]; N];
+
+/// [`Interleaved8Batch::Int8Tokens`]' kernels over two groups at once.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 kernels use it yet
+pub(crate) struct TokenPairs {
+    /// Eight tokens.
+    pub x8: Interleaved16TokensFn<8>,
+    /// Four tokens.
+    pub x4: Interleaved16TokensFn<4>,
+    /// Two tokens.
+    pub x2: Interleaved16TokensFn<2>,
+}
+
 /// Eight interleaved rows (one group's bytes) times `N` unpacked activation rows.
 pub(crate) type Interleaved8Int8Fn<const N: usize> =
     fn(w: &[u8], a: &[Int8Row<'_>; N]) -> [[f32; 8]; N];
@@ -215,7 +233,20 @@ pub(crate) enum Interleaved8Batch {
         x4: Interleaved8TokensFn<4>,
         /// Two tokens.
         x2: Interleaved8TokensFn<2>,
+        /// The same over two groups at once, where wider vectors make that cheaper (AVX-512).
+        pairs: Option<TokenPairs>,
     },
+}
+
+impl Interleaved8Batch {
+    /// Whether the batches take two groups at a time.
+    pub(crate) fn in_pairs(&self) -> bool {
+        match self {
+            Interleaved8Batch::X4 { pairs, .. } => pairs.is_some(),
+            Interleaved8Batch::Int8Tokens { pairs, .. } => pairs.is_some(),
+            Interleaved8Batch::Int8 { .. } => false,
+        }
+    }
 }
 
 /// Dequantize one row of blocks (bytes) into `out` (values).

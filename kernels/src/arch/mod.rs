@@ -36,6 +36,8 @@ mod x86_avx512_q5_0_ref_x8;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx512_q8_0_x8;
 #[cfg(target_arch = "x86_64")]
+mod x86_avx512_x16_tokens;
+#[cfg(target_arch = "x86_64")]
 pub mod x86_avxvnni;
 
 use crate::isa::Isa;

@@ -33,11 +33,12 @@ use super::x86_avx512_int8_x8::{q5_0_x8_x1, q5_0_x8_xn};
 use super::x86_avx512_q4k_x16::q4_k_x16;
 use super::x86_avx512_q5_0_ref_x8::{q5_0_ref_x8_x1, q5_0_ref_x8_xn};
 use super::x86_avx512_q8_0_x8::{q8_0_x8_x1, q8_0_x8_xn};
+use super::x86_avx512_x16_tokens::{q5_0_ref_x16_xn, q8_0_x16_xn};
 use crate::quant::q4_k_x8::BlockQ4Kx8;
 use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
 use crate::traits::{
     cast, cast_mut, Int8Path, Int8Row, Interleaved8Batch, Interleaved8Path, ReferenceKernels,
-    TypeTraits,
+    TokenPairs, TypeTraits,
 };
 
 /// `lo` in the low 256 bits, `hi` in the high.
@@ -331,6 +332,11 @@ fn interleaved_q5_0_vnni(p: &mut Interleaved8Path) {
             x8: |w, a| unsafe { q5_0_ref_x8_xn::<8>(cast(w), a) },
             x4: |w, a| unsafe { q5_0_ref_x8_xn::<4>(cast(w), a) },
             x2: |w, a| unsafe { q5_0_ref_x8_xn::<2>(cast(w), a) },
+            pairs: Some(TokenPairs {
+                x8: |w, a| unsafe { q5_0_ref_x16_xn::<8>(halves(w), a) },
+                x4: |w, a| unsafe { q5_0_ref_x16_xn::<4>(halves(w), a) },
+                x2: |w, a| unsafe { q5_0_ref_x16_xn::<2>(halves(w), a) },
+            }),
         },
     });
 }
@@ -348,6 +354,11 @@ fn interleaved_q8_0_vnni() -> Interleaved8Path {
             x8: |w, a| unsafe { q8_0_x8_xn::<8>(cast(w), a) },
             x4: |w, a| unsafe { q8_0_x8_xn::<4>(cast(w), a) },
             x2: |w, a| unsafe { q8_0_x8_xn::<2>(cast(w), a) },
+            pairs: Some(TokenPairs {
+                x8: |w, a| unsafe { q8_0_x16_xn::<8>(halves(w), a) },
+                x4: |w, a| unsafe { q8_0_x16_xn::<4>(halves(w), a) },
+                x2: |w, a| unsafe { q8_0_x16_xn::<2>(halves(w), a) },
+            }),
         },
         interleave: |src, nb, out| {
             crate::quant::q8_0_x8::interleave_group(cast(src), nb, cast_mut(out))
@@ -379,8 +390,8 @@ fn q4_k_x8_vnni<const N: usize, const PER_64: bool>(
     )
 }
 
-/// Two consecutive interleaved Q4_K groups' bytes as their blocks.
-fn halves(w: &[u8]) -> [&[BlockQ4Kx8]; 2] {
+/// Two consecutive interleaved groups' bytes as their blocks.
+fn halves<B: bytemuck::Pod>(w: &[u8]) -> [&[B]; 2] {
     let (lo, hi) = w.split_at(w.len() / 2);
     [cast(lo), cast(hi)]
 }

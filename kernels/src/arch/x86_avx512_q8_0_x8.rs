@@ -72,7 +72,7 @@ struct Block {
 /// The lanes of `x` (signed quants) and its rows' scales.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn lanes_and_scales(x: &BlockQ8_0x8) -> ([__m256i; 8], __m256) {
+pub(super) fn lanes_and_scales(x: &BlockQ8_0x8) -> ([__m256i; 8], __m256) {
     // SAFETY: `qs` is 256 bytes, lane l the 32 at 32l; `d` is eight f16s (16 bytes).
     unsafe {
         (
