@@ -15,6 +15,7 @@ use std::arch::x86_64::*;
 use super::x86_avx2::{i32_at, load32u};
 use super::x86_avx2_q4k_x8::{bsum_pairs, chunk_mins, scales, sub_scale_i32, PAIR_LANE};
 use super::x86_avx512::join;
+use super::x86_avx512_q8_0_x8::prefetch_ahead;
 use crate::quant::q4_k_x8::{BlockQ4Kx8, ROWS};
 use crate::quant::BlockQ8K;
 
@@ -51,6 +52,11 @@ pub(crate) fn q4_k_x16<const N: usize, const PER_64: bool>(
         .iter()
         .fold(w[0].len().min(w[1].len()), |n, r| n.min(r.len()));
     for i in 0..n {
+        // The next super-block of each group; past a group's end, the same group of the next
+        // pair (the next two groups follow these two), whose start would otherwise come cold.
+        let ahead = if i + 1 < n { i + 1 } else { i + 1 + n };
+        prefetch_ahead(w[0], ahead);
+        prefetch_ahead(w[1], ahead);
         let (x0, x1) = (&w[0][i], &w[1][i]);
         let y: [&BlockQ8K; N] = std::array::from_fn(|t| &a[t][i]);
         let (d, dmin) = (scales_f32(x0.d, x1.d), scales_f32(x0.dmin, x1.dmin));
