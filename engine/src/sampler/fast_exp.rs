@@ -38,18 +38,46 @@ pub(super) fn exp_nonpositive(x: f32) -> f32 {
 /// `t` > 0, `max` finite and at least every `x[i]`.
 pub(super) fn weights(x: &[f32], max: f32, t: f32, floor: f32, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 was just detected.
-        unsafe { weights_avx2(x, max, t, floor, out) };
-        return;
+    match widest() {
+        // SAFETY (both): the features were just detected.
+        Wide::Avx512 => return unsafe { weights_avx512(x, max, t, floor, out) },
+        Wide::Avx2 => return unsafe { weights_avx2(x, max, t, floor, out) },
+        Wide::None => {}
     }
     weights_portable(x, max, t, floor, out);
+}
+
+/// The widest vectors this x86 CPU has for the loops here. Each lane's operations are the
+/// same whatever the width (no FMA: the compiler never fuses), so the results are too.
+#[cfg(target_arch = "x86_64")]
+enum Wide {
+    Avx512,
+    Avx2,
+    None,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn widest() -> Wide {
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        Wide::Avx512
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        Wide::Avx2
+    } else {
+        Wide::None
+    }
 }
 
 /// [`weights`] compiled for AVX2 (eight lanes where the baseline build has four).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn weights_avx2(x: &[f32], max: f32, t: f32, floor: f32, out: &mut [f32]) {
+    weights_portable(x, max, t, floor, out);
+}
+
+/// [`weights`] compiled for AVX-512 (sixteen lanes).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn weights_avx512(x: &[f32], max: f32, t: f32, floor: f32, out: &mut [f32]) {
     weights_portable(x, max, t, floor, out);
 }
 
@@ -64,6 +92,11 @@ fn weights_portable(x: &[f32], max: f32, t: f32, floor: f32, out: &mut [f32]) {
 
 /// The sum of `x`, sixteen lanes at a time (vectorised).
 pub(super) fn sum(x: &[f32]) -> f32 {
+    sum_lanes(x)
+}
+
+#[inline(always)]
+fn sum_lanes(x: &[f32]) -> f32 {
     let mut lanes = [0f32; 16];
     let mut chunks = x.chunks_exact(16);
     for c in &mut chunks {
@@ -82,11 +115,37 @@ pub(super) const RUN: usize = 256;
 /// this) and writes nothing, then weighs one run again in [`pick_by_runs`].
 pub(super) fn run_sums(x: &[f32], max: f32, t: f32, floor: f32, sums: &mut Vec<f32>) {
     sums.clear();
+    #[cfg(target_arch = "x86_64")]
+    match widest() {
+        // SAFETY (both): the features were just detected.
+        Wide::Avx512 => return unsafe { run_sums_avx512(x, max, t, floor, sums) },
+        Wide::Avx2 => return unsafe { run_sums_avx2(x, max, t, floor, sums) },
+        Wide::None => {}
+    }
+    run_sums_portable(x, max, t, floor, sums);
+}
+
+/// [`run_sums`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn run_sums_avx2(x: &[f32], max: f32, t: f32, floor: f32, sums: &mut Vec<f32>) {
+    run_sums_portable(x, max, t, floor, sums);
+}
+
+/// [`run_sums`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn run_sums_avx512(x: &[f32], max: f32, t: f32, floor: f32, sums: &mut Vec<f32>) {
+    run_sums_portable(x, max, t, floor, sums);
+}
+
+#[inline(always)]
+fn run_sums_portable(x: &[f32], max: f32, t: f32, floor: f32, sums: &mut Vec<f32>) {
     let mut buf = [0f32; RUN];
     for run in x.chunks(RUN) {
         let w = &mut buf[..run.len()];
-        weights(run, max, t, floor, w);
-        sums.push(sum(w));
+        weights_portable(run, max, t, floor, w);
+        sums.push(sum_lanes(w));
     }
 }
 
@@ -174,6 +233,32 @@ mod tests {
         assert_eq!(pick(&w, 0.76), Some(999));
         assert_eq!(pick(&w, 0.999_999_9), Some(999));
         assert_eq!(pick(&[0.0; 5], 0.5), None);
+    }
+
+    #[test]
+    fn every_vector_width_gives_the_same_weights() {
+        // The dispatched (AVX2 or AVX-512) loops against the baseline build's, bit for bit:
+        // a seeded draw must not depend on the CPU.
+        let x: Vec<f32> = (0..4099)
+            .map(|i| ((i * 7919 % 1000) as f32 - 900.0) * 0.037)
+            .chain([f32::NAN, -1e30, 0.0])
+            .collect();
+        let max = x
+            .iter()
+            .copied()
+            .filter(|v| !v.is_nan())
+            .fold(f32::MIN, f32::max);
+        for t in [0.3, 1.0, 1.7] {
+            let (mut got, mut want) = (vec![0f32; x.len()], vec![0f32; x.len()]);
+            weights(&x, max, t, -20.0, &mut got);
+            weights_portable(&x, max, t, -20.0, &mut want);
+            let bits = |v: &[f32]| v.iter().map(|w| w.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "t = {t}");
+            let (mut sums, mut plain) = (Vec::new(), Vec::new());
+            run_sums(&x, max, t, -20.0, &mut sums);
+            run_sums_portable(&x, max, t, -20.0, &mut plain);
+            assert_eq!(bits(&sums), bits(&plain), "t = {t}");
+        }
     }
 
     #[test]
