@@ -54,9 +54,13 @@ pub(crate) fn q4_k_x16<const N: usize, const PER_64: bool>(
     for i in 0..n {
         // The next super-block of each group; past a group's end, the same group of the next
         // pair (the next two groups follow these two), whose start would otherwise come cold.
-        let ahead = if i + 1 < n { i + 1 } else { i + 1 + n };
-        prefetch_ahead(w[0], ahead);
-        prefetch_ahead(w[1], ahead);
+        // Only in the GEMV order: the per-64 (GEMM) order serves prefill batches, which visit
+        // each group once per four tokens and find it in the caches after the first.
+        if !PER_64 {
+            let ahead = if i + 1 < n { i + 1 } else { i + 1 + n };
+            prefetch_ahead(w[0], ahead);
+            prefetch_ahead(w[1], ahead);
+        }
         let (x0, x1) = (&w[0][i], &w[1][i]);
         let y: [&BlockQ8K; N] = std::array::from_fn(|t| &a[t][i]);
         let (d, dmin) = (scales_f32(x0.d, x1.d), scales_f32(x0.dmin, x1.dmin));
