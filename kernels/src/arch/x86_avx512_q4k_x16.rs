@@ -12,7 +12,7 @@
 
 use std::arch::x86_64::*;
 
-use super::x86_avx2::{i32_at, load32u};
+use super::x86_avx2::load32u;
 use super::x86_avx2_q4k_x8::{bsum_pairs, chunk_mins, scales, sub_scale_i32, PAIR_LANE};
 use super::x86_avx512::join;
 use super::x86_avx512_q8_0_x8::prefetch_ahead;
@@ -21,6 +21,29 @@ use crate::quant::BlockQ8K;
 
 /// Rows of the two groups.
 const ROWS2: usize = 2 * ROWS;
+
+/// `acc` plus, in each lane, the four unsigned bytes of `w` times bytes `at..at + 4` of `q`
+/// (the same four in every lane): `vpdpbusd` with those bytes as its broadcast memory operand.
+/// Written as `asm!` because the compiler formed each i32 in a general register and broadcast
+/// it from there (a load, a move and a cross-domain broadcast per use instead of none: twice
+/// per group of four bytes, token and chunk).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dpbusd_at(acc: __m512i, w: __m512i, q: &[i8; 256], at: usize) -> __m512i {
+    assert!(at <= 252);
+    let mut acc = acc;
+    // SAFETY: reads the four bytes at..at + 4 of `q` (checked) and writes only `acc`.
+    unsafe {
+        std::arch::asm!(
+            "vpdpbusd {acc}, {w}, dword ptr [{p}]{{1to16}}",
+            acc = inout(zmm_reg) acc,
+            w = in(zmm_reg) w,
+            p = in(reg) q.as_ptr().add(at),
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    acc
+}
 
 /// The sixteen rows' f16 scales `d` (or `dmin`) as floats.
 #[inline]
@@ -81,10 +104,8 @@ pub(crate) fn q4_k_x16<const N: usize, const PER_64: bool>(
                 let lo = _mm512_and_si512(q, m4);
                 let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), m4);
                 for t in 0..N {
-                    let ylo = _mm512_set1_epi32(i32_at(&y[t].qs, 64 * c + 4 * g));
-                    let yhi = _mm512_set1_epi32(i32_at(&y[t].qs, 64 * c + 32 + 4 * g));
-                    lo_sum[t] = _mm512_dpbusd_epi32(lo_sum[t], lo, ylo);
-                    hi_sum[t] = _mm512_dpbusd_epi32(hi_sum[t], hi, yhi);
+                    lo_sum[t] = dpbusd_at(lo_sum[t], lo, &y[t].qs, 64 * c + 4 * g);
+                    hi_sum[t] = dpbusd_at(hi_sum[t], hi, &y[t].qs, 64 * c + 32 + 4 * g);
                 }
             }
             let sc_lo = join(sub_scale_i32(&s0, 2 * c), sub_scale_i32(&s1, 2 * c));
