@@ -8,38 +8,26 @@
 
 use std::time::Instant;
 
-use nanorun::sampler::{Sampler, SamplingParams};
+use nanorun::sampler::{Sampler, SamplingParams, Xoshiro256};
 
 /// Entries per row (Gemma 3's vocabulary).
 const VOCAB: usize = 262_144;
 
-/// xorshift64*: reproducible rows without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        ((self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40) as f32) / (1u64 << 24) as f32
-    }
-
-    /// A standard normal value (Box–Muller).
-    fn normal(&mut self) -> f32 {
-        let (u, v) = (self.next_f32().max(1e-7), self.next_f32());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
+/// A standard normal value (Box–Muller) from the sampler's own generator.
+fn normal(rng: &mut Xoshiro256) -> f32 {
+    let (u, v) = (rng.next_f64().max(1e-12), rng.next_f64());
+    ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
 }
 
 fn main() {
     let reps: usize = std::env::args()
         .nth(1)
         .map_or(200, |s| s.parse().expect("REPS: a count"));
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let flat: Vec<f32> = (0..VOCAB).map(|_| 3.0 * rng.normal()).collect();
-    let mut peaked: Vec<f32> = (0..VOCAB).map(|_| 2.5 * rng.normal() - 5.0).collect();
+    let mut rng = Xoshiro256::new(0x9e37_79b9_7f4a_7c15);
+    let flat: Vec<f32> = (0..VOCAB).map(|_| 3.0 * normal(&mut rng)).collect();
+    let mut peaked: Vec<f32> = (0..VOCAB).map(|_| 2.5 * normal(&mut rng) - 5.0).collect();
     for i in 0..48 {
-        peaked[(i * 5381 + 17) % VOCAB] = 10.0 + 10.0 * rng.next_f32();
+        peaked[(i * 5381 + 17) % VOCAB] = 10.0 + 10.0 * rng.next_f64() as f32;
     }
     let settings = [
         ("temperature 1 (OpenAI default)", params(1.0, 0, 1.0, 0.0)),
