@@ -263,3 +263,43 @@ fn tiled_flash_attention_agrees_with_the_one_row_kernel() {
     }
     assert!(n >= 2);
 }
+
+/// Logits of `tokens` in one batch (all positions) with the FFN run `slice` tokens at a time.
+fn in_ffn_slices(model: &Model, tokens: &[u32], invariant: bool, slice: usize) -> Vec<f32> {
+    let mut st = ForwardState::new(2);
+    st.set_batch_invariant(invariant);
+    st.set_ffn_slice(slice);
+    let mut kv = cache(model);
+    kv.add_sequence(5).unwrap();
+    kv.grow_to(5, tokens.len()).unwrap();
+    let mut batch = Batch::new();
+    batch.push_sequence(tokens, 0, 5, true);
+    model.forward(&batch, &mut kv, &mut st).unwrap().to_vec()
+}
+
+#[test]
+fn the_ffn_in_slices_gives_the_bits_of_one_batch() {
+    // 110 tokens: slices of 8 leave a last piece of 14 (two tokens past a group of four), of
+    // 12 a last piece of 14 too, of 64 one of 46; every matmul kind of every fixture.
+    let tokens: Vec<u32> = (0..110u32)
+        .map(|i| (i * 37 + 11) % N_VOCAB as u32)
+        .collect();
+    for path in fixture_paths() {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let model = Model::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for invariant in [false, true] {
+            let whole = in_ffn_slices(&model, &tokens, invariant, usize::MAX);
+            for slice in [8, 12, 64] {
+                let sliced = in_ffn_slices(&model, &tokens, invariant, slice);
+                let same = whole
+                    .iter()
+                    .zip(&sliced)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same && whole.len() == sliced.len(),
+                    "{name}: slices of {slice} (invariant {invariant})"
+                );
+            }
+        }
+    }
+}

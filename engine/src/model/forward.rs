@@ -40,6 +40,36 @@ pub struct ForwardState {
     ssm: SsmScratch,
     rope_tables: RopeTables,
     profile: Option<LayerTimes>,
+    /// Tokens the FFN takes at a time (see [`ffn_pieces`]).
+    ffn_slice: usize,
+}
+
+/// Tokens the FFN takes at a time by default: its gate and up rows are the largest activation
+/// buffers of a prefill (32 MiB for 512 tokens of a Llama-3.2-1B shape), and 128 tokens keep
+/// each matmul's batch large enough that weights re-read per slice cost ~1 % of a prefill.
+const FFN_SLICE: usize = 128;
+
+/// The token ranges the FFN of a batch of `n` runs in: `slice` tokens at a time (rounded down
+/// to a multiple of 4, at least 8) while at least 8 would be left, then the rest. Every piece
+/// starts at a multiple of 4 and holds at least 8 tokens (or the whole of a smaller batch), so
+/// its matmuls take the kernels the whole batch would and group tokens by four from the same
+/// offsets: the same bits (see docs/NUMERICS.md).
+fn ffn_pieces(n: usize, slice: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let slice = (slice.max(8) / 4) * 4;
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= n {
+            return None;
+        }
+        let end = if n - start >= slice.saturating_add(8) {
+            start + slice
+        } else {
+            n
+        };
+        let piece = start..end;
+        start = end;
+        Some(piece)
+    })
 }
 
 impl ForwardState {
@@ -67,7 +97,14 @@ impl ForwardState {
             ssm: SsmScratch::default(),
             rope_tables: RopeTables::default(),
             profile: None,
+            ffn_slice: FFN_SLICE,
         }
+    }
+
+    /// Runs the FFN `tokens` at a time (default 128; see [`ffn_pieces`]): less memory for
+    /// long prompt batches, the same results whatever the value (tests set small ones).
+    pub fn set_ffn_slice(&mut self, tokens: usize) {
+        self.ffn_slice = tokens;
     }
 
     /// The thread pool.
@@ -126,10 +163,17 @@ impl ForwardState {
         grow(&mut self.k, t * max_k);
         grow(&mut self.v, t * max_v);
         grow(&mut self.attn, t * max_attn);
-        grow(&mut self.gate, t * max_ff);
-        grow(&mut self.up, t * max_ff);
+        let piece = ffn_pieces(t, self.ffn_slice)
+            .map(|p| p.len())
+            .max()
+            .unwrap_or(0);
+        grow(&mut self.gate, piece * max_ff);
+        grow(&mut self.up, piece * max_ff);
         if c.traits.fused_qkv_and_gate_up {
-            grow(&mut self.fused, t * (max_q + max_k + max_v).max(2 * max_ff));
+            grow(
+                &mut self.fused,
+                (t * (max_q + max_k + max_v)).max(piece * 2 * max_ff),
+            );
         }
         self.n_tokens = t;
     }
@@ -569,40 +613,43 @@ impl Model {
     fn ffn_block(&self, l: usize, st: &mut ForwardState) -> Result<()> {
         let c = self.config();
         let lw = &self.weights().layers[l];
-        let (t_n, ff) = (st.n_tokens, c.layers[l].n_ff);
+        let (t_n, ff, e) = (st.n_tokens, c.layers[l].n_ff, c.n_embd);
         self.pre_norm(lw.ffn_norm.as_deref(), st);
-        let up = lw.up.as_ref().ok_or_else(|| EngineError::MissingTensor {
-            name: format!("blk.{l}.ffn_up.weight"),
-        })?;
-        match &lw.gate {
-            Some(gate) => {
-                self.matmul_many(
-                    &st.pool,
-                    &mut st.mm,
-                    [(gate, &mut st.gate[..]), (up, &mut st.up[..])],
-                    &st.h,
-                    t_n,
-                )?;
-            }
-            None => {
-                self.matmul(&st.pool, &mut st.mm, up, &st.h, t_n, &mut st.fused)?;
-                for t in 0..t_n {
-                    let row = &st.fused[t * 2 * ff..(t + 1) * 2 * ff];
-                    st.gate[t * ff..(t + 1) * ff].copy_from_slice(&row[..ff]);
-                    st.up[t * ff..(t + 1) * ff].copy_from_slice(&row[ff..]);
-                }
-            }
-        }
-        let (g, u) = (&mut st.gate[..t_n * ff], &st.up[..t_n * ff]);
+        let missing = |what: &str| EngineError::MissingTensor {
+            name: format!("blk.{l}.ffn_{what}.weight"),
+        };
+        let up = lw.up.as_ref().ok_or_else(|| missing("up"))?;
+        let down = lw.down.as_ref().ok_or_else(|| missing("down"))?;
         let glu = match c.traits.activation {
             Activation::Silu => ops::swiglu,
             Activation::GeluTanh => ops::geglu,
         };
-        glu_rows(&st.pool, glu, g, u, ff);
-        let down = lw.down.as_ref().ok_or_else(|| EngineError::MissingTensor {
-            name: format!("blk.{l}.ffn_down.weight"),
-        })?;
-        self.matmul(&st.pool, &mut st.mm, down, &st.gate, t_n, &mut st.o)?;
+        for piece in ffn_pieces(t_n, st.ffn_slice) {
+            let n = piece.len();
+            let h = &st.h[piece.start * e..piece.end * e];
+            match &lw.gate {
+                Some(gate) => {
+                    self.matmul_many(
+                        &st.pool,
+                        &mut st.mm,
+                        [(gate, &mut st.gate[..]), (up, &mut st.up[..])],
+                        h,
+                        n,
+                    )?;
+                }
+                None => {
+                    self.matmul(&st.pool, &mut st.mm, up, h, n, &mut st.fused)?;
+                    for t in 0..n {
+                        let row = &st.fused[t * 2 * ff..(t + 1) * 2 * ff];
+                        st.gate[t * ff..(t + 1) * ff].copy_from_slice(&row[..ff]);
+                        st.up[t * ff..(t + 1) * ff].copy_from_slice(&row[ff..]);
+                    }
+                }
+            }
+            glu_rows(&st.pool, glu, &mut st.gate[..n * ff], &st.up[..n * ff], ff);
+            let o = &mut st.o[piece.start * e..piece.end * e];
+            self.matmul(&st.pool, &mut st.mm, down, &st.gate, n, o)?;
+        }
         self.finish_residual(l, None, lw.post_ffn_norm.as_deref(), st);
         Ok(())
     }
