@@ -151,3 +151,24 @@ fn typed_accessors_name_key_and_types() {
     );
     assert_eq!(g.get_opt_u32("llama.no_such_key").unwrap(), None);
 }
+
+#[test]
+fn positioned_reads_give_the_bytes_of_the_map() {
+    // A mapped file (the positioned read) and the same image in memory (a copy), over
+    // released pages too, against the map's bytes.
+    let path = data_path("fixtures").join("llama-Q4_K_M.gguf");
+    let mapped = Gguf::open(&path).unwrap();
+    let owned = Gguf::from_bytes(std::fs::read(&path).unwrap()).unwrap();
+    let len = mapped.bytes().len();
+    let whole = mapped.bytes().to_vec();
+    mapped.release(0, len);
+    for (offset, n) in [(0, 1), (7, 300), (len / 2, 4096), (len - 33, 33), (len, 0)] {
+        for g in [&mapped, &owned] {
+            let mut out = vec![0u8; n];
+            g.read_at(offset, &mut out);
+            assert_eq!(out, whole[offset..offset + n], "{offset}+{n}");
+        }
+    }
+    let past_end = std::panic::catch_unwind(|| mapped.read_at(len - 1, &mut [0u8; 2]));
+    assert!(past_end.is_err(), "a range past the end panics");
+}

@@ -278,13 +278,14 @@ impl Embedder {
 
         // Input embeddings.
         let mut x = vec![0.0f32; t_n * e];
-        let row_bytes = w.token_embd.row_bytes();
-        let embd = w.token_embd.bytes(self.gguf.bytes());
+        let mut row_buf = Vec::new();
         let mut t = 0;
         for seq in sequences {
             for (pos, &tok) in seq.iter().enumerate() {
                 let xr = &mut x[t * e..(t + 1) * e];
-                let row = &embd[tok as usize * row_bytes..][..row_bytes];
+                let row = w
+                    .token_embd
+                    .read_row(&self.gguf, tok as usize, &mut row_buf);
                 self.kernels.dequantize_row(w.token_embd.ty, row, xr)?;
                 if c.embedding_scale != 1.0 {
                     xr.iter_mut().for_each(|v| *v *= c.embedding_scale);

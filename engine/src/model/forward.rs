@@ -42,6 +42,8 @@ pub struct ForwardState {
     profile: Option<LayerTimes>,
     /// Tokens the FFN takes at a time (see [`ffn_pieces`]).
     ffn_slice: usize,
+    /// One token embedding row, read from the file.
+    embd_row: Vec<u64>,
 }
 
 /// Tokens the FFN takes at a time by default: its gate and up rows are the largest activation
@@ -98,6 +100,7 @@ impl ForwardState {
             rope_tables: RopeTables::default(),
             profile: None,
             ffn_slice: FFN_SLICE,
+            embd_row: Vec::new(),
         }
     }
 
@@ -309,12 +312,12 @@ impl Model {
         st.rope_tables.clear();
         let mut laps = Laps::start(&st.profile);
 
-        // Embeddings.
-        let row_bytes = w.token_embd.row_bytes();
-        let file = self.gguf().bytes();
-        let embd = w.token_embd.bytes(file);
+        // Embeddings: each row read from the file, not through the map (see
+        // `Linear::read_row`).
         for (t, &tok) in batch.tokens.iter().enumerate() {
-            let row = &embd[tok as usize * row_bytes..][..row_bytes];
+            let row = w
+                .token_embd
+                .read_row(self.gguf(), tok as usize, &mut st.embd_row);
             let x = &mut st.x[t * e..(t + 1) * e];
             self.kernels().dequantize_row(w.token_embd.ty, row, x)?;
             if c.embedding_scale != 1.0 {

@@ -58,6 +58,19 @@ impl Linear {
     pub fn row_bytes(&self) -> usize {
         self.len / self.rows.max(1)
     }
+
+    /// Row `r` of the matrix in the file, read into `buf` (resized to the row) without going
+    /// through the map ([`Gguf::read_at`]): for lookups such as token embeddings, which touch
+    /// scattered rows of a tensor whose mapped pages were released. `r` < `rows`.
+    pub fn read_row<'b>(&self, gguf: &Gguf, r: usize, buf: &'b mut Vec<u64>) -> &'b [u8] {
+        let n = self.row_bytes();
+        assert!(r < self.rows, "row {r} of {} rows", self.rows);
+        // (u64 words: the row's blocks keep the alignment their f16 and f32 fields want.)
+        buf.resize(n.div_ceil(8), 0);
+        let row = &mut bytemuck::cast_slice_mut::<u64, u8>(buf)[..n];
+        gguf.read_at(self.offset + r * n, row);
+        row
+    }
 }
 
 /// Tensors of one block; absent parts are `None` (which parts exist depends on the arch).
