@@ -21,13 +21,10 @@ use std::arch::x86_64::*;
 use super::x86_avx2::{hsum_epi32, to_array};
 use super::x86_avx2_int8_x8::row_scales;
 use super::x86_avx512_int8_x8::unsigned_lanes;
-use super::x86_avx512_q8_0_x8::{accumulate, lane_sums, prefetch_ahead};
+use super::x86_avx512_q8_0_x8::{accumulate, lane_sums, x8_xn};
 use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::{BlockQ8_0, INTERLEAVED_ROWS as ROWS};
 use crate::traits::TokenBlocks;
-
-/// Blocks a batch prefetches ahead (eight, 1.4 KiB, as the Q8_0 batch kernel does).
-const PREFETCH_AHEAD: usize = 8;
 
 /// The eight rows of `w` · one Q8_0 row, bit-identical to `quant::q5_0::vec_dot` on each row.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -59,15 +56,5 @@ pub(crate) fn q5_0_ref_x8_xn<const N: usize>(
     w: &[BlockQ5_0x8],
     a: &[TokenBlocks<N>],
 ) -> [[f32; ROWS]; N] {
-    assert!(a.len() >= w.len());
-    let mut acc = [_mm256_setzero_ps(); N];
-    for (i, (x, y)) in w.iter().zip(a).enumerate() {
-        prefetch_ahead(w, i + PREFETCH_AHEAD);
-        let (lanes, d) = (unsigned_lanes(x), row_scales(x));
-        for (t, acc) in acc.iter_mut().enumerate() {
-            let start = _mm256_set1_epi32(y.bias[t] >> 3);
-            *acc = accumulate(*acc, lane_sums(&lanes, &y.qs[t], start), d, y.d[t]);
-        }
-    }
-    std::array::from_fn(|t| to_array(acc[t]))
+    x8_xn(w, a, |x| (unsigned_lanes(x), row_scales(x)), 3)
 }

@@ -31,7 +31,7 @@ use crate::traits::TokenBlocks;
 /// With the grouped activations (a faster loop), eight blocks (2 KiB) ahead beat four on one
 /// thread (15.0–15.5 against 15.9–18.7 ms, `kernel_cycles q8_0 avx512 20 1 8 262144 640
 /// output`); sixteen gained nothing more.
-const PREFETCH_AHEAD: usize = 8;
+pub(super) const PREFETCH_AHEAD: usize = 8;
 
 /// Asks for block `i` of `w` (in a batch, a few blocks on; past the end it is the next
 /// group's, whose bytes follow): a hint, so `i` may point past `w`.
@@ -72,7 +72,7 @@ struct Block {
 /// The lanes of `x` (signed quants) and its rows' scales.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) fn lanes_and_scales(x: &BlockQ8_0x8) -> ([__m256i; 8], __m256) {
+fn lanes_and_scales(x: &BlockQ8_0x8) -> ([__m256i; 8], __m256) {
     // SAFETY: `qs` is 256 bytes, lane l the 32 at 32l; `d` is eight f16s (16 bytes).
     unsafe {
         (
@@ -145,29 +145,56 @@ pub(crate) fn q8_0_x8_x1(w: &[BlockQ8_0x8], a: &[BlockQ8_0]) -> [f32; ROWS] {
     to_array(acc)
 }
 
-/// The eight rows of `w` · `N` tokens' signed Q8_0 activations grouped by block
-/// ([`TokenBlocks`]), bit-identical to [`q8_0_x8_x1`] on each token. The weight quants go
-/// offset by 128 into `vpdpbusd`'s unsigned operand, once per block for all the tokens, so
-/// that each activation dword is its broadcast operand, read by the instruction itself (one
-/// µop where a separate broadcast of offset activations made two), and each sum starts from
-/// the block's −128·Σa, formed once per matmul. All the tokens' blocks lie at fixed offsets
-/// from one pointer, which leaves the registers to the sums.
+/// One block of one row group for the batch kernels: its eight lanes as unsigned quants (lane
+/// l: four values of every row) and its rows' scales.
+pub(super) type Lanes = ([__m256i; 8], __m256);
+
+/// The lanes of `x` offset by 128 (the signed quants as unsigned ones) and its rows' scales:
+/// the batch kernels' form of a Q8_0 block, with each sum started from the token's −128·Σa.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) fn unsigned_lanes_and_scales(x: &BlockQ8_0x8) -> Lanes {
+    let (signed, d) = lanes_and_scales(x);
+    let unsigned_128 = _mm256_set1_epi8(i8::MIN);
+    (signed.map(|q| _mm256_xor_si256(q, unsigned_128)), d)
+}
+
+/// The eight rows of `w` · `N` tokens' signed activations grouped by block ([`TokenBlocks`])
+/// in the scalar reference's order: `decode` gives a block's unsigned lanes and scales (once
+/// for all the tokens), and token t's sums start from its bias (−128·Σa) shifted right by
+/// `bias_shift` (the weights' offset over 128). Each activation dword is `vpdpbusd`'s
+/// broadcast operand, read by the instruction itself (one µop where a separate broadcast of
+/// offset activations made two); all the tokens' blocks lie at fixed offsets from one
+/// pointer, which leaves the registers to the sums.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) fn x8_xn<B, const N: usize>(
+    w: &[B],
+    a: &[TokenBlocks<N>],
+    decode: impl Fn(&B) -> Lanes,
+    bias_shift: u32,
+) -> [[f32; ROWS]; N] {
+    assert!(a.len() >= w.len());
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, (x, y)) in w.iter().zip(a).enumerate() {
+        prefetch_ahead(w, i + PREFETCH_AHEAD);
+        let (lanes, d) = decode(x);
+        for (t, acc) in acc.iter_mut().enumerate() {
+            let start = _mm256_set1_epi32(y.bias[t] >> bias_shift);
+            *acc = accumulate(*acc, lane_sums(&lanes, &y.qs[t], start), d, y.d[t]);
+        }
+    }
+    std::array::from_fn(|t| to_array(acc[t]))
+}
+
+/// The eight rows of `w` · `N` tokens' signed Q8_0 activations grouped by block, bit-identical
+/// to [`q8_0_x8_x1`] on each token: the weight quants go offset by 128 into `vpdpbusd`'s
+/// unsigned operand ([`unsigned_lanes_and_scales`]), each sum starts from the block's −128·Σa,
+/// formed once per matmul.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn q8_0_x8_xn<const N: usize>(
     w: &[BlockQ8_0x8],
     a: &[TokenBlocks<N>],
 ) -> [[f32; ROWS]; N] {
-    assert!(a.len() >= w.len());
-    let unsigned_128 = _mm256_set1_epi8(i8::MIN);
-    let mut acc = [_mm256_setzero_ps(); N];
-    for (i, (x, y)) in w.iter().zip(a).enumerate() {
-        prefetch_ahead(w, i + PREFETCH_AHEAD);
-        let (signed, d) = lanes_and_scales(x);
-        let lanes = signed.map(|q| _mm256_xor_si256(q, unsigned_128));
-        for (t, acc) in acc.iter_mut().enumerate() {
-            let start = _mm256_set1_epi32(y.bias[t]);
-            *acc = accumulate(*acc, lane_sums(&lanes, &y.qs[t], start), d, y.d[t]);
-        }
-    }
-    std::array::from_fn(|t| to_array(acc[t]))
+    x8_xn(w, a, |x| unsigned_lanes_and_scales(x), 0)
 }

@@ -14,7 +14,7 @@ use super::x86_avx2::i32_at;
 use super::x86_avx2_int8_x8::row_scales;
 use super::x86_avx512::join;
 use super::x86_avx512_int8_x8::unsigned_lanes;
-use super::x86_avx512_q8_0_x8::{lanes_and_scales, prefetch_ahead};
+use super::x86_avx512_q8_0_x8::{prefetch_ahead, unsigned_lanes_and_scales, Lanes, PREFETCH_AHEAD};
 use crate::quant::q5_0_x8::BlockQ5_0x8;
 use crate::quant::q8_0_x8::BlockQ8_0x8;
 use crate::quant::INTERLEAVED_ROWS;
@@ -22,13 +22,6 @@ use crate::traits::TokenBlocks;
 
 /// Rows of two groups.
 const ROWS2: usize = 2 * INTERLEAVED_ROWS;
-
-/// Blocks a batch prefetches ahead in each group (as the eight-row kernels do).
-const PREFETCH_AHEAD: usize = 8;
-
-/// One block of one group: its eight lanes as unsigned quants (lane l: four values of every
-/// row) and its rows' scales.
-type Lanes = ([__m256i; 8], __m256);
 
 /// The sixteen rows of the two groups `w` · `N` tokens' grouped activations: `decode` gives a
 /// block's unsigned lanes and scales, and token t's sums start from its bias shifted right by
@@ -85,14 +78,7 @@ pub(crate) fn q8_0_x16_xn<const N: usize>(
     w: [&[BlockQ8_0x8]; 2],
     a: &[TokenBlocks<N>],
 ) -> [[f32; ROWS2]; N] {
-    let unsigned_128 = _mm256_set1_epi8(i8::MIN);
-    let decode = |x: &BlockQ8_0x8| {
-        let (signed, d) = lanes_and_scales(x);
-        let lanes: [__m256i; 8] =
-            std::array::from_fn(|l| _mm256_xor_si256(signed[l], unsigned_128));
-        (lanes, d)
-    };
-    x16_xn(w, a, decode, 0)
+    x16_xn(w, a, |x| unsigned_lanes_and_scales(x), 0)
 }
 
 /// Two groups of interleaved Q5_0 · `N` tokens, bit-identical to `q5_0_ref_x8_xn` on each
