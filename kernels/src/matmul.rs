@@ -631,9 +631,7 @@ fn int8_groups<'g, const N: usize>(
 ) {
     let a = std::array::from_fn(|k| acts.row(t + k, nb));
     for (group, r) in groups {
-        for (k, v) in dot(group, &a).iter().enumerate() {
-            put_run(t + k, r, v);
-        }
+        put_tokens(put_run, t, r, &dot(group, &a));
     }
 }
 
