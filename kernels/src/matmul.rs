@@ -19,8 +19,9 @@ use crate::repack::{Layout, INTERLEAVED_ROWS};
 use crate::threads::ThreadPool;
 use crate::traits::{
     Int8Path, Int8Row, Int8RowMut, Interleaved16TokensFn, Interleaved8Batch, Interleaved8Path,
-    Interleaved8TokensFn, TokenBlocks, TypeTraits, VecDotFn, VecDotX4Fn,
+    Interleaved8TokensFn, Tile16Path, TokenBlocks, TypeTraits, VecDotFn, VecDotX4Fn,
 };
+use tile16::{tile16_tokens, TILE16_ROWS};
 
 /// Weight rows dotted with every token before moving on to the next rows.
 pub const ROW_TILE: usize = 4;
@@ -241,6 +242,7 @@ struct Plan<'a> {
     vec_dot: VecDotFn,
     vec_dot_x4: Option<VecDotX4Fn>,
     interleaved: Option<Interleaved8Path>,
+    tile16: Option<Tile16Path>,
     int8: Option<(Int8Path, Int8Path)>,
     acts_form: ActsForm,
     soft_prefetch: bool,
@@ -310,6 +312,9 @@ impl<'a> Plan<'a> {
             },
             _ => p,
         });
+        let tile16 = wide
+            .and_then(|w| w.tile16)
+            .filter(|_| interleaved.is_none());
         let int8 = match (wide, wt.int8, at.int8) {
             (None, Some(w8), Some(a8)) if n_tokens >= INT8_MIN_TOKENS => Some((w8, a8)),
             _ => None,
@@ -321,6 +326,8 @@ impl<'a> Plan<'a> {
         // (Multiples of 8, so that the tiles of an interleaved matrix start at group bounds.)
         let tile_rows = if int8.is_some() {
             INT8_ROW_TILE
+        } else if tile16.is_some() {
+            TILE16_ROWS
         } else if interleaved.is_some() && n_tokens == 1 {
             // One token visits each group once: several groups per tile spread the per-tile
             // costs (a call, the split into groups, the stores) over more of the kernel's work.
@@ -353,6 +360,7 @@ impl<'a> Plan<'a> {
             vec_dot,
             vec_dot_x4,
             interleaved,
+            tile16,
             int8,
             acts_form,
             soft_prefetch: wt.soft_prefetch,
@@ -375,6 +383,7 @@ impl<'a> Plan<'a> {
             vec_dot,
             vec_dot_x4,
             interleaved,
+            tile16,
             int8,
             soft_prefetch,
             tile_rows,
@@ -429,7 +438,11 @@ impl<'a> Plan<'a> {
             }
             let mut t = 0;
             // (The int8 path's row-major kernels take the activations in its own form only.)
-            if let Some((w8, _)) = int8.filter(|(w8, _)| self.acts_form == ActsForm::of(w8)) {
+            if let Some(path) = tile16.filter(|_| tile_end - tile == TILE16_ROWS) {
+                let rows = (tile, &w.data[tile * w_row..tile_end * w_row]);
+                t = tile16_tokens(&path, rows, nb, (&act, n_tokens), &put_run);
+            } else if let Some((w8, _)) = int8.filter(|(w8, _)| self.acts_form == ActsForm::of(w8))
+            {
                 t = int8_tile(&w8, tile..tile_end, &row, nb, int8_acts, n_tokens, &put_run);
             } else if soft_prefetch {
                 prefetch(w.data, tile_end * w_row + PREFETCH_AHEAD, ROW_TILE * w_row);
@@ -776,6 +789,9 @@ fn quantize_rows(
         quantize(&x[t * cols..(t + 1) * cols], dst);
     });
 }
+
+#[path = "matmul_tile16.rs"]
+mod tile16;
 
 #[cfg(test)]
 #[path = "matmul_tests.rs"]

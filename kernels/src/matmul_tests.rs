@@ -108,6 +108,64 @@ fn every_token_of_a_batch_gets_the_bits_of_a_batch_of_one_on_every_isa() {
     }
 }
 
+/// A batch large enough for a type's wide kernels gets, on every ISA and at any thread count,
+/// each row's wide one-token kernel bits: through the sixteen-row tiles where the ISA has them
+/// (AVX-512 Q6_K), with rows past the last whole tile and tokens past the last four on the
+/// row kernels.
+#[test]
+fn a_wide_batch_gets_each_rows_wide_kernel_bits() {
+    let mut rng = Rng::new(10);
+    let (ty, cols) = (GgmlType::Q6_K, 768);
+    // Enough rows for several chunks at two and three threads, not a multiple of 16.
+    let rows = 3 * MIN_CHUNK_BYTES.div_ceil(ty.row_bytes(cols as u64).unwrap() as usize) + 7;
+    let data = random_weights(&mut rng, ty, rows, cols);
+    let w = QMatrix::new(data.bytes(), ty, rows, cols).unwrap();
+    for isa in Isa::ALL {
+        let Ok(k) = Kernels::for_isa(isa) else {
+            eprintln!("skipping {isa}: not available");
+            continue;
+        };
+        let Some(wide) = k.traits(ty).unwrap().wide().copied() else {
+            continue;
+        };
+        let at = *k.traits(GgmlType::Q8_K).unwrap();
+        let w_row = ty.row_bytes(cols as u64).unwrap() as usize;
+        for n_tokens in [wide.min_tokens, 11, 21] {
+            let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
+            let mut want = vec![0.0; n_tokens * rows];
+            for t in 0..n_tokens {
+                let mut a = vec![0u64; at.row_bytes(cols).unwrap().div_ceil(8)];
+                let a =
+                    &mut bytemuck::cast_slice_mut::<u64, u8>(&mut a)[..at.row_bytes(cols).unwrap()];
+                at.quantize_row(&x[t * cols..(t + 1) * cols], a).unwrap();
+                for r in 0..rows {
+                    let row = &data.bytes()[r * w_row..(r + 1) * w_row];
+                    want[t * rows + r] = (wide.vec_dot_fn())(row, a);
+                }
+            }
+            for threads in [1, 2, 3] {
+                let pool = ThreadPool::new(threads);
+                let mut out = vec![f32::NAN; n_tokens * rows];
+                matmul(
+                    k,
+                    &pool,
+                    &w,
+                    &x,
+                    n_tokens,
+                    &mut out,
+                    &mut MatmulScratch::new(),
+                )
+                .unwrap();
+                let same = out
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "{isa} tokens {n_tokens} threads {threads}");
+            }
+        }
+    }
+}
+
 #[test]
 fn bad_shapes_are_errors() {
     let k = Kernels::for_isa(Isa::Scalar).unwrap();

@@ -30,7 +30,34 @@ pub struct WideBatch {
     pub min_tokens: usize,
     pub(crate) vec_dot: VecDotFn,
     pub(crate) vec_dot_x4: Option<VecDotX4Fn>,
+    /// Where the ISA has them: kernels for sixteen row-major rows at a time, unpacked once
+    /// per tile (same bits as `vec_dot`).
+    pub(crate) tile16: Option<Tile16Path>,
 }
+
+/// `N` tokens (their activation rows) over a [`Tile16Path`]'s unpacked tile: per token the
+/// sixteen rows' results.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 kernels have them yet
+pub(crate) type Tile16Fn<const N: usize> = fn(tile: &[u8], a: [&[u8]; N]) -> [[f32; 16]; N];
+
+/// A type's large-batch kernels over sixteen row-major rows at a time: a matmul unpacks a
+/// tile of sixteen rows once into a per-thread buffer, then runs the batch over it eight tokens
+/// at a time (four for the rest). Each result bit-identical to the [`WideBatch`]'s `vec_dot` on its row.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 kernels have them yet
+pub(crate) struct Tile16Path {
+    /// Bytes of one super-block of the sixteen rows once unpacked (a multiple of 64).
+    pub block_bytes: usize,
+    /// Unpack sixteen rows of `nb` blocks (`rows`: the rows one after another) into `out`
+    /// (`nb · block_bytes` bytes, 64-byte aligned).
+    pub unpack: fn(rows: &[u8], nb: usize, out: &mut [u8]),
+    /// Eight tokens (their activation rows) over an unpacked tile: per token the sixteen
+    /// rows' results.
+    pub x8: Tile16Fn<8>,
+    /// The same for four tokens.
+    pub x4: Tile16Fn<4>,
+}
+
 /// One row of 32-value blocks unpacked for [`Int8Path`]: each block's quants as signed bytes
 /// (activations for a path with `offset_acts`: a + 128 as unsigned bytes) and its scale as f32.
 #[derive(Clone, Copy, Debug)]

@@ -34,6 +34,8 @@ mod x86_avx512_q4k_x16;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx512_q5_0_ref_x8;
 #[cfg(target_arch = "x86_64")]
+mod x86_avx512_q6k_x16;
+#[cfg(target_arch = "x86_64")]
 mod x86_avx512_q8_0_x8;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx512_x16_tokens;

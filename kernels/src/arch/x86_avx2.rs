@@ -738,6 +738,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                     vec_dot_x4: Some(|w, a| unsafe {
                         multi::vec_dot_q4_k_gemm_x4(cast(w), a.map(cast))
                     }),
+                    tile16: None,
                 });
                 t.interleaved8 = Some(Interleaved8Path {
                     x1: |w, a| unsafe { q4_k_x8::<1, false>(cast(w), [cast(a)])[0] },
@@ -770,6 +771,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                     vec_dot_x4: Some(|w, a| unsafe {
                         q6k::vec_dot_q6_k_wide_x4(cast(w), a.map(cast))
                     }),
+                    tile16: None,
                 });
                 t.dequantize = |w, o| unsafe { kdequant::dequantize_q6_k(cast(w), o) };
             }

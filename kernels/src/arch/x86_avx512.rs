@@ -32,13 +32,15 @@ use super::x86_avx2_q6k;
 use super::x86_avx512_int8_x8::{q5_0_x8_x1, q5_0_x8_xn};
 use super::x86_avx512_q4k_x16::q4_k_x16;
 use super::x86_avx512_q5_0_ref_x8::{q5_0_ref_x8_x1, q5_0_ref_x8_xn};
+use super::x86_avx512_q6k_x16::{q6_k_x16_wide, unpack_q6_k_x16};
 use super::x86_avx512_q8_0_x8::{q8_0_x8_x1, q8_0_x8_xn};
 use super::x86_avx512_x16_tokens::{q5_0_ref_x16_xn, q8_0_x16_xn};
 use crate::quant::q4_k_x8::BlockQ4Kx8;
+use crate::quant::q6_k_x16::BlockQ6Kx16;
 use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
 use crate::traits::{
     cast, cast_mut, Int8Path, Int8Row, Interleaved8Batch, Interleaved8Path, ReferenceKernels,
-    TokenPairs, TypeTraits,
+    Tile16Path, TokenPairs, TypeTraits,
 };
 
 /// `lo` in the low 256 bits, `hi` in the high.
@@ -107,24 +109,18 @@ fn dot_q5_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
     )[0]
 }
 
-/// One Q6_K super-block as four groups of 64 unsigned 6-bit quants (values 64g..64g+64) and,
-/// per group, its four sub-block scales, one per lane of the `vpdpbusd` result, as i16 pairs
-/// (scale, 0) for `vpdpwssd` (see [`q6_sumi`]).
+/// One Q6_K super-block's 256 unsigned 6-bit quants (0..=63) in value order, 64 per vector.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn q6_groups(x: &BlockQ6K) -> [(__m512i, __m512i); 4] {
+pub(super) fn q6_quants(x: &BlockQ6K) -> [__m512i; 4] {
     let (m4, m30) = (_mm512_set1_epi8(0x0f), _mm512_set1_epi8(0x30));
-    // SAFETY: scales is 16 bytes.
-    let sc8 = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
-    // Scale s of sub-block k in lane k: low half s, high half 0.
-    let sc32 = _mm512_cvtepu16_epi32(_mm256_cvtepi8_epi16(sc8));
     // The high bits of quants 0..32 of a 128 sit in bits 0-1 of qh, of 32..64 in bits 2-3, of
     // 64..96 in bits 4-5 and of 96..128 in bits 6-7: shifted to bits 4-5 of a byte.
     let (up, down) = (
         join(_mm256_set1_epi16(4), _mm256_set1_epi16(2)),
         join(_mm256_set1_epi16(0), _mm256_set1_epi16(2)),
     );
-    let mut out = [(_mm512_setzero_si512(), _mm512_setzero_si512()); 4];
+    let mut out = [_mm512_setzero_si512(); 4];
     for n in 0..2 {
         assert!(x.ql.len() >= n * 64 + 64 && x.qh.len() >= n * 32 + 32);
         // SAFETY: 64 bytes of ql and 32 of qh at these offsets (checked).
@@ -135,25 +131,40 @@ fn q6_groups(x: &BlockQ6K) -> [(__m512i, __m512i); 4] {
             )
         };
         // Quants 0..64 of the 128: low nibbles of ql with qh shifted up by 4 and by 2.
-        let lo = _mm512_ternarylogic_epi32::<0xF8>(
+        out[2 * n] = _mm512_ternarylogic_epi32::<0xF8>(
             _mm512_and_si512(_mm512_sllv_epi16(h, up), m30),
             l,
             m4,
         );
         // Quants 64..128: high nibbles of ql with qh as it is and shifted down by 2.
-        let hi = _mm512_ternarylogic_epi32::<0xF8>(
+        out[2 * n + 1] = _mm512_ternarylogic_epi32::<0xF8>(
             _mm512_and_si512(_mm512_srlv_epi16(h, down), m30),
             _mm512_srli_epi16::<4>(l),
             m4,
         );
-        for (pair, q) in [lo, hi].into_iter().enumerate() {
-            let g = 2 * n + pair; // sub-blocks 4g..4g+4
-            let idx = _mm512_add_epi32(
-                _mm512_set1_epi32(4 * g as i32),
-                _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-            );
-            out[g] = (q, _mm512_permutexvar_epi32(idx, sc32));
-        }
+    }
+    out
+}
+
+/// One Q6_K super-block as four groups of 64 unsigned 6-bit quants ([`q6_quants`]: values
+/// 64g..64g+64) and, per group, its four sub-block scales, one per lane of the `vpdpbusd`
+/// result, as i16 pairs (scale, 0) for `vpdpwssd` (see [`q6_sumi`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q6_groups(x: &BlockQ6K) -> [(__m512i, __m512i); 4] {
+    // SAFETY: scales is 16 bytes.
+    let sc8 = unsafe { _mm_loadu_si128(x.scales.as_ptr().cast()) };
+    // Scale s of sub-block k in lane k: low half s, high half 0.
+    let sc32 = _mm512_cvtepu16_epi32(_mm256_cvtepi8_epi16(sc8));
+    let q = q6_quants(x);
+    let mut out = [(_mm512_setzero_si512(), _mm512_setzero_si512()); 4];
+    for (g, (o, q)) in out.iter_mut().zip(q).enumerate() {
+        // Sub-blocks 4g..4g+4.
+        let idx = _mm512_add_epi32(
+            _mm512_set1_epi32(4 * g as i32),
+            _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+        );
+        *o = (q, _mm512_permutexvar_epi32(idx, sc32));
     }
     out
 }
@@ -418,6 +429,12 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                     wide.vec_dot = |w, a| unsafe { vec_dot_q6_k_wide(cast(w), cast(a)) };
                     wide.vec_dot_x4 =
                         Some(|w, a| unsafe { vec_dot_q6_k_wide_x4(cast(w), a.map(cast)) });
+                    wide.tile16 = Some(Tile16Path {
+                        block_bytes: std::mem::size_of::<BlockQ6Kx16>(),
+                        unpack: |w, nb, out| unsafe { unpack_q6_k_x16(cast(w), nb, cast_mut(out)) },
+                        x8: |w, a| unsafe { q6_k_x16_wide::<8>(cast(w), a.map(cast)) },
+                        x4: |w, a| unsafe { q6_k_x16_wide::<4>(cast(w), a.map(cast)) },
+                    });
                 }
             }
             _ => {}

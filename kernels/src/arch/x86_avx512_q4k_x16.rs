@@ -29,7 +29,7 @@ const ROWS2: usize = 2 * ROWS;
 /// per group of four bytes, token and chunk).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn dpbusd_at(acc: __m512i, w: __m512i, q: &[i8; 256], at: usize) -> __m512i {
+pub(super) fn dpbusd_at(acc: __m512i, w: __m512i, q: &[i8; 256], at: usize) -> __m512i {
     assert!(at <= 252);
     let mut acc = acc;
     // SAFETY: reads the four bytes at..at + 4 of `q` (checked) and writes only `acc`.

@@ -20,6 +20,7 @@ pub mod q5_0_x8;
 pub mod q5_1;
 pub mod q5_k;
 pub mod q6_k;
+pub mod q6_k_x16;
 pub mod q8_0;
 pub mod q8_0_x8;
 pub mod q8_1;
