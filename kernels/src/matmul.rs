@@ -194,7 +194,7 @@ pub fn matmul_many<const N: usize>(
     for (slot, (w, out)) in planned.iter_mut().zip(parts) {
         *slot = Some(Plan::new(
             kernels,
-            pool.n_threads(),
+            pool.threads_now(),
             &w,
             x,
             n_tokens,

@@ -168,6 +168,14 @@ impl ThreadPool {
         self.n_threads
     }
 
+    /// Threads the next op will run on: [`ThreadPool::n_threads`], or fewer while the pool
+    /// leaves threads out because other processes keep their cores busy. What an op's split
+    /// into chunks should be sized by (a split for threads that sit out only adds per-chunk
+    /// costs to the one that does the work); results must not depend on it.
+    pub fn threads_now(&self) -> usize {
+        self.shared.limit.load(SeqCst).clamp(1, self.n_threads)
+    }
+
     /// Run `f(i)` for every `i` in `0..n_chunks`, spread over the pool's threads; returns when
     /// all have run. Each index runs exactly once. A panic in `f` is re-raised here after every
     /// thread has left the op.
@@ -494,12 +502,15 @@ mod tests {
             on_workers.into_inner()
         };
         pool.force_limit(1);
+        assert_eq!((pool.threads_now(), pool.n_threads()), (1, 3));
         for _ in 0..3 {
             assert_eq!(run(8), 0, "the caller alone");
         }
         pool.force_limit(2);
+        assert_eq!(pool.threads_now(), 2);
         run(8);
         pool.force_limit(3);
+        assert_eq!(pool.threads_now(), 3);
         assert!(run(16) > 0, "the workers are back");
         // Dropping the pool stops parked and left-out workers alike.
         pool.force_limit(1);

@@ -303,3 +303,44 @@ fn the_ffn_in_slices_gives_the_bits_of_one_batch() {
         }
     }
 }
+
+/// Logits of `tokens[..split]` in one batch (all positions), then of each later token alone,
+/// computed on `threads` threads with an F16 cache (the attention kernels that split their
+/// work by the thread count).
+fn on_threads(model: &Model, tokens: &[u32], split: usize, threads: usize) -> Vec<f32> {
+    let mut st = ForwardState::new(threads);
+    let mut kv = cache_of(model, CacheType::F16);
+    kv.add_sequence(3).unwrap();
+    kv.grow_to(3, split).unwrap();
+    let mut batch = Batch::new();
+    batch.push_sequence(&tokens[..split], 0, 3, true);
+    let mut out = model.forward(&batch, &mut kv, &mut st).unwrap().to_vec();
+    for (pos, &t) in tokens.iter().enumerate().skip(split) {
+        kv.grow_to(3, pos + 1).unwrap();
+        let mut batch = Batch::new();
+        batch.push(t, pos, 3, true);
+        out.extend_from_slice(model.forward(&batch, &mut kv, &mut st).unwrap());
+    }
+    out
+}
+
+#[test]
+fn the_thread_count_does_not_change_a_bit() {
+    // A pool that leaves a thread out while another process keeps its core busy must not
+    // change the results: every split of the work by thread count gives the same bits.
+    let tokens: Vec<u32> = (0..70u32).map(|i| (i * 53 + 5) % N_VOCAB as u32).collect();
+    for path in fixture_paths() {
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let model = Model::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let one = on_threads(&model, &tokens, 62, 1);
+        for threads in [2, 3] {
+            let other = on_threads(&model, &tokens, 62, threads);
+            let same = one.len() == other.len()
+                && one
+                    .iter()
+                    .zip(&other)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{name}: {threads} threads against one");
+        }
+    }
+}

@@ -67,7 +67,7 @@ impl<T> SendPtr<T> {
 /// Pool chunks for `n_tasks` tasks — enough that a thread whose core is busy elsewhere does
 /// not hold up the layer: (chunks, tasks per chunk).
 fn task_chunks(pool: &ThreadPool, n_tasks: usize) -> (usize, usize) {
-    let n_chunks = n_tasks.min(pool.n_threads() * 4).max(1);
+    let n_chunks = n_tasks.min(pool.threads_now() * 4).max(1);
     (n_chunks, n_tasks.div_ceil(n_chunks))
 }
 
@@ -271,7 +271,7 @@ pub fn attend(
         // heads, two tasks of two on two threads; one task of four on one thread, which reads
         // the keys and values once where a task per head read them four times:
         // `examples/attention_step -s 1 -c 2048` 2.3–2.8 against 4.0–5.8 ms per step).
-        let tasks = attention_rows::tasks(batch, p.n_head_kv, group, pool.n_threads());
+        let tasks = attention_rows::tasks(batch, p.n_head_kv, group, pool.threads_now());
         attend_by_rows(pool, batch, p, q, out, &views, &tasks, &mut scratch.chunks);
         return Ok(());
     }

@@ -668,13 +668,13 @@ pub(super) fn rows_on_pool(
     f: impl Fn(usize, &mut [f32]) + Sync,
 ) {
     let rows = data.len() / width.max(1);
-    if rows < 2 || pool.n_threads() == 1 {
+    if rows < 2 || pool.threads_now() == 1 {
         for (r, row) in data.chunks_exact_mut(width.max(1)).enumerate() {
             f(r, row);
         }
         return;
     }
-    let chunks = rows.min(pool.n_threads() * 4);
+    let chunks = rows.min(pool.threads_now() * 4);
     let per_chunk = rows.div_ceil(chunks);
     let p = SendPtr(data.as_mut_ptr());
     pool.run(chunks, |c| {

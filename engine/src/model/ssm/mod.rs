@@ -256,7 +256,7 @@ pub(crate) fn mamba2_mix(
 
     // The scan: one task per (sequence, head).
     let n_tasks = seqs.len() * nh;
-    let n_chunks = n_tasks.min(pool.n_threads() * 4).max(1);
+    let n_chunks = n_tasks.min(pool.threads_now() * 4).max(1);
     let per_chunk = n_tasks.div_ceil(n_chunks);
     if sc.tasks.len() < n_chunks {
         sc.tasks.resize_with(n_chunks, TaskScratch::default);
