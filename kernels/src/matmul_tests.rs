@@ -110,7 +110,7 @@ fn every_token_of_a_batch_gets_the_bits_of_a_batch_of_one_on_every_isa() {
 
 /// A batch large enough for a type's wide kernels gets, on every ISA and at any thread count,
 /// each row's wide one-token kernel bits: through the sixteen-row tiles where the ISA has them
-/// (AVX-512 Q6_K), with rows past the last whole tile and tokens past the last four on the
+/// (x86 Q6_K), with rows past the last whole tile and tokens past the last four on the
 /// row kernels.
 #[test]
 fn a_wide_batch_gets_each_rows_wide_kernel_bits() {

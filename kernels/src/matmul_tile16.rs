@@ -1,4 +1,4 @@
-//! The large-batch path of row-major matrices whose type has a [`Tile16Path`] (AVX-512 Q6_K):
+//! The large-batch path of row-major matrices whose type has a [`Tile16Path`] (x86 Q6_K):
 //! each tile of sixteen rows is unpacked once into this thread's buffer, then every four tokens
 //! of the batch run over it.
 

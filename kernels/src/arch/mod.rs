@@ -26,6 +26,8 @@ pub mod x86_avx2_q4k_x8;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2_q6k;
 #[cfg(target_arch = "x86_64")]
+mod x86_avx2_q6k_x16;
+#[cfg(target_arch = "x86_64")]
 pub mod x86_avx512;
 #[cfg(target_arch = "x86_64")]
 mod x86_avx512_int8_x8;

@@ -18,7 +18,9 @@ use std::arch::x86_64::*;
 use nanorun_formats::GgmlType;
 
 use super::x86_avx2;
-use crate::quant::BlockQ8_0;
+use super::x86_avx2_q6k_x16::{dword_at, in_fours, q6_k_x16_with};
+use crate::quant::q6_k_x16::{BlockQ6Kx16, ROWS};
+use crate::quant::{BlockQ8K, BlockQ8_0};
 use crate::traits::{cast, TypeTraits};
 
 #[inline]
@@ -46,6 +48,26 @@ fn dot_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     )[0]
 }
 
+/// One Q6_K sub-block's Σ sc·Σ q·a per row for one token over an unpacked tile (see
+/// `x86_avx2_q6k_x16::sub_block_avx2`): its sixteen products per row in four `vpdpbusd`,
+/// then times the scale.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+fn q6_sub_block(w: &[__m256i; 4], sc: __m256i, q: &[i8; 256], at: usize) -> __m256i {
+    let mut s = _mm256_setzero_si256();
+    for (g, wg) in w.iter().enumerate() {
+        s = _mm256_dpbusd_avx_epi32(s, *wg, dword_at(q, at + 4 * g));
+    }
+    _mm256_mullo_epi32(s, sc)
+}
+
+/// `out[t][r]` = row r of an unpacked sixteen-row Q6_K tile `w` · `a[t]`, bit-identical to
+/// the AVX2 kernel (`x86_avx2_q6k_x16::q6_k_x16_wide`).
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+fn q6_k_x16_wide<const N: usize>(w: &[BlockQ6Kx16], a: [&[BlockQ8K]; N]) -> [[f32; ROWS]; N] {
+    q6_k_x16_with(w, a, |s| s, |q, s, y, at| q6_sub_block(q, s, y, at))
+}
+
 /// Start from the AVX2 kernels, then swap in the AVX-VNNI ones.
 pub(crate) fn install(table: &mut [TypeTraits]) {
     x86_avx2::install(table);
@@ -54,6 +76,12 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
     for t in table.iter_mut() {
         if t.ty == GgmlType::Q8_0 {
             t.vec_dot = |w, a| unsafe { dot_q8_0(cast(w), cast(a)) };
+        }
+        if let Some(p) = t.wide.as_mut().and_then(|w| w.tile16.as_mut()) {
+            if t.ty == GgmlType::Q6_K {
+                p.x8 = |w, a| in_fours(a, |a| unsafe { q6_k_x16_wide::<4>(cast(w), a.map(cast)) });
+                p.x4 = |w, a| unsafe { q6_k_x16_wide::<4>(cast(w), a.map(cast)) };
+            }
         }
     }
 }
