@@ -14,7 +14,7 @@
 use std::arch::x86_64::*;
 
 use super::x86_avx2::{load32u, q6_half};
-use crate::quant::q6_k_x16::{BlockQ6Kx16, ROWS};
+use crate::quant::q6_k_x16::{unpack_rows_with, BlockQ6Kx16, ROWS};
 use crate::quant::{BlockQ6K, BlockQ8K};
 use crate::traits::{cast, cast_mut, Tile16Path};
 
@@ -91,14 +91,7 @@ fn unpack_block(rows: [&BlockQ6K; ROWS], out: &mut BlockQ6Kx16) {
 /// `out` (`nb` blocks).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn unpack_q6_k_x16(src: &[BlockQ6K], nb: usize, out: &mut [BlockQ6Kx16]) {
-    assert!(src.len() == ROWS * nb && out.len() == nb);
-    for (i, o) in out.iter_mut().enumerate() {
-        let mut rows = [&src[i]; ROWS];
-        for (r, row) in rows.iter_mut().enumerate() {
-            *row = &src[r * nb + i];
-        }
-        unpack_block(rows, o);
-    }
+    unpack_rows_with(src, nb, out, |rows, o| unpack_block(rows, o));
 }
 
 /// Eight i8 at `p` sign-extended to the eight dwords of a vector.

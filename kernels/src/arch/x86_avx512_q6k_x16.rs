@@ -15,7 +15,7 @@ use std::arch::x86_64::*;
 
 use super::x86_avx512::q6_quants;
 use super::x86_avx512_q4k_x16::dpbusd_at;
-use crate::quant::q6_k_x16::{BlockQ6Kx16, ROWS};
+use crate::quant::q6_k_x16::{unpack_rows_with, BlockQ6Kx16, ROWS};
 use crate::quant::{BlockQ6K, BlockQ8K};
 
 /// Sixteen vectors of sixteen dwords transposed: dword d of vector r goes to lane r of
@@ -104,14 +104,7 @@ fn unpack_block(rows: [&BlockQ6K; ROWS], out: &mut BlockQ6Kx16) {
 /// `out` (`nb` blocks).
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(crate) fn unpack_q6_k_x16(src: &[BlockQ6K], nb: usize, out: &mut [BlockQ6Kx16]) {
-    assert!(src.len() == ROWS * nb && out.len() == nb);
-    for (i, o) in out.iter_mut().enumerate() {
-        let mut rows = [&src[i]; ROWS];
-        for (r, row) in rows.iter_mut().enumerate() {
-            *row = &src[r * nb + i];
-        }
-        unpack_block(rows, o);
-    }
+    unpack_rows_with(src, nb, out, |rows, o| unpack_block(rows, o));
 }
 
 /// `out[t][r]` = row r of the unpacked tile `w` · `a[t]`, bit-identical to

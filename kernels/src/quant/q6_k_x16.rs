@@ -55,9 +55,25 @@ pub fn unpack(rows: [&BlockQ6K; ROWS], out: &mut BlockQ6Kx16) {
 /// Unpack sixteen rows of `nb` super-blocks each (`src`: the rows one after another) into `out`
 /// (`nb` blocks) with the scalar [`unpack`].
 pub fn unpack_rows(src: &[BlockQ6K], nb: usize, out: &mut [BlockQ6Kx16]) {
+    unpack_rows_with(src, nb, out, unpack);
+}
+
+/// [`unpack_rows`] with super-block `i` of the rows unpacked by `unpack_block` (a per-ISA
+/// version of [`unpack`]).
+#[inline]
+pub fn unpack_rows_with(
+    src: &[BlockQ6K],
+    nb: usize,
+    out: &mut [BlockQ6Kx16],
+    unpack_block: impl Fn([&BlockQ6K; ROWS], &mut BlockQ6Kx16),
+) {
     assert!(src.len() == ROWS * nb && out.len() == nb);
     for (i, o) in out.iter_mut().enumerate() {
-        unpack(std::array::from_fn(|r| &src[r * nb + i]), o);
+        let mut rows = [&src[i]; ROWS];
+        for (r, row) in rows.iter_mut().enumerate() {
+            *row = &src[r * nb + i];
+        }
+        unpack_block(rows, o);
     }
 }
 
