@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 
+use super::interleaved::put_tokens;
 use crate::traits::Tile16Path;
 
 /// Rows per tile.
@@ -39,11 +40,7 @@ pub(super) fn tile16_tokens<'a>(
         let tile = &mut bytemuck::cast_slice_mut::<Line, u8>(tile)[..bytes];
         (path.unpack)(rows, nb, tile);
         let tile: &[u8] = tile;
-        let put = |t: usize, v: &[[f32; TILE16_ROWS]]| {
-            for (k, vk) in v.iter().enumerate() {
-                put_run(t + k, r0, vk);
-            }
-        };
+        let put = |t: usize, v: &[[f32; TILE16_ROWS]]| put_tokens(put_run, t, r0, v);
         let mut t = 0;
         while t + 8 <= n_tokens {
             put(t, &(path.x8)(tile, std::array::from_fn(|k| act(t + k))));
