@@ -316,9 +316,12 @@ impl<'a> Plan<'a> {
             },
             _ => p,
         });
-        let tile16 = wide
-            .and_then(|w| w.tile16)
-            .filter(|_| interleaved.is_none());
+        // Sixteen-row tiles in the order the batch takes: the wide kernels' or the type's own.
+        let tile16 = match wide {
+            Some(w) => w.tile16,
+            None => wt.tile16,
+        }
+        .filter(|p| interleaved.is_none() && n_tokens >= p.min_tokens);
         let int8 = match (wide, wt.int8, at.int8) {
             (None, Some(w8), Some(a8)) if n_tokens >= INT8_MIN_TOKENS => Some((w8, a8)),
             _ => None,

@@ -42,10 +42,15 @@ pub(crate) type Tile16Fn<const N: usize> = fn(tile: &[u8], a: [&[u8]; N]) -> [[f
 
 /// A type's large-batch kernels over sixteen row-major rows at a time: a matmul unpacks a
 /// tile of sixteen rows once into a per-thread buffer, then runs the batch over it eight tokens
-/// at a time (four for the rest). Each result bit-identical to the [`WideBatch`]'s `vec_dot` on its row.
+/// at a time (four for the rest). Each result bit-identical to the `vec_dot` of the order the
+/// path belongs to on its row: the [`WideBatch`]'s (`WideBatch::tile16`) or the type's own
+/// (`TypeTraits::tile16`).
 #[derive(Clone, Copy, Debug)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 kernels have them yet
 pub(crate) struct Tile16Path {
+    /// Smallest batch that takes the tiles (unpacking a tile costs about what a few tokens'
+    /// passes over it do).
+    pub min_tokens: usize,
     /// Bytes of one super-block of the sixteen rows once unpacked (a multiple of 64).
     pub block_bytes: usize,
     /// Unpack sixteen rows of `nb` blocks (`rows`: the rows one after another) into `out`
@@ -299,6 +304,9 @@ pub struct TypeTraits {
     pub(crate) vec_dot: VecDotFn,
     pub(crate) vec_dot_x4: Option<VecDotX4Fn>,
     pub(crate) wide: Option<WideBatch>,
+    /// Sixteen-row tiles in the type's own (one-token) order, for large batches that do not
+    /// take the [`WideBatch`] kernels (batch-invariant ones).
+    pub(crate) tile16: Option<Tile16Path>,
     pub(crate) int8: Option<Int8Path>,
     pub(crate) interleaved8: Option<Interleaved8Path>,
     /// Whether matmul software-prefetches this type's weights ahead of the kernels. Set per
@@ -475,6 +483,7 @@ const fn entry(
         int8: None,
         interleaved8: None,
         wide: None,
+        tile16: None,
         soft_prefetch: false,
     }
 }

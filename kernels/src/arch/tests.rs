@@ -506,58 +506,61 @@ fn wide_batch_kernels_compute_the_same_sums() {
 }
 
 #[test]
-fn sixteen_row_tiles_unpack_as_the_reference_and_give_the_wide_kernels_bits() {
-    // A type's `Tile16Path`: its unpacker byte for byte against the scalar one of the layout,
-    // and each of the sixteen rows' results over eight and four tokens bit for bit against the wide
-    // one-token kernel on that row (extreme scales included: the integer sums and the float
-    // steps must both be the same).
+fn sixteen_row_tiles_unpack_as_the_reference_and_give_their_orders_bits() {
+    // A type's `Tile16Path`s: the unpacker byte for byte against the scalar one of the layout,
+    // and each of the sixteen rows' results over eight and four tokens bit for bit against the
+    // one-token kernel of the path's order on that row (the wide one's, or the type's own;
+    // extreme scales included: the integer sums and the float steps must both be the same).
     let mut rng = Rng::new(23);
     let mut seen = 0;
     for k in simd_isas() {
         for &ty in &SUPPORTED {
             let t = k.traits(ty).unwrap();
-            let Some((wide, path)) = t.wide().and_then(|w| Some((w, w.tile16?))) else {
-                continue;
-            };
-            seen += 1;
-            assert_eq!(
-                ty,
-                GgmlType::Q6_K,
-                "a tile layout for {ty} needs its reference here"
-            );
-            let at = k.traits(t.vec_dot_type).unwrap();
-            for n in lengths(t) {
-                let nb = n / 256;
-                let mut w = random_weights(&mut rng, ty, 16, n);
-                if n == 512 {
-                    // Scales at the ends of the f16 range in some rows.
-                    for (i, v) in [65504.0f32, 6.0e-8, -65504.0, 1.0e-4].iter().enumerate() {
-                        put_f16(w.bytes_mut(), (4 * i + 1) * 2 * 210 + 208, *v);
+            let orders = [
+                t.wide().and_then(|w| Some((w.vec_dot_fn(), w.tile16?))),
+                t.tile16.map(|p| (t.vec_dot, p)),
+            ];
+            for (vec_dot, path) in orders.into_iter().flatten() {
+                seen += 1;
+                assert_eq!(
+                    ty,
+                    GgmlType::Q6_K,
+                    "a tile layout for {ty} needs its reference here"
+                );
+                let at = k.traits(t.vec_dot_type).unwrap();
+                for n in lengths(t) {
+                    let nb = n / 256;
+                    let mut w = random_weights(&mut rng, ty, 16, n);
+                    if n == 512 {
+                        // Scales at the ends of the f16 range in some rows.
+                        for (i, v) in [65504.0f32, 6.0e-8, -65504.0, 1.0e-4].iter().enumerate() {
+                            put_f16(w.bytes_mut(), (4 * i + 1) * 2 * 210 + 208, *v);
+                        }
                     }
-                }
-                let acts = random_acts(&mut rng, at, n, 8);
-                use crate::quant::q6_k_x16::{unpack_rows, BlockQ6Kx16};
-                let blank = <BlockQ6Kx16 as bytemuck::Zeroable>::zeroed();
-                assert_eq!(path.block_bytes, std::mem::size_of::<BlockQ6Kx16>());
-                let mut tile = vec![blank; nb];
-                (path.unpack)(w.bytes(), nb, bytemuck::cast_slice_mut(&mut tile));
-                let mut want = vec![blank; nb];
-                unpack_rows(bytemuck::cast_slice(w.bytes()), nb, &mut want);
-                let as_bytes = |b: &[BlockQ6Kx16]| bytemuck::cast_slice::<_, u8>(b).to_vec();
-                assert!(as_bytes(&tile) == as_bytes(&want), "{} n={n}", k.isa());
-                let a: [&[u8]; 8] = std::array::from_fn(|i| acts[i].bytes());
-                let tile: &[u8] = bytemuck::cast_slice(&tile);
-                let got8 = (path.x8)(tile, a);
-                let got4 = (path.x4)(tile, [a[4], a[5], a[6], a[7]]);
-                let row_bytes = t.row_bytes(n).unwrap();
-                for r in 0..16 {
-                    let row = &w.bytes()[r * row_bytes..(r + 1) * row_bytes];
-                    for (i, a) in a.iter().enumerate() {
-                        let want = (wide.vec_dot_fn())(row, a).to_bits();
-                        let what = format!("{} n={n} row {r} token {i}", k.isa());
-                        assert_eq!(got8[i][r].to_bits(), want, "{what}");
-                        if i >= 4 {
-                            assert_eq!(got4[i - 4][r].to_bits(), want, "{what} (x4)");
+                    let acts = random_acts(&mut rng, at, n, 8);
+                    use crate::quant::q6_k_x16::{unpack_rows, BlockQ6Kx16};
+                    let blank = <BlockQ6Kx16 as bytemuck::Zeroable>::zeroed();
+                    assert_eq!(path.block_bytes, std::mem::size_of::<BlockQ6Kx16>());
+                    let mut tile = vec![blank; nb];
+                    (path.unpack)(w.bytes(), nb, bytemuck::cast_slice_mut(&mut tile));
+                    let mut want = vec![blank; nb];
+                    unpack_rows(bytemuck::cast_slice(w.bytes()), nb, &mut want);
+                    let as_bytes = |b: &[BlockQ6Kx16]| bytemuck::cast_slice::<_, u8>(b).to_vec();
+                    assert!(as_bytes(&tile) == as_bytes(&want), "{} n={n}", k.isa());
+                    let a: [&[u8]; 8] = std::array::from_fn(|i| acts[i].bytes());
+                    let tile: &[u8] = bytemuck::cast_slice(&tile);
+                    let got8 = (path.x8)(tile, a);
+                    let got4 = (path.x4)(tile, [a[4], a[5], a[6], a[7]]);
+                    let row_bytes = t.row_bytes(n).unwrap();
+                    for r in 0..16 {
+                        let row = &w.bytes()[r * row_bytes..(r + 1) * row_bytes];
+                        for (i, a) in a.iter().enumerate() {
+                            let want = vec_dot(row, a).to_bits();
+                            let what = format!("{} n={n} row {r} token {i}", k.isa());
+                            assert_eq!(got8[i][r].to_bits(), want, "{what}");
+                            if i >= 4 {
+                                assert_eq!(got4[i - 4][r].to_bits(), want, "{what} (x4)");
+                            }
                         }
                     }
                 }
@@ -565,7 +568,7 @@ fn sixteen_row_tiles_unpack_as_the_reference_and_give_the_wide_kernels_bits() {
         }
     }
     if cfg!(target_arch = "x86_64") && Kernels::for_isa(Isa::Avx512).is_ok() {
-        assert!(seen > 0, "no tile kernels in the AVX-512 table");
+        assert!(seen >= 2, "the AVX-512 table has both orders' Q6_K tiles");
     }
 }
 

@@ -771,7 +771,7 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                     vec_dot_x4: Some(|w, a| unsafe {
                         q6k::vec_dot_q6_k_wide_x4(cast(w), a.map(cast))
                     }),
-                    tile16: Some(super::x86_avx2_q6k_x16::tile16_path()),
+                    tile16: Some(super::x86_avx2_q6k_x16::tile16_path(TILED_MIN_TOKENS)),
                 });
                 t.dequantize = |w, o| unsafe { kdequant::dequantize_q6_k(cast(w), o) };
             }

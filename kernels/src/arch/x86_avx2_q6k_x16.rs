@@ -221,11 +221,12 @@ pub(crate) fn in_fours(
     out
 }
 
-/// The AVX2 table's sixteen-row Q6_K path.
-pub(crate) fn tile16_path() -> Tile16Path {
+/// The AVX2 table's sixteen-row Q6_K path, from `min_tokens` tokens.
+pub(crate) fn tile16_path(min_tokens: usize) -> Tile16Path {
     // SAFETY (every closure): reachable only through a table for an ISA that has AVX2, FMA
     // and F16C (see `x86_avx2::install`).
     Tile16Path {
+        min_tokens,
         block_bytes: std::mem::size_of::<BlockQ6Kx16>(),
         unpack: |w, nb, out| unsafe { unpack_q6_k_x16(cast(w), nb, cast_mut(out)) },
         x8: |w, a| in_fours(a, |a| unsafe { q6_k_x16_wide::<4>(cast(w), a.map(cast)) }),

@@ -32,7 +32,7 @@ use super::x86_avx2_q6k;
 use super::x86_avx512_int8_x8::{q5_0_x8_x1, q5_0_x8_xn};
 use super::x86_avx512_q4k_x16::q4_k_x16;
 use super::x86_avx512_q5_0_ref_x8::{q5_0_ref_x8_x1, q5_0_ref_x8_xn};
-use super::x86_avx512_q6k_x16::{q6_k_x16_wide, unpack_q6_k_x16};
+use super::x86_avx512_q6k_x16::{q6_k_x16_gemv_tokens, q6_k_x16_wide, unpack_q6_k_x16};
 use super::x86_avx512_q8_0_x8::{q8_0_x8_x1, q8_0_x8_xn};
 use super::x86_avx512_x16_tokens::{q5_0_ref_x16_xn, q8_0_x16_xn};
 use crate::quant::q4_k_x8::BlockQ4Kx8;
@@ -430,12 +430,22 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                     wide.vec_dot_x4 =
                         Some(|w, a| unsafe { vec_dot_q6_k_wide_x4(cast(w), a.map(cast)) });
                     wide.tile16 = Some(Tile16Path {
+                        min_tokens: wide.min_tokens,
                         block_bytes: std::mem::size_of::<BlockQ6Kx16>(),
                         unpack: |w, nb, out| unsafe { unpack_q6_k_x16(cast(w), nb, cast_mut(out)) },
                         x8: |w, a| unsafe { q6_k_x16_wide::<8>(cast(w), a.map(cast)) },
                         x4: |w, a| unsafe { q6_k_x16_wide::<4>(cast(w), a.map(cast)) },
                     });
                 }
+                // The one-token order's tiles, for batch-invariant batches (served prompts):
+                // from 16 tokens, where unpacking a tile costs a few tokens' passes.
+                t.tile16 = Some(Tile16Path {
+                    min_tokens: 16,
+                    block_bytes: std::mem::size_of::<BlockQ6Kx16>(),
+                    unpack: |w, nb, out| unsafe { unpack_q6_k_x16(cast(w), nb, cast_mut(out)) },
+                    x8: |w, a| unsafe { q6_k_x16_gemv_tokens::<8>(cast(w), a.map(cast)) },
+                    x4: |w, a| unsafe { q6_k_x16_gemv_tokens::<4>(cast(w), a.map(cast)) },
+                });
             }
             _ => {}
         }

@@ -163,3 +163,75 @@ pub(crate) fn q6_k_x16_wide<const N: usize>(
     }
     out
 }
+
+/// `out[r]` = row r of the unpacked tile `w` · `a`, bit-identical to `vec_dot_q6_k` (ggml's
+/// one-token order) on row r: ggml's eight integer lanes per row — lane l sums values 4l..4l + 4
+/// of every 32 times their sub-block's scale, minus 32·(sc₂ₗ·bsum₂ₗ + sc₂ₗ₊₁·bsum₂ₗ₊₁) — as
+/// eight vectors of the sixteen rows, each super-block's lanes into eight float accumulators
+/// with one FMA by d·a.d, and the accumulators summed in `hsum_ps`'s tree.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q6_k_x16_gemv(w: &[BlockQ6Kx16], a: &[BlockQ8K]) -> [f32; ROWS] {
+    let mut acc = [_mm512_setzero_ps(); 8];
+    let neg32 = _mm512_set1_epi16(-32);
+    let low16 = _mm512_set1_epi32(0xffff);
+    for (x, y) in w.iter().zip(a) {
+        // SAFETY (both): 16 bytes of scales at 16j.
+        let sc = |j: usize| {
+            _mm512_cvtepi8_epi32(unsafe { _mm_loadu_si128(x.scales[ROWS * j..].as_ptr().cast()) })
+        };
+        // Lane l starts at its offset: (−32·sc₂ₗ, −32·sc₂ₗ₊₁) by (bsum₂ₗ, bsum₂ₗ₊₁).
+        let mut lanes = [_mm512_setzero_si512(); 8];
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            let pairs = _mm512_or_si512(
+                _mm512_and_si512(sc(2 * l), low16),
+                _mm512_slli_epi32::<16>(sc(2 * l + 1)),
+            );
+            let b: [i16; 2] = [y.bsums[2 * l], y.bsums[2 * l + 1]];
+            let b = _mm512_set1_epi32(bytemuck::cast(b));
+            *lane = _mm512_dpwssd_epi32(*lane, _mm512_mullo_epi16(pairs, neg32), b);
+        }
+        // Each 32 values: sub-block 2k's four dwords to lanes 0..4, 2k + 1's to lanes 4..8
+        // (written so that every lane index is a constant: the lanes stay in registers).
+        for k in 0..8 {
+            for (half, lanes) in lanes.chunks_exact_mut(4).enumerate() {
+                let j = 2 * k + half;
+                // (scale, 0) pairs: `vpdpwssd` then adds exactly Σ·scale (|Σ| ≤ 4·63·128 < 2¹⁵).
+                let s = _mm512_and_si512(sc(j), low16);
+                for (g, lane) in lanes.iter_mut().enumerate() {
+                    let at = 4 * (4 * j + g);
+                    // SAFETY: 64 bytes of qs at 16·at < 4096.
+                    let q = unsafe { _mm512_load_si512(x.qs[16 * at..].as_ptr().cast()) };
+                    let p = dpbusd_at(_mm512_setzero_si512(), q, &y.qs, at);
+                    *lane = _mm512_dpwssd_epi32(*lane, p, s);
+                }
+            }
+        }
+        // SAFETY: 16 floats, 64-byte aligned (the block is).
+        let dd = _mm512_mul_ps(unsafe { _mm512_load_ps(x.d.as_ptr()) }, _mm512_set1_ps(y.d));
+        for (acc, lane) in acc.iter_mut().zip(lanes) {
+            *acc = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(lane), *acc);
+        }
+    }
+    let s = _mm512_add_ps(
+        _mm512_add_ps(_mm512_add_ps(acc[0], acc[4]), _mm512_add_ps(acc[2], acc[6])),
+        _mm512_add_ps(_mm512_add_ps(acc[1], acc[5]), _mm512_add_ps(acc[3], acc[7])),
+    );
+    let mut out = [0f32; ROWS];
+    // SAFETY: out holds 16 floats.
+    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), s) };
+    out
+}
+
+/// [`q6_k_x16_gemv`] for `N` tokens, one after another.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(crate) fn q6_k_x16_gemv_tokens<const N: usize>(
+    w: &[BlockQ6Kx16],
+    a: [&[BlockQ8K]; N],
+) -> [[f32; ROWS]; N] {
+    let mut out = [[0f32; ROWS]; N];
+    for (o, a) in out.iter_mut().zip(a) {
+        *o = q6_k_x16_gemv(w, a);
+    }
+    out
+}
