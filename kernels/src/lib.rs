@@ -12,8 +12,8 @@
 //!   [`Kernels::active`] is the one `NANORUN_ISA` or detection picks.
 //! - `arch`: the SIMD versions (AVX2, AVX-512 VNNI, NEON dotprod).
 //! - [`matmul()`]: `out[t][r] = W[r,:]·x[t,:]` over a quantized matrix, threaded by row ranges on
-//!   a [`ThreadPool`]; batches use four-token kernels where the ISA has them, and x86 Q6_K
-//!   batches of 8+ tokens run sixteen rows at a time from a per-thread unpacked tile
+//!   a [`ThreadPool`]; batches use four-token kernels where the ISA has them, and large x86
+//!   Q6_K batches run sixteen rows at a time from a per-thread unpacked tile
 //!   ([`quant::q6_k_x16`]). [`matmul_many`]: several matrices over the same activations as one
 //!   pool op.
 //! - [`Kernels::dot_f32`], [`axpy_f32`], [`Kernels::axpy_row`]: helpers for the engine's own math.

@@ -9,9 +9,9 @@
 //! the activations are unpacked once into signed bytes and f32 scales, and each weight block is
 //! decoded once per group of eight, four or two tokens (Q5_0 batches of 64 or more unpack each
 //! tile of rows once instead). Either way a token's result is bit-identical to a batch of one.
-//! Matrices repacked with eight rows interleaved take `matmul_interleaved.rs`'s tiles; wide
-//! batches of a type with a `Tile16Path` (x86 Q6_K) take `matmul_tile16.rs`'s, sixteen rows
-//! unpacked once per tile.
+//! Matrices repacked with eight rows interleaved take `matmul_interleaved.rs`'s tiles; large
+//! batches of a type with a `Tile16Path` (x86 Q6_K: wide batches, and on AVX-512 batch-invariant
+//! ones of 16+ tokens) take `matmul_tile16.rs`'s, sixteen rows unpacked once per tile.
 
 use nanorun_formats::GgmlType;
 
