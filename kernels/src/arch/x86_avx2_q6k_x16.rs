@@ -116,20 +116,20 @@ pub(crate) fn dword_at(q: &[i8; 256], at: usize) -> __m256i {
 /// first activation byte.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn sub_block_avx2(w: &[__m256i; 4], sc: __m256i, q: &[i8; 256], at: usize) -> __m256i {
+fn sub_block_avx2(w: &[__m256i; 4], sc: __m256i, q: &[i8; 256], at: usize) -> __m256i {
     let p = |g: usize| _mm256_maddubs_epi16(w[g], dword_at(q, at + 4 * g));
     let p01 = _mm256_add_epi16(p(0), p(1));
     let p23 = _mm256_add_epi16(p(2), p(3));
     _mm256_add_epi32(_mm256_madd_epi16(p01, sc), _mm256_madd_epi16(p23, sc))
 }
 
-/// A row's sub-block scales as [`sub_block_avx2`] takes them: each in both i16 halves.
+/// Each dword's low i16 from `lo` and high i16 from `hi` (both i16-range values in i32 lanes).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) fn scale_pairs(sc32: __m256i) -> __m256i {
+fn i16_pairs(lo: __m256i, hi: __m256i) -> __m256i {
     _mm256_or_si256(
-        _mm256_and_si256(sc32, _mm256_set1_epi32(0xffff)),
-        _mm256_slli_epi32::<16>(sc32),
+        _mm256_and_si256(lo, _mm256_set1_epi32(0xffff)),
+        _mm256_slli_epi32::<16>(hi),
     )
 }
 
@@ -159,11 +159,7 @@ pub(crate) fn q6_k_x16_with<const N: usize>(
             // −32·Σⱼ scⱼ·bsumⱼ: sub-blocks 2m and 2m + 1 at once, (−32·sc) pairs by bsum pairs.
             let mut sumi = [_mm256_setzero_si256(); N];
             for m in 0..8 {
-                let pairs = _mm256_or_si256(
-                    _mm256_and_si256(sc(2 * m), _mm256_set1_epi32(0xffff)),
-                    _mm256_slli_epi32::<16>(sc(2 * m + 1)),
-                );
-                let pairs = _mm256_mullo_epi16(pairs, neg32);
+                let pairs = _mm256_mullo_epi16(i16_pairs(sc(2 * m), sc(2 * m + 1)), neg32);
                 for t in 0..N {
                     let b: [i16; 2] = [y[t].bsums[2 * m], y[t].bsums[2 * m + 1]];
                     let off = _mm256_madd_epi16(pairs, _mm256_set1_epi32(bytemuck::cast(b)));
@@ -204,7 +200,8 @@ pub(crate) fn q6_k_x16_wide<const N: usize>(
     q6_k_x16_with(
         w,
         a,
-        |s| scale_pairs(s),
+        // (Each row's scale in both halves of its dword, for `vpmaddwd`.)
+        |s| i16_pairs(s, s),
         |q, s, y, at| sub_block_avx2(q, s, y, at),
     )
 }

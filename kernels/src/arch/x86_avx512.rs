@@ -40,7 +40,7 @@ use crate::quant::q6_k_x16::BlockQ6Kx16;
 use crate::quant::{BlockQ4_0, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0};
 use crate::traits::{
     cast, cast_mut, Int8Path, Int8Row, Interleaved8Batch, Interleaved8Path, ReferenceKernels,
-    Tile16Path, TokenPairs, TypeTraits,
+    Tile16Fn, Tile16Path, TokenPairs, TypeTraits,
 };
 
 /// `lo` in the low 256 bits, `hi` in the high.
@@ -407,6 +407,18 @@ fn halves<B: bytemuck::Pod>(w: &[u8]) -> [&[B]; 2] {
     [cast(lo), cast(hi)]
 }
 
+/// Q6_K's sixteen-row tiles (`x86_avx512_q6k_x16`'s unpacker) with the kernels of one order.
+fn q6_k_tiles(min_tokens: usize, x8: Tile16Fn<8>, x4: Tile16Fn<4>) -> Tile16Path {
+    Tile16Path {
+        min_tokens,
+        block_bytes: std::mem::size_of::<BlockQ6Kx16>(),
+        // SAFETY: built only by `install`, for the AVX-512 table (see there).
+        unpack: |w, nb, out| unsafe { unpack_q6_k_x16(cast(w), nb, cast_mut(out)) },
+        x8,
+        x4,
+    }
+}
+
 /// Start from the AVX2 kernels, then swap in the AVX-512 ones.
 pub(crate) fn install(table: &mut [TypeTraits]) {
     x86_avx2::install(table);
@@ -429,23 +441,19 @@ pub(crate) fn install(table: &mut [TypeTraits]) {
                     wide.vec_dot = |w, a| unsafe { vec_dot_q6_k_wide(cast(w), cast(a)) };
                     wide.vec_dot_x4 =
                         Some(|w, a| unsafe { vec_dot_q6_k_wide_x4(cast(w), a.map(cast)) });
-                    wide.tile16 = Some(Tile16Path {
-                        min_tokens: wide.min_tokens,
-                        block_bytes: std::mem::size_of::<BlockQ6Kx16>(),
-                        unpack: |w, nb, out| unsafe { unpack_q6_k_x16(cast(w), nb, cast_mut(out)) },
-                        x8: |w, a| unsafe { q6_k_x16_wide::<8>(cast(w), a.map(cast)) },
-                        x4: |w, a| unsafe { q6_k_x16_wide::<4>(cast(w), a.map(cast)) },
-                    });
+                    wide.tile16 = Some(q6_k_tiles(
+                        wide.min_tokens,
+                        |w, a| unsafe { q6_k_x16_wide::<8>(cast(w), a.map(cast)) },
+                        |w, a| unsafe { q6_k_x16_wide::<4>(cast(w), a.map(cast)) },
+                    ));
                 }
                 // The one-token order's tiles, for batch-invariant batches (served prompts):
                 // from 16 tokens, where unpacking a tile costs a few tokens' passes.
-                t.tile16 = Some(Tile16Path {
-                    min_tokens: 16,
-                    block_bytes: std::mem::size_of::<BlockQ6Kx16>(),
-                    unpack: |w, nb, out| unsafe { unpack_q6_k_x16(cast(w), nb, cast_mut(out)) },
-                    x8: |w, a| unsafe { q6_k_x16_gemv_tokens::<8>(cast(w), a.map(cast)) },
-                    x4: |w, a| unsafe { q6_k_x16_gemv_tokens::<4>(cast(w), a.map(cast)) },
-                });
+                t.tile16 = Some(q6_k_tiles(
+                    16,
+                    |w, a| unsafe { q6_k_x16_gemv_tokens::<8>(cast(w), a.map(cast)) },
+                    |w, a| unsafe { q6_k_x16_gemv_tokens::<4>(cast(w), a.map(cast)) },
+                ));
             }
             _ => {}
         }
