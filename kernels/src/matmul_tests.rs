@@ -9,9 +9,28 @@ fn reference(w: &QMatrix<'_>, x: &[f32], n_tokens: usize) -> Vec<f32> {
     // Dequantized W times the scalar-quantized-then-dequantized activations is not what the
     // kernels compute; the oracle is the scalar vec_dot, row by row.
     let k = Kernels::for_isa(Isa::Scalar).unwrap();
-    let wt = k.traits(w.ty).unwrap();
-    let at = k.traits(wt.vec_dot_type).unwrap();
-    let w_row = wt.row_bytes(w.cols).unwrap();
+    let (wt, at) = (k.traits(w.ty).unwrap(), vec_dot_traits(k, w.ty));
+    row_dots(k, w, x, n_tokens, |row, a| {
+        wt.vec_dot(at, w.cols, row, a).unwrap()
+    })
+}
+
+/// The traits of `ty`'s activation type in `k`.
+fn vec_dot_traits(k: &Kernels, ty: GgmlType) -> &TypeTraits {
+    k.traits(k.traits(ty).unwrap().vec_dot_type).unwrap()
+}
+
+/// `out[t·rows + r] = dot(row r of W, token t)`, each token quantized with `k`'s quantizer for
+/// W's activation type.
+fn row_dots(
+    k: &Kernels,
+    w: &QMatrix<'_>,
+    x: &[f32],
+    n_tokens: usize,
+    dot: impl Fn(&[u8], &[u8]) -> f32,
+) -> Vec<f32> {
+    let at = vec_dot_traits(k, w.ty);
+    let w_row = k.traits(w.ty).unwrap().row_bytes(w.cols).unwrap();
     let a_row = at.row_bytes(w.cols).unwrap();
     let mut out = vec![0.0; n_tokens * w.rows];
     let mut a = vec![0u64; a_row.div_ceil(8)];
@@ -20,9 +39,7 @@ fn reference(w: &QMatrix<'_>, x: &[f32], n_tokens: usize) -> Vec<f32> {
         at.quantize_row(&x[t * w.cols..(t + 1) * w.cols], ab)
             .unwrap();
         for r in 0..w.rows {
-            out[t * w.rows + r] = wt
-                .vec_dot(at, w.cols, &w.data[r * w_row..(r + 1) * w_row], ab)
-                .unwrap();
+            out[t * w.rows + r] = dot(&w.data[r * w_row..(r + 1) * w_row], ab);
         }
     }
     out
@@ -128,21 +145,9 @@ fn a_wide_batch_gets_each_rows_wide_kernel_bits() {
         let Some(wide) = k.traits(ty).unwrap().wide().copied() else {
             continue;
         };
-        let at = *k.traits(GgmlType::Q8_K).unwrap();
-        let w_row = ty.row_bytes(cols as u64).unwrap() as usize;
         for n_tokens in [wide.min_tokens, 11, 21] {
             let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.normal()).collect();
-            let mut want = vec![0.0; n_tokens * rows];
-            for t in 0..n_tokens {
-                let mut a = vec![0u64; at.row_bytes(cols).unwrap().div_ceil(8)];
-                let a =
-                    &mut bytemuck::cast_slice_mut::<u64, u8>(&mut a)[..at.row_bytes(cols).unwrap()];
-                at.quantize_row(&x[t * cols..(t + 1) * cols], a).unwrap();
-                for r in 0..rows {
-                    let row = &data.bytes()[r * w_row..(r + 1) * w_row];
-                    want[t * rows + r] = (wide.vec_dot_fn())(row, a);
-                }
-            }
+            let want = row_dots(k, &w, &x, n_tokens, wide.vec_dot_fn());
             for threads in [1, 2, 3] {
                 let pool = ThreadPool::new(threads);
                 let mut out = vec![f32::NAN; n_tokens * rows];
