@@ -171,13 +171,18 @@ fn alone(model: &Model, tokens: &[u32], invariant: bool) -> Vec<f32> {
 fn alone_in(model: &Model, mut kv: KvCache, tokens: &[u32], invariant: bool) -> Vec<f32> {
     let mut st = ForwardState::new(2);
     st.set_batch_invariant(invariant);
+    prefill(model, &mut kv, &mut st, tokens)
+}
+
+/// Logits of `tokens` as a new sequence (id 3) of `kv` in one batch, every position.
+fn prefill(model: &Model, kv: &mut KvCache, st: &mut ForwardState, tokens: &[u32]) -> Vec<f32> {
     kv.add_sequence(3).unwrap();
     kv.grow_to(3, tokens.len()).unwrap();
     let mut batch = Batch::new();
     for (i, &t) in tokens.iter().enumerate() {
         batch.push(t, i, 3, true);
     }
-    model.forward(&batch, &mut kv, &mut st).unwrap().to_vec()
+    model.forward(&batch, kv, st).unwrap().to_vec()
 }
 
 /// Sequences A and B interleaved in one batch, in two steps so that the second step mixes a
@@ -269,12 +274,7 @@ fn in_ffn_slices(model: &Model, tokens: &[u32], invariant: bool, slice: usize) -
     let mut st = ForwardState::new(2);
     st.set_batch_invariant(invariant);
     st.set_ffn_slice(slice);
-    let mut kv = cache(model);
-    kv.add_sequence(5).unwrap();
-    kv.grow_to(5, tokens.len()).unwrap();
-    let mut batch = Batch::new();
-    batch.push_sequence(tokens, 0, 5, true);
-    model.forward(&batch, &mut kv, &mut st).unwrap().to_vec()
+    prefill(model, &mut cache(model), &mut st, tokens)
 }
 
 #[test]
@@ -310,11 +310,7 @@ fn the_ffn_in_slices_gives_the_bits_of_one_batch() {
 fn on_threads(model: &Model, tokens: &[u32], split: usize, threads: usize) -> Vec<f32> {
     let mut st = ForwardState::new(threads);
     let mut kv = cache_of(model, CacheType::F16);
-    kv.add_sequence(3).unwrap();
-    kv.grow_to(3, split).unwrap();
-    let mut batch = Batch::new();
-    batch.push_sequence(&tokens[..split], 0, 3, true);
-    let mut out = model.forward(&batch, &mut kv, &mut st).unwrap().to_vec();
+    let mut out = prefill(model, &mut kv, &mut st, &tokens[..split]);
     for (pos, &t) in tokens.iter().enumerate().skip(split) {
         kv.grow_to(3, pos + 1).unwrap();
         let mut batch = Batch::new();
